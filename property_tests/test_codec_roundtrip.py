@@ -1,0 +1,65 @@
+"""Round trips through the one serializer: ``decode(encode(x)) == x`` for every line kind."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from allsmi.adapters import codec
+from allsmi.domain.model import (
+    Chassis,
+    Cpu,
+    Frame,
+    Gpu,
+    GpuProcess,
+    Header,
+    IndexLine,
+    Memory,
+    Storage,
+)
+
+from .strategies import frames, headers, index_lines
+
+
+@given(frames)
+def test_frame_round_trips_through_a_line(frame: Frame) -> None:
+    line = codec.encode_line(frame)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert codec.decode_line(line, 1) == frame
+
+
+@given(headers)
+def test_header_round_trips_through_a_line(header: Header) -> None:
+    assert codec.decode_line(codec.encode_line(header), 1) == header
+
+
+@given(index_lines)
+def test_index_line_round_trips_through_a_line(index: IndexLine) -> None:
+    assert codec.decode_line(codec.encode_line(index), 1) == index
+
+
+@given(frames)
+def test_slice_of_a_frame_line_gives_its_time_and_seq(frame: Frame) -> None:
+    info = codec.slice_line(codec.encode_line(frame))
+    assert info == codec.LineInfo(codec.KIND_DATA, frame.t_ms, frame.seq)
+
+
+@given(index_lines)
+def test_slice_of_an_index_line_gives_its_time_and_seq(index: IndexLine) -> None:
+    info = codec.slice_line(codec.encode_line(index))
+    assert info == codec.LineInfo(codec.KIND_INDEX, index.t_ms, index.seq)
+
+
+@given(
+    st.one_of(
+        st.from_type(Gpu),
+        st.from_type(Cpu),
+        st.from_type(Memory),
+        st.from_type(Chassis),
+        st.from_type(GpuProcess),
+        st.from_type(Storage),
+    )
+)
+def test_every_row_class_round_trips_through_the_converter(row: object) -> None:
+    data = codec.converter.unstructure(row)
+    assert codec.converter.structure(data, type(row)) == row

@@ -1,0 +1,1 @@
+"""adapters layer of allsmi (see README, Architecture)."""

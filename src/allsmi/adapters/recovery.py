@@ -1,0 +1,138 @@
+"""Sequential decoding of a stored recording file, whatever its codec and condition.
+
+Used where a whole file is read front to back: finding where a restarted recorder resumes
+``seq``, and the tests that check what the sink wrote. The codec comes from the magic bytes,
+never the name. A truncated compressed tail (a crash, or a file still being written) ends
+the stream quietly after the last complete line; a torn last line is dropped; a line over
+16 MiB is skipped whole rather than buffered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Final
+
+import zstandard
+
+from allsmi.adapters import codec, seektable
+from allsmi.domain.segments import numbered_segments
+
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC: Final = b"\x1f\x8b"
+MAX_LINE: Final = 16 * 1024 * 1024
+MAX_WINDOW: Final = 128 * 1024 * 1024
+_READ: Final = 1 << 20
+
+
+def sniff(head: bytes) -> str:
+    """``zstd``, ``gzip`` or ``none`` from a file's first bytes (skippable frames = zstd)."""
+    if head.startswith(ZSTD_MAGIC) or seektable.read_head(head) is not None:
+        return "zstd"
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    return "none"
+
+
+def _decoded_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    kind = sniff(fh.read(8))
+    fh.seek(0)
+    if kind == "zstd":
+        dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+        reader = dctx.stream_reader(fh, read_across_frames=True, closefd=False)
+        yield from _read_until_error(reader, (zstandard.ZstdError,))
+    elif kind == "gzip":
+        yield from _read_until_error(gzip.GzipFile(fileobj=fh), (EOFError, OSError, zlib.error))
+    else:
+        yield from _read_until_error(fh, ())
+
+
+def _read_until_error(
+    reader: io.RawIOBase | io.BufferedIOBase | BinaryIO, errors: tuple[type[Exception], ...]
+) -> Iterator[bytes]:
+    while True:
+        try:
+            block = reader.read(_READ)
+        except errors:
+            return  # a truncated or damaged tail: keep what came before
+        if not block:
+            return
+        yield block
+
+
+def iter_lines(path: Path) -> Iterator[bytes]:
+    """Every complete line of ``path`` (without ``\\n``), decoded; torn tail dropped."""
+    with open(path, "rb") as fh:
+        pending = bytearray()
+        skipping = False
+        for block in _decoded_chunks(fh):
+            start = 0
+            while True:
+                nl = block.find(b"\n", start)
+                if nl < 0:
+                    if not skipping:
+                        pending += block[start:]
+                        if len(pending) > MAX_LINE:
+                            pending.clear()
+                            skipping = True
+                    break
+                if not skipping:
+                    pending += block[start:nl]
+                    yield bytes(pending)
+                pending.clear()
+                skipping = False
+                start = nl + 1
+
+
+def last_seq_in_file(path: Path) -> int | None:
+    """The highest data-frame ``seq`` in one file; the footer answers in O(1) if present."""
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size >= seektable.TRAILER_SIZE:
+            fh.seek(size - seektable.TRAILER_SIZE)
+            table_at = seektable.decode_trailer(fh.read(seektable.TRAILER_SIZE))
+            table = _table_at(fh, table_at, size) if table_at is not None else None
+            if table is not None:
+                return table.last_seq
+    best: int | None = None
+    for raw in iter_lines(path):
+        info = codec.slice_line(raw)
+        if info is not None and info.kind == codec.KIND_DATA and info.seq is not None:
+            best = info.seq if best is None else max(best, info.seq)
+    return best
+
+
+def _table_at(fh: BinaryIO, offset: int, size: int) -> seektable.Table | None:
+    if not 0 <= offset < size - seektable.TRAILER_SIZE:
+        return None
+    fh.seek(offset)
+    head = seektable.read_head(fh.read(8))
+    if head is None or head[0] != seektable.TABLE_MAGIC or head[1] > seektable.MAX_TABLE_PAYLOAD:
+        return None
+    return seektable.decode_table(fh.read(head[1]))
+
+
+def set_files(active: Path) -> list[Path]:
+    """The files of the rotated set named ``active``, oldest first, the active one last."""
+    try:
+        names = os.listdir(active.parent)
+    except OSError:
+        return []
+    files = [active.parent / name for _, name in numbered_segments(active.name, names)]
+    if active.exists():
+        files.append(active)
+    return files
+
+
+def last_seq_of_set(active: Path) -> int:
+    """Where a restarted recorder resumes: the newest file's highest ``seq`` (−1 if none)."""
+    for path in reversed(set_files(active)):
+        seq = last_seq_in_file(path)
+        if seq is not None:
+            return seq
+    return -1

@@ -1,0 +1,139 @@
+"""The zstd seek table of a recording (DESIGN.md §4): markers, footer table and trailer.
+
+All three are zstd *skippable frames* (RFC 8878 §3.1.2): a little-endian u32 magic in
+0x184D2A50..0x184D2A5F, a u32 payload size, then the payload. ``zstd -d`` and every zstd
+decoder skip them, so a recording stays a plain ``.ndjson.zst`` to every tool. We use three
+of the sixteen magics, one per role:
+
+- **marker** (before each chunk): JSON ``{"seq":S,"t":"…","prev":P}`` — the chunk's first
+  data frame and the offset of the previous marker (``-1`` for the first), so a reader that
+  finds the last marker can walk back over every chunk without decompressing anything.
+- **table** (on clean close): JSON ``{"chunks":[[offset,seq,t_ms,frames],…],"last_seq":…,
+  "last_t":…}`` where ``offset`` is where the chunk's zstd frame starts.
+- **trailer** (the last 16 bytes of a cleanly closed file): payload ``u64`` offset of the
+  table frame. A reader opens such a file in O(1).
+
+Offsets read from a file are never trusted blindly: the bytes there must carry the expected
+magic and decode (see the reader).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import attrs
+import orjson
+
+from allsmi.domain.parse import format_rfc3339_ms, parse_rfc3339_ms
+
+MARKER_MAGIC: Final = 0x184D2A5A
+TABLE_MAGIC: Final = 0x184D2A5B
+TRAILER_MAGIC: Final = 0x184D2A5C
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+TRAILER_SIZE: Final = 16
+MAX_MARKER_PAYLOAD: Final = 256
+MAX_TABLE_PAYLOAD: Final = 64 * 1024 * 1024
+
+_HEAD = struct.Struct("<II")
+_TRAILER = struct.Struct("<IIQ")
+
+
+@attrs.frozen
+class Marker:
+    seq: int
+    t_ms: int
+    prev: int  # offset of the previous marker, -1 for the first of the segment
+
+
+@attrs.frozen
+class ChunkEntry:
+    offset: int  # where the chunk's zstd frame starts in the stored file
+    seq: int  # first data frame of the chunk
+    t_ms: int
+    frames: int
+
+
+@attrs.frozen
+class Table:
+    chunks: tuple[ChunkEntry, ...]
+    last_seq: int
+    last_t_ms: int
+
+
+def skippable(magic: int, payload: bytes) -> bytes:
+    return _HEAD.pack(magic, len(payload)) + payload
+
+
+def encode_marker(marker: Marker) -> bytes:
+    payload = orjson.dumps(
+        {"seq": marker.seq, "t": format_rfc3339_ms(marker.t_ms), "prev": marker.prev}
+    )
+    return skippable(MARKER_MAGIC, payload)
+
+
+def encode_table(table: Table) -> bytes:
+    payload = orjson.dumps(
+        {
+            "chunks": [[c.offset, c.seq, c.t_ms, c.frames] for c in table.chunks],
+            "last_seq": table.last_seq,
+            "last_t": table.last_t_ms,
+        }
+    )
+    return skippable(TABLE_MAGIC, payload)
+
+
+def encode_trailer(table_offset: int) -> bytes:
+    return _TRAILER.pack(TRAILER_MAGIC, 8, table_offset)
+
+
+def read_head(data: bytes) -> tuple[int, int] | None:
+    """(magic, payload size) of a skippable frame header, or None if ``data`` is not one."""
+    if len(data) < _HEAD.size:
+        return None
+    magic, size = _HEAD.unpack_from(data)
+    if magic & 0xFFFFFFF0 != 0x184D2A50:
+        return None
+    return magic, size
+
+
+def decode_trailer(data: bytes) -> int | None:
+    """The table offset from a file's last 16 bytes, or None if they are not our trailer."""
+    if len(data) != TRAILER_SIZE:
+        return None
+    magic, size, offset = _TRAILER.unpack(data)
+    if magic != TRAILER_MAGIC or size != 8:
+        return None
+    return int(offset)
+
+
+def decode_marker(payload: bytes) -> Marker | None:
+    try:
+        obj = orjson.loads(payload)
+        seq, t, prev = obj["seq"], obj["t"], obj["prev"]
+        if not (_is_int(seq) and _is_int(prev) and isinstance(t, str)) or seq < 0:
+            return None
+        return Marker(seq=seq, t_ms=parse_rfc3339_ms(t), prev=prev)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def decode_table(payload: bytes) -> Table | None:
+    try:
+        obj = orjson.loads(payload)
+        chunks = tuple(
+            ChunkEntry(offset=o, seq=s, t_ms=t, frames=n)
+            for o, s, t, n in obj["chunks"]
+            if all(_is_int(v) and v >= 0 for v in (o, s, t, n))
+        )
+        if len(chunks) != len(obj["chunks"]) or not _is_int(obj["last_seq"]):
+            return None
+        if not _is_int(obj["last_t"]):
+            return None
+        return Table(chunks=chunks, last_seq=obj["last_seq"], last_t_ms=obj["last_t"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,341 @@
+"""The rotating compressed sink: how a recording reaches the disk (DESIGN.md §4, writing).
+
+Theory of operation. A recording is a set of *segments* (the active file plus rotated,
+numbered ones). A segment is a sequence of *chunks*; a chunk is one independent
+compression unit (a zstd frame, a gzip member, or a run of plain lines) that begins with an
+index line naming its first data frame and its own stored offset; the first chunk of a
+segment starts with the header line. A chunk ends after 1000 data frames or 8 MiB of
+uncompressed lines. For zstd, a skippable *marker* frame precedes each chunk and a clean
+close appends the *table* and *trailer* (see :mod:`allsmi.adapters.seektable`).
+
+Rules this module obeys:
+- Every segment starts with a header and holds at least one data frame: a segment is
+  opened lazily by the first frame written to it.
+- Bytes reach the OS only through :meth:`RecordingSink.flush` (the recorder calls it so
+  that every frame is handed over within a second of its collection) and on chunk ends.
+  zstd flushes with ``FLUSH_BLOCK``, gzip with ``Z_SYNC_FLUSH``: a reader decodes every
+  flushed frame even when the chunk was never finished (a crash, or still recording).
+- Rotation counts *stored* bytes and is checked after each flush. Files are created 0600
+  with ``O_NOFOLLOW``; a symlink at any path written, rotation targets included, is refused.
+- At most ``max_files`` files of the set exist, the active one included; the oldest
+  numbered segments are evicted first. ``max_files == 1`` keeps the active file only.
+- Any OS error becomes one :class:`SinkFailed` line; what was flushed before stays readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import zlib
+from pathlib import Path
+from typing import Final, Protocol
+
+import attrs
+import zstandard
+
+from allsmi.adapters import codec, seektable
+from allsmi.adapters.files import describe_os_error, open_private, refuse_symlink
+from allsmi.domain.errors import SinkFailed, UsageError
+from allsmi.domain.model import Header, IndexLine
+from allsmi.domain.segments import numbered_segments, segment_name
+
+CHUNK_MAX_FRAMES: Final = 1000
+CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+ZSTD_LEVEL: Final = 3
+GZIP_LEVEL: Final = 6
+
+
+class Codec(enum.Enum):
+    ZSTD = "zstd"
+    GZIP = "gzip"
+    NONE = "none"
+
+
+def codec_for(path: Path, override: str | None) -> Codec:
+    """``--compress`` wins; otherwise the extension (``.zst``, ``.gz``), else none."""
+    if override:
+        try:
+            return Codec(override)
+        except ValueError:
+            raise UsageError(f"unknown --compress {override!r}: use zstd, gzip or none") from None
+    name = path.name.lower()
+    if name.endswith(".zst"):
+        return Codec.ZSTD
+    if name.endswith(".gz"):
+        return Codec.GZIP
+    return Codec.NONE
+
+
+class _Encoder(Protocol):
+    """One chunk's compressor: bytes in, stored bytes out."""
+
+    def write(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class _ZstdEncoder:
+    def __init__(self, cctx: zstandard.ZstdCompressor) -> None:
+        self._obj = cctx.compressobj()
+
+    def write(self, data: bytes) -> bytes:
+        return self._obj.compress(data)
+
+    def flush(self) -> bytes:
+        return self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+    def finish(self) -> bytes:
+        return self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+
+
+class _GzipEncoder:
+    def __init__(self) -> None:
+        # wbits 31: a gzip member (RFC 1952) with mtime 0, so output is reproducible.
+        self._obj = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> bytes:
+        return self._obj.compress(data)
+
+    def flush(self) -> bytes:
+        return self._obj.flush(zlib.Z_SYNC_FLUSH)
+
+    def finish(self) -> bytes:
+        return self._obj.flush(zlib.Z_FINISH)
+
+
+class _PlainEncoder:
+    def write(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+    def finish(self) -> bytes:
+        return b""
+
+
+@attrs.frozen
+class SinkConfig:
+    path: Path
+    codec: Codec
+    max_size: int = 100 * 1024 * 1024  # stored bytes per segment; 0 = never rotate
+    max_files: int = 10
+    chunk_max_frames: int = CHUNK_MAX_FRAMES
+    chunk_max_bytes: int = CHUNK_MAX_BYTES
+
+
+@attrs.define
+class SinkStats:
+    frames: int = 0
+    stored_bytes: int = 0  # bytes handed to the OS, all segments of this run
+    raw_bytes: int = 0  # uncompressed line bytes
+    segments: int = 0
+    rotations: int = 0
+
+
+@attrs.define
+class _Chunk:
+    offset: int  # stored offset where the chunk's compression unit begins
+    seq: int
+    t_ms: int
+    encoder: _Encoder
+    frames: int = 0
+    raw_bytes: int = 0
+
+
+class RecordingSink:
+    """Writes data lines into the rotated, chunked, compressed set at ``config.path``."""
+
+    def __init__(self, config: SinkConfig, header: Header) -> None:
+        if config.max_files < 1:
+            raise UsageError("--max-files must be at least 1")
+        self.config = config
+        self.header = header
+        self.stats = SinkStats()
+        self._fd: int | None = None
+        self._offset = 0  # stored bytes in the active segment
+        self._pending = bytearray()  # stored bytes not yet handed to the OS
+        self._chunk: _Chunk | None = None
+        self._chunks: list[seektable.ChunkEntry] = []
+        self._last_marker = -1
+        self._last: tuple[int, int] | None = None  # (seq, t_ms) of the last frame written
+        self._header_pending = b""  # the header line, until the segment's first chunk opens
+        self._rotate_due = False  # the active segment is full; rotate before the next frame
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+        refuse_symlink(config.path)
+
+    # ----------------------------------------------------------------- public API
+
+    def append(self, line: bytes, seq: int, t_ms: int) -> None:
+        """Add one encoded data line (with its ``\\n``) as frame ``seq`` at time ``t_ms``."""
+        if len(line) > MAX_LINE_BYTES:
+            raise SinkFailed(f"frame {seq} is {len(line)} bytes, over the 16 MiB line limit")
+        if self._fd is None:
+            if self._rotate_due:
+                self._rotate_active()
+                self._rotate_due = False
+                self.stats.rotations += 1
+            self._open_segment()
+        chunk = self._chunk
+        if chunk is not None and (
+            chunk.frames >= self.config.chunk_max_frames
+            or chunk.raw_bytes + len(line) > self.config.chunk_max_bytes
+        ):
+            self._end_chunk()
+            chunk = None
+        if chunk is None:
+            chunk = self._begin_chunk(seq, t_ms)
+        self._pending += chunk.encoder.write(line)
+        chunk.frames += 1
+        chunk.raw_bytes += len(line)
+        self.stats.frames += 1
+        self.stats.raw_bytes += len(line)
+        self._last = (seq, t_ms)
+
+    def flush(self) -> None:
+        """Hand every frame appended so far to the OS; rotate if the segment is full."""
+        if self._chunk is not None:
+            self._pending += self._chunk.encoder.flush()
+        self._write_pending()
+        if self.config.max_size and self._offset >= self.config.max_size:
+            # The full segment is closed now (footer and all) but renamed only when the
+            # next frame arrives, so the newest data is always in the active file.
+            self._close_segment()
+            self._rotate_due = True
+
+    def close(self) -> None:
+        """Finish the chunk, write the footer (zstd), close the file. Idempotent."""
+        self._close_segment()
+
+    @property
+    def active_bytes(self) -> int:
+        return self._offset + len(self._pending)
+
+    # ----------------------------------------------------------------- segments
+
+    def prepare_existing(self) -> None:
+        """A restart on an existing path: rotate the old active file out of the way first."""
+        path = self.config.path
+        refuse_symlink(path)
+        if path.exists():
+            self._rotate_active()
+
+    def _open_segment(self) -> None:
+        self._fd = open_private(self.config.path, exclusive=True)
+        self._offset = 0
+        self._chunks = []
+        self._last_marker = -1
+        self.stats.segments += 1
+        # The header line travels inside the segment's first chunk, before its index line.
+        self._header_pending = codec.encode_line(self.header)
+
+    def _begin_chunk(self, seq: int, t_ms: int) -> _Chunk:
+        if self.config.codec is Codec.ZSTD:
+            marker_at = self._offset + len(self._pending)
+            self._pending += seektable.encode_marker(
+                seektable.Marker(seq=seq, t_ms=t_ms, prev=self._last_marker)
+            )
+            self._last_marker = marker_at
+        offset = self._offset + len(self._pending)
+        chunk = _Chunk(offset=offset, seq=seq, t_ms=t_ms, encoder=self._new_encoder())
+        first, self._header_pending = self._header_pending, b""
+        if self.config.codec is Codec.NONE and first:
+            # Plain files: the index line's offset is the index line's own offset.
+            chunk.offset = offset + len(first)
+        index = codec.encode_line(IndexLine(t_ms=t_ms, seq=seq, byte_offset=chunk.offset))
+        self._pending += chunk.encoder.write(first + index)
+        chunk.raw_bytes += len(first) + len(index)
+        self.stats.raw_bytes += len(first) + len(index)
+        self._chunk = chunk
+        return chunk
+
+    def _new_encoder(self) -> _Encoder:
+        if self.config.codec is Codec.ZSTD:
+            return _ZstdEncoder(self._cctx)
+        if self.config.codec is Codec.GZIP:
+            return _GzipEncoder()
+        return _PlainEncoder()
+
+    def _end_chunk(self) -> None:
+        chunk = self._chunk
+        if chunk is None:
+            return
+        self._pending += chunk.encoder.finish()
+        self._chunks.append(
+            seektable.ChunkEntry(
+                offset=chunk.offset, seq=chunk.seq, t_ms=chunk.t_ms, frames=chunk.frames
+            )
+        )
+        self._chunk = None
+        self._write_pending()
+
+    def _close_segment(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self._end_chunk()
+            if self.config.codec is Codec.ZSTD and self._chunks and self._last:
+                table_at = self._offset + len(self._pending)
+                table = seektable.Table(
+                    chunks=tuple(self._chunks), last_seq=self._last[0], last_t_ms=self._last[1]
+                )
+                self._pending += seektable.encode_table(table)
+                self._pending += seektable.encode_trailer(table_at)
+            self._write_pending()
+        finally:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def _rotate_active(self) -> None:
+        active = self.config.path
+        directory = active.parent
+        names = _list_names(directory)
+        existing = numbered_segments(active.name, names)
+        number = existing[-1][0] + 1 if existing else 1
+        target = directory / segment_name(active.name, number)
+        refuse_symlink(target)
+        try:
+            if target.exists():
+                target.unlink()
+            os.rename(active, target)
+        except OSError as err:
+            raise SinkFailed(describe_os_error(err, target)) from None
+        self._evict([*existing, (number, target.name)])
+
+    def _evict(self, numbered: list[tuple[int, str]]) -> None:
+        """Keep at most ``max_files - 1`` numbered segments beside the active file."""
+        keep = self.config.max_files - 1
+        excess = numbered[: max(0, len(numbered) - keep)]
+        for _, name in excess:
+            with contextlib.suppress(FileNotFoundError):
+                (self.config.path.parent / name).unlink()
+
+    # ----------------------------------------------------------------- writing
+
+    def _write_pending(self) -> None:
+        if not self._pending or self._fd is None:
+            return
+        view = memoryview(self._pending)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self._offset += written
+                self.stats.stored_bytes += written
+        except OSError as err:
+            raise SinkFailed(describe_os_error(err, self.config.path)) from None
+        finally:
+            remaining = bytes(view)
+            view.release()
+            self._pending = bytearray(remaining)
+
+
+def _list_names(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError as err:
+        raise SinkFailed(describe_os_error(err, directory)) from None

@@ -1,0 +1,268 @@
+"""The ``allsmi`` command line (DESIGN.md §1): parsing, and errors mapped to exit statuses.
+
+Every failure the user can meet ends here as one line on stderr and a status: 0 success,
+1 runtime failure, 2 usage error / unsupported or unreadable input. Never a traceback
+(set ``ALLSMI_DEBUG=1`` to see one while developing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from allsmi import __version__
+from allsmi.domain.errors import AllsmiError, UsageError
+from allsmi.domain.hosts import merge_hosts, parse_hostfile
+from allsmi.domain.model import SECTIONS
+from allsmi.domain.parse import parse_duration_ms, parse_interval_ms, parse_size_bytes
+
+Handler = Callable[[argparse.Namespace], int]
+
+SECTION_ALIASES = {"processes": "process", "disk": "storage", "gpus": "gpu", "cpus": "cpu"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_include(text: str) -> tuple[str, ...]:
+    """``gpu,cpu,process`` → the canonical section names, in DESIGN order, deduplicated."""
+    wanted: set[str] = set()
+    for part in text.split(","):
+        name = part.strip().lower()
+        name = SECTION_ALIASES.get(name, name)
+        if name not in SECTIONS:
+            raise UsageError(
+                f"unknown section {part.strip()!r} in --include: use {','.join(SECTIONS)}"
+            )
+        wanted.add(name)
+    if not wanted:
+        raise UsageError("--include needs at least one section")
+    return tuple(s for s in SECTIONS if s in wanted)
+
+
+def _include_arg(text: str) -> tuple[str, ...]:
+    try:
+        return parse_include(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="allsmi",
+        description=(
+            "Watch GPUs, CPUs and memory on this machine or a cluster, record the metric "
+            "stream to a compact file, and replay it later in the same TUI."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"allsmi {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_record(commands)
+    _add_snapshot(commands)
+    return parser
+
+
+def _typed(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """Wrap a domain parser so argparse reports its UsageError as a usage error."""
+
+    def convert(text: str) -> int:
+        try:
+            return parse(text)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_hosts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hosts", nargs="+", metavar="H", help="cluster hosts (host:port or URL)")
+    p.add_argument(
+        "--hostfile",
+        metavar="F",
+        help="file with one host per line (host:port or URL); # comments and blanks ignored",
+    )
+
+
+def _add_include(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--include",
+        type=_include_arg,
+        default=parse_include(default),
+        metavar="SECTIONS",
+        help=f"comma list of {','.join(SECTIONS)} (default {default}; aliases: processes, disk)",
+    )
+
+
+def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from allsmi.app import record
+
+    p = commands.add_parser(
+        "record",
+        help="record the metric stream to a compact, rotated, crash-safe NDJSON file",
+        description=(
+            "Collect at a fixed rate and write one JSON line per collection into a "
+            "zstd/gzip/plain NDJSON file, rotated by size. Every frame reaches the disk "
+            "within a second; SIGTERM, SIGINT or SIGHUP finish the frame, close the file "
+            "cleanly and exit 0. Replay with: allsmi view --replay PATH."
+        ),
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="recording file; .zst → zstd, .gz → gzip, else plain (default "
+        "<user cache dir>/allsmi/records/allsmi-<UTC time>.ndjson.zst). An existing file "
+        "is rotated aside and numbering continues.",
+    )
+    p.add_argument(
+        "-i",
+        "--interval",
+        dest="interval_ms",
+        type=_typed(parse_interval_ms),
+        default=3000,
+        metavar="S",
+        help="seconds between collections, fractional, at least 0.1 (default 3)",
+    )
+    p.add_argument(
+        "--duration",
+        dest="duration_ms",
+        type=_typed(parse_duration_ms),
+        default=0,
+        metavar="D",
+        help="stop after D (30s, 5m, 1h, 1d, 1h30m, bare seconds; default 0 = until signalled)",
+    )
+    p.add_argument(
+        "--source",
+        choices=("local", "remote"),
+        default="local",
+        help="local: this machine (NVML + psutil); remote: scrape --hosts/--hostfile",
+    )
+    _add_hosts(p)
+    _add_include(p, "gpu,cpu,memory,chassis")
+    p.add_argument(
+        "--max-size",
+        type=_typed(parse_size_bytes),
+        default=100 * 1024 * 1024,
+        metavar="SIZE",
+        help="rotate when the active file stores SIZE bytes (1K, 10M, 2G; 0 = never; default 100M)",
+    )
+    p.add_argument(
+        "--max-files",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="keep at most N files of the set, the active one included (default 10)",
+    )
+    p.add_argument(
+        "--compress",
+        choices=("zstd", "gzip", "none"),
+        help="codec, overriding the file extension",
+    )
+    p.set_defaults(handler=record.run)
+
+
+def _add_snapshot(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from allsmi.app import snapshot
+
+    p = commands.add_parser(
+        "snapshot",
+        help="print one reading of this machine (JSON, CSV or Prometheus text)",
+        description=(
+            "Read this machine once and print it. JSON is one frame of the recording format "
+            "(a compact snapshot is a valid one-frame recording). Exit 1 when nothing at all "
+            "could be read."
+        ),
+    )
+    p.add_argument(
+        "--format",
+        choices=("json", "csv", "prometheus"),
+        default="json",
+        help="output format (default json)",
+    )
+    _add_include(p, "gpu,cpu,memory,chassis")
+    p.add_argument("--pretty", action="store_true", help="indent the JSON for reading")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write to PATH (atomically, mode 0600, never through a symlink) instead of stdout",
+    )
+    p.set_defaults(handler=snapshot.run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return run_handler(lambda a: handler(_resolve_hosts(a)), args)
+
+
+def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
+    """Merge ``--hosts`` and ``--hostfile`` into one normalised tuple in ``args.hosts``."""
+    if not hasattr(args, "hostfile"):
+        return args
+    hosts = list(args.hosts or ())
+    if args.hostfile:
+        try:
+            text = Path(args.hostfile).read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read hostfile {args.hostfile}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"hostfile {args.hostfile} is not text") from None
+        hosts.extend(parse_hostfile(text, origin=args.hostfile))
+    args.hosts = merge_hosts(hosts)
+    return args
+
+
+def run_handler(handler: Handler, args: argparse.Namespace) -> int:
+    """Run a command; map every failure to one stderr line and its exit status."""
+    try:
+        return handler(args)
+    except AllsmiError as err:
+        _fail(f"allsmi {args.command}: {err}")
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `allsmi snapshot | head`: the reader went away; not an error worth a line.
+        _silence_stdout()
+        return 0
+    except Exception as err:
+        if os.environ.get("ALLSMI_DEBUG"):
+            traceback.print_exc()
+        _fail(f"allsmi {args.command}: internal error: {type(err).__name__}: {err}")
+        return 1
+
+
+def _fail(line: str) -> None:
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.stderr.flush()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

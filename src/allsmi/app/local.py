@@ -1,0 +1,222 @@
+"""Local collection: NVML and psutil readers behind worker threads, one frame per call.
+
+Rules (DESIGN.md §2): blocking reads go through ``anyio.to_thread``, each source has at most
+one call in flight and each call a timeout. A read that times out is abandoned, its thread
+left to finish; until it does, that source reports ``"<source>: previous read still
+running"`` rather than piling up threads. Sample time is stamped by the caller's clock.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from allsmi.adapters.host import HostReader
+from allsmi.adapters.nvml import GpuReading, NvmlReader, load_nvml
+from allsmi.adapters.procinfo import ProcessEnricher
+from allsmi.domain.errors import AllsmiError, SourceUnavailable
+from allsmi.domain.model import Chassis, Cpu, Frame, Gpu, GpuProcess, Memory, Storage
+
+T = TypeVar("T")
+
+DEFAULT_READ_TIMEOUT_S = 5.0
+
+
+class FrameSource(Protocol):
+    """Anything the recorder can collect frames from (local readers, remote scrape, simulator)."""
+
+    async def collect(self, t_ms: int) -> Frame: ...
+
+    def hosts(self) -> tuple[str, ...]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class GuardedCall:
+    """Run one blocking source in a worker thread: one call in flight, each with a timeout."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._busy = False
+
+    async def __call__(self, fn: Callable[[], T]) -> T:
+        if self._busy:
+            raise SourceUnavailable(f"{self.name}: previous read still running")
+        self._busy = True
+
+        def run() -> T:
+            try:
+                return fn()
+            finally:
+                self._busy = False
+
+        with anyio.move_on_after(self.timeout_s) as scope:
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        if scope.cancelled_caught:
+            raise SourceUnavailable(f"{self.name}: timed out after {self.timeout_s:g}s")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@attrs.frozen
+class HostSections:
+    cpus: tuple[Cpu, ...] | None
+    memory: tuple[Memory, ...] | None
+    storage: tuple[Storage, ...] | None
+    chassis: tuple[Chassis, ...] | None
+
+
+class LocalSource:
+    """This machine: NVML for GPUs and their processes, psutil/sysfs/DMI for the rest."""
+
+    def __init__(
+        self,
+        include: tuple[str, ...],
+        *,
+        hostname: str,
+        nvml: NvmlReader | None,
+        host: HostReader,
+        enricher: ProcessEnricher,
+        timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        wall_clock_s: Callable[[], float] = time.time,
+    ) -> None:
+        self.include = include
+        self.hostname = hostname
+        self._nvml = nvml
+        self._nvml_error: str | None = None
+        self._host = host
+        self._enricher = enricher
+        self._gpu_call = GuardedCall("nvidia", timeout_s)
+        self._host_call = GuardedCall("psutil", timeout_s)
+        self._wall_clock_s = wall_clock_s
+
+    def hosts(self) -> tuple[str, ...]:
+        return (self.hostname,)
+
+    def open(self) -> None:
+        """Initialise NVML (if GPUs or processes are wanted) and prime CPU percentages."""
+        if self._nvml is not None and {"gpu", "process"} & set(self.include):
+            try:
+                self._nvml.open()
+            except SourceUnavailable as err:
+                self._nvml_error = str(err)
+                self._nvml = None
+        if "cpu" in self.include:
+            self._host.prime()
+
+    async def aclose(self) -> None:
+        if self._nvml is not None:
+            await anyio.to_thread.run_sync(self._nvml.close)
+
+    async def collect(self, t_ms: int) -> Frame:
+        errors: list[str] = []
+        gpu_result: list[GpuReading | None] = [None]
+        host_result: list[HostSections | None] = [None]
+
+        async def read_gpus() -> None:
+            gpu_result[0] = await self._read_gpus(errors)
+
+        async def read_host() -> None:
+            host_result[0] = await self._read_host(errors)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_gpus)
+            tg.start_soon(read_host)
+        return self._assemble(t_ms, gpu_result[0], host_result[0], errors)
+
+    async def _read_gpus(self, errors: list[str]) -> GpuReading | None:
+        if not {"gpu", "process"} & set(self.include):
+            return None
+        if self._nvml is None:
+            errors.append(self._nvml_error or "nvidia: NVML not available")
+            return None
+        reader = self._nvml
+        try:
+            reading = await self._gpu_call(reader.read)
+        except AllsmiError as err:
+            errors.append(str(err))
+            return None
+        errors.extend(reading.errors)
+        return reading
+
+    async def _read_host(self, errors: list[str]) -> HostSections | None:
+        wanted = set(self.include)
+        if not wanted & {"cpu", "memory", "storage", "chassis"}:
+            return None
+        host = self._host
+
+        def read_all() -> HostSections:
+            return HostSections(
+                cpus=host.read_cpu() if "cpu" in wanted else None,
+                memory=host.read_memory() if "memory" in wanted else None,
+                storage=host.read_storage() if "storage" in wanted else None,
+                chassis=host.read_chassis(None) if "chassis" in wanted else None,
+            )
+
+        try:
+            return await self._host_call(read_all)
+        except AllsmiError as err:
+            errors.append(str(err))
+            return None
+
+    def _assemble(
+        self,
+        t_ms: int,
+        gpu: GpuReading | None,
+        host: HostSections | None,
+        errors: list[str],
+    ) -> Frame:
+        gpus: tuple[Gpu, ...] | None = gpu.gpus if gpu is not None else None
+        processes: tuple[GpuProcess, ...] | None = None
+        if gpu is not None and "process" in self.include:
+            processes = self._enricher.enrich(gpu.processes, self._wall_clock_s())
+        chassis = host.chassis if host is not None else None
+        if chassis is not None and gpus:
+            chassis = tuple(_with_gpu_power(c, gpus) for c in chassis)
+        return Frame(
+            t_ms=t_ms,
+            source="local",
+            gpus=gpus if "gpu" in self.include else None,
+            cpus=host.cpus if host is not None else None,
+            memory=host.memory if host is not None else None,
+            chassis=chassis,
+            processes=processes,
+            storage=host.storage if host is not None else None,
+            errors=tuple(errors),
+        )
+
+
+def _with_gpu_power(chassis: Chassis, gpus: tuple[Gpu, ...]) -> Chassis:
+    """Chassis power = sum of GPU power when nothing better exists (DESIGN.md §3)."""
+    if chassis.total_power_watts is not None:
+        return chassis
+    readings = [g.power_consumption for g in gpus if g.power_consumption is not None]
+    if not readings:
+        return chassis
+    return attrs.evolve(chassis, total_power_watts=round(sum(readings), 3))
+
+
+def local_hostname() -> str:
+    return socket.gethostname() or "localhost"
+
+
+def build_local_source(
+    include: tuple[str, ...], timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> LocalSource:
+    """Wire the real readers (the composition root's job, never a default argument)."""
+    hostname = local_hostname()
+    nvml = NvmlReader(load_nvml(), host_id=hostname, hostname=hostname)
+    return LocalSource(
+        include,
+        hostname=hostname,
+        nvml=nvml,
+        host=HostReader(host_id=hostname, hostname=hostname),
+        enricher=ProcessEnricher(host_id=hostname, hostname=hostname),
+        timeout_s=timeout_s,
+    )

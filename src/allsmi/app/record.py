@@ -1,0 +1,321 @@
+"""``allsmi record``: the flight recorder's composition root (DESIGN.md §1, §4).
+
+One loop, fixed-rate: collect (never two collections in flight: the next starts only after
+the previous returned), stamp, encode, append to the sink, flush so every frame reaches
+the OS within a second, wait for the next absolute deadline. SIGTERM, SIGINT and SIGHUP
+set a stop event: the frame in progress completes, the chunk is closed, the footer written,
+exit 0. The clock and the source are injected, so tests record thousands of cycles
+in-process without sleeping, and ``allsmi demo`` records an hour in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import attrs
+
+from allsmi import __version__
+from allsmi.adapters import codec
+from allsmi.adapters.recovery import last_seq_of_set
+from allsmi.adapters.sink import MAX_LINE_BYTES, Codec, RecordingSink, SinkConfig, codec_for
+from allsmi.app.clock import Clock, RealClock
+from allsmi.app.local import FrameSource, build_local_source
+from allsmi.domain.errors import SourceUnavailable, UsageError
+from allsmi.domain.model import Frame, Header, Source
+from allsmi.domain.parse import format_offset
+from allsmi.domain.schedule import clamp_time, flush_due, next_deadline, within_duration
+
+MAX_HOSTS = 1024
+# Typical stream compression of metric frames (library-notes.md §4), for the retention estimate.
+TYPICAL_RATIO = {Codec.ZSTD: 10.0, Codec.GZIP: 6.0, Codec.NONE: 1.0}
+
+
+@attrs.frozen
+class RecordPlan:
+    interval_ms: int
+    duration_ms: int  # 0 = until stopped
+    source: Source
+    hosts: tuple[str, ...]
+
+
+@attrs.define
+class RecordResult:
+    frames: int = 0
+    first_seq: int = 0
+    skipped_deadlines: int = 0
+    errors: int = 0
+    stopped_by: str | None = None
+
+
+StatusCallback = Callable[[RecordResult, RecordingSink, int], None]
+
+
+async def record_loop(
+    source: FrameSource,
+    sink: RecordingSink,
+    clock: Clock,
+    plan: RecordPlan,
+    *,
+    first_seq: int = 0,
+    stop: anyio.Event | None = None,
+    on_frame: StatusCallback | None = None,
+) -> RecordResult:
+    """Record until ``plan.duration_ms`` has passed or ``stop`` is set; close the sink."""
+    stop = stop or anyio.Event()
+    result = RecordResult(first_seq=first_seq)
+    start = deadline = clock.monotonic_ms()
+    last_t: int | None = None
+    last_flush: int | None = None
+    note: str | None = None
+    seq = first_seq
+    try:
+        while not stop.is_set() and within_duration(start, clock.monotonic_ms(), plan.duration_ms):
+            t_ms = clamp_time(clock.wall_ms(), last_t)
+            frame = await source.collect(t_ms)
+            frame = attrs.evolve(frame, seq=seq, errors=_with_note(frame.errors, note))
+            sink.append(fit_line(frame), seq, t_ms)
+            now = clock.monotonic_ms()
+            if flush_due(now, last_flush, plan.interval_ms):
+                sink.flush()
+                last_flush = now
+            result.frames += 1
+            result.errors += len(frame.errors)
+            last_t, seq = t_ms, seq + 1
+            if on_frame is not None:
+                on_frame(result, sink, now - start)
+            deadline, missed = next_deadline(deadline, plan.interval_ms, now)
+            result.skipped_deadlines += missed
+            note = _skip_note(missed, plan.interval_ms) if missed else None
+            await clock.wait_until(deadline, stop)
+    finally:
+        with anyio.CancelScope(shield=True):
+            sink.close()
+    return result
+
+
+def _with_note(errors: tuple[str, ...], note: str | None) -> tuple[str, ...]:
+    return errors if note is None else (*errors, note)
+
+
+def _skip_note(missed: int, interval_ms: int) -> str:
+    return f"recorder: collection overran, skipped {missed} deadline(s) of {interval_ms} ms"
+
+
+def fit_line(frame: Frame) -> bytes:
+    """Encode a frame within the 16 MiB line cap, dropping its heaviest sections if needed."""
+    line = codec.encode_line(frame)
+    if len(line) <= MAX_LINE_BYTES:
+        return line
+    lighter = attrs.evolve(
+        frame,
+        processes=None,
+        cpus=tuple(attrs.evolve(c, per_core_utilization=()) for c in frame.cpus or ()) or None,
+        errors=(*frame.errors, "recorder: frame over 16 MiB, dropped processes and per-core lists"),
+    )
+    line = codec.encode_line(lighter)
+    if len(line) <= MAX_LINE_BYTES:
+        return line
+    return codec.encode_line(
+        Frame(
+            t_ms=frame.t_ms,
+            seq=frame.seq,
+            source=frame.source,
+            errors=("recorder: frame over 16 MiB even without processes; not recorded",),
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def default_output(now_ms: int) -> Path:
+    """``<user cache dir>/allsmi/records/allsmi-YYYYmmddTHHMMSSZ.ndjson.zst``."""
+    import datetime as dt
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(base) / "allsmi" / "records" / f"allsmi-{stamp}.ndjson.zst"
+
+
+def build_source(args: argparse.Namespace) -> FrameSource:
+    if args.source == "remote":
+        raise SourceUnavailable(
+            "--source remote: the cluster scraper is not available in this build yet"
+        )
+    source = build_local_source(args.include)
+    source.open()
+    return source
+
+
+def prepare_output(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise UsageError(f"cannot create directory {path.parent}: {err.strerror}") from None
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; -o takes a file name")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in {path.parent}: permission denied")
+
+
+def run(args: argparse.Namespace) -> int:
+    clock = RealClock()
+    path = Path(args.output) if args.output else default_output(clock.wall_ms())
+    hosts = tuple(args.hosts or ())
+    if args.source == "remote" and not hosts:
+        raise UsageError("--source remote needs --hosts or --hostfile")
+    if len(hosts) > MAX_HOSTS:
+        raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
+    prepare_output(path)
+    source = build_source(args)
+    plan = RecordPlan(args.interval_ms, args.duration_ms, args.source, hosts or source.hosts())
+    config = SinkConfig(
+        path=path,
+        codec=codec_for(path, args.compress),
+        max_size=args.max_size,
+        max_files=args.max_files,
+    )
+    header = Header(
+        source=plan.source,
+        interval_ms=plan.interval_ms,
+        hosts=plan.hosts,
+        all_smi_version=__version__,
+    )
+    first_seq = last_seq_of_set(path) + 1
+    sink = RecordingSink(config, header)
+    sink.prepare_existing()
+    _announce(config, plan, first_seq)
+    reporter = Reporter(sys.stderr, plan, live=sys.stderr.isatty())
+    result = anyio.run(_record_until_signal, source, sink, clock, plan, first_seq, reporter)
+    reporter.finish()
+    sys.stderr.write(
+        f"allsmi record: {result.frames} frames written to {path}"
+        + (f" (stopped by {result.stopped_by})" if result.stopped_by else "")
+        + "\n"
+    )
+    return 0
+
+
+async def _record_until_signal(
+    source: FrameSource,
+    sink: RecordingSink,
+    clock: Clock,
+    plan: RecordPlan,
+    first_seq: int,
+    reporter: Reporter,
+) -> RecordResult:
+    stop = anyio.Event()
+    stopped_by: list[str] = []
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                stopped_by.append(signal.Signals(signum).name)
+                stop.set()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        try:
+            result = await record_loop(
+                source,
+                sink,
+                clock,
+                plan,
+                first_seq=first_seq,
+                stop=stop,
+                on_frame=reporter.update,
+            )
+        finally:
+            await source.aclose()
+        tg.cancel_scope.cancel()
+    result.stopped_by = stopped_by[0] if stopped_by else None
+    return result
+
+
+def _announce(config: SinkConfig, plan: RecordPlan, first_seq: int) -> None:
+    rotation = (
+        f"rotating at {_human_bytes(config.max_size)}, keeping {config.max_files} file(s)"
+        if config.max_size
+        else "no rotation"
+    )
+    resumed = f", continuing at frame {first_seq}" if first_seq else ""
+    sys.stderr.write(
+        f"allsmi record: writing {config.path} ({config.codec.value}, every "
+        f"{plan.interval_ms / 1000:g} s, {rotation}{resumed})\n"
+    )
+    sys.stderr.flush()
+
+
+def projected_retention_s(
+    config: SinkConfig, raw_bytes_per_frame: float, interval_ms: int
+) -> float | None:
+    """Seconds of history the set holds at this rate, or None without rotation."""
+    if not config.max_size or raw_bytes_per_frame <= 0:
+        return None
+    stored_per_frame = raw_bytes_per_frame / TYPICAL_RATIO[config.codec]
+    frames = config.max_size * config.max_files / stored_per_frame
+    return frames * interval_ms / 1000
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _human_duration(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"
+
+
+class Reporter:
+    """What ``record`` tells the user: the retention estimate after the first frame, and on a
+    terminal a one-line live status (elapsed, frames, bytes, ratio, errors)."""
+
+    def __init__(self, stream: TextIO, plan: RecordPlan, *, live: bool) -> None:
+        self.stream = stream
+        self.plan = plan
+        self.live = live
+        self._announced = False
+
+    def update(self, result: RecordResult, sink: RecordingSink, elapsed_ms: int) -> None:
+        stats = sink.stats
+        if not self._announced and stats.frames:
+            self._announced = True
+            self.stream.write(self.retention_line(sink) + "\n")
+        if self.live:
+            ratio = stats.raw_bytes / stats.stored_bytes if stats.stored_bytes else 0.0
+            self.stream.write(
+                f"\r\x1b[2K{format_offset(elapsed_ms)}  {result.frames} frames  "
+                f"{_human_bytes(stats.stored_bytes)}  ratio {ratio:.1f}x  "
+                f"{result.errors} errors  {result.skipped_deadlines} skipped"
+            )
+        self.stream.flush()
+
+    def retention_line(self, sink: RecordingSink) -> str:
+        per_frame = sink.stats.raw_bytes / max(1, sink.stats.frames)
+        retention = projected_retention_s(sink.config, per_frame, self.plan.interval_ms)
+        if retention is None:
+            per_hour = (
+                per_frame / TYPICAL_RATIO[sink.config.codec] * 3_600_000 / self.plan.interval_ms
+            )
+            return f"allsmi record: no rotation; the file grows ≈ {_human_bytes(per_hour)}/h"
+        return f"allsmi record: retention ≈ {_human_duration(retention)} at this rate"
+
+    def finish(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,66 @@
+"""``allsmi snapshot``: read this machine once and print it (DESIGN.md §1).
+
+JSON goes through the one serializer, so a compact snapshot is a valid one-frame recording.
+Exit 1 when no requested section yielded a single row (e.g. ``--include gpu`` on a machine
+without an NVIDIA driver), with the readers' errors on the one stderr line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from allsmi import __version__
+from allsmi.adapters import codec
+from allsmi.adapters.csv_out import render_csv
+from allsmi.adapters.files import atomic_write
+from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.app.local import LocalSource, build_local_source
+from allsmi.domain.errors import SourceUnavailable
+from allsmi.domain.model import Frame
+
+# psutil's CPU percentages need two samples; this is the gap between them.
+CPU_PRIME_S = 0.25
+
+
+def run(args: argparse.Namespace) -> int:
+    source = build_local_source(args.include)
+    frame = anyio.run(_collect_once, source)
+    _require_something(frame)
+    data = render(frame, args.format, pretty=args.pretty)
+    if args.output and args.output != "-":
+        atomic_write(Path(args.output), data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+async def _collect_once(source: LocalSource) -> Frame:
+    await anyio.to_thread.run_sync(source.open)
+    try:
+        if "cpu" in source.include:
+            await anyio.sleep(CPU_PRIME_S)
+        return await source.collect(int(time.time() * 1000))
+    finally:
+        await source.aclose()
+
+
+def _require_something(frame: Frame) -> None:
+    sections = (frame.gpus, frame.cpus, frame.memory, frame.chassis, frame.processes, frame.storage)
+    if any(rows for rows in sections) or frame.processes is not None:
+        return
+    detail = "; ".join(frame.errors) or "every requested section came back empty"
+    raise SourceUnavailable(f"nothing could be read ({detail})")
+
+
+def render(frame: Frame, fmt: str, *, pretty: bool) -> bytes:
+    if fmt == "csv":
+        return render_csv(frame).encode()
+    if fmt == "prometheus":
+        return render_metrics(frame, version=__version__).encode()
+    return codec.encode_pretty(frame) if pretty else codec.encode_line(frame)

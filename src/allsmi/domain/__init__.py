@@ -1,0 +1,1 @@
+"""domain layer of allsmi (see README, Architecture)."""

@@ -1,0 +1,252 @@
+"""The schema-1 metric model (DESIGN.md §3, §4) as frozen attrs values.
+
+Rules this module obeys:
+- Field names are all-smi's (reference/all-smi-behaviour.md §1), so a scrape of either tool
+  maps onto one model. Units are in the field name or in the trailing comment.
+- A reading that is not available is ``None``, never an invented 0.
+- Time is integer milliseconds since the Unix epoch (UTC); the wire form (RFC 3339) is the
+  serializer's business, not the model's.
+- Every row carries ``host_id``/``hostname``; host ids are normalised (no scheme, no
+  trailing slash) by :func:`normalise_host_id`.
+- Sections of a frame are tuples of rows, any number of hosts. A section that was not
+  collected is ``None`` (drawn as ``no data``); a collected but empty one is ``()``.
+
+The field order of each class is the key order on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import attrs
+
+SCHEMA_VERSION: Final = 1
+FORMAT_CHUNKED: Final = "chunked-1"
+WRITER_NAME: Final = "allsmi"
+
+Source = Literal["local", "remote"]
+SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+DEFAULT_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis")
+
+
+def normalise_host_id(host: str) -> str:
+    """``http://dgx-01:9090/`` → ``dgx-01:9090``; surrounding blanks dropped."""
+    text = host.strip()
+    for scheme in ("http://", "https://"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    return text.rstrip("/")
+
+
+@attrs.frozen
+class NvLinkRemoteDevice:
+    link_index: int
+    remote_type: str  # gpu | ibmnpu | switch | unknown
+    bandwidth_mb_s: int | None = None  # MB/s
+
+
+@attrs.frozen
+class GpmMetrics:
+    sm_occupancy: float | None = None  # fraction 0..1
+    memory_bandwidth_utilization: float | None = None  # fraction 0..1
+
+
+@attrs.frozen
+class Gpu:
+    uuid: str
+    name: str
+    device_type: str  # "GPU", "NPU", "TPU"…
+    host_id: str
+    hostname: str
+    instance: str
+    utilization: float | None = None  # percent 0..100
+    temperature: int | None = None  # °C
+    used_memory: int | None = None  # bytes
+    total_memory: int | None = None  # bytes
+    frequency: int | None = None  # MHz, graphics clock
+    power_consumption: float | None = None  # W
+    power_limit: float | None = None  # W, the enforced limit
+    memory_utilization: float | None = None  # percent of time memory was read or written
+    fan_speed_percent: int | None = None  # percent of max
+    performance_state: int | None = None  # P0..P15
+    temperature_threshold_slowdown: int | None = None  # °C
+    temperature_threshold_shutdown: int | None = None  # °C
+    gpu_core_count: int | None = None
+    numa_node_id: int | None = None
+    nvlink_remote_devices: tuple[NvLinkRemoteDevice, ...] = ()
+    gpm_metrics: GpmMetrics | None = None
+    detail: dict[str, str] = attrs.field(factory=dict)  # free-form: driver_version, index…
+
+
+@attrs.frozen
+class CpuSocket:
+    socket_id: int
+    utilization: float | None = None  # percent
+    cores: int | None = None
+    threads: int | None = None
+    temperature: int | None = None  # °C
+    frequency_mhz: int | None = None  # MHz
+
+
+@attrs.frozen
+class CoreUtilization:
+    core_id: int
+    core_type: str = "Standard"  # Super | Performance | Efficiency | Standard
+    utilization: float | None = None  # percent
+
+
+@attrs.frozen
+class Cpu:
+    host_id: str
+    hostname: str
+    instance: str
+    index: int = 0
+    cpu_model: str | None = None
+    architecture: str | None = None
+    platform_type: str | None = None  # Intel | Amd | AppleSilicon | Arm | other text
+    socket_count: int | None = None
+    total_cores: int | None = None  # physical cores
+    total_threads: int | None = None  # logical CPUs
+    base_frequency_mhz: int | None = None  # MHz
+    max_frequency_mhz: int | None = None  # MHz
+    current_frequency_mhz: int | None = None  # MHz, average over cores
+    cache_size_mb: int | None = None  # MiB
+    utilization: float | None = None  # percent, all cores
+    load_average: tuple[float, float, float] | None = None  # 1, 5, 15 min
+    temperature: int | None = None  # °C
+    power_consumption: float | None = None  # W
+    per_socket_info: tuple[CpuSocket, ...] = ()
+    per_core_utilization: tuple[CoreUtilization, ...] = ()
+
+
+@attrs.frozen
+class Memory:
+    host_id: str
+    hostname: str
+    instance: str
+    index: int = 0
+    total_bytes: int | None = None
+    used_bytes: int | None = None
+    available_bytes: int | None = None
+    free_bytes: int | None = None
+    buffers_bytes: int | None = None
+    cached_bytes: int | None = None
+    swap_total_bytes: int | None = None
+    swap_used_bytes: int | None = None
+    swap_free_bytes: int | None = None
+    utilization: float | None = None  # percent
+
+
+@attrs.frozen
+class Fan:
+    id: int
+    name: str
+    speed_rpm: int | None = None  # RPM
+    max_rpm: int | None = None  # RPM
+
+
+@attrs.frozen
+class Psu:
+    id: int
+    name: str
+    status: str = "Unknown"  # Unknown | Ok | Degraded | Failed | NotPresent
+    power_watts: float | None = None  # W
+
+
+@attrs.frozen
+class Chassis:
+    host_id: str
+    hostname: str
+    instance: str
+    total_power_watts: float | None = None  # W
+    inlet_temperature: float | None = None  # °C
+    outlet_temperature: float | None = None  # °C
+    thermal_pressure: str | None = None
+    fan_speeds: tuple[Fan, ...] = ()
+    psu_status: tuple[Psu, ...] = ()
+    detail: dict[str, str] = attrs.field(factory=dict)  # Product Name, Vendor, Board…
+
+
+@attrs.frozen
+class GpuProcess:
+    host_id: str
+    hostname: str
+    device_id: int  # GPU index
+    device_uuid: str
+    pid: int
+    process_name: str | None = None
+    used_memory: int | None = None  # bytes of GPU memory
+    cpu_percent: float | None = None  # percent of one core
+    memory_percent: float | None = None  # percent of host memory
+    memory_rss: int | None = None  # bytes
+    memory_vms: int | None = None  # bytes
+    user: str | None = None
+    state: str | None = None  # psutil status letter
+    start_time: str | None = None  # elapsed since start, [[HH:]MM:]SS
+    cpu_time: int | None = None  # seconds
+    command: str | None = None
+    ppid: int | None = None
+    threads: int | None = None
+    uses_gpu: bool = True
+    priority: int | None = None
+    nice_value: int | None = None
+    gpu_utilization: float | None = None  # percent (SM)
+
+
+@attrs.frozen
+class Storage:
+    host_id: str
+    hostname: str
+    mount_point: str
+    index: int = 0
+    total_bytes: int | None = None
+    available_bytes: int | None = None
+
+
+@attrs.frozen
+class Frame:
+    """One collection cycle: a data line of a recording, or one snapshot."""
+
+    t_ms: int  # collection instant, ms since the epoch (UTC)
+    seq: int | None = None  # data-frame number in a recording; None for a bare snapshot
+    source: Source = "local"
+    gpus: tuple[Gpu, ...] | None = None
+    cpus: tuple[Cpu, ...] | None = None
+    memory: tuple[Memory, ...] | None = None
+    chassis: tuple[Chassis, ...] | None = None
+    processes: tuple[GpuProcess, ...] | None = None
+    storage: tuple[Storage, ...] | None = None
+    errors: tuple[str, ...] = ()
+
+    def hosts(self) -> tuple[str, ...]:
+        """The host ids present in this frame, in first-seen order."""
+        seen: dict[str, None] = {}
+        for section in (self.gpus, self.cpus, self.memory, self.chassis, self.storage):
+            for row in section or ():
+                seen.setdefault(row.host_id, None)
+        return tuple(seen)
+
+
+@attrs.frozen
+class Header:
+    """First line of every segment of a recording."""
+
+    source: Source = "local"
+    interval_ms: int | None = None
+    hosts: tuple[str, ...] = ()
+    writer: str | None = WRITER_NAME  # None for files written by all-smi
+    format: str | None = FORMAT_CHUNKED
+    all_smi_version: str | None = None  # the writer's version
+
+
+@attrs.frozen
+class IndexLine:
+    """Opens a chunk: the seq/t of its first data frame and where the chunk is stored."""
+
+    t_ms: int | None
+    seq: int
+    byte_offset: int
+
+
+Line = Frame | Header | IndexLine

@@ -1,0 +1,317 @@
+"""The one serializer: exact wire shapes, all-smi lines, malformed input, raw slicing."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from allsmi.adapters import codec
+from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
+from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Header, IndexLine, Memory
+
+T0 = 1_776_513_600_000  # 2026-04-18T12:00:00.000Z
+
+
+def _gpu(**over: object) -> Gpu:
+    fields: dict[str, object] = {
+        "uuid": "GPU-1",
+        "name": "NVIDIA H200",
+        "device_type": "GPU",
+        "host_id": "dgx-01:9090",
+        "hostname": "dgx-01",
+        "instance": "dgx-01",
+    }
+    fields.update(over)
+    return Gpu(**fields)  # type: ignore[arg-type]
+
+
+def test_data_line_keys_follow_the_design_order() -> None:
+    frame = Frame(t_ms=T0, seq=0, source="remote", gpus=(_gpu(),), cpus=(), errors=("x",))
+    line = codec.encode_line(frame)
+    assert line.startswith(b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","seq":0,"source":"remote",')
+    keys = list(orjson.loads(line))
+    assert keys == ["schema", "t", "seq", "source", "gpus", "cpus", "errors"]
+
+
+def test_header_line_is_exactly_the_design_shape() -> None:
+    header = Header(
+        source="remote", interval_ms=3000, hosts=("dgx-01", "dgx-02"), all_smi_version="0.1.0"
+    )
+    assert codec.encode_line(header) == (
+        b'{"schema":1,"header":true,"writer":"allsmi","format":"chunked-1",'
+        b'"all_smi_version":"0.1.0","source":"remote","interval_ms":3000,'
+        b'"hosts":["dgx-01","dgx-02"]}\n'
+    )
+
+
+def test_index_line_is_exactly_the_design_shape() -> None:
+    index = IndexLine(t_ms=T0 + 3_000_000, seq=1000, byte_offset=1234567)
+    assert codec.encode_line(index) == (
+        b'{"schema":1,"index":true,"t":"2026-04-18T12:50:00.000Z","seq":1000,'
+        b'"byte_offset":1234567}\n'
+    )
+
+
+def test_unavailable_readings_are_written_as_null_never_nan() -> None:
+    frame = Frame(t_ms=T0, gpus=(_gpu(utilization=float("nan"), power_consumption=None),))
+    gpu = orjson.loads(codec.encode_line(frame))["gpus"][0]
+    assert gpu["utilization"] is None and gpu["power_consumption"] is None
+    assert b"NaN" not in codec.encode_line(frame)
+
+
+# all-smi writes sorted keys, `timestamp` near the end, −1/0 sentinels, error objects
+# and scrape targets with a scheme (reference/all-smi-behaviour.md §1–§2).
+ALL_SMI_LINE = orjson.dumps(
+    {
+        "cpus": [
+            {
+                "architecture": "x86_64",
+                "base_frequency_mhz": 2000,
+                "cache_size_mb": 32,
+                "cpu_model": "Xeon",
+                "host_id": "http://10.0.0.5:9090/",
+                "hostname": "node-1",
+                "index": 0,
+                "instance": "node-1",
+                "max_frequency_mhz": 3000,
+                "per_core_utilization": [
+                    {"core_id": 0, "core_type": "Standard", "utilization": 12.5}
+                ],
+                "per_socket_info": [],
+                "platform_type": {"Other": "RISC-V"},
+                "power_consumption": None,
+                "socket_count": 1,
+                "temperature": None,
+                "time": "2026-04-20 14:34:56",
+                "total_cores": 1,
+                "total_threads": 2,
+                "utilization": 12.5,
+            }
+        ],
+        "errors": [
+            {
+                "kind": "timeout",
+                "message": "reader exceeded timeout of 5000 ms",
+                "section": "chassis",
+            }
+        ],
+        "gpus": [
+            {
+                "ane_utilization": 0.0,
+                "detail": {"driver_version": "550.54"},
+                "device_type": "GPU",
+                "frequency": 0,
+                "host_id": "http://10.0.0.5:9090",
+                "hostname": "node-1",
+                "instance": "node-1",
+                "name": "NVIDIA B200",
+                "nvlink_remote_devices": [],
+                "power_consumption": -1.0,
+                "temperature": 0,
+                "time": "2026-04-20 14:34:56",
+                "total_memory": 192,
+                "used_memory": 7,
+                "utilization": -1.0,
+                "uuid": "ABCD",
+            }
+        ],
+        "hostname": "remote",
+        "memory": [
+            {
+                "available_bytes": 3,
+                "buffers_bytes": 0,
+                "cached_bytes": 0,
+                "free_bytes": 0,
+                "host_id": "10.0.0.5:9090",
+                "hostname": "node-1",
+                "index": 0,
+                "instance": "node-1",
+                "swap_free_bytes": 0,
+                "swap_total_bytes": 0,
+                "swap_used_bytes": 0,
+                "time": "x",
+                "total_bytes": 4,
+                "used_bytes": 1,
+                "utilization": 25.0,
+            }
+        ],
+        "processes": [
+            {
+                "command": "python train.py",
+                "cpu_percent": 99.0,
+                "cpu_time": 12,
+                "device_id": 0,
+                "device_uuid": "ABCD",
+                "gpu_utilization": 50.0,
+                "memory_percent": 1.0,
+                "memory_rss": 10,
+                "memory_vms": 20,
+                "nice_value": 0,
+                "pid": 42,
+                "ppid": 1,
+                "priority": 20,
+                "process_name": "python",
+                "start_time": "01:02",
+                "state": "R",
+                "threads": 4,
+                "used_memory": 5,
+                "user": "mira",
+                "uses_gpu": True,
+            }
+        ],
+        "schema": 1,
+        "timestamp": "2026-04-20T12:34:56Z",
+    },
+    option=orjson.OPT_SORT_KEYS,
+)
+
+
+def test_all_smi_line_structures_into_the_same_model_with_sentinels_as_none() -> None:
+    frame = codec.decode_line(ALL_SMI_LINE, 7)
+    assert isinstance(frame, Frame)
+    assert frame.t_ms == 1_776_688_496_000 and frame.source == "remote" and frame.seq is None
+    gpu = frame.gpus[0] if frame.gpus else None
+    assert gpu == Gpu(
+        uuid="ABCD",
+        name="NVIDIA B200",
+        device_type="GPU",
+        host_id="10.0.0.5:9090",
+        hostname="node-1",
+        instance="node-1",
+        utilization=None,
+        temperature=None,
+        used_memory=7,
+        total_memory=192,
+        frequency=None,
+        power_consumption=None,
+        detail={"driver_version": "550.54"},
+    )
+    assert frame.cpus is not None and frame.cpus[0].host_id == "10.0.0.5:9090"
+    assert frame.cpus[0].platform_type == "RISC-V"
+    assert frame.cpus[0].per_core_utilization[0].utilization == 12.5
+    assert frame.memory == (
+        Memory(
+            host_id="10.0.0.5:9090",
+            hostname="node-1",
+            instance="node-1",
+            total_bytes=4,
+            used_bytes=1,
+            available_bytes=3,
+            free_bytes=0,
+            buffers_bytes=0,
+            cached_bytes=0,
+            swap_total_bytes=0,
+            swap_used_bytes=0,
+            swap_free_bytes=0,
+            utilization=25.0,
+        ),
+    )
+    assert frame.processes is not None
+    assert frame.processes[0] == GpuProcess(
+        host_id="remote",
+        hostname="remote",
+        device_id=0,
+        device_uuid="ABCD",
+        pid=42,
+        process_name="python",
+        used_memory=5,
+        cpu_percent=99.0,
+        memory_percent=1.0,
+        memory_rss=10,
+        memory_vms=20,
+        user="mira",
+        state="R",
+        start_time="01:02",
+        cpu_time=12,
+        command="python train.py",
+        ppid=1,
+        threads=4,
+        uses_gpu=True,
+        priority=20,
+        nice_value=0,
+        gpu_utilization=50.0,
+    )
+    assert frame.errors == ("chassis: reader exceeded timeout of 5000 ms",)
+    assert frame.chassis is None and frame.storage is None
+
+
+def test_all_smi_header_and_index_lines_are_recognised() -> None:
+    header = codec.decode_line(
+        b'{"all_smi_version":"0.25.0","header":true,"hosts":["http://a:9090/"],'
+        b'"interval_ms":3000,"schema":1}',
+        1,
+    )
+    assert header == Header(
+        source="local",
+        interval_ms=3000,
+        hosts=("a:9090",),
+        writer=None,
+        format=None,
+        all_smi_version="0.25.0",
+    )
+    index = codec.decode_line(b'{"byte_offset":5120,"index":true,"schema":1,"seq":1000}', 2)
+    assert index == IndexLine(t_ms=None, seq=1000, byte_offset=5120)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"schema":1,"t":"2026-04-18T12:00:00.000Z"', "invalid JSON"),
+        (b"[1,2]", "not a JSON object"),
+        (b'{"t":"2026-04-18T12:00:00.000Z"}', "no schema"),
+        (b'{"schema":1,"seq":3}', "neither 't' nor 'timestamp'"),
+        (b'{"schema":1,"t":"yesterday"}', "bad time"),
+        (b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","gpus":"many"}', "gpus"),
+        (b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","gpus":[{"uuid":"x"}]}', "gpus"),
+        (b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","errors":[1]}', "errors"),
+        (b'{"schema":1,"index":true,"seq":-1,"byte_offset":0}', "non-negative"),
+        (b'{"schema":1,"header":true,"hosts":"a"}', "hosts"),
+    ],
+)
+def test_malformed_line_raises_recording_corrupt_naming_line_and_reason(
+    raw: bytes, reason: str
+) -> None:
+    with pytest.raises(RecordingCorrupt) as caught:
+        codec.decode_line(raw, 41)
+    assert caught.value.line_no == 41
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith("line 41: ")
+
+
+def test_schema_two_raises_unsupported_schema() -> None:
+    with pytest.raises(UnsupportedSchema, match="unsupported schema version 2, this allsmi"):
+        codec.decode_line(b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', 1)
+
+
+def test_slice_reads_time_of_an_all_smi_line_from_its_end() -> None:
+    assert codec.slice_line(ALL_SMI_LINE) == codec.LineInfo(
+        codec.KIND_DATA, 1_776_688_496_000, None
+    )
+
+
+def test_slice_recognises_headers_of_both_writers() -> None:
+    ours = codec.encode_line(Header())
+    theirs = b'{"all_smi_version":"0.25.0","header":true,"hosts":[],"schema":1}'
+    assert codec.slice_line(ours) == codec.LineInfo(codec.KIND_HEADER, None, None)
+    assert codec.slice_line(theirs) == codec.LineInfo(codec.KIND_HEADER, None, None)
+
+
+def test_slice_falls_back_to_a_parse_for_reordered_keys() -> None:
+    reordered = b'{"seq":9,"t":"2026-04-18T12:00:01.500Z","schema":1,"source":"local"}'
+    assert codec.slice_line(reordered) == codec.LineInfo(codec.KIND_DATA, T0 + 1500, 9)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"garbage", b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', b'{"schema":1}']
+)
+def test_slice_of_a_non_recording_line_is_none(raw: bytes) -> None:
+    assert codec.slice_line(raw) is None
+
+
+def test_frame_hosts_lists_each_host_once_in_first_seen_order() -> None:
+    frame = Frame(
+        t_ms=T0,
+        gpus=(_gpu(host_id="b"), _gpu(host_id="a"), _gpu(host_id="b")),
+        cpus=(Cpu(host_id="c", hostname="c", instance="c"),),
+    )
+    assert frame.hosts() == ("b", "a", "c")
