@@ -44,6 +44,9 @@ class FakeSource:
         mem = Memory(host_id="h", hostname="h", instance="h", used_bytes=self.calls)
         return Frame(t_ms=t_ms, memory=(mem,))
 
+    async def start(self) -> None:
+        return None
+
     def hosts(self) -> tuple[str, ...]:
         return ("h",)
 

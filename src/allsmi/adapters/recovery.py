@@ -10,7 +10,6 @@ the stream quietly after the last complete line; a torn last line is dropped; a 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
 import zlib
@@ -47,9 +46,29 @@ def _decoded_chunks(fh: BinaryIO) -> Iterator[bytes]:
         reader = dctx.stream_reader(fh, read_across_frames=True, closefd=False)
         yield from _read_until_error(reader, (zstandard.ZstdError,))
     elif kind == "gzip":
-        yield from _read_until_error(gzip.GzipFile(fileobj=fh), (EOFError, OSError, zlib.error))
+        yield from _gunzip(fh)
     else:
         yield from _read_until_error(fh, ())
+
+
+def _gunzip(fh: BinaryIO) -> Iterator[bytes]:
+    """Multi-member gzip, yielding everything decodable — also from a member cut short,
+    which ``gzip.GzipFile`` would turn into an ``EOFError`` losing its last block."""
+    dobj = zlib.decompressobj(31)
+    while block := fh.read(_READ):
+        while block:
+            try:
+                out = dobj.decompress(block)
+            except zlib.error:
+                return  # damaged: keep what came before
+            if out:
+                yield out
+            if not dobj.eof:
+                break
+            block = dobj.unused_data
+            if block and not block.startswith(GZIP_MAGIC[:1]):
+                return  # trailing garbage after a member
+            dobj = zlib.decompressobj(31)
 
 
 def _read_until_error(

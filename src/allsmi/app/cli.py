@@ -240,7 +240,10 @@ def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
 def run_handler(handler: Handler, args: argparse.Namespace) -> int:
     """Run a command; map every failure to one stderr line and its exit status."""
     try:
-        return handler(args)
+        try:
+            return handler(args)
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from None
     except AllsmiError as err:
         _fail(f"allsmi {args.command}: {err}")
         return err.exit_code
@@ -255,6 +258,20 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
             traceback.print_exc()
         _fail(f"allsmi {args.command}: internal error: {type(err).__name__}: {err}")
         return 1
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that matters inside a task group's ExceptionGroup (ours first)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    ours = [e for e in leaves if isinstance(e, AllsmiError)]
+    return (ours or leaves)[0]
 
 
 def _fail(line: str) -> None:

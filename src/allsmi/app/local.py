@@ -26,10 +26,16 @@ from allsmi.domain.model import Chassis, Cpu, Frame, Gpu, GpuProcess, Memory, St
 T = TypeVar("T")
 
 DEFAULT_READ_TIMEOUT_S = 5.0
+# psutil's CPU percentages need two samples; this is the gap between them.
+CPU_PRIME_S = 0.25
 
 
 class FrameSource(Protocol):
     """Anything the recorder can collect frames from (local readers, remote scrape, simulator)."""
+
+    async def start(self) -> None:
+        """Open devices and prime counters; the first ``collect`` after it is real."""
+        ...
 
     async def collect(self, t_ms: int) -> Frame: ...
 
@@ -109,6 +115,11 @@ class LocalSource:
                 self._nvml = None
         if "cpu" in self.include:
             self._host.prime()
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self.open)
+        if "cpu" in self.include:
+            await anyio.sleep(CPU_PRIME_S)
 
     async def aclose(self) -> None:
         if self._nvml is not None:

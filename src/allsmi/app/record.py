@@ -149,9 +149,7 @@ def build_source(args: argparse.Namespace) -> FrameSource:
         raise SourceUnavailable(
             "--source remote: the cluster scraper is not available in this build yet"
         )
-    source = build_local_source(args.include)
-    source.open()
-    return source
+    return build_local_source(args.include)
 
 
 def prepare_output(path: Path) -> None:
@@ -224,6 +222,7 @@ async def _record_until_signal(
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_signals)
         try:
+            await source.start()
             result = await record_loop(
                 source,
                 sink,
@@ -278,7 +277,9 @@ def _human_duration(seconds: float) -> str:
         return f"{seconds / 86400:.1f} d"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 class Reporter:

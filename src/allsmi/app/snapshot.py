@@ -23,9 +23,6 @@ from allsmi.app.local import LocalSource, build_local_source
 from allsmi.domain.errors import SourceUnavailable
 from allsmi.domain.model import Frame
 
-# psutil's CPU percentages need two samples; this is the gap between them.
-CPU_PRIME_S = 0.25
-
 
 def run(args: argparse.Namespace) -> int:
     source = build_local_source(args.include)
@@ -41,10 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _collect_once(source: LocalSource) -> Frame:
-    await anyio.to_thread.run_sync(source.open)
     try:
-        if "cpu" in source.include:
-            await anyio.sleep(CPU_PRIME_S)
+        await source.start()
         return await source.collect(int(time.time() * 1000))
     finally:
         await source.aclose()

@@ -1,0 +1,94 @@
+"""End-to-end tests run the installed ``allsmi`` command as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+def allsmi_path() -> str:
+    beside = Path(sys.executable).with_name("allsmi")
+    found = str(beside) if beside.exists() else shutil.which("allsmi")
+    if found is None:
+        pytest.fail("the allsmi command is not installed (run make test)")
+    return found
+
+
+def user_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLSMI_", "PYTEST"))}
+    env["LANG"] = "C.UTF-8"
+    env.update(extra or {})
+    return env
+
+
+def run_allsmi(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        [allsmi_path(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=user_env(env),
+        check=False,
+        **kw,
+    )
+
+
+_started: list[subprocess.Popen[str]] = []
+
+
+def start_allsmi(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [allsmi_path(), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=user_env(env),
+    )
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _reap_started() -> Iterator[None]:
+    """A failed test must not leave a recorder running: kill and reap what it started."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], code: int, *, after_start: bool = False
+) -> str:
+    """The run failed with ``code`` and said why in one line, the last one, no traceback.
+
+    ``after_start``: the command had started working (and said so) before it failed.
+    """
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines, "no error line on stderr"
+    if not after_start:
+        assert len(lines) == 1, result.stderr
+    return lines[-1]
+
+
+def poll(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Wait for an expected state instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")

@@ -1,0 +1,192 @@
+"""``allsmi record`` as a user runs it: real files, real signals, the real zstd/gzip tools."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from allsmi.adapters import codec, seektable
+from allsmi.adapters.recovery import iter_lines
+from allsmi.domain.model import Frame
+
+from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
+
+FAST = ("--include", "cpu,memory")
+
+
+def frames_in(path: Path) -> list[Frame]:
+    out = []
+    for n, raw in enumerate(iter_lines(path), 1):
+        line = codec.decode_line(raw, n)
+        if isinstance(line, Frame):
+            out.append(line)
+    return out
+
+
+def count_frames(path: Path) -> int:
+    return len(frames_in(path)) if path.exists() else 0
+
+
+def test_thirty_seconds_at_the_default_interval_is_valid_ndjson(tmp_path: Path) -> None:
+    out = tmp_path / "trace.ndjson"
+    result = run_allsmi("record", "-o", str(out), "--duration", "30s", *FAST, timeout=90)
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert lines[0]["header"] is True and lines[0]["interval_ms"] == 3000
+    data = [x for x in lines if "t" in x and not x.get("index")]
+    assert len(data) >= 10
+    assert [x["seq"] for x in data] == list(range(len(data)))
+    assert f"writing {out}" in result.stderr and "retention ≈" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "tool"), [("t.ndjson.zst", "zstd"), ("t.ndjson.gz", "gzip")])
+def test_compressed_recordings_decompress_with_the_real_tools(
+    tmp_path: Path, name: str, tool: str
+) -> None:
+    out = tmp_path / name
+    result = run_allsmi("record", "-o", str(out), "-i", "0.2", "--duration", "2s", *FAST)
+    assert result.returncode == 0, result.stderr
+    subprocess.run([tool, "-t", str(out)], check=True)
+    text = subprocess.run([tool, "-dc", str(out)], check=True, capture_output=True).stdout
+    lines = [orjson.loads(x) for x in text.splitlines()]  # every line is JSON: markers invisible
+    assert lines[0]["header"] is True
+    assert len([x for x in lines if "seq" in x and not x.get("index")]) >= 8
+
+
+def test_rotation_keeps_three_files_each_starting_with_a_header(tmp_path: Path) -> None:
+    out = tmp_path / "trace.ndjson.zst"
+    args = ("-i", "0.1", "--duration", "10s", "--max-size", "1K", "--max-files", "3")
+    result = run_allsmi("record", "-o", str(out), *args, "--include", "cpu,memory,storage")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 3 and "trace.ndjson.zst" in names
+    assert "trace.0001.ndjson.zst" not in names  # the oldest were evicted
+    for name in names:
+        assert orjson.loads(next(iter_lines(tmp_path / name)))["header"] is True
+        subprocess.run(["zstd", "-q", "-t", str(tmp_path / name)], check=True)
+
+
+def test_sigterm_finishes_the_file_with_a_footer_and_exits_0(tmp_path: Path) -> None:
+    out = tmp_path / "t.ndjson.zst"
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
+    poll(lambda: count_frames(out) >= 3, what="three frames on disk")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in err
+    assert seektable.decode_trailer(out.read_bytes()[-16:]) is not None
+    subprocess.run(["zstd", "-q", "-t", str(out)], check=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+def test_sigint_and_sighup_also_close_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "t.ndjson.gz"
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
+    poll(lambda: count_frames(out) >= 2, what="two frames on disk")
+    proc.send_signal(sig)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    subprocess.run(["gzip", "-t", str(out)], check=True)
+
+
+@pytest.mark.parametrize("name", ["k.ndjson.zst", "k.ndjson.gz", "k.ndjson"])
+def test_kill_9_loses_at_most_the_last_second(tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.25", *FAST)
+    poll(lambda: count_frames(out) >= 8, what="eight frames on disk")
+    time.sleep(0.6)
+    killed_at_ms = time.time_ns() // 1_000_000
+    proc.kill()
+    proc.communicate(timeout=10)
+    frames = frames_in(out)
+    assert [f.seq for f in frames] == list(range(len(frames)))
+    assert frames[-1].t_ms >= killed_at_ms - 1000 - 250  # collected more than 1 s before: kept
+
+
+def test_a_restart_on_the_same_path_keeps_the_old_file_and_continues_seq(tmp_path: Path) -> None:
+    out = tmp_path / "r.ndjson.zst"
+    for _ in range(2):
+        result = run_allsmi("record", "-o", str(out), "-i", "0.2", "--duration", "1s", *FAST)
+        assert result.returncode == 0, result.stderr
+    first = frames_in(tmp_path / "r.0001.ndjson.zst")
+    second = frames_in(out)
+    assert first and second
+    assert second[0].seq == (first[-1].seq or 0) + 1
+    assert "continuing at frame" in result.stderr
+
+
+def test_file_size_limit_is_one_line_and_keeps_what_was_written(tmp_path: Path) -> None:
+    out = tmp_path / "full.ndjson"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12_000, 12_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    result = run_allsmi(
+        "record", "-o", str(out), "-i", "0.1", "--duration", "20s", *FAST, preexec_fn=limit
+    )
+    line = assert_one_line_error(result, 1, after_start=True)
+    assert "file size limit" in line and str(out) in line
+    assert len(frames_in(out)) >= 3
+
+
+def test_an_unwritable_directory_is_one_line(tmp_path: Path) -> None:
+    line = assert_one_line_error(run_allsmi("record", "-o", "/proc/allsmi/t.ndjson"), 2)
+    assert "cannot create directory /proc/allsmi" in line
+
+
+def test_a_symlink_at_the_output_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "t.ndjson").symlink_to(victim)
+    line = assert_one_line_error(run_allsmi("record", "-o", str(tmp_path / "t.ndjson")), 1)
+    assert "symlink" in line and victim.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["-i", "0.05"], 2, "shortest interval is 0.1 s"),
+        (["--duration", "5x"], 2, "invalid duration '5x'"),
+        (["--max-size", "10Q"], 2, "invalid size '10Q'"),
+        (["--max-files", "0"], 2, "at least 1"),
+        (["--include", "gpu,nope"], 2, "unknown section 'nope'"),
+        (["--compress", "lz4"], 2, "invalid choice"),
+        (["--source", "remote"], 2, "needs --hosts or --hostfile"),
+        (["--source", "remote", "--hosts", "a:9090"], 1, "not available in this build"),
+        (["--hostfile", "/nonexistent/hosts"], 2, "cannot read hostfile"),
+    ],
+)
+def test_bad_input_exits_with_one_clear_line(
+    tmp_path: Path, args: list[str], code: int, needle: str
+) -> None:
+    line = assert_one_line_error(run_allsmi("record", "-o", str(tmp_path / "x"), *args), code)
+    assert needle in line
+    assert not (tmp_path / "x").exists()
+
+
+def test_too_many_hosts_are_refused_at_start(tmp_path: Path) -> None:
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("".join(f"node-{i}:9090\n" for i in range(1025)))
+    line = assert_one_line_error(
+        run_allsmi(
+            "record", "--source", "remote", "--hostfile", str(hostfile), "-o", str(tmp_path / "x")
+        ),
+        2,
+    )
+    assert "at most 1024" in line
+
+
+def test_default_output_goes_to_the_user_cache_dir(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    result = run_allsmi("record", "-i", "0.2", "--duration", "1s", *FAST, env=env)
+    assert result.returncode == 0, result.stderr
+    made = list((tmp_path / "allsmi" / "records").iterdir())
+    assert len(made) == 1 and made[0].name.startswith("allsmi-")
+    assert made[0].name.endswith("Z.ndjson.zst")
