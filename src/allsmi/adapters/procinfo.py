@@ -23,8 +23,9 @@ import psutil
 
 from allsmi.adapters.nvml import RawGpuProcess
 from allsmi.domain.model import GpuProcess
+from allsmi.domain.parse import format_elapsed
 
-__all__ = ["COMMAND_MAX_CHARS", "ProcessEnricher", "format_elapsed"]
+__all__ = ["COMMAND_MAX_CHARS", "ProcessEnricher"]
 
 T = TypeVar("T")
 
@@ -47,18 +48,6 @@ _STATE_LETTERS: Final = {
     "locked": "L",
     "waiting": "W",
 }
-
-
-def format_elapsed(seconds: float) -> str:
-    """Elapsed time as ``SS``, ``MM:SS`` or ``HH:MM:SS`` (hours may exceed 99); never negative."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    if minutes:
-        return f"{minutes:02d}:{secs:02d}"
-    return f"{secs:02d}"
 
 
 @attrs.frozen

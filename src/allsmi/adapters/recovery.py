@@ -10,102 +10,19 @@ the stream quietly after the last complete line; a torn last line is dropped; a 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Final
-
-import zstandard
+from typing import BinaryIO
 
 from allsmi.adapters import codec, seektable
+from allsmi.adapters.decoding import iter_file_lines
 from allsmi.domain.segments import numbered_segments
-
-ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-GZIP_MAGIC: Final = b"\x1f\x8b"
-MAX_LINE: Final = 16 * 1024 * 1024
-MAX_WINDOW: Final = 128 * 1024 * 1024
-_READ: Final = 1 << 20
-
-
-def sniff(head: bytes) -> str:
-    """``zstd``, ``gzip`` or ``none`` from a file's first bytes (skippable frames = zstd)."""
-    if head.startswith(ZSTD_MAGIC) or seektable.read_head(head) is not None:
-        return "zstd"
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    return "none"
-
-
-def _decoded_chunks(fh: BinaryIO) -> Iterator[bytes]:
-    kind = sniff(fh.read(8))
-    fh.seek(0)
-    if kind == "zstd":
-        dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
-        reader = dctx.stream_reader(fh, read_across_frames=True, closefd=False)
-        yield from _read_until_error(reader, (zstandard.ZstdError,))
-    elif kind == "gzip":
-        yield from _gunzip(fh)
-    else:
-        yield from _read_until_error(fh, ())
-
-
-def _gunzip(fh: BinaryIO) -> Iterator[bytes]:
-    """Multi-member gzip, yielding everything decodable — also from a member cut short,
-    which ``gzip.GzipFile`` would turn into an ``EOFError`` losing its last block."""
-    dobj = zlib.decompressobj(31)
-    while block := fh.read(_READ):
-        while block:
-            try:
-                out = dobj.decompress(block)
-            except zlib.error:
-                return  # damaged: keep what came before
-            if out:
-                yield out
-            if not dobj.eof:
-                break
-            block = dobj.unused_data
-            if block and not block.startswith(GZIP_MAGIC[:1]):
-                return  # trailing garbage after a member
-            dobj = zlib.decompressobj(31)
-
-
-def _read_until_error(
-    reader: io.RawIOBase | io.BufferedIOBase | BinaryIO, errors: tuple[type[Exception], ...]
-) -> Iterator[bytes]:
-    while True:
-        try:
-            block = reader.read(_READ)
-        except errors:
-            return  # a truncated or damaged tail: keep what came before
-        if not block:
-            return
-        yield block
 
 
 def iter_lines(path: Path) -> Iterator[bytes]:
     """Every complete line of ``path`` (without ``\\n``), decoded; torn tail dropped."""
-    with open(path, "rb") as fh:
-        pending = bytearray()
-        skipping = False
-        for block in _decoded_chunks(fh):
-            start = 0
-            while True:
-                nl = block.find(b"\n", start)
-                if nl < 0:
-                    if not skipping:
-                        pending += block[start:]
-                        if len(pending) > MAX_LINE:
-                            pending.clear()
-                            skipping = True
-                    break
-                if not skipping:
-                    pending += block[start:nl]
-                    yield bytes(pending)
-                pending.clear()
-                skipping = False
-                start = nl + 1
+    return iter_file_lines(path)
 
 
 def last_seq_in_file(path: Path) -> int | None:

@@ -67,8 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"allsmi {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_record(commands)
+    _add_verify(commands)
     _add_snapshot(commands)
     return parser
+
+
+def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from allsmi.app import verify
+
+    p = commands.add_parser(
+        "verify",
+        help="check a recording: frames, time span, hosts, gaps, damage",
+        description=(
+            "Read a recording (a file, or a rotated set by its active name) and report its "
+            "segments, frames, first/last time, duration, hosts, gaps longer than twice the "
+            "interval, skipped lines, a torn tail and whether a seek table was present. "
+            "Exit 0 when clean, 1 when damage was found, 2 when it cannot be read."
+        ),
+    )
+    p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
+    p.add_argument("--deep", action="store_true", help="also structure every frame")
+    p.set_defaults(handler=verify.run)
 
 
 def _typed(parse: Callable[[str], int]) -> Callable[[str], int]:

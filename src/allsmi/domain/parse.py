@@ -413,3 +413,15 @@ def format_gap(ms: int) -> str:
             # Minutes and seconds read like a clock (2m05s); hours after days need no pad.
             text += f"{part:02d}{next_name}" if next_name in "ms" else f"{part}{next_name}"
     return text
+
+
+def format_elapsed(seconds: float) -> str:
+    """Elapsed time as ``SS``, ``MM:SS`` or ``HH:MM:SS`` (hours may exceed 99); never negative."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    if minutes:
+        return f"{minutes:02d}:{secs:02d}"
+    return f"{secs:02d}"

@@ -1,0 +1,92 @@
+"""``allsmi verify`` as a user runs it on good, damaged and unreadable recordings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from allsmi.adapters.sink import Codec
+
+from ..adapters import recordings as rec
+from .conftest import assert_one_line_error, run_allsmi, user_env
+
+
+def test_a_clean_recording_verifies_ok(tmp_path: Path) -> None:
+    path = tmp_path / "v.ndjson.zst"
+    rec.write_sink(path, 250, Codec.ZSTD)
+    result = run_allsmi("verify", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "frames:     250" in out and "duration:   00:04:09" in out
+    assert "seek table: footer" in out and "hosts:      1 (h)" in out
+    assert out.rstrip().endswith("OK")
+
+
+def test_gaps_longer_than_twice_the_interval_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "g.ndjson"
+    rec.concatenated(path, 50)  # the second run starts 5 s after the first ends
+    result = run_allsmi("verify", str(path))
+    assert "gaps:       1: at 00:00:49 (6s)" in result.stdout
+    assert "runs:       2" in result.stdout
+
+
+def test_damage_exits_1_and_says_what(tmp_path: Path) -> None:
+    path = tmp_path / "d.ndjson"
+    rec.crash_cut(path, 300, Codec.NONE, cut_into_last=0.1)
+    with open(path, "r+b") as fh:
+        fh.seek(400)
+        fh.write(b"\x00garbage\n")
+    result = run_allsmi("verify", str(path), "--deep")
+    assert result.returncode == 1
+    assert "DAMAGED:" in result.stdout and "torn last line" in result.stdout
+    assert "corrupt line" in result.stdout
+
+
+def test_a_crash_cut_zstd_file_verifies_by_its_markers(tmp_path: Path) -> None:
+    path = tmp_path / "c.ndjson.zst"
+    rec.crash_cut(path, 300, Codec.ZSTD)
+    result = run_allsmi("verify", str(path))
+    assert result.returncode == 0
+    assert "markers (no footer" in result.stdout
+
+
+def test_unsupported_schema_exits_2_with_the_exact_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.ndjson"
+    path.write_text('{"schema":2,"header":true}\n')
+    line = assert_one_line_error(run_allsmi("verify", str(path)), 2)
+    assert line == "allsmi verify: unsupported schema version 2, this allsmi supports schema 1"
+
+
+def test_an_empty_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "e.ndjson"
+    path.write_text("")
+    line = assert_one_line_error(run_allsmi("verify", str(path)), 2)
+    assert line == f"allsmi verify: no frames in {path}"
+
+
+POISON = """
+import sys
+class Poison:
+    def __getattr__(self, name):
+        raise RuntimeError(f"device reader touched: {name}")
+sys.modules["pynvml"] = Poison()
+sys.modules["psutil"] = Poison()
+from allsmi.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_verify_works_with_nvml_and_psutil_failing_on_any_call(tmp_path: Path) -> None:
+    path = tmp_path / "p.ndjson.gz"
+    rec.write_sink(path, 120, Codec.GZIP)
+    result = subprocess.run(
+        [sys.executable, "-c", POISON, "verify", "--deep", str(path)],
+        capture_output=True,
+        text=True,
+        env=user_env(),
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "frames:     120" in result.stdout
