@@ -160,7 +160,7 @@ def initial(
     interval_ms: int | None = None,
     tz: tzinfo | None = None,
 ) -> Result:
-    """Open paused at ``start_ms`` (clamped to the recording), showing REPLAY."""
+    """Open paused at ``start_ms`` (clamped to the recording), or on the first frame."""
     position = _clamp(start_ms, duration_ms)
     state = ReplayState(
         frame_count=max(1, frame_count),
@@ -174,7 +174,8 @@ def initial(
         interval_ms=interval_ms,
         tz=tz,
     )
-    return state, (Seek(position), RENDER)
+    # The first frame itself, not the last of several sharing its timestamp.
+    return state, ((Seek(position) if position else ShowIndex(0)), RENDER)
 
 
 # --------------------------------------------------------------------------- the step

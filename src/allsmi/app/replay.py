@@ -1,0 +1,140 @@
+"""The replay composition root: the pure core driven against a recording.
+
+The driver feeds events into :func:`allsmi.domain.replay.step`, performs the commands it
+returns against the :class:`RecordingSource` (``Seek`` → the last frame at or before a time,
+``ShowIndex`` → one frame by position) and feeds each outcome back as ``FrameShown``. Only
+the frame on screen is ever structured, and only when it is drawn, so fast playback skips
+frames instead of queueing them. The terminal shell (``allsmi view --replay``) and the tests
+use the same driver; tests simply never attach a screen.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections import deque
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+import attrs
+
+from allsmi.adapters.filesource import RecordingSource
+from allsmi.domain import replay as core
+from allsmi.domain.errors import UsageError
+from allsmi.domain.model import Frame
+from allsmi.domain.parse import parse_timecode, resolve_timecode
+
+
+def local_zone() -> tzinfo:
+    """The local time zone, DST rules included (``TZ``, else ``/etc/localtime``)."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return zoneinfo.ZoneInfo(name)
+        with open("/etc/localtime", "rb") as fh:
+            return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        zone = datetime.now().astimezone().tzinfo
+        assert zone is not None
+        return zone
+
+
+def parse_speed(text: str) -> float:
+    """``--speed``: a ladder value only (``2``, ``2x``, ``0.25``)."""
+    try:
+        value = float(text.strip().rstrip("xX"))
+    except ValueError:
+        value = -1.0
+    if value not in core.SPEEDS:
+        ladder = ", ".join(f"{s:g}" for s in core.SPEEDS)
+        raise UsageError(f"invalid speed {text!r}: use one of {ladder}")
+    return value
+
+
+@attrs.define
+class ReplayDriver:
+    """The core, the recording, and what the screen should show next."""
+
+    source: RecordingSource
+    state: core.ReplayState
+    view_keys: list[str] = attrs.field(factory=list)  # keys for tabs, scrolling, help
+    dirty: bool = True
+    quit: bool = False
+    seeks: int = 0  # seeks performed so far (tests and benchmarks read it)
+    _shown: Frame | None = None
+    _shown_index: int = -1
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        speed: float = 1.0,
+        start: str | None = None,
+        loop: bool = False,
+        follow: bool = False,
+        tz: tzinfo | None = None,
+    ) -> ReplayDriver:
+        source = RecordingSource(path)
+        zone = tz or local_zone()
+        first, duration = source.key_at(0), source.duration_ms
+        start_ms = 0
+        if start:
+            start_ms = resolve_timecode(parse_timecode(start), first, first + duration, zone)
+        header = source.header
+        state, commands = core.initial(
+            source.frame_count,
+            first,
+            duration,
+            start_ms=start_ms,
+            speed=speed,
+            loop=loop,
+            follow=follow,
+            interval_ms=header.interval_ms if header else None,
+            tz=zone,
+        )
+        driver = cls(source=source, state=state)
+        driver.perform(commands)
+        return driver
+
+    def feed(self, event: core.Event) -> None:
+        self.state, commands = core.step(self.state, event)
+        self.perform(commands)
+
+    def perform(self, commands: tuple[core.Command, ...]) -> None:
+        queue = deque(commands)
+        while queue:
+            command = queue.popleft()
+            match command:
+                case core.Seek(position_ms=position):
+                    self.seeks += 1
+                    index = self.source.index_at_or_before(self.state.first_t_ms + position)
+                    queue.extend(self._show(index, stepped=False))
+                case core.ShowIndex(index=index):
+                    queue.extend(self._show(index, stepped=True))
+                case core.Render():
+                    self.dirty = True
+                case core.PassToView(key=key):
+                    self.view_keys.append(key)
+                case core.Quit():
+                    self.quit = True
+
+    def _show(self, index: int, *, stepped: bool) -> tuple[core.Command, ...]:
+        count = self.source.frame_count
+        index = min(max(0, index), count - 1)
+        key = self.source.key_at(index)
+        following = self.source.key_at(index + 1) if index + 1 < count else None
+        event = core.FrameShown(index=index, t_ms=key, next_t_ms=following, stepped=stepped)
+        self.state, commands = core.step(self.state, event)
+        return commands
+
+    @property
+    def shown_index(self) -> int:
+        return self.state.cursor
+
+    def frame(self) -> Frame:
+        """The structured frame on screen (structured once per change of frame)."""
+        if self._shown is None or self._shown_index != self.state.cursor:
+            self._shown = self.source.frame(self.state.cursor)
+            self._shown_index = self.state.cursor
+        return self._shown

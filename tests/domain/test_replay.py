@@ -1,0 +1,276 @@
+"""The replay core, one test per row of the DESIGN.md §5 table (and its notes)."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+import attrs
+
+from allsmi.domain import replay as r
+from allsmi.domain.replay import (
+    RENDER,
+    FrameShown,
+    KeyPressed,
+    Mode,
+    PassToView,
+    Quit,
+    ReplayState,
+    Seek,
+    ShowIndex,
+    TickElapsed,
+    TimelineGrew,
+)
+
+T0 = 1_776_513_600_000  # 2026-04-18T12:00:00Z
+
+
+def opened(**kw: object) -> ReplayState:
+    """A 100-frame, 1 s-interval recording (99 s long), open on frame 0."""
+    args: dict[str, object] = {
+        "frame_count": 100,
+        "first_t_ms": T0,
+        "duration_ms": 99_000,
+        "interval_ms": 1000,
+    }
+    args.update(kw)
+    state, _ = r.initial(**args)  # type: ignore[arg-type]
+    return shown(state, 0)
+
+
+def shown(state: ReplayState, index: int, gap_after: int = 0) -> ReplayState:
+    """What the shell answers after a seek: frame ``index`` of the 1 s recording."""
+    t = T0 + index * 1000
+    nxt = None if index >= state.last_index else t + 1000 + gap_after
+    state, _ = r.step(state, FrameShown(index, t, nxt))
+    return state
+
+
+def key(state: ReplayState, name: str) -> tuple[ReplayState, tuple[r.Command, ...]]:
+    return r.step(state, KeyPressed(name))
+
+
+def test_open_is_paused_on_the_first_frame() -> None:
+    state, commands = r.initial(100, T0, 99_000)
+    assert state.mode is Mode.PAUSED and state.position_ms == 0
+    assert commands == (ShowIndex(0), RENDER)  # frame 0 even if others share its time
+
+
+def test_open_at_start_seeks_there_and_beyond_the_end_clamps() -> None:
+    state, commands = r.initial(100, T0, 99_000, start_ms=15_000)
+    assert state.position_ms == 15_000 and commands[0] == Seek(15_000)
+    state, commands = r.initial(100, T0, 99_000, start_ms=10**9)
+    assert state.position_ms == 99_000 and commands[0] == Seek(99_000)
+
+
+def test_space_toggles_playing_and_paused() -> None:
+    state, _ = key(opened(), "space")
+    assert state.mode is Mode.PLAYING
+    state, _ = key(state, "space")
+    assert state.mode is Mode.PAUSED
+
+
+def test_space_at_the_end_restarts_from_the_first_frame() -> None:
+    state = attrs.evolve(opened(), mode=Mode.END, position_ms=99_000)
+    state, commands = key(state, "space")
+    assert state.mode is Mode.PLAYING and state.position_ms == 0
+    assert commands == (Seek(0), RENDER)
+
+
+def test_tick_while_playing_advances_position_by_dt_times_speed() -> None:
+    state = attrs.evolve(opened(), mode=Mode.PLAYING, speed=2.0)
+    state, commands = r.step(state, TickElapsed(300))
+    assert state.position_ms == 600 and commands == (RENDER,)  # no frame due yet
+    state, commands = r.step(state, TickElapsed(300))
+    assert state.position_ms == 1200 and commands == (Seek(1200), RENDER)  # frame 1 is due
+
+
+def test_tick_while_paused_keeps_position() -> None:
+    state, commands = r.step(opened(), TickElapsed(5000))
+    assert state.position_ms == 0 and commands == ()
+
+
+def test_gaps_longer_than_ten_intervals_are_skipped_with_a_message() -> None:
+    state = shown(
+        attrs.evolve(opened(duration_ms=20_000_000), mode=Mode.PLAYING, position_ms=3000),
+        3,
+        gap_after=3 * 3600_000 + 12 * 60_000 - 1000,
+    )
+    state, commands = r.step(state, TickElapsed(1000))
+    assert state.message == "gap 3h12m"
+    assert state.position_ms == 4000 + 3 * 3600_000 + 12 * 60_000 - 1000
+    assert isinstance(commands[0], Seek)
+
+
+def test_a_gap_of_ten_intervals_or_less_plays_in_real_time() -> None:
+    state = attrs.evolve(opened(duration_ms=200_000), mode=Mode.PLAYING, position_ms=3000)
+    state = shown(state, 3, gap_after=9000)
+    state, _ = r.step(state, TickElapsed(1000))
+    assert state.message is None and state.position_ms == 4000
+
+
+def test_close_bracket_pauses_and_shows_the_next_frame_by_seq() -> None:
+    state = attrs.evolve(shown(opened(), 5), mode=Mode.PLAYING)
+    state, commands = key(state, "]")
+    assert state.mode is Mode.PAUSED and commands == (ShowIndex(6), RENDER)
+
+
+def test_open_bracket_pauses_and_shows_the_previous_frame_by_seq() -> None:
+    state, commands = key(shown(opened(), 5), "[")
+    assert state.mode is Mode.PAUSED and commands == (ShowIndex(4), RENDER)
+
+
+def test_stepping_stops_at_the_ends() -> None:
+    _, commands = key(opened(), "[")
+    assert commands == (RENDER,)
+    _, commands = key(shown(opened(), 99), "]")
+    assert commands == (RENDER,)
+
+
+def test_close_bracket_on_the_last_frame_wraps_with_loop() -> None:
+    _, commands = key(shown(opened(loop=True), 99), "]")
+    assert commands == (ShowIndex(0), RENDER)
+
+
+def test_a_step_moves_the_playhead_to_the_frame_shown() -> None:
+    state = opened()
+    state, _ = r.step(state, FrameShown(7, T0 + 7000, T0 + 8000, stepped=True))
+    assert state.cursor == 7 and state.position_ms == 7000
+
+
+def test_plus_and_minus_walk_the_speed_ladder_and_stop_at_the_ends() -> None:
+    state = opened()
+    for expected in (2.0, 4.0, 8.0, 8.0):
+        state, _ = key(state, "+")
+        assert state.speed == expected
+    assert state.message == "fastest speed"
+    for expected in (4.0, 2.0, 1.0, 0.5, 0.25, 0.25):
+        state, _ = key(state, "-")
+        assert state.speed == expected
+    assert state.message == "slowest speed"
+
+
+def test_j_and_k_seek_ten_seconds_clamped_to_the_recording() -> None:
+    state, commands = key(opened(), "k")
+    assert state.position_ms == 10_000 and commands == (Seek(10_000), RENDER)
+    state, commands = key(state, "j")
+    state, commands = key(state, "j")
+    assert state.position_ms == 0 and commands == (Seek(0), RENDER)
+    state = attrs.evolve(state, position_ms=95_000)
+    state, _ = key(state, "k")
+    assert state.position_ms == 99_000
+
+
+def test_g_opens_timecode_entry_that_captures_every_key() -> None:
+    state, _ = key(opened(), "g")
+    assert state.pending == ""
+    for name in ("q", "space", "]", "L", "x"):
+        state, commands = key(state, name)
+        assert commands == () and state.pending == "" and state.mode is Mode.PAUSED
+
+
+def test_timecode_entry_edits_and_enter_seeks() -> None:
+    state, _ = key(opened(), "g")
+    for name in "00:00:157":
+        state, _ = key(state, name)
+    state, _ = key(state, "backspace")
+    assert state.pending == "00:00:15"
+    state, commands = key(state, "enter")
+    assert state.pending is None and state.position_ms == 15_000
+    assert commands == (Seek(15_000), RENDER)
+
+
+def test_timecode_at_wall_clock_time_seeks_on_the_recording_date() -> None:
+    cest = timezone(timedelta(hours=2))
+    state, _ = key(opened(tz=cest), "g")
+    for name in "@14:00:30":
+        state, _ = key(state, name)
+    state, _ = key(state, "enter")
+    assert state.position_ms == 30_000  # 14:00:30 CEST = 12:00:30Z
+
+
+def test_escape_cancels_timecode_entry() -> None:
+    state, _ = key(opened(), "g")
+    state, _ = key(state, "5")
+    state, commands = key(state, "esc")
+    assert state.pending is None and state.position_ms == 0
+    assert Quit() not in commands
+
+
+def test_a_malformed_timecode_shows_a_message_and_changes_nothing() -> None:
+    before = shown(opened(), 4)
+    state, _ = key(before, "g")
+    for name in "1:2:3:4":
+        state, _ = key(state, name)
+    state, commands = key(state, "enter")
+    assert state.message and "invalid timecode" in state.message
+    assert commands == (RENDER,)
+    assert attrs.evolve(state, message=None) == before
+
+
+def test_capital_l_toggles_loop() -> None:
+    state, _ = key(opened(), "L")
+    assert state.loop
+    state, _ = key(state, "L")
+    assert not state.loop
+
+
+def test_reaching_the_end_with_loop_wraps_to_the_first_frame() -> None:
+    state = attrs.evolve(shown(opened(loop=True), 99), mode=Mode.PLAYING, position_ms=98_500)
+    state, commands = r.step(state, TickElapsed(1000))
+    assert state.mode is Mode.PLAYING and state.position_ms == 0
+    assert commands == (Seek(0), RENDER)
+
+
+def test_reaching_the_end_without_loop_pauses_on_the_last_frame() -> None:
+    state = attrs.evolve(shown(opened(), 98), mode=Mode.PLAYING, position_ms=98_500)
+    state, commands = r.step(state, TickElapsed(1000))
+    assert state.mode is Mode.END and state.position_ms == 99_000
+    assert commands == (Seek(99_000), RENDER)
+    state, commands = r.step(state, TickElapsed(1000))
+    assert commands == ()  # ended: time no longer moves
+
+
+def test_view_keys_pass_through_as_in_live_mode() -> None:
+    for name in ("left", "right", "up", "down", "pgup", "pgdn", "h", "tab"):
+        _, commands = key(opened(), name)
+        assert commands == (PassToView(name),)
+
+
+def test_q_and_escape_quit_outside_timecode_entry() -> None:
+    assert key(opened(), "q")[1] == (Quit(),)
+    assert key(opened(), "esc")[1] == (Quit(),)
+
+
+def test_a_one_frame_recording_ends_at_once_when_played() -> None:
+    state, _ = r.initial(1, T0, 0)
+    state, _ = key(state, "space")
+    state, _ = r.step(state, TickElapsed(16))
+    assert state.mode is Mode.END and state.position_ms == 0
+
+
+def test_a_one_frame_recording_with_loop_does_not_spin() -> None:
+    state, _ = r.initial(1, T0, 0, loop=True)
+    state, _ = key(state, "space")
+    state, _ = r.step(state, TickElapsed(16))
+    assert state.mode is Mode.END
+
+
+def test_a_seek_leaves_live_and_capital_g_returns_to_the_live_edge() -> None:
+    state = attrs.evolve(opened(follow=True), mode=Mode.LIVE, position_ms=99_000)
+    state, _ = key(state, "j")
+    assert state.mode is Mode.PAUSED and state.position_ms == 89_000
+    state, commands = key(state, "G")
+    assert state.mode is Mode.LIVE and commands == (Seek(99_000), RENDER)
+
+
+def test_the_timeline_growing_keeps_live_at_the_edge() -> None:
+    state = attrs.evolve(opened(follow=True), mode=Mode.LIVE, position_ms=99_000)
+    state, commands = r.step(state, TimelineGrew(103, 102_000))
+    assert state.position_ms == 102_000 and commands == (Seek(102_000), RENDER)
+
+
+def test_a_key_clears_the_previous_message() -> None:
+    state, _ = key(opened(), "[")
+    assert state.message == "first frame"
+    state, _ = key(state, "L")
+    assert state.message is None
