@@ -20,7 +20,7 @@ system:
 	./scripts/setup-system
 
 demo: $(STAMP)
-	$(BIN)/allsmi snapshot --pretty
+	$(BIN)/allsmi demo
 
 test: system $(STAMP) lint typecheck pytest
 

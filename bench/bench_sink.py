@@ -16,8 +16,9 @@ CPU of one real local collection cycle, and what that makes of ``allsmi record -
    on a machine with fewer GPUs).
 3. The real thing: ``allsmi record -o TMP/x.ndjson.zst -i 1 --duration 30s`` as a child
    process; its user+sys CPU (``os.wait4``) over the 30 s, nothing subtracted; the CPU of
-   process start-up alone (``allsmi --version``) is printed separately. Target: < 1 % of
-   one core.
+   process start-up alone (``allsmi --version``) is printed separately, and so is the CPU of
+   the same command with ``--duration 1s``, whose difference to the 30 s run gives the
+   marginal (steady-state) share. Target: < 1 % of one core.
 
 Run: ``.venv/bin/python bench/bench_sink.py [local_frames] [cluster_frames] [cycles]``
 (defaults 2000 60 50; ``--no-real`` skips the 30 s child). Prints tables; asserts nothing
@@ -199,6 +200,10 @@ def bench_real() -> None:
         cpu_s, wall_s, rc = child_cpu_s(argv, log)
         size = out.stat().st_size if out.exists() else 0
         frames = RecordingSource(out).frame_count if size else 0
+        one_frame = []  # the same command for 1 s: start-up + one frame + close
+        for n in range(3):
+            short = Path(tmp) / f"one-{n}.ndjson.zst"
+            one_frame.append(child_cpu_s([*argv[:2], "-o", str(short), *argv[4:-1], "1s"])[0])
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
     pct = cpu_s / REAL_DURATION_S * 100
     print(f"{'':<36}{'value':>12}")
@@ -211,6 +216,13 @@ def bench_real() -> None:
     lo, mid = min(startup), statistics.median(startup)
     print(f"{'start-up CPU s (allsmi --version)':<36}{mid:>12.3f}   (min {lo:.3f}, 5 runs)")
     print(f"{'  → start-up as % of 30 s':<36}{mid / REAL_DURATION_S * 100:>11.2f}%")
+    one_lo, one_mid = min(one_frame), statistics.median(one_frame)
+    print(f"{'CPU s of record --duration 1s':<36}{one_mid:>12.3f}   (min {one_lo:.3f}, 3 runs)")
+    marginal = max(0.0, cpu_s - one_mid) / (REAL_DURATION_S - 1) * 100
+    print(
+        f"{'marginal: (30 s − 1 s run) ÷ 29 s':<36}{marginal:>11.2f}%   "
+        "(steady-state estimate, for reading)"
+    )
     if tail:
         print(f"(record said: {tail[0]})")
 

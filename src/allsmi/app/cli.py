@@ -8,6 +8,7 @@ Every failure the user can meet ends here as one line on stderr and a status: 0 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -19,9 +20,16 @@ from allsmi import __version__
 from allsmi.domain.errors import AllsmiError, UsageError
 from allsmi.domain.hosts import merge_hosts, parse_hostfile
 from allsmi.domain.model import SECTIONS
-from allsmi.domain.parse import parse_duration_ms, parse_interval_ms, parse_size_bytes
+from allsmi.domain.parse import (
+    parse_duration_ms,
+    parse_interval_ms,
+    parse_size_bytes,
+    parse_timecode,
+)
+from allsmi.domain.replay import parse_speed
 
 Handler = Callable[[argparse.Namespace], int]
+# Commands are imported only when run: `allsmi record` never loads the TUI, `--help` is quick.
 
 SECTION_ALIASES = {"processes": "process", "disk": "storage", "gpus": "gpu", "cpus": "cpu"}
 
@@ -66,14 +74,95 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"allsmi {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_view(commands)
     _add_record(commands)
     _add_verify(commands)
     _add_snapshot(commands)
+    _add_demo(commands)
     return parser
 
 
+def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
+
+    p = commands.add_parser(
+        "view",
+        help="the live TUI of this machine, or --replay a recording in the same TUI",
+        description=(
+            "Live: watch this machine (GPUs via NVML, CPU, memory, disks). Replay: play a "
+            "recording back in the same TUI, paused on its first frame. Keys: SPACE "
+            "play/pause, ] and [ step one frame, + and - speed, j/k back/ahead 10 s, "
+            "g go to a time (HH:MM:SS offset, @HH:MM wall clock, @2026-04-18T14:32:00Z), "
+            "L loop, arrows tabs and scrolling, h help, q quit."
+        ),
+    )
+    p.add_argument(
+        "-i",
+        "--interval",
+        dest="interval_ms",
+        type=_typed(parse_interval_ms),
+        default=2000,
+        metavar="S",
+        help="seconds between live collections (default 2)",
+    )
+    _add_hosts(p)
+    p.add_argument("--replay", metavar="PATH", help="replay this recording (or rotated set)")
+    p.add_argument(
+        "--speed",
+        type=_typed_float(parse_speed),
+        default=1.0,
+        metavar="X",
+        help="playback speed: 0.25, 0.5, 1, 2, 4 or 8 (default 1)",
+    )
+    p.add_argument(
+        "--start",
+        metavar="T",
+        type=_timecode_arg,
+        help="open at T: HH:MM:SS/MM:SS/SS from the first frame, @HH:MM[:SS] local time, "
+        "or @2026-04-18T14:32:00Z; beyond the end opens on the last frame",
+    )
+    p.add_argument("--loop", action="store_true", help="wrap to the start at the end")
+    p.add_argument(
+        "--follow", action="store_true", help="keep up with a recording still being written"
+    )
+    p.set_defaults(handler="allsmi.app.view:run")
+
+
+def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
+
+    p = commands.add_parser(
+        "demo",
+        help="record a simulated one-hour cluster incident, then replay it",
+        description=(
+            "Simulate a 4-node x 8-GPU cluster for one hour (node-03's GPUs go idle at "
+            "00:14:32), record it through the real recorder in seconds, and open the replay. "
+            "Without a terminal, print the recording's path and its verify summary."
+        ),
+    )
+    p.add_argument(
+        "--no-replay", action="store_true", help="only record and verify, do not open the TUI"
+    )
+    p.set_defaults(handler="allsmi.app.demo:run")
+
+
+def _typed_float(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            return parse(text)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return convert
+
+
+def _timecode_arg(text: str) -> str:
+    try:
+        parse_timecode(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from allsmi.app import verify
 
     p = commands.add_parser(
         "verify",
@@ -87,7 +176,7 @@ def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
     p.add_argument("--deep", action="store_true", help="also structure every frame")
-    p.set_defaults(handler=verify.run)
+    p.set_defaults(handler="allsmi.app.verify:run")
 
 
 def _typed(parse: Callable[[str], int]) -> Callable[[str], int]:
@@ -133,7 +222,6 @@ def _add_include(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from allsmi.app import record
 
     p = commands.add_parser(
         "record",
@@ -197,11 +285,10 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         choices=("zstd", "gzip", "none"),
         help="codec, overriding the file extension",
     )
-    p.set_defaults(handler=record.run)
+    p.set_defaults(handler="allsmi.app.record:run")
 
 
 def _add_snapshot(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from allsmi.app import snapshot
 
     p = commands.add_parser(
         "snapshot",
@@ -226,17 +313,23 @@ def _add_snapshot(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="PATH",
         help="write to PATH (atomically, mode 0600, never through a symlink) instead of stdout",
     )
-    p.set_defaults(handler=snapshot.run)
+    p.set_defaults(handler="allsmi.app.snapshot:run")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
+    target: str | None = getattr(args, "handler", None)
+    if target is None:
         parser.print_help(sys.stderr)
         return 2
-    return run_handler(lambda a: handler(_resolve_hosts(a)), args)
+    return run_handler(lambda a: _load(target)(_resolve_hosts(a)), args)
+
+
+def _load(target: str) -> Handler:
+    module, _, function = target.partition(":")
+    handler: Handler = getattr(importlib.import_module(module), function)
+    return handler
 
 
 def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
@@ -264,7 +357,7 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
         except BaseExceptionGroup as group:
             raise _first_leaf(group) from None
     except AllsmiError as err:
-        _fail(f"allsmi {args.command}: {err}")
+        _fail(f"{_prefix(args)}: {err}")
         return err.exit_code
     except KeyboardInterrupt:
         return 130
@@ -275,8 +368,15 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
     except Exception as err:
         if os.environ.get("ALLSMI_DEBUG"):
             traceback.print_exc()
-        _fail(f"allsmi {args.command}: internal error: {type(err).__name__}: {err}")
+        _fail(f"{_prefix(args)}: internal error: {type(err).__name__}: {err}")
         return 1
+
+
+def _prefix(args: argparse.Namespace) -> str:
+    """Errors of ``view --replay`` read ``replay: …`` (DESIGN.md §4); others name the command."""
+    if args.command == "view" and getattr(args, "replay", None):
+        return "replay"
+    return f"allsmi {args.command}"
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

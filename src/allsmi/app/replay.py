@@ -19,8 +19,8 @@ from pathlib import Path
 import attrs
 
 from allsmi.adapters.filesource import RecordingSource
+from allsmi.adapters.follow import FollowingSource
 from allsmi.domain import replay as core
-from allsmi.domain.errors import UsageError
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import parse_timecode, resolve_timecode
 
@@ -37,18 +37,6 @@ def local_zone() -> tzinfo:
         zone = datetime.now().astimezone().tzinfo
         assert zone is not None
         return zone
-
-
-def parse_speed(text: str) -> float:
-    """``--speed``: a ladder value only (``2``, ``2x``, ``0.25``)."""
-    try:
-        value = float(text.strip().rstrip("xX"))
-    except ValueError:
-        value = -1.0
-    if value not in core.SPEEDS:
-        ladder = ", ".join(f"{s:g}" for s in core.SPEEDS)
-        raise UsageError(f"invalid speed {text!r}: use one of {ladder}")
-    return value
 
 
 @attrs.define
@@ -75,7 +63,7 @@ class ReplayDriver:
         follow: bool = False,
         tz: tzinfo | None = None,
     ) -> ReplayDriver:
-        source = RecordingSource(path)
+        source = FollowingSource(path) if follow else RecordingSource(path)
         zone = tz or local_zone()
         first, duration = source.key_at(0), source.duration_ms
         start_ms = 0
@@ -92,10 +80,28 @@ class ReplayDriver:
             follow=follow,
             interval_ms=header.interval_ms if header else None,
             tz=zone,
+            live=follow and not start,
         )
         driver = cls(source=source, state=state)
         driver.perform(commands)
         return driver
+
+    def poll(self) -> bool:
+        """Follow mode: bring in what the recorder added (or evicted); True if anything."""
+        if not isinstance(self.source, FollowingSource):
+            return False
+        update = self.source.poll()
+        if not (update.added or update.dropped):
+            return False
+        self.feed(
+            core.TimelineGrew(
+                frame_count=self.source.frame_count,
+                duration_ms=self.source.duration_ms,
+                dropped=update.dropped,
+                first_t_ms=self.source.key_at(0),
+            )
+        )
+        return True
 
     def feed(self, event: core.Event) -> None:
         self.state, commands = core.step(self.state, event)

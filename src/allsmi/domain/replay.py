@@ -99,8 +99,13 @@ class FrameShown:
 
 @attrs.frozen
 class TimelineGrew:
+    """The recording being followed changed: frames were added at the end, and ``dropped``
+    frames were evicted from the start (which then begins at ``first_t_ms``)."""
+
     frame_count: int
     duration_ms: int
+    dropped: int = 0
+    first_t_ms: int | None = None
 
 
 @attrs.frozen
@@ -145,6 +150,18 @@ Result = tuple[ReplayState, tuple[Command, ...]]
 RENDER: Final = Render()
 
 
+def parse_speed(text: str) -> float:
+    """``--speed``: a ladder value only (``2``, ``2x``, ``0.25``)."""
+    try:
+        value = float(text.strip().rstrip("xX"))
+    except ValueError:
+        value = -1.0
+    if value not in SPEEDS:
+        ladder = ", ".join(f"{s:g}" for s in SPEEDS)
+        raise UsageError(f"invalid speed {text!r}: use one of {ladder}")
+    return value
+
+
 # --------------------------------------------------------------------------- opening
 
 
@@ -159,6 +176,7 @@ def initial(
     follow: bool = False,
     interval_ms: int | None = None,
     tz: tzinfo | None = None,
+    live: bool = False,
 ) -> Result:
     """Open paused at ``start_ms`` (clamped to the recording), or on the first frame."""
     position = _clamp(start_ms, duration_ms)
@@ -174,6 +192,9 @@ def initial(
         interval_ms=interval_ms,
         tz=tz,
     )
+    if live and follow:
+        edge = state.duration_ms
+        return attrs.evolve(state, mode=Mode.LIVE, position_ms=edge), (Seek(edge), RENDER)
     # The first frame itself, not the last of several sharing its timestamp.
     return state, ((Seek(position) if position else ShowIndex(0)), RENDER)
 
@@ -371,6 +392,8 @@ def _reached_end(state: ReplayState) -> Result:
     if state.loop and state.duration_ms > 0:
         return attrs.evolve(state, position_ms=0), (Seek(0), RENDER)
     end = state.duration_ms
+    if state.follow:  # caught up with a recording still being written
+        return attrs.evolve(state, position_ms=end, mode=Mode.LIVE), (Seek(end), RENDER)
     return attrs.evolve(state, position_ms=end, mode=Mode.END), (Seek(end), RENDER)
 
 
@@ -390,19 +413,31 @@ def _shown(state: ReplayState, event: FrameShown) -> Result:
 
 
 def _grew(state: ReplayState, event: TimelineGrew) -> Result:
+    count = max(1, event.frame_count)
+    duration = max(0, event.duration_ms)
+    first = state.first_t_ms if event.first_t_ms is None else event.first_t_ms
+    # Keep the playhead on the same recorded instant when the start moves (eviction).
+    position = _clamp(state.position_ms + state.first_t_ms - first, duration)
     grown = attrs.evolve(
         state,
-        frame_count=max(1, event.frame_count),
-        duration_ms=max(0, event.duration_ms),
-        position_ms=_clamp(state.position_ms, max(0, event.duration_ms)),
-        cursor=min(state.cursor, max(1, event.frame_count) - 1),
+        frame_count=count,
+        duration_ms=duration,
+        first_t_ms=first,
+        position_ms=position,
+        cursor=min(max(0, state.cursor - max(0, event.dropped)), count - 1),
+        message=_evicted_message(event.dropped) or state.message,
     )
     if grown.mode is Mode.LIVE:
-        edge = grown.duration_ms
-        return attrs.evolve(grown, position_ms=edge), (Seek(edge), RENDER)
-    if grown.mode is Mode.END and grown.duration_ms > state.duration_ms:
+        return attrs.evolve(grown, position_ms=duration), (Seek(duration), RENDER)
+    if grown.mode is Mode.END and duration > state.duration_ms:
         grown = attrs.evolve(grown, mode=Mode.PAUSED)
+    if event.dropped > 0:
+        return grown, (Seek(position), RENDER)
     return grown, (RENDER,)
+
+
+def _evicted_message(dropped: int) -> str | None:
+    return f"{dropped} oldest frames were evicted by rotation" if dropped > 0 else None
 
 
 def _clamp(position_ms: int, duration_ms: int) -> int:

@@ -1,0 +1,117 @@
+"""``allsmi demo``: a simulated cluster incident → a real recording → its replay.
+
+It runs the real recorder root (:func:`allsmi.app.record.record_loop`) with the node
+simulator as its source and a simulated clock, writing one hour of a 4-node × 8-GPU cluster
+through the real sink in seconds. At 00:14:32 one node's GPUs collapse to idle and its
+power drops. On a terminal the replay opens on it; without one, the recording's path and
+its ``verify`` summary are printed and the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from allsmi import __version__
+from allsmi.adapters.filesource import RecordingSource, discover
+from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec, Incident
+from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.app.clock import SimClock
+from allsmi.app.record import RecordPlan, record_loop
+from allsmi.app.verify import summary
+from allsmi.domain.errors import RecordingUnreadable
+from allsmi.domain.model import Frame, Header
+from allsmi.domain.parse import format_offset
+
+DEMO_START_MS = 1_776_513_600_000  # 2026-04-18T12:00:00Z
+DEMO_LENGTH_MS = 3_600_000
+DEMO_INTERVAL_MS = 1000
+INCIDENT_AT_MS = (14 * 60 + 32) * 1000
+INCIDENT_LENGTH_MS = 11 * 60 * 1000
+INCIDENT_NODE = 2  # node-03
+DEMO_INCLUDE = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+
+
+class SimulatedCluster:
+    """The node simulator as a recorder source: time moves as the simulated clock says."""
+
+    def __init__(self, spec: ClusterSpec, include: tuple[str, ...]) -> None:
+        self.sim = ClusterSimulator(spec)
+        self.include = include
+        self._last_t: int | None = None
+
+    async def start(self) -> None:
+        return None
+
+    async def collect(self, t_ms: int) -> Frame:
+        if self._last_t is not None and t_ms > self._last_t:
+            self.sim.advance(t_ms - self._last_t)
+        self._last_t = t_ms
+        return self.sim.frame(t_ms, self.include)
+
+    def hosts(self) -> tuple[str, ...]:
+        return self.sim.hosts
+
+    async def aclose(self) -> None:
+        return None
+
+
+def demo_spec() -> ClusterSpec:
+    incident = Incident(
+        host_index=INCIDENT_NODE,
+        start_ms=DEMO_START_MS + INCIDENT_AT_MS,
+        end_ms=DEMO_START_MS + INCIDENT_AT_MS + INCIDENT_LENGTH_MS,
+        kind="gpu_idle",
+    )
+    return ClusterSpec(nodes=4, gpus_per_node=8, seed=7, incidents=(incident,))
+
+
+def demo_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "allsmi" / "demo" / "cluster-incident.ndjson.zst"
+
+
+def write_demo(path: Path) -> int:
+    """Record the demo hour to ``path`` (replacing an earlier demo); returns frames."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        for old in discover(path):
+            old.unlink()
+    except RecordingUnreadable:
+        pass
+    source = SimulatedCluster(demo_spec(), DEMO_INCLUDE)
+    plan = RecordPlan(DEMO_INTERVAL_MS, DEMO_LENGTH_MS, "remote", source.hosts())
+    header = Header(
+        source="remote", interval_ms=DEMO_INTERVAL_MS, hosts=plan.hosts, all_smi_version=__version__
+    )
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, max_size=0), header)
+    result = anyio.run(record_loop, source, sink, SimClock(DEMO_START_MS), plan)
+    return result.frames
+
+
+def run(args: argparse.Namespace) -> int:
+    path = demo_path()
+    sys.stderr.write(
+        "allsmi demo: simulating one hour of a 4-node x 8-GPU cluster; at "
+        f"{format_offset(INCIDENT_AT_MS)} node-03's GPUs go idle…\n"
+    )
+    started = time.monotonic()
+    frames = write_demo(path)
+    sys.stderr.write(
+        f"allsmi demo: recorded {frames} frames in {time.monotonic() - started:.1f} s\n"
+    )
+    if sys.stdin.isatty() and sys.stdout.isatty() and not args.no_replay:
+        from allsmi.app import view
+
+        return view.run_replay(
+            argparse.Namespace(replay=str(path), speed=1.0, start=None, loop=False, follow=False)
+        )
+    sys.stdout.write(f"recording: {path}\n")
+    sys.stdout.write(f"verify:    {summary(RecordingSource(path))}\n")
+    sys.stdout.write(f"replay it: allsmi view --replay {path}\n")
+    return 0

@@ -1,0 +1,280 @@
+"""The TUI composition root: one loop for live view and replay (DESIGN.md §2, §5).
+
+The loop runs on the main thread (asciimatics installs signal handlers there): draw if
+something changed, drain the keys, feed the time that passed, then wait on stdin until the
+next frame is due. A model decides what is shown; the loop never branches on live vs replay.
+The terminal and the clock are injected, so tests drive the loop with scripted keys on a
+simulated clock, and the real program gets asciimatics and the OS clock.
+
+Rules: the terminal is restored on every way out (``q``, an error, SIGTERM, SIGHUP, Ctrl-C);
+warnings go to the message line, never to stderr under the screen; a resize reopens the
+screen in-process and keeps every bit of state.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Coroutine
+from datetime import tzinfo
+from typing import Any, Protocol
+
+import anyio
+import attrs
+
+from allsmi.app.clock import Clock
+from allsmi.app.replay import ReplayDriver
+from allsmi.domain import replay as core
+from allsmi.domain.model import Frame
+from allsmi.domain.view import (
+    LIVE_KEYS_HELP,
+    REPLAY_KEYS_HELP,
+    Line,
+    Status,
+    ViewState,
+    clamp_view,
+    format_local,
+    render,
+    replay_status,
+    tab_labels,
+    view_key,
+)
+
+PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
+IDLE_WAIT_MS = 1000
+LIVE_POLL_MS = 100
+FOLLOW_POLL_MS = 200  # how often a followed recording is checked for new frames
+
+
+class Terminal(Protocol):
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def reopen(self) -> None: ...
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def has_resized(self) -> bool: ...
+
+    def read_keys(self) -> list[str]: ...
+
+    def paint(self, lines: tuple[Line, ...]) -> None: ...
+
+    async def wait_input(self, timeout_ms: int) -> None: ...
+
+
+class Model(Protocol):
+    """What a screen shows and how it answers keys and time."""
+
+    quit: bool
+    dirty: bool
+
+    def key(self, name: str) -> None: ...
+
+    def elapsed(self, dt_ms: int) -> None: ...
+
+    def resized(self, width: int, height: int) -> None: ...
+
+    def lines(self, width: int, height: int) -> tuple[Line, ...]: ...
+
+    def wait_ms(self) -> int: ...
+
+
+async def run_tui(
+    terminal: Terminal,
+    model: Model,
+    clock: Clock,
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Drive ``model`` on ``terminal`` until it quits or a signal arrives; ``background``
+    (the live collector) runs beside the loop and stops with it."""
+    terminal.open()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            if background is not None:
+                tg.start_soon(background)
+            await _loop(terminal, model, clock)
+            tg.cancel_scope.cancel()
+    finally:
+        terminal.close()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _loop(terminal: Terminal, model: Model, clock: Clock) -> None:
+    last = clock.monotonic_ms()
+    while not model.quit:
+        if terminal.has_resized():
+            terminal.reopen()
+            model.resized(*terminal.size)
+        now = clock.monotonic_ms()
+        model.elapsed(now - last)  # the time that passed up to the keys that woke us
+        last = now
+        for name in terminal.read_keys():
+            model.key(name)
+            if model.quit:
+                return
+        if model.dirty:
+            terminal.paint(model.lines(*terminal.size))
+            model.dirty = False
+        await terminal.wait_input(model.wait_ms())
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@attrs.define
+class ReplayModel:
+    """``allsmi view --replay``: the replay driver plus tabs and scrolling."""
+
+    driver: ReplayDriver
+    tz: tzinfo
+    view: ViewState = attrs.field(factory=ViewState)
+    size: tuple[int, int] = (80, 24)
+    quit: bool = False
+    dirty: bool = True
+    _since_poll: int = 0
+
+    def key(self, name: str) -> None:
+        self.driver.feed(core.KeyPressed(name))
+        for view_name in self.driver.view_keys:
+            self.view = _navigate(
+                self.view,
+                view_name,
+                self.driver.frame(),
+                self._hosts(),
+                self.size,
+                self.status(self.driver.frame()),
+            )
+            self.dirty = True
+        self.driver.view_keys.clear()
+        self.quit = self.driver.quit
+        self.dirty = self.dirty or self.driver.dirty
+
+    def elapsed(self, dt_ms: int) -> None:
+        if dt_ms > 0:
+            self.driver.feed(core.TickElapsed(dt_ms))
+            self.dirty = self.dirty or self.driver.dirty
+        self._since_poll += dt_ms
+        if self.driver.state.follow and self._since_poll >= FOLLOW_POLL_MS:
+            self._since_poll = 0
+            if self.driver.poll():
+                self.dirty = True
+
+    def resized(self, width: int, height: int) -> None:
+        self.driver.feed(core.Resized(width, height))
+        self.dirty = True
+
+    def wait_ms(self) -> int:
+        if self.driver.state.mode is core.Mode.PLAYING:
+            return PLAYING_REDRAW_MS
+        return FOLLOW_POLL_MS if self.driver.state.follow else IDLE_WAIT_MS
+
+    def _hosts(self) -> tuple[str, ...]:
+        header = self.driver.source.header
+        return header.hosts if header and len(header.hosts) > 1 else ()
+
+    def lines(self, width: int, height: int) -> tuple[Line, ...]:
+        self.size = (width, height)
+        self.driver.dirty = False
+        frame = self.driver.frame()
+        return render(
+            frame,
+            self.view,
+            width,
+            height,
+            self.status(frame),
+            expected_hosts=self._hosts(),
+            title="allsmi replay",
+        )
+
+    def status(self, frame: Frame) -> Status:
+        source = self.driver.source
+        replay = attrs.evolve(
+            replay_status(self.driver.state, self.tz, source.skipped_lines),
+            recorded_at=format_local(frame.t_ms, self.tz),
+        )
+        message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
+        return Status(replay=replay, message=message, keys_help=REPLAY_KEYS_HELP)
+
+
+def _navigate(
+    view: ViewState,
+    key: str,
+    frame: Frame | None,
+    hosts: tuple[str, ...],
+    size: tuple[int, int],
+    status: Status,
+) -> ViewState:
+    """A tab/scroll/help key, clamped to what the screen can show."""
+    tabs = len(tab_labels(frame, hosts))
+    moved = view_key(view, key, tabs, max(1, size[1] - 8))
+    return clamp_view(frame, moved, size[0], size[1], status, expected_hosts=hosts)
+
+
+# --------------------------------------------------------------------------- live
+
+
+@attrs.define
+class LiveModel:
+    """``allsmi view``: the newest collected frame, tabs and scrolling."""
+
+    label: str
+    tz: tzinfo
+    expected_hosts: tuple[str, ...] = ()
+    frame: Frame | None = None
+    message: str | None = None
+    view: ViewState = attrs.field(factory=ViewState)
+    size: tuple[int, int] = (80, 24)
+    quit: bool = False
+    dirty: bool = True
+
+    def show(self, frame: Frame) -> None:
+        self.frame = frame
+        self.dirty = True
+
+    def key(self, name: str) -> None:
+        if name in ("q", "esc"):
+            self.quit = True
+            return
+        self.view = _navigate(
+            self.view, name, self.frame, self.expected_hosts, self.size, self.status()
+        )
+        self.dirty = True
+
+    def elapsed(self, dt_ms: int) -> None:
+        return None
+
+    def resized(self, width: int, height: int) -> None:
+        self.dirty = True
+
+    def wait_ms(self) -> int:
+        return LIVE_POLL_MS  # a new frame may arrive from the collector at any time
+
+    def status(self) -> Status:
+        when = format_local(self.frame.t_ms, self.tz) if self.frame else "collecting..."
+        return Status(
+            replay=None,
+            live_label=f"{self.label} | {when}",
+            message=self.message,
+            keys_help=LIVE_KEYS_HELP,
+        )
+
+    def lines(self, width: int, height: int) -> tuple[Line, ...]:
+        self.size = (width, height)
+        return render(
+            self.frame,
+            self.view,
+            width,
+            height,
+            self.status(),
+            expected_hosts=self.expected_hosts,
+            title="allsmi",
+        )

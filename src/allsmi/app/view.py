@@ -1,0 +1,83 @@
+"""``allsmi view``: the live TUI of this machine, and ``--replay`` of a recording.
+
+Both go through the one TUI loop (:mod:`allsmi.app.tui`); this module wires the real
+terminal, the OS clock, the local collector or the recording, and maps the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import anyio
+
+from allsmi.adapters.painter import AsciimaticsTerminal, require_terminal
+from allsmi.app.clock import Clock, RealClock
+from allsmi.app.local import FrameSource, build_local_source
+from allsmi.app.replay import ReplayDriver, local_zone
+from allsmi.app.tui import LiveModel, ReplayModel, run_tui
+from allsmi.domain.errors import SourceUnavailable, UsageError
+from allsmi.domain.schedule import next_deadline
+
+
+class ScreenTerminal(AsciimaticsTerminal):
+    """The asciimatics terminal, waiting on stdin the anyio way (DESIGN.md §2)."""
+
+    async def wait_input(self, timeout_ms: int) -> None:
+        with anyio.move_on_after(max(0, timeout_ms) / 1000):
+            await anyio.wait_readable(self.fileno())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.replay:
+        return run_replay(args)
+    if args.hosts:
+        raise SourceUnavailable("the cluster view is not available in this build yet")
+    if args.follow or args.loop or args.start or args.speed != 1.0:
+        raise UsageError("--speed, --start, --loop and --follow go with --replay PATH")
+    return run_live(args)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    require_terminal()
+    driver = ReplayDriver.open(
+        Path(args.replay),
+        speed=args.speed,
+        start=args.start,
+        loop=args.loop,
+        follow=args.follow,
+    )
+    model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone())
+    anyio.run(run_tui, ScreenTerminal(), model, RealClock())
+    return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    require_terminal()
+    source = build_local_source(("gpu", "cpu", "memory", "chassis", "process", "storage"))
+    model = LiveModel(label=f"LIVE {source.hostname}", tz=local_zone())
+    clock = RealClock()
+
+    async def collect() -> None:
+        await collect_into(model, source, clock, args.interval_ms)
+
+    anyio.run(run_tui, ScreenTerminal(), model, clock, collect)
+    return 0
+
+
+async def collect_into(
+    model: LiveModel, source: FrameSource, clock: Clock, interval_ms: int
+) -> None:
+    """The live collector: fixed-rate frames into the model until cancelled."""
+    never = anyio.Event()
+    await source.start()
+    try:
+        deadline = clock.monotonic_ms()
+        while True:
+            frame = await source.collect(clock.wall_ms())
+            model.show(frame)
+            deadline, _ = next_deadline(deadline, interval_ms, clock.monotonic_ms())
+            await clock.wait_until(deadline, never)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()

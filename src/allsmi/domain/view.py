@@ -1,0 +1,596 @@
+"""The view model (DESIGN.md §2 "one render pipeline", §5 "The screen"; STYLE rule 11).
+
+Rules this module obeys:
+- Pure: ``render(frame, view, width, height, status)`` returns styled lines and does nothing
+  else. The standard library and attrs only; the local zone arrives as a ``tzinfo``.
+- The result is always exactly ``height`` lines of exactly ``width`` single-cell characters,
+  at any size, for any frame; nothing here raises on data or keys.
+- Nothing branches on live vs replay: the shell describes the bottom lines in a
+  :class:`Status`, and only the status line shows the REPLAY (or LIVE) chip.
+- A frame is drawn from itself alone: a host without rows is ``<host>: no data``, a section
+  that was not collected is absent, a reading that is ``None`` is ``N/A``.
+
+Theory of operation. The screen is, top to bottom: a title line, the cluster overview (two
+lines, only for more than one host), the tab row (``All`` and one tab per host), the body,
+then the message, status and key-help lines. Space goes to the status line first, then the
+message, key help, title, tab row and overview; the body gets the rest. The body is a list of
+blocks whose heights are known before any text is made (two lines per GPU, CPU rows, memory
+rows, disks, the process table), so scrolling is clamped to the content and only the blocks
+inside the window are turned into text: a 100-host frame costs a screenful of lines, not 800
+GPUs' worth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Final, TypeAlias
+
+import attrs
+
+from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
+from allsmi.domain.parse import format_offset
+from allsmi.domain.replay import ReplayState
+from allsmi.domain.view_rows import (
+    BOLD,
+    CYAN,
+    HEADER,
+    PLAIN,
+    RED,
+    YELLOW,
+    Line,
+    RowLayout,
+    Span,
+    Spans,
+    Style,
+    by_gpu_memory,
+    clean,
+    cpu_height,
+    cpu_lines,
+    cut,
+    disk_line,
+    fit,
+    gpu_lines,
+    memory_lines,
+    no_data_line,
+    overview_lines,
+    process_header,
+    process_line,
+    row_layout,
+)
+
+__all__ = [
+    "Line",
+    "ReplayStatus",
+    "Span",
+    "Status",
+    "Style",
+    "ViewState",
+    "clamp_view",
+    "format_local",
+    "render",
+    "replay_status",
+    "status_line",
+    "tab_hosts",
+    "tab_labels",
+    "view_key",
+]
+
+SCROLL_END: Final = 1 << 30  # "end": render clamps it to the last screenful
+MAX_ERRORS: Final = 5
+MIN_BODY: Final = 3  # the overview is dropped before the body gets fewer rows than this
+MAX_TAB_LABEL: Final = 24
+CHIP_REPLAY: Final = Style(fg="black", bg="yellow")
+CHIP_LIVE: Final = Style(fg="black", bg="green")
+SELECTED_TAB: Final = Style(fg="black", bg="cyan")
+STATUS_TEXT: Final = Style(fg="cyan")
+TIMECODE_FORMS: Final = "HH:MM:SS, MM:SS, SS, @HH:MM[:SS], @2026-04-18T14:32:00Z"
+LIVE_KEYS_HELP: Final = "h:Help q:Exit ←→:Tabs ↑↓:Scroll PgUp/PgDn:Page Home/End"
+REPLAY_KEYS_HELP: Final = (
+    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to L:Loop G:Live h:Help q:Exit ←→:Tabs"
+)
+
+
+# --------------------------------------------------------------------------- view state
+
+
+@attrs.frozen
+class ViewState:
+    """What the user chose to look at: a tab, a scroll offset, the help screen."""
+
+    tab: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # index, modulo tabs
+    scroll: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # body lines
+    help: bool = False
+
+
+_Move: TypeAlias = Callable[[ViewState, int, int], ViewState]  # (view, tab count, page)
+
+_VIEW_KEYS: Final[Mapping[str, _Move]] = {
+    "left": lambda v, n, _: attrs.evolve(v, tab=(v.tab - 1) % n, scroll=0),
+    "right": lambda v, n, _: attrs.evolve(v, tab=(v.tab + 1) % n, scroll=0),
+    "up": lambda v, _, __: attrs.evolve(v, scroll=max(v.scroll - 1, 0)),
+    "down": lambda v, _, __: attrs.evolve(v, scroll=v.scroll + 1),
+    "pgup": lambda v, _, page: attrs.evolve(v, scroll=max(v.scroll - page, 0)),
+    "pgdn": lambda v, _, page: attrs.evolve(v, scroll=v.scroll + page),
+    "home": lambda v, _, __: attrs.evolve(v, scroll=0),
+    "end": lambda v, _, __: attrs.evolve(v, scroll=SCROLL_END),
+    "h": lambda v, _, __: attrs.evolve(v, help=not v.help, scroll=0),
+}
+
+
+def view_key(view: ViewState, key: str, tab_count: int, page: int) -> ViewState:
+    """Tabs wrap around; scrolling never goes below 0 (``render`` clamps the other end, and
+    :func:`clamp_view` gives the shell the clamped state); unknown keys change nothing."""
+    move = _VIEW_KEYS.get(key)
+    if move is None:
+        return view
+    return move(view, max(tab_count, 1), max(page, 1))
+
+
+# --------------------------------------------------------------------------- status
+
+
+@attrs.frozen
+class ReplayStatus:
+    position_ms: int  # playhead, ms after the first frame
+    duration_ms: int
+    speed: float
+    mode: str  # paused | playing | end | live
+    loop: bool
+    frame_no: int  # 1-based
+    frame_total: int
+    recorded_at: str  # the shown frame's wall time, already formatted (format_local)
+    skipped: int = 0  # damaged lines skipped while reading
+    pending: str | None = None  # timecode being typed after `g`
+
+
+@attrs.frozen
+class Status:
+    """The bottom lines, prepared by the shell."""
+
+    replay: ReplayStatus | None = None  # None: live
+    live_label: str = "LIVE"  # the chip when live: "LIVE local", "LIVE 100 hosts"
+    message: str | None = None
+    keys_help: str = LIVE_KEYS_HELP
+
+
+def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplayStatus:
+    """The status of a replay core's state, its recorded time in zone ``tz``."""
+    return ReplayStatus(
+        position_ms=state.position_ms,
+        duration_ms=state.duration_ms,
+        speed=state.speed,
+        mode=state.mode.value,
+        loop=state.loop,
+        frame_no=state.cursor + 1,
+        frame_total=state.frame_count,
+        recorded_at=format_local(state.cursor_t_ms, tz),
+        skipped=skipped,
+        pending=state.pending,
+    )
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_local(t_ms: int, tz: tzinfo) -> str:
+    """Epoch ms → ``2026-04-18 14:32:05 CEST`` in ``tz`` (whole seconds, floored); a zone
+    without a name (``+02``) reads ``UTC+02:00``."""
+    try:
+        moment = (_EPOCH + timedelta(seconds=t_ms // 1000)).astimezone(tz)
+    except (OverflowError, ValueError):
+        return f"t={t_ms} ms"
+    name = moment.tzname() or ""
+    if not name or name[0] in "+-":
+        name = _utc_offset(moment.utcoffset())
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment:%H:%M:%S}"
+    return f"{text} {name}" if name else text
+
+
+def _utc_offset(offset: timedelta | None) -> str:
+    if offset is None:
+        return ""
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, minute = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{minute:02d}"
+
+
+def speed_text(speed: float) -> str:
+    """``0.25x 0.5x 1.0x 2.0x 4.0x 8.0x``: one decimal unless a second one is needed."""
+    if speed != speed or speed in (float("inf"), float("-inf")):
+        return f"{speed}x"
+    return f"{speed:.1f}x" if round(speed * 10) == speed * 10 else f"{speed:.2f}x"
+
+
+def _replay_text(replay: ReplayStatus) -> str:
+    if replay.pending is not None:
+        entry = clean(replay.pending)
+        return f"go to: {entry}_  ({TIMECODE_FORMS}; Enter seek, Esc cancel)"
+    parts = [
+        f"{format_offset(replay.position_ms)} / {format_offset(replay.duration_ms)}",
+        speed_text(replay.speed),
+        clean(replay.mode),
+        clean(replay.recorded_at),
+    ]
+    if replay.loop:
+        parts.append("loop")
+    parts.append(f"frame {replay.frame_no}/{replay.frame_total}")
+    if replay.skipped > 0:
+        parts.append(f"skipped {replay.skipped}")
+    return " | ".join(parts)
+
+
+def status_line(status: Status, width: int) -> Line:
+    """``REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | <recorded at> | loop | frame n/N``."""
+    replay = status.replay
+    if replay is None:
+        return fit([Span(clean(status.live_label), CHIP_LIVE)], width)
+    live = replay.mode == "live"
+    chip = Span("LIVE", CHIP_LIVE) if live else Span("REPLAY", CHIP_REPLAY)
+    return fit([chip, Span(" | " + _replay_text(replay), STATUS_TEXT)], width)
+
+
+# --------------------------------------------------------------------------- hosts and tabs
+
+
+def tab_hosts(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:
+    """The expected hosts in their order, then any other host the frame holds, first seen first."""
+    return _merge_hosts(expected_hosts, frame.hosts() if frame is not None else ())
+
+
+def _merge_hosts(expected: Sequence[str], seen: Sequence[str]) -> tuple[str, ...]:
+    hosts = dict.fromkeys(expected)
+    hosts.update(dict.fromkeys(host for host in seen if host not in hosts))
+    return tuple(hosts)
+
+
+def tab_labels(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:
+    """``All`` and one tab per host; a single host has just ``All`` (its own rows)."""
+    hosts = tab_hosts(frame, expected_hosts)
+    return ("All", *hosts) if len(hosts) > 1 else ("All",)
+
+
+def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, int]:
+    """The tabs [lo, hi) shown: all when they fit, else grown around ``selected``."""
+    if sum(cells) <= room:
+        return 0, len(cells)
+    room -= 2  # the "<" and ">" markers
+    lo, hi, used = selected, selected + 1, cells[selected]
+    grew = True
+    while grew:
+        grew = False
+        if hi < len(cells) and used + cells[hi] <= room:
+            used, hi, grew = used + cells[hi], hi + 1, True
+        if lo > 0 and used + cells[lo - 1] <= room:
+            used, lo, grew = used + cells[lo - 1], lo - 1, True
+    return lo, hi
+
+
+def _tab_row(labels: Sequence[str], selected: int, width: int) -> Line:
+    names = [cut(clean(label), MAX_TAB_LABEL) for label in labels]
+    prefix = "Tabs: "
+    lo, hi = _tab_window([len(name) + 2 for name in names], selected, width - len(prefix))
+    windowed = (lo, hi) != (0, len(names))
+    spans = [Span(prefix, CYAN)]
+    if windowed:
+        spans.append(Span("<" if lo > 0 else " ", YELLOW))
+    for index in range(lo, hi):
+        spans.append(Span(f" {names[index]} ", SELECTED_TAB if index == selected else PLAIN))
+    if windowed:
+        spans.append(Span(">" if hi < len(names) else " ", YELLOW))
+    return fit(spans, width)
+
+
+# --------------------------------------------------------------------------- body blocks
+
+Builder: TypeAlias = Callable[[int, int], Sequence[Spans]]  # lines [start, stop) of a block
+
+
+@attrs.frozen
+class Block:
+    height: int
+    build: Builder
+
+
+def _lines_block(lines: Sequence[Spans]) -> Block:
+    return Block(len(lines), lambda start, stop: lines[start:stop])
+
+
+def _lazy_block(height: int, make: Callable[[], Sequence[Spans]]) -> Block:
+    return Block(height, lambda start, stop: make()[start:stop])
+
+
+@attrs.define
+class _HostRows:
+    gpus: list[Gpu] = attrs.Factory(list)
+    cpus: list[Cpu] = attrs.Factory(list)
+    memory: list[Memory] = attrs.Factory(list)
+    storage: list[Storage] = attrs.Factory(list)
+    processes: list[GpuProcess] = attrs.Factory(list)
+
+
+def _index(frame: Frame | None) -> dict[str, _HostRows]:
+    """Each host's rows, in frame order; one pass over every section."""
+    index: dict[str, _HostRows] = {}
+    if frame is None:
+        return index
+
+    def rows(host: str) -> _HostRows:
+        found = index.get(host)
+        if found is None:
+            found = index[host] = _HostRows()
+        return found
+
+    for gpu in frame.gpus or ():
+        rows(gpu.host_id).gpus.append(gpu)
+    for cpu in frame.cpus or ():
+        rows(cpu.host_id).cpus.append(cpu)
+    for memory in frame.memory or ():
+        rows(memory.host_id).memory.append(memory)
+    for disk in frame.storage or ():
+        rows(disk.host_id).storage.append(disk)
+    for proc in frame.processes or ():
+        rows(proc.host_id).processes.append(proc)
+    return index
+
+
+def _error_block(errors: Sequence[str]) -> list[Block]:
+    """The frame's errors, at most five, then ``… N more``."""
+    if not errors:
+        return []
+    lines = [[Span(clean(error), RED)] for error in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        lines.append([Span(f"… {len(errors) - MAX_ERRORS} more", RED)])
+    return [_lines_block(lines)]
+
+
+def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout) -> Block:
+    def build(start: int, stop: int) -> list[Spans]:
+        out: list[Spans] = []
+        for index in range(start // 2, (stop + 1) // 2):
+            out += gpu_lines(gpus[index], layout)
+        return out[start % 2 :][: stop - start]
+
+    return Block(2 * len(gpus), build)
+
+
+def _host_blocks(rows: _HostRows, layout: RowLayout) -> list[Block]:
+    """CPU rows, memory rows and disks of one host."""
+    blocks = [_cpu_block(cpu, layout) for cpu in rows.cpus]
+    blocks += [_memory_block(memory, layout) for memory in rows.memory]
+    if rows.storage:
+        blocks.append(_disk_block(rows.storage, layout.width))
+    return blocks
+
+
+def _cpu_block(cpu: Cpu, layout: RowLayout) -> Block:
+    return _lazy_block(cpu_height(cpu, layout.width), lambda: cpu_lines(cpu, layout))
+
+
+def _memory_block(memory: Memory, layout: RowLayout) -> Block:
+    return _lazy_block(2, lambda: memory_lines(memory, layout))
+
+
+def _disk_block(disks: Sequence[Storage], width: int) -> Block:
+    return Block(len(disks), lambda start, stop: [disk_line(d, width) for d in disks[start:stop]])
+
+
+def _process_block(processes: Sequence[GpuProcess], with_host: bool) -> list[Block]:
+    """all-smi's process table, largest GPU memory first (only the visible rows are built)."""
+    ordered = by_gpu_memory(processes)
+    if not ordered:
+        return [_lines_block([process_header(with_host), [Span("no GPU processes", PLAIN)]])]
+
+    def build(start: int, stop: int) -> list[Spans]:
+        header = [process_header(with_host)] if start == 0 else []
+        rows = ordered[max(start - 1, 0) : stop - 1]
+        return header + [process_line(proc, with_host) for proc in rows]
+
+    return [Block(len(ordered) + 1, build)]
+
+
+def _layout(shown: Sequence[_HostRows], width: int) -> RowLayout:
+    """One identity width for every row of the tab, so the readings line up in columns."""
+    natural = 0
+    for rows in shown:
+        for gpu in rows.gpus:
+            natural = max(natural, len(gpu.name) + 3 + len(gpu.hostname))
+        for cpu in rows.cpus:
+            natural = max(natural, len(cpu.cpu_model or "CPU") + 3 + len(cpu.hostname))
+    return row_layout(width, natural)
+
+
+def _body(frame: Frame | None, hosts: Sequence[str], width: int) -> list[Block]:
+    """Errors; each host's GPUs (or ``no data``); each host's CPU, memory and disk rows; the
+    process table when the frame collected processes."""
+    index = _index(frame)
+    present = [index[host] for host in hosts if host in index]
+    layout = _layout(present, width)
+    blocks = _error_block(frame.errors if frame is not None else ())
+    for host in hosts:
+        rows = index.get(host)
+        if rows is None:
+            blocks.append(_lines_block([no_data_line(host)]))
+        elif rows.gpus:
+            blocks.append(_gpu_block(rows.gpus, layout))
+    for rows in present:
+        blocks += _host_blocks(rows, layout)
+    if frame is not None and frame.processes is not None:
+        processes = [proc for rows in present for proc in rows.processes]
+        blocks += _process_block(processes, with_host=len(hosts) > 1)
+    return blocks or [_lines_block([[Span("no data", RED)]])]
+
+
+_HELP_KEYS: Final = (
+    ("q / Esc", "quit"),
+    ("← / →", "previous / next tab"),
+    ("↑ / ↓", "scroll one line"),
+    ("PgUp / PgDn", "scroll one page"),
+    ("Home / End", "top / bottom"),
+    ("h", "show / hide this help"),
+)
+_HELP_REPLAY: Final = (
+    ("SPACE", "play / pause (at the end: play from the start)"),
+    ("] / [", "next / previous frame (pauses)"),
+    ("+ / -", "faster / slower: 0.25x 0.5x 1.0x 2.0x 4.0x 8.0x"),
+    ("j / k", "back / ahead 10 s"),
+    ("g", f"go to a time: {TIMECODE_FORMS}"),
+    ("L", "loop on / off"),
+    ("G", "jump to the live edge (--follow)"),
+)
+
+
+def _help(replay: bool) -> list[Block]:
+    sections = [("Keys", _HELP_KEYS)] + ([("Replay keys", _HELP_REPLAY)] if replay else [])
+    lines: list[Spans] = []
+    for title, keys in sections:
+        lines.append([Span(title, HEADER)])
+        lines += [[Span(f"  {key:<13}", YELLOW), Span(text, PLAIN)] for key, text in keys]
+    return [_lines_block(lines)]
+
+
+# --------------------------------------------------------------------------- the screen
+
+
+@attrs.frozen
+class _Slots:
+    """Which parts get a line, by priority: status, message, key help, title, tabs,
+    overview (only while the body keeps MIN_BODY rows); the body gets what is left."""
+
+    message: bool
+    keys: bool
+    title: bool
+    tabs: bool
+    overview: bool
+    body: int
+
+
+def _slots(height: int, has_message: bool, multi: bool) -> _Slots:
+    left = height - 1  # the status line
+    message = has_message and left >= 1
+    left -= message
+    keys = left >= 1
+    left -= keys
+    title = left >= 1
+    left -= title
+    tabs = multi and left >= 1
+    left -= tabs
+    overview = multi and left >= 2 + MIN_BODY
+    left -= 2 * overview
+    return _Slots(message, keys, title, tabs, overview, max(left, 0))
+
+
+@attrs.frozen
+class _Plan:
+    hosts: tuple[str, ...]  # every host: expected first, then the frame's others
+    reporting: int  # hosts with rows in the frame
+    tab: int  # the selected tab, within range
+    slots: _Slots
+    blocks: list[Block]
+    scroll: int  # clamped to the content
+
+
+def _plan(
+    frame: Frame | None, view: ViewState, size: tuple[int, int], status: Status,
+    expected_hosts: Sequence[str],
+) -> _Plan:  # fmt: skip
+    width, height = size
+    seen = frame.hosts() if frame is not None else ()
+    hosts = _merge_hosts(expected_hosts, seen)
+    tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
+    slots = _slots(height, status.message is not None, len(hosts) > 1)
+    shown = hosts if tab == 0 else (hosts[tab - 1],)
+    blocks = _help(status.replay is not None) if view.help else _body(frame, shown, width)
+    total = sum(block.height for block in blocks)
+    scroll = min(view.scroll, max(total - slots.body, 0))
+    return _Plan(hosts, len(seen), tab, slots, blocks, scroll)
+
+
+def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list[Line]:
+    """Body lines [scroll, scroll + rows): only blocks inside the window are built."""
+    out: list[Line] = []
+    top = 0
+    for block in blocks:
+        if top >= scroll + rows:
+            break
+        end = top + block.height
+        if end > scroll:
+            start, stop = max(scroll - top, 0), min(block.height, scroll + rows - top)
+            out += [fit(spans, width) for spans in block.build(start, stop)]
+        top = end
+    blank = fit((), width)
+    return out[:rows] + [blank] * max(rows - len(out), 0)
+
+
+def _title(frame: Frame | None, reporting: int, title: str, width: int) -> Line:
+    if frame is None:
+        facts = "waiting for data"
+    else:
+        facts = f"{_count(reporting, 'host')}  {_count(len(frame.gpus or ()), 'GPU')}"
+    return fit([Span(clean(title), BOLD), Span(f"  {facts}", PLAIN)], width)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[Line]:
+    gpus, cpus, memory = (frame.gpus, frame.cpus, frame.memory) if frame else (None,) * 3
+    reporting, hosts = plan.reporting, plan.hosts
+    lines = overview_lines(gpus or (), cpus or (), memory or (), (reporting, len(hosts)))
+    return [fit(line, width) for line in lines]
+
+
+def _footer(status: Status, slots: _Slots, width: int) -> list[Line]:
+    lines: list[Line] = []
+    if slots.message and status.message is not None:
+        lines.append(fit([Span(clean(status.message), YELLOW)], width))
+    lines.append(status_line(status, width))
+    if slots.keys:
+        lines.append(fit([Span(clean(status.keys_help), CYAN)], width))
+    return lines
+
+
+def render(
+    frame: Frame | None,
+    view: ViewState,
+    width: int,
+    height: int,
+    status: Status,
+    *,
+    expected_hosts: tuple[str, ...] = (),
+    title: str = "allsmi",
+) -> tuple[Line, ...]:
+    """The whole screen: exactly ``height`` lines of exactly ``width`` cells."""
+    if height <= 0:
+        return ()
+    width = max(width, 0)
+    plan = _plan(frame, view, (width, height), status, expected_hosts)
+    lines: list[Line] = []
+    if plan.slots.title:
+        lines.append(_title(frame, plan.reporting, title, width))
+    if plan.slots.overview:
+        lines += _overview(frame, plan, width)
+    if plan.slots.tabs:
+        lines.append(_tab_row(("All", *plan.hosts), plan.tab, width))
+    lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
+    lines += _footer(status, plan.slots, width)
+    return tuple(lines)
+
+
+def clamp_view(
+    frame: Frame | None,
+    view: ViewState,
+    width: int,
+    height: int,
+    status: Status,
+    *,
+    expected_hosts: tuple[str, ...] = (),
+) -> ViewState:
+    """``view`` with its tab in range and its scroll clamped as :func:`render` would clamp
+    it, so that after ``end`` one ``up`` moves one line. Builds no text."""
+    if height <= 0:
+        return view
+    plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts)
+    return attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)
