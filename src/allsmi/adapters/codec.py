@@ -61,7 +61,18 @@ def _core_row(row: Any, _: object) -> CoreUtilization:
     )
 
 
+def _optional(kind: type[Any]) -> Any:
+    """``X | None`` without cattrs' generic union machinery: None and X pass through."""
+
+    def structure(value: Any, _: object) -> Any:
+        return value if value is None or type(value) is kind else kind(value)
+
+    return structure
+
+
 _fast.register_structure_hook(CoreUtilization, _core_row)
+for _kind in (int, float, str):
+    _fast.register_structure_hook(_kind | None, _optional(_kind))
 
 # Section key on the wire → row type. Order is the key order of a data line.
 SECTION_TYPES: Final[tuple[tuple[str, type[Any]], ...]] = (

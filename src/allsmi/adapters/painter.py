@@ -89,7 +89,8 @@ class AsciimaticsTerminal:
         os.environ.setdefault("ESCDELAY", "25")
         # The terminal's real size, never a stale LINES/COLUMNS from the environment
         # (curses would otherwise pin the screen to it and miss every resize).
-        curses.use_env(False)
+        os.environ.pop("LINES", None)
+        os.environ.pop("COLUMNS", None)
         try:
             self._screen = Screen.open(unicode_aware=True)
         except curses.error as err:
@@ -118,17 +119,22 @@ class AsciimaticsTerminal:
         return int(self._screen.width), int(self._screen.height)
 
     def has_resized(self) -> bool:
-        """A SIGWINCH seen by asciimatics, or a size that differs from the screen's: a
-        resize that raced the screen's opening leaves no signal behind, only the size."""
+        """True when the terminal's size differs from the screen's. asciimatics' own flag is
+        only a hint: a reopen leaves a KEY_RESIZE behind that would otherwise reopen the
+        screen on every turn, and a resize that raced the screen's opening leaves no signal."""
         if self._screen is None:
             return False
-        if self._screen.has_resized():
-            return True
+        self._screen.has_resized()  # consume the hint
+        actual = self.actual_size()
+        return actual is not None and actual != self.size
+
+    @staticmethod
+    def actual_size() -> tuple[int, int] | None:
         try:
-            actual = os.get_terminal_size(sys.stdout.fileno())
+            size = os.get_terminal_size(sys.stdout.fileno())
         except OSError:
-            return False
-        return (actual.columns, actual.lines) != self.size
+            return None
+        return size.columns, size.lines
 
     def fileno(self) -> int:
         return sys.stdin.fileno()

@@ -78,8 +78,96 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(commands)
     _add_verify(commands)
     _add_snapshot(commands)
+    _add_api(commands)
+    _add_mock(commands)
     _add_demo(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def _add_api(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "api",
+        help="serve this machine's metrics: /metrics (Prometheus), /snapshot, /events",
+        description=(
+            "An exporter: /metrics in Prometheus text with all-smi's metric names, /snapshot "
+            "as one frame of JSON, /events as server-sent events (one frame per collection). "
+            "Binds 127.0.0.1 unless --bind says otherwise; a bearer token from --token-file "
+            "or $ALLSMI_TOKEN is then required of every request."
+        ),
+    )
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=9090, help="port (default 9090; 0 = any free)")
+    p.add_argument(
+        "-i",
+        "--interval",
+        dest="interval_ms",
+        type=_typed(parse_interval_ms),
+        default=3000,
+        metavar="S",
+        help="seconds between collections (default 3)",
+    )
+    p.add_argument("--processes", action="store_true", help="also export GPU processes")
+    p.add_argument(
+        "--token-file",
+        metavar="F",
+        help="require this bearer token (else $ALLSMI_TOKEN; none = no auth, loopback only)",
+    )
+    p.set_defaults(handler="allsmi.app.api:run")
+
+
+def _add_mock(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "mock",
+        help="simulate a GPU cluster: N nodes serving /snapshot, /metrics, /events on loopback",
+        description=(
+            "Start N simulated GPU nodes, each on its own 127.0.0.1 port, and write their "
+            "addresses to a hostfile for record/view --hostfile. The last --failure-nodes "
+            "nodes misbehave in turn: HTTP 503, hanging, garbage."
+        ),
+    )
+    p.add_argument("--nodes", type=_positive_int, default=10, help="number of nodes (default 10)")
+    p.add_argument("--base-port", type=_port, default=10001, help="first port (default 10001)")
+    p.add_argument("--gpus", type=_positive_int, default=8, help="GPUs per node (default 8)")
+    p.add_argument(
+        "--hostfile",
+        default="allsmi-mock-hosts.txt",
+        metavar="F",
+        help="where to write the node list (default ./allsmi-mock-hosts.txt)",
+    )
+    p.add_argument(
+        "--failure-nodes", type=_non_negative_int, default=0, help="failing nodes (default 0)"
+    )
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="simulation seed")
+    p.add_argument(
+        "-i",
+        "--interval",
+        dest="interval_ms",
+        type=_typed(parse_interval_ms),
+        default=3000,
+        metavar="S",
+        help="seconds between simulation steps (default 3)",
+    )
+    p.set_defaults(handler="allsmi.app.mock:run")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -100,9 +188,9 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--interval",
         dest="interval_ms",
         type=_typed(parse_interval_ms),
-        default=2000,
+        default=None,
         metavar="S",
-        help="seconds between live collections (default 2)",
+        help="seconds between live collections (default 2; 3 for a cluster)",
     )
     _add_hosts(p)
     p.add_argument("--replay", metavar="PATH", help="replay this recording (or rotated set)")
@@ -208,6 +296,12 @@ def _add_hosts(p: argparse.ArgumentParser) -> None:
         "--hostfile",
         metavar="F",
         help="file with one host per line (host:port or URL); # comments and blanks ignored",
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="F",
+        help="bearer token for the hosts' exporters (else $ALLSMI_TOKEN; never on the "
+        "command line, where ps would show it)",
     )
 
 
@@ -334,8 +428,8 @@ def _load(target: str) -> Handler:
 
 def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
     """Merge ``--hosts`` and ``--hostfile`` into one normalised tuple in ``args.hosts``."""
-    if not hasattr(args, "hostfile"):
-        return args
+    if not hasattr(args, "hosts"):
+        return args  # commands without a host list (mock's --hostfile is an output)
     hosts = list(args.hosts or ())
     if args.hostfile:
         try:

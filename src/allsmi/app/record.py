@@ -27,7 +27,7 @@ from allsmi.adapters.recovery import last_seq_of_set
 from allsmi.adapters.sink import MAX_LINE_BYTES, Codec, RecordingSink, SinkConfig, codec_for
 from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
-from allsmi.domain.errors import SourceUnavailable, UsageError
+from allsmi.domain.errors import UsageError
 from allsmi.domain.model import Frame, Header, Source
 from allsmi.domain.parse import format_offset
 from allsmi.domain.schedule import clamp_time, flush_due, next_deadline, within_duration
@@ -146,8 +146,11 @@ def default_output(now_ms: int) -> Path:
 
 def build_source(args: argparse.Namespace) -> FrameSource:
     if args.source == "remote":
-        raise SourceUnavailable(
-            "--source remote: the cluster scraper is not available in this build yet"
+        from allsmi.app.remote import build_remote_source, read_token, remote_config
+
+        token = read_token(args.token_file)
+        return build_remote_source(
+            remote_config(tuple(args.hosts), args.include, args.interval_ms, token)
         )
     return build_local_source(args.include)
 

@@ -16,8 +16,11 @@ from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
 from allsmi.app.replay import ReplayDriver, local_zone
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
-from allsmi.domain.errors import SourceUnavailable, UsageError
+from allsmi.domain.errors import UsageError
 from allsmi.domain.schedule import next_deadline
+
+LOCAL_SECTIONS = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+REMOTE_SECTIONS = ("gpu", "cpu", "memory", "chassis", "storage")
 
 
 class ScreenTerminal(AsciimaticsTerminal):
@@ -31,8 +34,6 @@ class ScreenTerminal(AsciimaticsTerminal):
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         return run_replay(args)
-    if args.hosts:
-        raise SourceUnavailable("the cluster view is not available in this build yet")
     if args.follow or args.loop or args.start or args.speed != 1.0:
         raise UsageError("--speed, --start, --loop and --follow go with --replay PATH")
     return run_live(args)
@@ -54,12 +55,27 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_live(args: argparse.Namespace) -> int:
     require_terminal()
-    source = build_local_source(("gpu", "cpu", "memory", "chassis", "process", "storage"))
-    model = LiveModel(label=f"LIVE {source.hostname}", tz=local_zone())
+    source: FrameSource
+    if args.hosts:
+        from allsmi.app.remote import build_remote_source, read_token, remote_config
+
+        interval = args.interval_ms or 3000
+        config = remote_config(
+            tuple(args.hosts), REMOTE_SECTIONS, interval, read_token(args.token_file)
+        )
+        source = build_remote_source(config)
+        model = LiveModel(
+            label=f"LIVE {len(args.hosts)} hosts", tz=local_zone(), expected_hosts=tuple(args.hosts)
+        )
+    else:
+        interval = args.interval_ms or 2000
+        local = build_local_source(LOCAL_SECTIONS)
+        source = local
+        model = LiveModel(label=f"LIVE {local.hostname}", tz=local_zone())
     clock = RealClock()
 
     async def collect() -> None:
-        await collect_into(model, source, clock, args.interval_ms)
+        await collect_into(model, source, clock, interval)
 
     anyio.run(run_tui, ScreenTerminal(), model, clock, collect)
     return 0

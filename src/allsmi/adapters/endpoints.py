@@ -1,0 +1,120 @@
+"""The HTTP endpoints shared by the exporter (``allsmi api``) and the mock cluster.
+
+``/metrics`` (Prometheus text, all-smi names), ``/snapshot`` (the frame JSON, one line of
+the recording format), ``/events`` (server-sent events: one frame per collection, with
+keep-alive comments) and ``/-/ready``. Requests only read the latest published frame; the
+text of each view is rendered once per frame, however many scrapers ask. An ``/events``
+subscriber is handed the newest frame each time, never a queue: one that stops reading is
+dropped by the server's write timeout rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import anyio
+
+from allsmi.adapters import codec
+from allsmi.adapters.httpserver import Request, Response, Stream
+from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.domain.model import Frame
+from allsmi.domain.parse import format_rfc3339_ms
+
+METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+JSON_TYPE: Final = "application/json"
+EVENTS_TYPE: Final = "text/event-stream"
+INDEX: Final = b"allsmi exporter: /metrics /snapshot /events /-/ready\n"
+
+
+class FrameFeed:
+    """The newest frame, its version, and a way to wait for the next one."""
+
+    def __init__(self) -> None:
+        self.frame: Frame | None = None
+        self.version = 0
+        self._changed = anyio.Event()
+        self._rendered: dict[str, tuple[int, bytes]] = {}
+
+    def publish(self, frame: Frame) -> None:
+        self.frame = frame
+        self.version += 1
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def wait_newer(self, version: int, timeout_s: float) -> bool:
+        """Wait until a frame newer than ``version`` is published (False on timeout)."""
+        with anyio.move_on_after(timeout_s):
+            while self.version <= version:
+                await self._changed.wait()
+            return True
+        return False
+
+    def rendered(self, kind: str, render: Callable[[Frame], bytes]) -> bytes | None:
+        """``render(frame)`` for the current frame, computed once per version."""
+        frame = self.frame
+        if frame is None:
+            return None
+        cached = self._rendered.get(kind)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        body = render(frame)
+        self._rendered[kind] = (self.version, body)
+        return body
+
+
+class FrameEndpoints:
+    """Routes a request to the view of the feed's latest frame."""
+
+    def __init__(self, feed: FrameFeed, *, version: str, keepalive_s: float = 15.0) -> None:
+        self.feed = feed
+        self.version = version
+        self.keepalive_s = keepalive_s
+
+    async def handle(self, request: Request) -> Response | Stream:
+        match request.path:
+            case "/metrics":
+                return self._view("metrics", METRICS_TYPE, self._metrics)
+            case "/snapshot":
+                return self._view("snapshot", JSON_TYPE, codec.encode_line)
+            case "/events":
+                return Stream(
+                    content_type=EVENTS_TYPE,
+                    chunks=self.events(),
+                    headers=(("cache-control", "no-cache"),),
+                )
+            case "/-/ready":
+                ready = self.feed.frame is not None
+                return Response(200 if ready else 503, b"ready\n" if ready else b"starting\n")
+            case "/":
+                return Response(200, INDEX)
+            case _:
+                return Response(404, b"not found: try /metrics /snapshot /events\n")
+
+    def _metrics(self, frame: Frame) -> bytes:
+        return render_metrics(frame, version=self.version).encode()
+
+    def _view(self, kind: str, content_type: str, render: Callable[[Frame], bytes]) -> Response:
+        body = self.feed.rendered(kind, render)
+        if body is None:
+            return Response(503, b"no collection yet\n")
+        return Response(200, body, content_type=content_type)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """One ``snapshot`` event per published frame, a comment when nothing is new."""
+        seen = 0
+        while True:
+            if self.feed.version > seen and self.feed.frame is not None:
+                seen = self.feed.version
+                body = self.feed.rendered("snapshot", codec.encode_line)
+                assert body is not None
+                stamp = format_rfc3339_ms(self.feed.frame.t_ms)
+                yield (
+                    b"event: snapshot\nid: "
+                    + stamp.encode()
+                    + b"\ndata: "
+                    + body.rstrip(b"\n")
+                    + b"\n\n"
+                )
+            elif not await self.feed.wait_newer(seen, self.keepalive_s):
+                yield b": keep-alive\n\n"

@@ -1,0 +1,92 @@
+"""``allsmi api``: this machine as an exporter (DESIGN.md §6).
+
+Collection runs on its own fixed-rate cadence and publishes each frame; requests only read
+the latest one. Binds 127.0.0.1 unless told otherwise; with ``--token-file`` or
+``ALLSMI_TOKEN`` every request needs ``Authorization: Bearer <token>``. Request size, header
+count and concurrent connections are bounded; SIGTERM, SIGINT and SIGHUP shut it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+
+import anyio
+
+from allsmi import __version__
+from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.httpserver import Limits, serve_tcp
+from allsmi.app.clock import Clock, RealClock
+from allsmi.app.local import FrameSource, build_local_source
+from allsmi.app.remote import read_token
+from allsmi.domain.errors import SourceUnavailable
+from allsmi.domain.schedule import next_deadline
+
+API_LIMITS = Limits(max_connections=128)
+
+
+async def collect_forever(
+    source: FrameSource, feed: FrameFeed, clock: Clock, interval_ms: int
+) -> None:
+    never = anyio.Event()
+    await source.start()
+    deadline = clock.monotonic_ms()
+    try:
+        while True:
+            feed.publish(await source.collect(clock.wall_ms()))
+            deadline, _ = next_deadline(deadline, interval_ms, clock.monotonic_ms())
+            await clock.wait_until(deadline, never)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run(args: argparse.Namespace) -> int:
+    token = read_token(args.token_file)
+    if not _is_loopback(args.bind) and token is None:
+        sys.stderr.write(
+            f"allsmi api: warning: serving on {args.bind} without a token; anyone who can "
+            "reach it can read this machine's metrics (set ALLSMI_TOKEN or --token-file)\n"
+        )
+    include = ("gpu", "cpu", "memory", "chassis", "storage")
+    source = build_local_source((*include, "process") if args.processes else include)
+    feed = FrameFeed()
+    endpoints = FrameEndpoints(feed, version=__version__)
+    anyio.run(_main, args, source, feed, endpoints, token)
+    return 0
+
+
+async def _main(
+    args: argparse.Namespace,
+    source: FrameSource,
+    feed: FrameFeed,
+    endpoints: FrameEndpoints,
+    token: str | None,
+) -> None:
+    async with anyio.create_task_group() as tg:
+        try:
+            port = await tg.start(
+                serve_tcp, args.bind, args.port, endpoints.handle, API_LIMITS, token
+            )
+        except OSError as err:
+            message = f"cannot listen on {args.bind}:{args.port}: {err.strerror}"
+            raise SourceUnavailable(message) from None
+        tg.start_soon(collect_forever, source, feed, RealClock(), args.interval_ms)
+        sys.stderr.write(
+            f"allsmi api: serving http://{args.bind}:{port}/metrics /snapshot /events"
+            f"{' (token required)' if token else ''}; Ctrl-C stops\n"
+        )
+        sys.stderr.flush()
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+            async for _ in sigs:
+                break
+        tg.cancel_scope.cancel()

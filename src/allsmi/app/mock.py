@@ -1,0 +1,195 @@
+"""``allsmi mock``: N simulated GPU nodes on loopback ports, in one process (DESIGN.md §6).
+
+Each node serves ``/snapshot``, ``/metrics`` and ``/events`` from the node simulator (the
+same model ``allsmi demo`` records), all advancing on one cadence. ``--failure-nodes K``
+makes the last K nodes misbehave in turn: one answers 503, the next hangs without
+answering, the next sends garbage. The open-file limit is raised to fit the sockets, and
+a hostfile lists the nodes for ``record --hostfile`` and ``view --hostfile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import resource
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+import anyio
+import attrs
+
+from allsmi import __version__
+from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.files import atomic_write
+from allsmi.adapters.httpserver import Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec, NodeReading
+from allsmi.app.clock import Clock, RealClock
+from allsmi.domain.errors import SourceUnavailable, UsageError
+from allsmi.domain.model import Frame
+from allsmi.domain.schedule import next_deadline
+
+FAILURE_MODES: Final = ("503", "hang", "garbage")
+MOCK_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+MOCK_LIMITS: Final = Limits(max_connections=8, keep_alive_timeout_s=60.0)
+GARBAGE: Final = b'{"schema":1,"t":"\xff\xfe garbage \x00\x01 not json]]]\n'
+
+Handler = Callable[[Request], Awaitable[Response | Stream]]
+
+
+@attrs.frozen
+class MockPlan:
+    nodes: int
+    base_port: int
+    gpus: int
+    seed: int
+    failure_nodes: int
+    interval_ms: int
+
+
+def node_frame(reading: NodeReading, t_ms: int) -> Frame:
+    """One node's own view of itself, as its exporter's ``/snapshot`` would serve it."""
+    return Frame(
+        t_ms=t_ms,
+        source="local",
+        gpus=reading.gpus,
+        cpus=reading.cpus,
+        memory=reading.memory,
+        chassis=reading.chassis,
+        processes=reading.processes,
+        storage=reading.storage,
+    )
+
+
+def failure_handler(mode: str) -> Handler:
+    async def handle(request: Request) -> Response | Stream:
+        if mode == "503":
+            return Response(503, b"Service temporarily unavailable\n")
+        if mode == "hang":
+            await anyio.sleep_forever()
+        return Response(200, GARBAGE, content_type="application/json")
+
+    return handle
+
+
+def failure_mode(index: int, plan: MockPlan) -> str | None:
+    """The last ``failure_nodes`` nodes fail, cycling through 503, hang and garbage."""
+    first_failing = plan.nodes - plan.failure_nodes
+    if index < first_failing:
+        return None
+    return FAILURE_MODES[(index - first_failing) % len(FAILURE_MODES)]
+
+
+class MockCluster:
+    """The simulator, one feed per node, and the loop that advances them."""
+
+    def __init__(self, plan: MockPlan) -> None:
+        self.plan = plan
+        spec = ClusterSpec(
+            nodes=plan.nodes, gpus_per_node=plan.gpus, seed=plan.seed, base_port=plan.base_port
+        )
+        self.sim = ClusterSimulator(spec)
+        self.feeds = [FrameFeed() for _ in range(plan.nodes)]
+
+    def publish(self, t_ms: int) -> None:
+        for index, feed in enumerate(self.feeds):
+            reading = self.sim.node_frame_parts(index, t_ms)
+            if reading is not None:
+                feed.publish(node_frame(reading, t_ms))
+
+    def handler(self, index: int) -> Handler:
+        mode = failure_mode(index, self.plan)
+        if mode is not None:
+            return failure_handler(mode)
+        return FrameEndpoints(self.feeds[index], version=__version__).handle
+
+    async def advance_forever(self, clock: Clock) -> None:
+        never = anyio.Event()
+        last = clock.wall_ms()
+        deadline = clock.monotonic_ms()
+        while True:
+            deadline, _ = next_deadline(deadline, self.plan.interval_ms, clock.monotonic_ms())
+            await clock.wait_until(deadline, never)
+            now = clock.wall_ms()
+            self.sim.advance(max(0, now - last))
+            last = now
+            self.publish(now)
+
+
+def raise_open_file_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards ``needed`` (within the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+def hostfile_text(plan: MockPlan) -> str:
+    ports = range(plan.base_port, plan.base_port + plan.nodes)
+    return "# allsmi mock nodes\n" + "".join(f"127.0.0.1:{port}\n" for port in ports)
+
+
+async def serve_cluster(
+    cluster: MockCluster, clock: Clock, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    """Every node's server and the simulation, until cancelled (or a signal)."""
+    cluster.publish(clock.wall_ms())
+    async with anyio.create_task_group() as tg:
+        for index in range(cluster.plan.nodes):
+            port = cluster.plan.base_port + index
+            try:
+                await tg.start(serve_tcp, "127.0.0.1", port, cluster.handler(index), MOCK_LIMITS)
+            except OSError as err:
+                tg.cancel_scope.cancel()
+                raise _bind_error(port, err) from None
+        tg.start_soon(cluster.advance_forever, clock)
+        task_status.started()
+
+
+def _bind_error(port: int, err: OSError) -> SourceUnavailable:
+    if err.errno == errno.EADDRINUSE:
+        return SourceUnavailable(f"port {port} is already in use (try --base-port)")
+    if err.errno == errno.EMFILE:
+        return SourceUnavailable("too many open files for this many nodes (ulimit -n)")
+    return SourceUnavailable(f"cannot listen on 127.0.0.1:{port}: {err.strerror}")
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = MockPlan(
+        nodes=args.nodes,
+        base_port=args.base_port,
+        gpus=args.gpus,
+        seed=args.seed,
+        failure_nodes=args.failure_nodes,
+        interval_ms=args.interval_ms,
+    )
+    if plan.base_port + plan.nodes - 1 > 65535:
+        raise UsageError(f"{plan.nodes} nodes from port {plan.base_port} run past port 65535")
+    if plan.failure_nodes > plan.nodes:
+        raise UsageError("--failure-nodes cannot exceed --nodes")
+    raise_open_file_limit(plan.nodes * (MOCK_LIMITS.max_connections + 2) + 64)
+    atomic_write(Path(args.hostfile), hostfile_text(plan).encode())
+    cluster = MockCluster(plan)
+    anyio.run(_main, cluster, args.hostfile)
+    return 0
+
+
+async def _main(cluster: MockCluster, hostfile: str) -> None:
+    plan = cluster.plan
+    async with anyio.create_task_group() as tg:
+        await tg.start(serve_cluster, cluster, RealClock())
+        last = plan.base_port + plan.nodes - 1
+        sys.stderr.write(
+            f"allsmi mock: {plan.nodes} nodes x {plan.gpus} GPUs on 127.0.0.1:{plan.base_port}"
+            f"-{last} ({plan.failure_nodes} failing); hosts in {hostfile}; "
+            "Ctrl-C stops\n"
+        )
+        sys.stderr.flush()
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+            async for _ in sigs:
+                break
+        tg.cancel_scope.cancel()

@@ -1,0 +1,54 @@
+"""Wiring the remote source for ``record --source remote`` and ``view --hosts``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from allsmi.adapters.remote import RemoteConfig, RemoteSource
+from allsmi.domain.errors import UsageError
+
+MAX_TOKEN_BYTES = 4096
+
+
+def read_token(token_file: str | None) -> str | None:
+    """The bearer token: ``--token-file`` wins, else ``ALLSMI_TOKEN``; never a CLI value."""
+    if token_file:
+        try:
+            raw = Path(token_file).read_bytes()[:MAX_TOKEN_BYTES]
+        except OSError as err:
+            raise UsageError(f"cannot read token file {token_file}: {err.strerror}") from None
+        token = raw.decode("utf-8", "replace").strip()
+        if not token:
+            raise UsageError(f"token file {token_file} is empty")
+        return token
+    return os.environ.get("ALLSMI_TOKEN", "").strip() or None
+
+
+def remote_config(
+    hosts: tuple[str, ...], include: tuple[str, ...], interval_ms: int, token: str | None
+) -> RemoteConfig:
+    """Timeouts sized to the interval: a cycle never outlives its slot."""
+    interval_s = interval_ms / 1000
+    deadline = max(0.5, min(interval_s * 0.9, 10.0))
+    return RemoteConfig(
+        hosts=hosts,
+        include=include,
+        request_timeout_s=min(5.0, deadline),
+        cycle_deadline_s=deadline,
+        max_in_flight=min(128, max(1, len(hosts))),
+        token=token,
+    )
+
+
+def build_remote_source(config: RemoteConfig) -> RemoteSource:
+    limits = httpx.Limits(
+        max_connections=config.max_in_flight, max_keepalive_connections=config.max_in_flight
+    )
+    timeout = httpx.Timeout(config.request_timeout_s)
+    client = httpx.AsyncClient(
+        limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
+    )
+    return RemoteSource(config, client)
