@@ -94,7 +94,7 @@ def test_duration_trims_surrounding_whitespace() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "-5", "-5m", "5x", "h", "1h1h", "5m5m", "30m1h", "1s1m", "1h 30m", "1.5h",
+    ["", "   ", "-5", "-5m", "5x", "h", "1h1h", "5m5m", "30m1h", "1s1m", "1h 30m", "1.h", ".5h",
      "5ms", "1e3", "inf", "nan", "1_000", "٣"],
 )  # fmt: skip
 def test_duration_rejects_junk_negative_repeated_and_misordered(text: str) -> None:
@@ -536,3 +536,10 @@ def test_format_gap_writes_the_two_largest_units(ms: int, text: str) -> None:
 
 def test_format_gap_output_reads_back_as_a_duration() -> None:
     assert parse_duration_ms(format_gap(3 * HOUR + 12 * MINUTE)) == 3 * HOUR + 12 * MINUTE
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"), [("0.5s", 500), ("1.5h", 5_400_000), ("1h0.5m", 3_630_000)]
+)
+def test_duration_accepts_fractions_with_units(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms

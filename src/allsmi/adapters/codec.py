@@ -41,6 +41,7 @@ from allsmi.domain.model import (
     Memory,
     Source,
     Storage,
+    bounded_int,
     normalise_host_id,
 )
 from allsmi.domain.parse import format_rfc3339_ms, parse_rfc3339_ms
@@ -70,9 +71,24 @@ def _optional(kind: type[Any]) -> Any:
     return structure
 
 
+def _strict_int(value: Any, _: object) -> int:
+    """An integer reading within what JSON round-trips (absurd ones make the row invalid)."""
+    number = value if type(value) is int else int(value)
+    if bounded_int(number) is None:
+        raise ValueError(f"integer {number} out of range")
+    return number
+
+
+def _optional_int(value: Any, kind: object) -> int | None:
+    return None if value is None else _strict_int(value, kind)
+
+
 _fast.register_structure_hook(CoreUtilization, _core_row)
-for _kind in (int, float, str):
+for _kind in (float, str):
     _fast.register_structure_hook(_kind | None, _optional(_kind))
+for _conv in (_fast, converter):
+    _conv.register_structure_hook(int, _strict_int)
+    _conv.register_structure_hook(int | None, _optional_int)
 
 # Section key on the wire → row type. Order is the key order of a data line.
 SECTION_TYPES: Final[tuple[tuple[str, type[Any]], ...]] = (

@@ -82,3 +82,10 @@ def _write_all(fd: int, data: bytes, path: Path) -> None:
         except OSError as err:
             raise SinkFailed(describe_os_error(err, path)) from None
         view = view[written:]
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null (its reader went away: ``allsmi snapshot | head``)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)

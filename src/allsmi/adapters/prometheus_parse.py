@@ -47,6 +47,7 @@ from allsmi.domain.model import (
     Memory,
     NvLinkRemoteDevice,
     Storage,
+    bounded_int,
     normalise_host_id,
 )
 from allsmi.domain.parse import format_elapsed
@@ -122,12 +123,12 @@ def _samples(text: str) -> tuple[list[_Sample], int]:
 
 
 def _int(value: Number | None) -> int | None:
-    return None if value is None else round(value)
+    return None if value is None else bounded_int(round(value))
 
 
 def _mhz(value: Number | None) -> int | None:
     """A clock of 0 MHz is all-smi's "no reading" (a CPU in a container reports it)."""
-    return None if value is None or value == 0 else round(value)
+    return None if value is None or value == 0 else bounded_int(round(value))
 
 
 def _float(value: Number | None) -> float | None:
@@ -146,7 +147,7 @@ def _label_int(labels: Labels, *names: str) -> int | None:
         if text is not None:
             text = text.strip()
             try:
-                return int(text)
+                return bounded_int(int(text))
             except ValueError:
                 return None
     return None

@@ -28,6 +28,7 @@ import contextlib
 import enum
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -150,7 +151,13 @@ class _Chunk:
 class RecordingSink:
     """Writes data lines into the rotated, chunked, compressed set at ``config.path``."""
 
-    def __init__(self, config: SinkConfig, header: Header) -> None:
+    def __init__(
+        self,
+        config: SinkConfig,
+        header: Header,
+        *,
+        write: Callable[[int, memoryview], int] = os.write,
+    ) -> None:
         if config.max_files < 1:
             raise UsageError("--max-files must be at least 1")
         self.config = config
@@ -166,6 +173,7 @@ class RecordingSink:
         self._header_pending = b""  # the header line, until the segment's first chunk opens
         self._rotate_due = False  # the active segment is full; rotate before the next frame
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+        self._write = write  # os.write; tests inject a disk that fills up
         refuse_symlink(config.path)
 
     # ----------------------------------------------------------------- public API
@@ -322,7 +330,7 @@ class RecordingSink:
         view = memoryview(self._pending)
         try:
             while view:
-                written = os.write(self._fd, view)
+                written = self._write(self._fd, view)
                 view = view[written:]
                 self._offset += written
                 self.stats.stored_bytes += written

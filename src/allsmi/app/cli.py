@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from allsmi import __version__
+from allsmi.adapters.files import silence_stdout
 from allsmi.domain.errors import AllsmiError, UsageError
 from allsmi.domain.hosts import merge_hosts, parse_hostfile
 from allsmi.domain.model import SECTIONS
@@ -457,7 +458,7 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         # `allsmi snapshot | head`: the reader went away; not an error worth a line.
-        _silence_stdout()
+        silence_stdout()
         return 0
     except Exception as err:
         if os.environ.get("ALLSMI_DEBUG"):
@@ -490,9 +491,3 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def _fail(line: str) -> None:
     sys.stderr.write(line.replace("\n", " ") + "\n")
     sys.stderr.flush()
-
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)

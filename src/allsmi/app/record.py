@@ -109,8 +109,19 @@ def _skip_note(missed: int, interval_ms: int) -> str:
 
 
 def fit_line(frame: Frame) -> bytes:
-    """Encode a frame within the 16 MiB line cap, dropping its heaviest sections if needed."""
-    line = codec.encode_line(frame)
+    """Encode a frame within the 16 MiB line cap, dropping its heaviest sections if needed.
+    A frame that cannot be encoded at all still leaves an errors-only frame behind."""
+    try:
+        line = codec.encode_line(frame)
+    except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
+        return codec.encode_line(
+            Frame(
+                t_ms=frame.t_ms,
+                seq=frame.seq,
+                source=frame.source,
+                errors=(*frame.errors, f"recorder: frame not recordable ({err})"),
+            )
+        )
     if len(line) <= MAX_LINE_BYTES:
         return line
     lighter = attrs.evolve(

@@ -27,6 +27,15 @@ WRITER_NAME: Final = "allsmi"
 Source = Literal["local", "remote"]
 SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
 DEFAULT_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis")
+# Integers a reading may hold: what JSON writers (orjson) and readers agree on. A peer that
+# sends more is sending nonsense, and it must not be able to make the recorder fail.
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**64 - 1
+
+
+def bounded_int(value: int) -> int | None:
+    """``value`` if it fits a reading, else None (not available)."""
+    return value if INT_MIN <= value <= INT_MAX else None
 
 
 def normalise_host_id(host: str) -> str:

@@ -71,12 +71,16 @@ def _seconds_to_ms(seconds: Fraction) -> int:
 # --- durations, sizes, intervals (DESIGN.md §1) -------------------------------------------
 
 # Units in descending order, each at most once: "1h1h" and "30m1h" do not match.
-_DURATION: Final = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.I | re.A)
+_DURATION: Final = re.compile(
+    r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?",
+    re.I | re.A,
+)
 _DURATION_UNIT_MS: Final = (86_400_000, 3_600_000, 60_000, 1_000)
 
 
 def parse_duration_ms(text: str) -> int:
-    """``30s 5m 1h 1d 1h30m 2d3h`` or bare seconds (``90``, ``1.5``) → ms; ``0`` is 0.
+    """``30s 5m 1h 1d 1h30m 2d3h 0.5s 1.5h`` or bare seconds (``90``, ``1.5``) → ms; ``0``
+    is 0.
 
     Callers read 0 as "unlimited". Units are any case, in d-h-m-s order, each at most once.
     """
@@ -87,7 +91,8 @@ def parse_duration_ms(text: str) -> int:
     if match is None:
         raise _invalid("duration", text, _DURATION_HINT)
     parts = zip(match.groups(), _DURATION_UNIT_MS, strict=True)
-    return sum(int(count) * unit_ms for count, unit_ms in parts if count is not None)
+    total = sum(Fraction(count) * unit_ms for count, unit_ms in parts if count is not None)
+    return round(total)
 
 
 # "10M", "10MB", "10MiB" and "10 m" all mean 10 * 1024**2; a bare "B" means bytes.

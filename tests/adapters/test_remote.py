@@ -1,0 +1,458 @@
+"""The remote source against real exporters on loopback: each test starts ``serve_tcp`` servers
+on ephemeral ports with its own handler (an all-smi page, our ``FrameEndpoints``, or a
+misbehaving peer) and scrapes them with the real httpx client ``build_remote_source`` wires."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Final
+
+import anyio
+import attrs
+import pytest
+
+from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.httpserver import Handler, Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.adapters.remote import RemoteConfig, RemoteSource
+from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.app.mock import GARBAGE, node_frame
+from allsmi.app.remote import build_remote_source
+from allsmi.domain.model import Frame
+
+FIXTURE: Final = Path(__file__).parent.parent / "fixtures" / "all-smi-exporter-cpu-host.prom"
+ALL_SMI_PAGE: Final = FIXTURE.read_bytes()
+T0: Final = 1_776_513_600_000  # 2026-04-18T12:00:00Z
+ALL_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+GPUS_PER_NODE: Final = 2
+SLACK_S: Final = 1.5  # a shared CI machine may stall; the bounds tested are far below the hang
+LIMITS: Final = Limits(write_timeout_s=1.0, keep_alive_timeout_s=5.0)
+PROM_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def simulated_node() -> Frame:
+    """One simulated node's own frame, as its exporter publishes it (host_id ``node-01``)."""
+    sim = ClusterSimulator(ClusterSpec(nodes=1, gpus_per_node=GPUS_PER_NODE, cores_per_node=4))
+    reading = sim.node_frame_parts(0, T0)
+    assert reading is not None
+    return node_frame(reading, T0)
+
+
+def exporter(frame: Frame | None = None) -> Handler:
+    """Our exporter's routes (``/snapshot``, ``/metrics``…) over a feed holding ``frame``."""
+    feed = FrameFeed()  # made inside the event loop: it holds an anyio.Event
+    feed.publish(frame or simulated_node())
+    return FrameEndpoints(feed, version="test").handle
+
+
+@attrs.define
+class Counted:
+    """A handler that counts the requests it gets, per path, then answers with ``respond``."""
+
+    respond: Handler
+    paths: collections.Counter[str] = attrs.field(factory=collections.Counter)
+
+    async def handle(self, request: Request) -> Response | Stream:
+        self.paths[request.path] += 1
+        return await self.respond(request)
+
+
+def always(response: Response) -> Handler:
+    async def handle(request: Request) -> Response | Stream:
+        return response
+
+    return handle
+
+
+async def hang(request: Request) -> Response | Stream:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def serving(*handlers: Handler, token: str | None = None) -> AsyncIterator[list[str]]:
+    """One loopback server per handler; yields their scrape targets ``127.0.0.1:PORT``."""
+    async with anyio.create_task_group() as tg:
+        hosts = []
+        for handler in handlers:
+            serve = partial(serve_tcp, "127.0.0.1", 0, handler, LIMITS, token)
+            port: int = await tg.start(serve)
+            hosts.append(f"127.0.0.1:{port}")
+        try:
+            yield hosts
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def remote(
+    hosts: Sequence[str],
+    *,
+    request_timeout_s: float = 3.0,
+    cycle_deadline_s: float = 5.0,
+    max_in_flight: int = 8,
+    max_body_bytes: int = 32 * 1024 * 1024,
+    token: str | None = None,
+) -> RemoteSource:
+    config = RemoteConfig(
+        hosts=tuple(hosts),
+        include=ALL_SECTIONS,
+        request_timeout_s=request_timeout_s,
+        cycle_deadline_s=cycle_deadline_s,
+        max_in_flight=max_in_flight,
+        max_body_bytes=max_body_bytes,
+        token=token,
+    )
+    return build_remote_source(config)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(test)
+
+
+def host_ids(frame: Frame) -> set[str]:
+    """The hosts that have rows, in any section, in ``frame``."""
+    ids = {row.host_id for row in frame.gpus or ()}
+    ids |= {row.host_id for row in frame.cpus or ()}
+    ids |= {row.host_id for row in frame.memory or ()}
+    ids |= {row.host_id for row in frame.chassis or ()}
+    ids |= {row.host_id for row in frame.processes or ()}
+    return ids | {row.host_id for row in frame.storage or ()}
+
+
+# --------------------------------------------------------------------------- endpoint choice
+
+
+def test_an_all_smi_exporter_is_read_through_metrics_and_remembered() -> None:
+    async def main() -> None:
+        # all-smi's exporter answers every path with its text page, /snapshot included.
+        allsmi = Counted(always(Response(200, ALL_SMI_PAGE, content_type=PROM_TYPE)))
+        async with serving(allsmi.handle) as (host,):
+            source = remote([host])
+            try:
+                frame = await source.collect(T0)
+                assert frame.errors == ()
+                assert frame.cpus is not None and len(frame.cpus) == 1
+                assert frame.cpus[0].total_cores == 3
+                assert frame.memory is not None and len(frame.memory) == 1
+                assert frame.memory[0].total_bytes == 4_294_967_296
+                assert frame.storage is not None and len(frame.storage) == 2
+                assert host_ids(frame) == {host}
+                assert allsmi.paths == {"/snapshot": 1, "/metrics": 1}
+
+                again = await source.collect(T0 + 1000)
+                assert again.errors == ()
+                assert again.cpus is not None and again.cpus[0].total_cores == 3
+                assert allsmi.paths == {"/snapshot": 1, "/metrics": 2}  # no second /snapshot
+            finally:
+                await source.aclose()
+
+    run(main)
+
+
+def test_our_exporter_is_read_through_snapshot_with_rows_rekeyed_to_the_target() -> None:
+    async def main() -> None:
+        node = Counted(exporter())
+        async with serving(node.handle) as (host,):
+            source = remote([host])
+            try:
+                for cycle in range(2):
+                    frame = await source.collect(T0 + cycle * 1000)
+                    assert frame.errors == ()
+                    assert frame.source == "remote"
+                    assert frame.gpus is not None and len(frame.gpus) == GPUS_PER_NODE
+                    assert frame.cpus and frame.memory and frame.processes and frame.storage
+                    assert host_ids(frame) == {host}  # not the node's own "node-01"
+                    assert frame.gpus[0].hostname == "node-01"  # its name is kept
+                assert node.paths == {"/snapshot": 2}  # never /metrics
+            finally:
+                await source.aclose()
+
+    run(main)
+
+
+def test_a_host_without_snapshot_falls_back_to_metrics_and_stays_there() -> None:
+    page = render_metrics(simulated_node(), version="test").encode()
+
+    async def old_exporter(request: Request) -> Response | Stream:
+        if request.path == "/metrics":
+            return Response(200, page, content_type=PROM_TYPE)
+        return Response(404, b"not found\n")
+
+    async def main() -> None:
+        node = Counted(old_exporter)
+        async with serving(node.handle) as (host,):
+            source = remote([host])
+            try:
+                frame = await source.collect(T0)
+                assert frame.errors == ()
+                assert frame.gpus is not None and len(frame.gpus) == GPUS_PER_NODE
+                assert host_ids(frame) == {host}
+                await source.collect(T0 + 1000)
+                assert node.paths == {"/snapshot": 1, "/metrics": 2}
+            finally:
+                await source.aclose()
+
+    run(main)
+
+
+# --------------------------------------------------------------------------- failing hosts
+
+
+def test_a_hanging_host_does_not_delay_the_frame_past_the_cycle_deadline() -> None:
+    async def main() -> None:
+        async with serving(exporter(), hang, exporter(), exporter()) as hosts:
+            stuck = hosts[1]
+            # The request timeout is far longer: only the cycle deadline can end the wait.
+            source = remote(hosts, request_timeout_s=30.0, cycle_deadline_s=0.5)
+            try:
+                started = time.monotonic()
+                frame = await source.collect(T0)
+                elapsed = time.monotonic() - started
+            finally:
+                await source.aclose()
+        assert elapsed < 0.5 + SLACK_S
+        assert frame.errors == (f"{stuck}: no answer within 0.5s",)
+        good = set(hosts) - {stuck}
+        assert host_ids(frame) == good
+        assert frame.gpus is not None and len(frame.gpus) == GPUS_PER_NODE * len(good)
+
+    run(main)
+
+
+def test_a_503_becomes_one_error_naming_the_host() -> None:
+    async def main() -> None:
+        async with serving(always(Response(503, b"busy\n")), exporter()) as (sick, well):
+            source = remote([sick, well])
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        assert frame.errors == (f"{sick}: HTTP 503",)
+        assert host_ids(frame) == {well}
+
+    run(main)
+
+
+def test_a_declared_body_over_the_cap_is_refused_unread() -> None:
+    cap = 100_000
+    big = b" " * 2_000_000
+
+    async def main() -> None:
+        async with serving(always(Response(200, big, content_type="application/json"))) as hosts:
+            source = remote(hosts, max_body_bytes=cap)
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        assert frame.errors == (f"{hosts[0]}: body of 2000000 bytes over the {cap} cap",)
+
+    run(main)
+
+
+async def endless(chunk: bytes, pause_s: float) -> AsyncIterator[bytes]:
+    while True:
+        yield chunk
+        await anyio.sleep(pause_s)
+
+
+async def traced(measure: Callable[[], Awaitable[Frame]]) -> tuple[Frame, int]:
+    """``measure()`` and the most bytes it held allocated at once (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        frame = await measure()
+        return frame, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_chunked_body_that_never_ends_is_cut_at_the_cap_in_bounded_memory() -> None:
+    cap = 256 * 1024
+
+    async def flood(request: Request) -> Response | Stream:
+        return Stream("application/json", endless(b"[" * 16 * 1024, 0.001))
+
+    async def main() -> None:
+        async with serving(flood) as hosts:
+            source = remote(hosts, max_body_bytes=cap, request_timeout_s=10.0)
+            try:
+                frame, peak = await traced(partial(source.collect, T0))
+            finally:
+                await source.aclose()
+        assert frame.errors == (f"{hosts[0]}: body over the {cap} byte cap",)
+        assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while reading a capped body"
+
+    run(main)
+
+
+@pytest.mark.xfail(
+    reason="remote.py _get caps the *decoded* body but httpx inflates each 64 KiB network "
+    "read in one go: a gzip bomb costs ~1000x the read size before the cap is checked",
+    strict=True,
+)
+def test_a_compressed_body_that_inflates_past_the_cap_stays_in_bounded_memory() -> None:
+    cap = 256 * 1024
+    bomb = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)  # ~250 KiB on the wire
+
+    async def zipped(request: Request) -> Response | Stream:
+        return Response(
+            200, bomb, content_type="application/json", headers=(("content-encoding", "gzip"),)
+        )
+
+    async def main() -> None:
+        async with serving(zipped) as hosts:
+            source = remote(hosts, max_body_bytes=cap)
+            try:
+                frame, peak = await traced(partial(source.collect, T0))
+            finally:
+                await source.aclose()
+        assert len(frame.errors) == 1 and frame.errors[0].startswith(f"{hosts[0]}: ")
+        assert str(cap) in frame.errors[0]
+        assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while reading a capped body"
+
+    run(main)
+
+
+def test_a_trickling_host_hits_the_request_timeout() -> None:
+    async def trickle(request: Request) -> Response | Stream:
+        return Stream("application/json", endless(b" ", 0.1))
+
+    async def main() -> None:
+        async with serving(trickle, exporter()) as (slow, well):
+            source = remote([slow, well], request_timeout_s=0.5, cycle_deadline_s=10.0)
+            try:
+                started = time.monotonic()
+                frame = await source.collect(T0)
+                elapsed = time.monotonic() - started
+            finally:
+                await source.aclose()
+        assert frame.errors == (f"{slow}: timeout after 0.5s",)
+        assert host_ids(frame) == {well}
+        assert elapsed < 0.5 + SLACK_S
+
+    run(main)
+
+
+BAD_BODIES: Final = {
+    "invalid UTF-8": (GARBAGE, "invalid /metrics (not UTF-8)"),
+    "gpus not a list": (
+        b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","gpus":"x"}',
+        "invalid /snapshot (gpus is not a list)",
+    ),
+    "bad time": (b'{"schema":1,"t":"...","gpus":"x"}', "invalid /snapshot (bad time '...'"),
+    "not an object": (b"[1, 2, 3]", "invalid /snapshot (not a JSON object)"),
+    "row without a key": (
+        b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","gpus":[{"name":"x"}]}',
+        "invalid /snapshot (required field missing @ gpus[0].uuid)",
+    ),
+    "a header, not a frame": (
+        b'{"schema":1,"header":{"source":"remote"}}',
+        "invalid /snapshot (",
+    ),
+    "text that is no exposition": (
+        b"<html><body>502 Bad Gateway</body></html>\n",
+        "invalid /metrics",
+    ),
+}
+TEXT_GARBAGE_BUG: Final = pytest.mark.xfail(
+    reason="remote.py _metrics: parse_metrics never raises and returns empty HostRows (with "
+    "skipped_lines > 0) for a page that is not Prometheus text, so the host silently "
+    "contributes nothing and no errors entry names it",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(*value, id=key, marks=TEXT_GARBAGE_BUG if key.startswith("text") else ())
+        for key, value in BAD_BODIES.items()
+    ],
+)
+def test_a_garbage_answer_becomes_one_error_and_no_rows(body: bytes, expected: str) -> None:
+    async def main() -> None:
+        bad = always(Response(200, body, content_type="application/json"))
+        async with serving(bad, exporter()) as (liar, well):
+            source = remote([liar, well])
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        assert len(frame.errors) == 1, frame.errors
+        assert frame.errors[0].startswith(f"{liar}: {expected}"), frame.errors
+        assert host_ids(frame) == {well}
+
+    run(main)
+
+
+# --------------------------------------------------------------------------- auth and load
+
+
+@pytest.mark.parametrize(
+    ("token", "ok"), [("secret", True), (None, False), ("wrong", False)], ids=str
+)
+def test_the_bearer_token_is_sent_and_a_refusal_is_named(token: str | None, ok: bool) -> None:
+    async def main() -> None:
+        async with serving(exporter(), token="secret") as (host,):
+            source = remote([host], token=token)
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        if ok:
+            assert frame.errors == ()
+            assert frame.gpus is not None and len(frame.gpus) == GPUS_PER_NODE
+        else:
+            assert frame.errors == (f"{host}: HTTP 401 (token missing or wrong)",)
+            assert host_ids(frame) == set()
+
+    run(main)
+
+
+def test_requests_in_flight_never_exceed_the_bound() -> None:
+    in_flight, most = [0], [0]
+
+    async def main() -> None:
+        answer = exporter()
+
+        async def slow(request: Request) -> Response | Stream:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            try:
+                await anyio.sleep(0.2)
+                return await answer(request)
+            finally:
+                in_flight[0] -= 1
+
+        async with serving(*[slow] * 6) as hosts:
+            source = remote(hosts, max_in_flight=2, cycle_deadline_s=10.0)
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        assert frame.errors == ()
+        assert host_ids(frame) == set(hosts)
+        assert most[0] == 2
+
+    run(main)
+
+
+def test_a_closed_port_is_named_connection_refused() -> None:
+    async def main() -> None:
+        async with serving(exporter()) as (host,):
+            pass  # the server is gone: its port now refuses
+        source = remote([host])
+        try:
+            frame = await source.collect(T0)
+        finally:
+            await source.aclose()
+        assert frame.errors == (f"{host}: connection refused",)
+
+    run(main)

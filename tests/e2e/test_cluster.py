@@ -1,0 +1,201 @@
+"""A simulated cluster, used as a person would: ``allsmi mock`` serving 100 nodes (5 of them
+failing) on loopback, ``allsmi record --source remote`` scraping it, the recording replayed
+in a real terminal, and the live cluster view."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from allsmi.adapters.filesource import RecordingSource
+
+from .conftest import poll, run_allsmi, start_allsmi
+from .tmux import Tmux
+
+NODES: Final = 100
+FAILING: Final = 5
+GPUS: Final = 8  # the mock's default per node
+ATTEMPTS: Final = 5  # another process may take a port between our check and the mock's bind
+
+
+def port_range() -> tuple[int, int]:
+    """Ports below the kernel's ephemeral range, so no outgoing connection is handed one."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return 10_000, max(low, 10_000 + 2 * NODES)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, from a random start."""
+    low, high = port_range()
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(low, high - count)
+        if all(port_free(port) for port in range(base, base + count)):
+            return base
+    pytest.fail(f"no {count} consecutive free ports in {low}..{high}")
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Mock:
+    """``allsmi mock`` running 100 nodes; ``hosts`` is the hostfile it wrote."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.hostfile = tmp / "hosts"
+        for _ in range(ATTEMPTS):
+            self.base = free_base_port(NODES)
+            self.proc = start_allsmi(
+                "mock",
+                "--nodes", str(NODES),
+                "--failure-nodes", str(FAILING),
+                "--interval", "1",
+                "--base-port", str(self.base),
+                "--hostfile", str(self.hostfile),
+            )  # fmt: skip
+            poll(self._up_or_gone, timeout=60, what="the mock's nodes to listen")
+            if self.proc.poll() is None:
+                return
+            _, err = self.proc.communicate(timeout=10)
+            if "already in use" not in err:
+                pytest.fail(f"allsmi mock exited {self.proc.returncode}: {err}")
+        pytest.fail(f"allsmi mock could not bind its ports in {ATTEMPTS} attempts")
+
+    def _up_or_gone(self) -> bool:
+        if self.proc.poll() is not None:
+            return True
+        last = self.base + NODES - 1  # the nodes bind in order: the last one up means all
+        return self.hostfile.exists() and answers(last)
+
+    def host(self, index: int) -> str:
+        return f"127.0.0.1:{self.base + index}"
+
+    @property
+    def failing(self) -> list[str]:
+        return [self.host(i) for i in range(NODES - FAILING, NODES)]
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager would; the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("allsmi mock did not exit within 20 s of SIGTERM")
+        return self.proc.returncode
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[Tmux]]:
+    started: list[Tmux] = []
+    yield started
+    for session in started:
+        session.close()
+
+
+def tab_row(screen: str) -> str:
+    return next((line for line in screen.splitlines() if line.startswith("Tabs: ")), "")
+
+
+def gpu_hostnames(screen: str) -> set[str]:
+    return set(re.findall(r" @ (node-\d{4})", screen))
+
+
+def test_a_recording_of_a_mock_cluster_holds_every_node_and_names_the_failing_ones(
+    tmp_path: Path, sessions: list[Tmux]
+) -> None:
+    mock = Mock(tmp_path)
+    out = tmp_path / "c.ndjson.zst"
+    recorded = run_allsmi(
+        "record", "--source", "remote", "--hostfile", str(mock.hostfile),
+        "-o", str(out), "-i", "1", "--duration", "30s",
+        timeout=90,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+
+    with RecordingSource(out) as recording:
+        header = recording.header
+        assert header is not None
+        hosts = header.hosts
+        assert hosts == tuple(mock.host(i) for i in range(NODES))
+        assert recording.frame_count >= 28
+        frames = [recording.frame(i) for i in range(recording.frame_count)]
+
+    # The cadence held, though 5 nodes answer 503, hang or send garbage every cycle.
+    gaps = [b.t_ms - a.t_ms for a, b in itertools.pairwise(frames)]
+    assert max(gaps) <= 1600, gaps
+    assert 950 <= statistics.median(gaps) <= 1050, gaps
+
+    complete = 0
+    for frame in frames:
+        reporting = set(frame.hosts())
+        named = {e.split(": ", 1)[0] for e in frame.errors}
+        for host in hosts:  # rows of a host XOR one error naming it
+            assert (host in reporting) != (host in named), (frame.seq, host, frame.errors)
+        assert len(frame.errors) == NODES - len(reporting), frame.errors  # nothing else
+        assert set(mock.failing) <= named, frame.errors
+        assert len(frame.gpus or ()) == GPUS * len(reporting)
+        complete += len(reporting) == NODES - FAILING
+    assert complete >= len(frames) // 2, f"only {complete}/{len(frames)} complete frames"
+
+    session = Tmux("cluster", ["view", "--replay", str(out)], width=200, height=50)
+    sessions.append(session)
+    first = frames[0]
+    nodes = f"Nodes {len(first.hosts())}/{NODES}"
+    screen = session.wait_for(lambda s: "REPLAY |" in s and nodes in s and "frame 1/" in s)
+    assert re.fullmatch(r"Tabs:  \s*All .*>\s*", tab_row(screen)), tab_row(screen)  # more →
+
+    session.send("Right", "Right", "Right")
+    third = mock.host(2)
+    if third in first.hosts():
+        screen = session.wait_for(lambda s: gpu_hostnames(s) == {"node-0003"})
+    else:  # that node missed the first cycle: its tab says so
+        screen = session.wait_for(f"{third}: no data")
+    assert tab_row(screen).startswith("Tabs:  ")  # still no "<": the window starts at All
+
+    session.send(*["Right"] * 20)  # tab 23: tabs hidden on both sides
+    screen = session.wait_for(lambda s: re.fullmatch(r"Tabs: <.*>\s*", tab_row(s)) is not None)
+    assert mock.host(22) in tab_row(screen)
+
+    session.send("q")
+    session.wait_for("EXITED rc=0")
+    assert mock.stop() == 0
+
+
+def test_the_live_view_of_a_hostfile_shows_the_cluster(
+    tmp_path: Path, sessions: list[Tmux]
+) -> None:
+    mock = Mock(tmp_path)
+    session = Tmux("live-cluster", ["view", "--hostfile", str(mock.hostfile)], width=200, height=50)
+    sessions.append(session)
+    screen = session.wait_for(lambda s: "LIVE 100 hosts" in s and "Nodes 9" in s, timeout=30)
+    assert re.search(r"Nodes 9\d/100", screen)
+    session.send("q")
+    session.wait_for("EXITED rc=0")
+    assert mock.stop() == 0
