@@ -224,3 +224,21 @@ def test_a_forged_chunk_entry_is_detected_when_reached_and_the_segment_rescanned
     check(source, truth)
     assert any("seek table" in w for w in source.warnings)
     assert source.segments[0].opened_by == "scan"
+
+
+def test_a_single_member_gzip_seeks_from_zlib_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    from allsmi.adapters import decoding
+
+    monkeypatch.setattr(decoding, "CHECKPOINT_EVERY", 2048)  # ~16 MiB in real files
+    monkeypatch.setattr(decoding, "READ_SIZE", 1024)
+    plain = tmp_path / "p.ndjson"
+    truth = rec.all_smi_file(plain, 3000, compress=False)
+    path = tmp_path / "one-member.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    source = RecordingSource(path)
+    assert any(c.start.zlib_state is not None for c in source.chunks)
+    check(source, truth)

@@ -199,3 +199,37 @@ def test_an_empty_recording_exits_2(tmp_path: Path) -> None:
         assert f"replay: no frames in {empty}" in screen
     finally:
         session.close()
+
+
+def live_position(screen: str) -> int:
+    found = re.search(r"LIVE \| (\d\d):(\d\d):(\d\d) /", screen)
+    if not found:
+        return -1
+    h, m, s = (int(x) for x in found.groups())
+    return h * 3600 + m * 60 + s
+
+
+def test_follow_shows_live_updating_a_seek_back_replay_and_g_live_again(
+    tui: list[Tmux], tmp_path: Path
+) -> None:
+    from .conftest import start_allsmi
+
+    out = tmp_path / "growing.ndjson.zst"
+    recorder = start_allsmi("record", "-o", str(out), "-i", "0.5", "--include", "cpu,memory")
+    try:
+        from .conftest import poll
+
+        poll(lambda: out.exists() and out.stat().st_size > 0, what="the recording to start")
+        session = Tmux(f"f{len(tui)}", ["view", "--replay", str(out), "--follow"])
+        tui.append(session)
+        first = live_position(session.wait_for(lambda s: live_position(s) >= 0))
+        session.wait_for(lambda s: live_position(s) >= first + 2)  # keeps up as frames come
+        session.send("j")
+        session.wait_for(lambda s: "REPLAY |" in s and "LIVE |" not in s)
+        session.send("G")
+        session.wait_for(lambda s: live_position(s) >= first + 2)
+        session.send("q")
+        session.wait_for("EXITED rc=0")
+    finally:
+        recorder.terminate()
+        recorder.communicate(timeout=10)

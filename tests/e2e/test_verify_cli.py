@@ -90,3 +90,39 @@ def test_verify_works_with_nvml_and_psutil_failing_on_any_call(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert "frames:     120" in result.stdout
+
+
+POISON_REPLAY = """
+import sys
+class Poison:
+    def __getattr__(self, name):
+        raise RuntimeError(f"device reader touched: {name}")
+sys.modules["pynvml"] = Poison()
+sys.modules["psutil"] = Poison()
+from datetime import timezone
+from allsmi.app.replay import ReplayDriver
+from allsmi.app.tui import ReplayModel
+from allsmi.domain.replay import KeyPressed, TickElapsed
+driver = ReplayDriver.open(sys.argv[1], tz=timezone.utc)
+model = ReplayModel(driver=driver, tz=timezone.utc)
+for key in ["]", "]", "space", "g", "0", "0", ":", "0", "5", "enter", "right"]:
+    model.key(key)
+model.elapsed(2500)
+lines = model.lines(120, 40)
+print(driver.shown_index, len(lines))
+"""
+
+
+def test_replay_works_with_nvml_and_psutil_failing_on_any_call(tmp_path: Path) -> None:
+    path = tmp_path / "p.ndjson.zst"
+    rec.write_sink(path, 60, Codec.ZSTD)
+    result = subprocess.run(
+        [sys.executable, "-c", POISON_REPLAY, str(path)],
+        capture_output=True,
+        text=True,
+        env=user_env(),
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "40"]  # sought to 00:00:05, then played 2.5 s

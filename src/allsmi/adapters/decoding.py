@@ -165,11 +165,14 @@ class Line(NamedTuple):
 
 
 def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[Line]:
-    """Complete lines (without ``\\n``, ``\\r`` stripped) with where they begin."""
+    """Complete lines (without ``\\n``, ``\\r`` stripped) with where they begin, and the
+    last start at or before each: a start may fall mid-line (a zlib checkpoint), so a line
+    carries the start that was in effect when its first byte was decoded."""
     pending = bytearray()
     pending_at = 0
+    pending_from: tuple[Start, int] = (first, 0)
     position = 0  # decoded offset of the next byte
-    restart, restart_at = first, 0
+    current: tuple[Start, int] = (first, 0)  # the latest start and its decoded offset
     oversized = False
     for data, new_restart in blocks:
         begin = 0
@@ -178,7 +181,7 @@ def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> It
             if nl < 0:
                 if not oversized:
                     if not pending:
-                        pending_at = position + begin
+                        pending_at, pending_from = position + begin, current
                     pending += data[begin:]
                     if len(pending) > MAX_LINE:
                         pending.clear()
@@ -190,17 +193,17 @@ def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> It
             else:
                 if pending:
                     pending += data[begin:nl]
-                    raw, at = bytes(pending), pending_at
+                    raw, at, origin = bytes(pending), pending_at, pending_from
                     pending.clear()
                 else:
-                    raw, at = data[begin:nl], position + begin
+                    raw, at, origin = data[begin:nl], position + begin, current
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
-                yield Line(raw, at, restart, restart_at)
+                yield Line(raw, at, origin[0], origin[1])
             begin = nl + 1
         position += len(data)
-        if new_restart is not None and not pending and not oversized:
-            restart, restart_at = new_restart, position  # decoding can begin right here
+        if new_restart is not None:
+            current = (new_restart, position)  # decoding can begin right here
     if pending or oversized:
         stats.torn_tail = True
 

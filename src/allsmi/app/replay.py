@@ -55,7 +55,7 @@ class ReplayDriver:
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: Path | str,
         *,
         speed: float = 1.0,
         start: str | None = None,
@@ -63,6 +63,7 @@ class ReplayDriver:
         follow: bool = False,
         tz: tzinfo | None = None,
     ) -> ReplayDriver:
+        path = Path(path)
         source = FollowingSource(path) if follow else RecordingSource(path)
         zone = tz or local_zone()
         first, duration = source.key_at(0), source.duration_ms
