@@ -10,8 +10,9 @@
      frame's JSON; identity numbers (index, pid, core_id, socket_id, id, device_id,
      link_index) are labels, not samples, so they are not counted — the conservative count
      (all numeric leaves are shown too);
-   - Prometheus WAL + head: du of its data dir's ``wal/`` and ``chunks_head/`` ÷
-     ``prometheus_tsdb_head_samples_appended_total`` (read from its own ``/metrics``);
+   - Prometheus WAL + head: du of its data dir's ``wal/`` and ``chunks_head/`` after it
+     stopped ÷ the samples its TSDB then holds (``promtool tsdb dump``; its own
+     ``prometheus_tsdb_head_samples_appended_total``, read just before the stop, is shown);
    - compacted block, from Prometheus's samples: ``promtool tsdb dump`` of its data dir,
      rewritten as OpenMetrics, ``promtool tsdb create-blocks-from openmetrics``, du ÷ samples;
    - compacted block, from our samples: every value leaf of our recording's frames as one
@@ -23,7 +24,7 @@
    cores, so the figure is a floor. The api's CPU over the run is printed.
 3. ``/events`` subscribers on one ``allsmi api -i 1``: SUBSCRIBERS streams opened at once and
    held HOLD_SECONDS s; how many received a frame after the one they got on connecting; the
-   api's RSS and CPU while holding them.
+   api's RSS and CPU while holding them; whether a ``/metrics`` scrape is answered meanwhile.
 
 Run: ``.venv/bin/python bench/bench_exporter.py [seconds]`` (default 60). Needs
 ``prometheus`` and ``promtool`` (scripts/setup-system). Prints tables; asserts nothing
@@ -64,6 +65,7 @@ CLIENTS: Final = 8
 RPS_SECONDS: Final = 10
 SUBSCRIBERS: Final = 200
 HOLD_SECONDS: Final = 10
+PROBE_TIMEOUT_S: Final = 4.0
 # Identity numbers: labels of a series, not samples.
 ID_KEYS: Final = ("index", "pid", "device_id", "core_id", "socket_id", "id", "link_index")
 ID_TEXT: Final = ("host_id", "uuid", "mount_point")
@@ -479,8 +481,9 @@ def requests_per_second(tmp: Path) -> dict[str, Any]:
         stop(api)
 
 
-async def subscribe(port: int) -> tuple[list[int], int]:
-    """SUBSCRIBERS streams held HOLD_SECONDS s: the frames each got, and the failures."""
+async def subscribe(port: int, probe: list[str]) -> tuple[list[int], int]:
+    """SUBSCRIBERS streams held HOLD_SECONDS s: the frames each got, and the failures. Half
+    way through, one ``/metrics`` request (a scrape) is tried; ``probe`` gets its outcome."""
     received = [0] * SUBSCRIBERS
     failures = 0
     limits = httpx.Limits(max_connections=SUBSCRIBERS + 10, max_keepalive_connections=0)
@@ -499,9 +502,21 @@ async def subscribe(port: int) -> tuple[list[int], int]:
             except httpx.HTTPError:
                 failures += 1
 
+        async def scrape() -> None:
+            await anyio.sleep(HOLD_SECONDS / 2)
+            started = time.perf_counter()
+            try:
+                async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as other:
+                    reply = await other.get(f"http://127.0.0.1:{port}/metrics")
+                took = (time.perf_counter() - started) * 1000
+                probe.append(f"HTTP {reply.status_code} in {took:.0f} ms")
+            except httpx.TimeoutException:
+                probe.append(f"no answer within {PROBE_TIMEOUT_S:g} s")
+
         async with anyio.create_task_group() as tg:
             for n in range(SUBSCRIBERS):
                 tg.start_soon(one, n)
+            tg.start_soon(scrape)
             await anyio.sleep(HOLD_SECONDS)
             tg.cancel_scope.cancel()
     return received, failures
@@ -515,6 +530,7 @@ def subscribers(tmp: Path) -> dict[str, Any]:
         before = cpu_s(proc)
         started = time.monotonic()
         rss_held: list[int] = []
+        probe: list[str] = []
 
         async def run() -> tuple[list[int], int]:
             async with anyio.create_task_group() as tg:
@@ -525,7 +541,7 @@ def subscribers(tmp: Path) -> dict[str, Any]:
                         rss_held.append(proc.memory_info().rss)
 
                 tg.start_soon(sample)
-                result = await subscribe(port)
+                result = await subscribe(port, probe)
                 tg.cancel_scope.cancel()
             return result
 
@@ -543,6 +559,7 @@ def subscribers(tmp: Path) -> dict[str, Any]:
             "peak": peak_rss(api.pid),
             "api_cpu_pct": (cpu_s(proc) - before) / wall * 100,
             "connections": len(proc.net_connections(kind="tcp")),
+            "probe": probe[0] if probe else "not tried",
         }
     finally:
         stop(api)
@@ -573,12 +590,13 @@ def report(side: dict[str, Any], rps: dict[str, Any], subs: dict[str, Any]) -> N
     hosts = side["hosts_per_frame"]
     print(
         f"  prometheus: {side['series']:.0f} head series, {side['appended']:.0f} samples "
-        f"appended, targets up {side['targets_up']}/{NODES}, "
+        f"appended before stop ({side['dumped']} in its TSDB after), targets up "
+        f"{side['targets_up']}/{NODES}, "
         f"{side['missed']} of {side['scrapes']} scrapes failed"
     )
     print(
-        f"  allsmi record: {side['frames']} frames, hosts per frame min {min(hosts or [0])} "
-        f"median {statistics.median(hosts or [0]):.0f}; exit {side['record_rc']}; "
+        f"  allsmi record: {side['frames']} frames, {hosts.count(NODES)} with all {NODES} "
+        f"hosts, min {min(hosts or [0])}; exit {side['record_rc']}; "
         f"prometheus exit {side['prom_rc']}"
     )
     print()
@@ -595,7 +613,7 @@ def report(side: dict[str, Any], rps: dict[str, Any], subs: dict[str, Any]) -> N
         (
             "prometheus WAL + head",
             side["wal"] + side["head"],
-            side["appended"],
+            side["dumped"],
             f"wal {mib(side['wal'])}, chunks_head {mib(side['head'])}",
         ),
         (
@@ -622,14 +640,18 @@ def report(side: dict[str, Any], rps: dict[str, Any], subs: dict[str, Any]) -> N
         f"for {RPS_SECONDS} s ({rps['errors']} errors), p50 {rps['p50_ms']:.1f} ms, "
         f"p99 {rps['p99_ms']:.1f} ms, body {rps['body_bytes']} B; api CPU "
         f"{rps['api_cpu_pct']:.0f}% core, client CPU {rps['client_cpu_pct']:.0f}% core "
-        f"(same machine), api peak RSS {mib(rps['peak'])}"
+        f"(same machine: client-bound); api CPU per request "
+        f"{rps['api_cpu_pct'] * 10 / max(rps['rps'], 1):.2f} ms → ~"
+        f"{rps['rps'] * 100 / max(rps['api_cpu_pct'], 1e-9):.0f} req/s per core; "
+        f"api peak RSS {mib(rps['peak'])}"
     )
     print(
         f"  /events on allsmi api -i 1: {SUBSCRIBERS} opened, {subs['served']} served, "
         f"{subs['got_next']} got the next frame, {subs['failures']} failed; median "
         f"{subs['frames_median']:.0f} frames in {HOLD_SECONDS} s; api RSS "
         f"{mib(subs['rss_idle'])} idle → {mib(subs['rss_held'])} holding them, "
-        f"CPU {subs['api_cpu_pct']:.1f}% core, {subs['connections']} TCP sockets"
+        f"CPU {subs['api_cpu_pct']:.1f}% core, {subs['connections']} TCP sockets; "
+        f"a /metrics scrape meanwhile: {subs['probe']}"
     )
     print()
     prom_cpu, our_cpu = side["cpu"]["prometheus"], side["cpu"]["allsmi record"]

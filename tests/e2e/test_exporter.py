@@ -78,11 +78,14 @@ def answers(url: str, proc: subprocess.Popen[Any]) -> bool:
         return False
 
 
-def start_api(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
-    """``allsmi api`` on a free loopback port, polled until ``/-/ready``."""
+def start_api(
+    *args: str, env: dict[str, str] | None = None, token: str | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """``allsmi api`` on a free loopback port, polled until ``/-/ready`` (asked with
+    ``token`` when it needs one)."""
     port = free_port()
     proc = start_allsmi("api", "--port", str(port), *args, env=env)
-    headers = {"Authorization": f"Bearer {TOKEN}"} if env and "ALLSMI_TOKEN" in env else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -362,6 +365,20 @@ def test_events_send_keep_alives_when_nothing_is_new() -> None:
     anyio.run(main)
 
 
+def test_a_scrape_is_answered_while_many_subscribers_are_held() -> None:
+    """Streams are capped (64) below the connection bound: 130 never starve /metrics."""
+    api, port = start_api("-i", "1")
+    request = b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n"
+    with contextlib.ExitStack() as held:
+        for _ in range(130):
+            sock = held.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            sock.sendall(request)
+        with http() as client:
+            scraped = client.get(url(port, "/metrics"), timeout=4.0)
+        assert scraped.status_code == 200
+    assert stop(api)[0] == 0
+
+
 # --- (d) the bearer token ---------------------------------------------------------------
 
 
@@ -378,7 +395,7 @@ def assert_token_required(port: int) -> None:
 
 
 def test_token_from_the_environment_is_required() -> None:
-    api, port = start_api(env={"ALLSMI_TOKEN": TOKEN})
+    api, port = start_api(env={"ALLSMI_TOKEN": TOKEN}, token=TOKEN)
     assert_token_required(port)
     code, err = stop(api)
     assert code == 0 and "(token required)" in err
@@ -387,21 +404,10 @@ def test_token_from_the_environment_is_required() -> None:
 def test_token_from_a_file_is_required(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    port = free_port()
-    api = start_allsmi("api", "--port", str(port), "--token-file", str(token_file))
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-
-    def ready() -> bool:
-        assert api.poll() is None, api.communicate()
-        try:
-            with http() as client:
-                return client.get(url(port, "/-/ready"), headers=headers).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    poll(ready, what="allsmi api /-/ready")
+    api, port = start_api("--token-file", str(token_file), token=TOKEN)
     assert_token_required(port)
-    assert stop(api)[0] == 0
+    code, err = stop(api)
+    assert code == 0 and "(token required)" in err
 
 
 def test_an_empty_token_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -66,10 +66,21 @@ class FrameFeed:
 class FrameEndpoints:
     """Routes a request to the view of the feed's latest frame."""
 
-    def __init__(self, feed: FrameFeed, *, version: str, keepalive_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        feed: FrameFeed,
+        *,
+        version: str,
+        keepalive_s: float = 15.0,
+        max_subscribers: int = 64,
+    ) -> None:
         self.feed = feed
         self.version = version
         self.keepalive_s = keepalive_s
+        # Streams hold a connection for good: capped well below the server's connection
+        # bound, so subscribers can never starve the scrapers of /metrics.
+        self.max_subscribers = max_subscribers
+        self.subscribers = 0
 
     async def handle(self, request: Request) -> Response | Stream:
         match request.path:
@@ -78,6 +89,10 @@ class FrameEndpoints:
             case "/snapshot":
                 return self._view("snapshot", JSON_TYPE, codec.encode_line)
             case "/events":
+                if self.subscribers >= self.max_subscribers:
+                    return Response(
+                        503, b"too many /events subscribers\n", headers=(("retry-after", "10"),)
+                    )
                 return Stream(
                     content_type=EVENTS_TYPE,
                     chunks=self.events(),
@@ -102,6 +117,14 @@ class FrameEndpoints:
 
     async def events(self) -> AsyncIterator[bytes]:
         """One ``snapshot`` event per published frame, a comment when nothing is new."""
+        self.subscribers += 1
+        try:
+            async for chunk in self._event_chunks():
+                yield chunk
+        finally:
+            self.subscribers -= 1
+
+    async def _event_chunks(self) -> AsyncIterator[bytes]:
         seen = 0
         while True:
             if self.feed.version > seen and self.feed.frame is not None:

@@ -11,6 +11,7 @@ failed becomes one ``errors`` entry naming it and contributes no rows (drawn ``n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
@@ -63,9 +64,14 @@ def base_url(host: str) -> str:
 class RemoteSource:
     """Scrapes ``config.hosts`` once per ``collect`` (the recorder's and the view's source)."""
 
-    def __init__(self, config: RemoteConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, config: RemoteConfig, client_factory: Callable[[], httpx.AsyncClient]
+    ) -> None:
         self.config = config
-        self._client = client
+        # One small client per host: httpcore's pool scans every pooled connection on each
+        # request, which is quadratic with one shared pool over a hundred hosts.
+        self._new_client = client_factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight))
         self._mode: dict[str, str] = {}  # host → the endpoint that worked last time
         headers = {"Accept": "application/json, text/plain;q=0.5"}
@@ -80,7 +86,15 @@ class RemoteSource:
         return None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def _client(self, host: str) -> httpx.AsyncClient:
+        client = self._clients.get(host)
+        if client is None:
+            client = self._clients[host] = self._new_client()
+        return client
 
     async def collect(self, t_ms: int) -> Frame:
         results: dict[str, HostResult] = {}
@@ -112,7 +126,7 @@ class RemoteSource:
         return sections
 
     async def _snapshot(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(f"{base_url(host)}/snapshot")
+        status, body = await self._get(host, f"{base_url(host)}/snapshot")
         if status == 404:
             raise _NotSnapshot()
         _check_status(status)
@@ -125,7 +139,7 @@ class RemoteSource:
         return _snapshot_rows(obj, normalise_host_id(host))
 
     async def _metrics(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(f"{base_url(host)}/metrics")
+        status, body = await self._get(host, f"{base_url(host)}/metrics")
         _check_status(status)
         try:
             text = body.decode("utf-8")
@@ -141,13 +155,14 @@ class RemoteSource:
             "storage": list(rows.storage),
         }
 
-    async def _get(self, url: str) -> tuple[int, bytes]:
+    async def _get(self, host: str, url: str) -> tuple[int, bytes]:
         """GET with a whole-request deadline (a trickling peer cannot stretch it) and a cap
         on the body, read in pieces so a 100 MB answer never sits in memory."""
         limit = self.config.max_body_bytes
         try:
             with anyio.fail_after(self.config.request_timeout_s):
-                async with self._client.stream("GET", url, headers=self._headers) as response:
+                client = self._client(host)
+                async with client.stream("GET", url, headers=self._headers) as response:
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
                         raise ScrapeFailed(f"body of {int(declared)} bytes over the {limit} cap")

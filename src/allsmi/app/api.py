@@ -24,7 +24,8 @@ from allsmi.app.remote import read_token
 from allsmi.domain.errors import SourceUnavailable
 from allsmi.domain.schedule import next_deadline
 
-API_LIMITS = Limits(max_connections=128)
+# Up to 64 /events subscribers (FrameEndpoints' cap), the rest of the slots for scrapes.
+API_LIMITS = Limits(max_connections=256)
 
 
 async def collect_forever(

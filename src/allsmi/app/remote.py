@@ -44,11 +44,12 @@ def remote_config(
 
 
 def build_remote_source(config: RemoteConfig) -> RemoteSource:
-    limits = httpx.Limits(
-        max_connections=config.max_in_flight, max_keepalive_connections=config.max_in_flight
-    )
-    timeout = httpx.Timeout(config.request_timeout_s)
-    client = httpx.AsyncClient(
-        limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
-    )
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            timeout=httpx.Timeout(config.request_timeout_s),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
     return RemoteSource(config, client)
