@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 
 from allsmi.adapters.filesource import RecordingSource
+from allsmi.domain.model import Frame
 
 from .conftest import poll, run_allsmi, start_allsmi
 from .tmux import Tmux
@@ -127,65 +129,101 @@ def gpu_hostnames(screen: str) -> set[str]:
     return set(re.findall(r" @ (node-\d{4})", screen))
 
 
-def test_a_recording_of_a_mock_cluster_holds_every_node_and_names_the_failing_ones(
-    tmp_path: Path, sessions: list[Tmux]
-) -> None:
-    mock = Mock(tmp_path)
-    out = tmp_path / "c.ndjson.zst"
-    recorded = run_allsmi(
-        "record", "--source", "remote", "--hostfile", str(mock.hostfile),
-        "-o", str(out), "-i", "1", "--duration", "30s",
-        timeout=90,
-    )  # fmt: skip
-    assert recorded.returncode == 0, recorded.stderr
+@attrs.frozen
+class Recorded:
+    """What one 30 s recording of the mock cluster left behind."""
 
+    path: Path
+    hosts: tuple[str, ...]  # the hostfile's, in order
+    failing: tuple[str, ...]
+    frames: tuple[Frame, ...]
+    header_hosts: tuple[str, ...]
+    mock_status: int  # after SIGTERM
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    tmp = tmp_path_factory.mktemp("cluster")
+    mock = Mock(tmp)
+    try:
+        out = tmp / "c.ndjson.zst"
+        result = run_allsmi(
+            "record", "--source", "remote", "--hostfile", str(mock.hostfile),
+            "-o", str(out), "-i", "1", "--duration", "30s",
+            timeout=90,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        status = mock.stop()
+    finally:
+        if mock.proc.poll() is None:
+            mock.proc.kill()
+            mock.proc.communicate(timeout=10)
     with RecordingSource(out) as recording:
         header = recording.header
         assert header is not None
-        hosts = header.hosts
-        assert hosts == tuple(mock.host(i) for i in range(NODES))
-        assert recording.frame_count >= 28
-        frames = [recording.frame(i) for i in range(recording.frame_count)]
+        frames = tuple(recording.frame(i) for i in range(recording.frame_count))
+    hosts = tuple(mock.host(i) for i in range(NODES))
+    return Recorded(out, hosts, tuple(mock.failing), frames, header.hosts, status)
 
-    # The cadence held, though 5 nodes answer 503, hang or send garbage every cycle.
+
+def test_the_mock_exits_0_on_sigterm_and_the_recording_lists_every_node(
+    recorded: Recorded,
+) -> None:
+    assert recorded.mock_status == 0
+    assert recorded.header_hosts == recorded.hosts
+
+
+def test_the_recorder_keeps_a_1s_cadence_while_5_nodes_fail(recorded: Recorded) -> None:
+    frames = recorded.frames
+    assert len(frames) >= 28
     gaps = [b.t_ms - a.t_ms for a, b in itertools.pairwise(frames)]
     assert max(gaps) <= 1600, gaps
     assert 950 <= statistics.median(gaps) <= 1050, gaps
+    assert not [e for f in frames for e in f.errors if e.startswith("recorder:")]
 
+
+def test_every_frame_has_each_host_s_rows_xor_an_error_naming_it(recorded: Recorded) -> None:
     complete = 0
-    for frame in frames:
+    assert len(recorded.frames) >= 10
+    for frame in recorded.frames:
         reporting = set(frame.hosts())
-        named = {e.split(": ", 1)[0] for e in frame.errors}
-        for host in hosts:  # rows of a host XOR one error naming it
+        host_errors = [e for e in frame.errors if not e.startswith("recorder:")]
+        named = {e.split(": ", 1)[0] for e in host_errors}
+        for host in recorded.hosts:
             assert (host in reporting) != (host in named), (frame.seq, host, frame.errors)
-        assert len(frame.errors) == NODES - len(reporting), frame.errors  # nothing else
-        assert set(mock.failing) <= named, frame.errors
+        assert len(host_errors) == NODES - len(reporting), frame.errors  # one per missing host
+        assert set(recorded.failing) <= named, frame.errors
         assert len(frame.gpus or ()) == GPUS * len(reporting)
         complete += len(reporting) == NODES - FAILING
-    assert complete >= len(frames) // 2, f"only {complete}/{len(frames)} complete frames"
+    frames = len(recorded.frames)
+    assert complete >= frames // 2, f"only {complete}/{frames} frames hold all 95 good hosts"
 
-    session = Tmux("cluster", ["view", "--replay", str(out)], width=200, height=50)
+
+def test_the_replay_shows_the_overview_and_windows_the_tabs(
+    recorded: Recorded, sessions: list[Tmux]
+) -> None:
+    session = Tmux("cluster", ["view", "--replay", str(recorded.path)], width=200, height=50)
     sessions.append(session)
-    first = frames[0]
-    nodes = f"Nodes {len(first.hosts())}/{NODES}"
-    screen = session.wait_for(lambda s: "REPLAY |" in s and nodes in s and "frame 1/" in s)
+    # The first frame where every good node reported (a node may miss the first cycle).
+    k = next(i for i, f in enumerate(recorded.frames) if len(f.hosts()) == NODES - FAILING)
+    session.wait_for(lambda s: "REPLAY |" in s and "frame 1/" in s)
+    session.send(*["]"] * k)
+    screen = session.wait_for(f"frame {k + 1}/")
+    assert f"Nodes {NODES - FAILING}/{NODES}" in screen
+    assert "GPUs 760" in screen
     assert re.fullmatch(r"Tabs:  \s*All .*>\s*", tab_row(screen)), tab_row(screen)  # more →
 
     session.send("Right", "Right", "Right")
-    third = mock.host(2)
-    if third in first.hosts():
-        screen = session.wait_for(lambda s: gpu_hostnames(s) == {"node-0003"})
-    else:  # that node missed the first cycle: its tab says so
-        screen = session.wait_for(f"{third}: no data")
+    screen = session.wait_for(lambda s: gpu_hostnames(s) == {"node-0003"})
     assert tab_row(screen).startswith("Tabs:  ")  # still no "<": the window starts at All
 
     session.send(*["Right"] * 20)  # tab 23: tabs hidden on both sides
-    screen = session.wait_for(lambda s: re.fullmatch(r"Tabs: <.*>\s*", tab_row(s)) is not None)
-    assert mock.host(22) in tab_row(screen)
+    tab_23 = recorded.hosts[22]
+    row = tab_row(session.wait_for(lambda s: gpu_hostnames(s) == {"node-0023"}))
+    assert re.fullmatch(r"Tabs: <.*>\s*", row) and tab_23 in row, row
 
     session.send("q")
     session.wait_for("EXITED rc=0")
-    assert mock.stop() == 0
 
 
 def test_the_live_view_of_a_hostfile_shows_the_cluster(

@@ -74,10 +74,12 @@ class RemoteSource:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight))
         self._mode: dict[str, str] = {}  # host → the endpoint that worked last time
-        headers = {"Accept": "application/json, text/plain;q=0.5"}
+        # identity: a compressed body would be inflated by httpx before our cap could count it
+        headers = {"Accept": "application/json, text/plain;q=0.5", "Accept-Encoding": "identity"}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
         self._headers = headers
+        self._wanted = frozenset(SECTION_KEYS[s] for s in config.include)
 
     def hosts(self) -> tuple[str, ...]:
         return self.config.hosts
@@ -136,7 +138,7 @@ class RemoteSource:
             raise _NotSnapshot() from None  # an all-smi exporter answers any path with text
         if not isinstance(obj, dict):
             raise ScrapeFailed("invalid /snapshot (not a JSON object)")
-        return _snapshot_rows(obj, normalise_host_id(host))
+        return _snapshot_rows(obj, normalise_host_id(host), self._wanted)
 
     async def _metrics(self, host: str) -> dict[str, list[Any]]:
         status, body = await self._get(host, f"{base_url(host)}/metrics")
@@ -146,6 +148,14 @@ class RemoteSource:
         except UnicodeDecodeError:
             raise ScrapeFailed("invalid /metrics (not UTF-8)") from None
         rows = parse_metrics(text, normalise_host_id(host))
+        found = (rows.gpus, rows.cpus, rows.memory, rows.chassis, rows.processes, rows.storage)
+        if not any(found):
+            bad = (
+                f" ({rows.skipped_lines} lines not in the exposition format)"
+                if (rows.skipped_lines)
+                else ""
+            )
+            raise ScrapeFailed(f"invalid /metrics: no all-smi metrics{bad}")
         return {
             "gpus": list(rows.gpus),
             "cpus": list(rows.cpus),
@@ -166,8 +176,11 @@ class RemoteSource:
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
                         raise ScrapeFailed(f"body of {int(declared)} bytes over the {limit} cap")
+                    encoding = response.headers.get("content-encoding", "identity").lower()
+                    if encoding not in ("", "identity"):
+                        raise ScrapeFailed(f"refused a {encoding}-encoded body (asked identity)")
                     chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in response.aiter_raw():
                         size += len(chunk)
                         if size > limit:
                             raise ScrapeFailed(f"body over the {limit} byte cap")
@@ -223,11 +236,16 @@ def _check_status(status: int) -> None:
         raise ScrapeFailed(f"HTTP {status}")
 
 
-def _snapshot_rows(obj: dict[str, Any], host_id: str) -> dict[str, list[Any]]:
-    """The rows of one host's ``/snapshot`` frame, each re-keyed to the scrape target."""
+def _snapshot_rows(
+    obj: dict[str, Any], host_id: str, wanted: frozenset[str]
+) -> dict[str, list[Any]]:
+    """The wanted rows of one host's ``/snapshot`` frame, re-keyed to the scrape target
+    (sections not recorded are dropped before they cost a structuring)."""
     for key in SECTION_KEYS.values():
         rows = obj.get(key)
-        if isinstance(rows, list):
+        if key not in wanted:
+            obj.pop(key, None)
+        elif isinstance(rows, list):
             for row in rows:
                 if isinstance(row, dict):
                     row["host_id"] = host_id
