@@ -242,3 +242,31 @@ def test_a_single_member_gzip_seeks_from_zlib_checkpoints(
     source = RecordingSource(path)
     assert any(c.start.zlib_state is not None for c in source.chunks)
     check(source, truth)
+
+
+def test_a_name_with_a_number_in_it_is_still_read_as_a_set(tmp_path: Path) -> None:
+    path = tmp_path / "run.2026.ndjson"
+    truth = rec.write_sink(path, 60, Codec.NONE, max_size=800)
+    assert (tmp_path / "run.0001.2026.ndjson").exists()
+    check(RecordingSource(path), truth)
+
+
+def test_a_segment_evicted_under_the_reader_is_one_clear_error(tmp_path: Path) -> None:
+    path, _ = VARIANTS["rotated-set"](tmp_path)
+    source = RecordingSource(path, cache_bytes=1)
+    source.segments[0].path.unlink()
+    with pytest.raises(RecordingUnreadable, match=r"is gone .*--follow"):
+        for i in range(source.frame_count):
+            source.frame(i)
+
+
+def test_a_line_just_over_16_mib_is_skipped_alike_by_scan_and_seek(tmp_path: Path) -> None:
+    path = tmp_path / "long.ndjson"
+    truth = rec.write_sink(path, 10, Codec.NONE)
+    lines = path.read_bytes().splitlines(keepends=True)
+    long = b'{"schema":1,"t":"2026-04-18T12:00:05.500Z","seq":77,"errors":["'
+    long += b"x" * ((16 << 20) + 100 - len(long) - 4) + b'"]}\n'
+    path.write_bytes(b"".join(lines[:8]) + long + b"".join(lines[8:]))
+    source = RecordingSource(path)
+    assert source.skipped_lines == 1
+    check(source, truth)

@@ -148,3 +148,71 @@ def test_replay_follow_opens_live_and_keeps_up(tmp_path: Path) -> None:
     assert driver.state.mode is core.Mode.LIVE and driver.shown_index == 6
     driver.source.close()
     sink.close()
+
+
+def _big_frame(seq: int) -> bytes:
+    from allsmi.adapters import codec
+
+    mem = Memory(host_id="h", hostname="h", instance="h", used_bytes=seq)
+    noise = f"{seq:08d}" * 40_000  # ~320 KB a line, barely compressible in plain files
+    return codec.encode_line(Frame(t_ms=T0 + seq * 1000, seq=seq, memory=(mem,), errors=(noise,)))
+
+
+def test_a_backlog_over_4_mib_at_rotation_is_drained_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "big.ndjson"
+    sink = RecordingSink(
+        SinkConfig(path=path, codec=Codec.NONE, max_size=20 << 20, max_files=10), Header()
+    )
+    sink.append(_big_frame(0), 0, T0)
+    sink.flush()
+    follower = FollowingSource(path)
+    for seq in range(1, 75):  # ~24 MB: a rotation with far more than 4 MiB unread
+        sink.append(_big_frame(seq), seq, T0 + seq * 1000)
+        sink.flush()
+    sink.close()
+    for _ in range(20):
+        follower.poll()
+    ids = [(follower.frame(i).memory or ())[0].used_bytes for i in range(follower.frame_count)]
+    assert ids == list(range(75))
+    follower.close()
+
+
+def test_following_with_max_files_1_never_doubles_or_crashes(tmp_path: Path) -> None:
+    from allsmi.adapters import codec
+
+    path = tmp_path / "one.ndjson"
+    sink = RecordingSink(
+        SinkConfig(path=path, codec=Codec.NONE, max_size=600, max_files=1), Header()
+    )
+    sink.append(codec.encode_line(Frame(t_ms=T0, seq=0)), 0, T0)
+    sink.flush()
+    follower = FollowingSource(path)
+    seen: list[int] = []
+    for seq in range(1, 40):
+        sink.append(codec.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
+        sink.flush()
+        follower.poll()
+        seen.extend(follower.frame(i).seq or 0 for i in range(follower.frame_count))
+        assert follower.frame(follower.frame_count - 1).seq == seq  # always the newest
+    assert len(set(seen)) == 40  # every frame was seen at some point
+    follower.close()
+    sink.close()
+
+
+def test_an_empty_active_file_beside_rotated_segments_is_followed(tmp_path: Path) -> None:
+    from allsmi.adapters import codec
+
+    path = tmp_path / "e.ndjson"
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.NONE, max_size=300), Header())
+    for seq in range(6):
+        sink.append(codec.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
+        sink.flush()
+    sink.close()
+    path.write_bytes(b"")  # what a full disk leaves right after a rotation
+    follower = FollowingSource(path)
+    assert follower.frame_count > 0
+    with open(path, "ab") as fh:
+        fh.write(codec.encode_line(Header()) + codec.encode_line(Frame(t_ms=T0 + 99, seq=99)))
+    follower.poll()
+    assert follower.frame(follower.frame_count - 1).seq == 99
+    follower.close()

@@ -16,7 +16,7 @@ from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.local import GuardedCall, LocalSource
 from allsmi.app.record import RecordPlan, RecordResult, Reporter
 from allsmi.domain.errors import SourceUnavailable
-from allsmi.domain.model import Header, Memory
+from allsmi.domain.model import Header, Memory, Storage
 
 
 def test_a_read_that_overruns_its_timeout_is_reported_not_waited_for() -> None:
@@ -117,3 +117,38 @@ def test_the_live_status_line_shows_frames_bytes_ratio_and_errors(tmp_path: Path
     assert text.startswith("allsmi record: retention ≈ ")
     assert "00:01:01  3 frames" in text and "ratio" in text and "2 errors" in text
     sink.close()
+
+
+class BrokenDisks(HostReader):
+    def read_storage(self) -> tuple[Storage, ...]:
+        raise SourceUnavailable("psutil: disk_partitions: Permission denied")
+
+
+def test_one_failing_reader_costs_only_its_own_section() -> None:
+    source = LocalSource(
+        ("cpu", "memory", "storage"),
+        hostname="h",
+        nvml=None,
+        host=BrokenDisks("h", "h"),
+        enricher=ProcessEnricher("h", "h"),
+    )
+
+    async def main() -> None:
+        await source.start()
+        frame = await source.collect(1)
+        assert frame.cpus and frame.memory and frame.storage is None
+        assert frame.errors == ("psutil: disk_partitions: Permission denied",)
+
+    anyio.run(main)
+
+
+def test_a_call_cancelled_before_its_thread_ran_leaves_the_source_usable() -> None:
+    call = GuardedCall("psutil", timeout_s=5)
+
+    async def main() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await call(lambda: 1)
+        assert await call(lambda: 2) == 2
+
+    anyio.run(main)

@@ -274,3 +274,22 @@ def test_a_key_clears_the_previous_message() -> None:
     assert state.message == "first frame"
     state, _ = key(state, "L")
     assert state.message is None
+
+
+def test_playing_on_after_the_recording_grew_under_the_last_frame() -> None:
+    state = attrs.evolve(shown(opened(follow=True), 99), mode=Mode.PAUSED, position_ms=99_000)
+    assert state.next_t_ms is None
+    state, commands = r.step(state, TimelineGrew(105, 104_000))
+    assert Seek(99_000) in commands  # the shell re-reads the frame after the one on screen
+    state, _ = r.step(state, FrameShown(99, T0 + 99_000, T0 + 100_000))
+    state, _ = key(state, "space")
+    state, commands = r.step(state, TickElapsed(1000))
+    assert commands == (Seek(100_000), RENDER)  # the next frame is due: playback moves on
+
+
+def test_a_malformed_timecode_message_quotes_the_whole_entry() -> None:
+    state, _ = key(opened(), "g")
+    for name in "12:75":
+        state, _ = key(state, name)
+    state, _ = key(state, "enter")
+    assert state.message == "invalid timecode '12:75'"

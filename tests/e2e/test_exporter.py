@@ -14,9 +14,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -26,6 +26,7 @@ import pytest
 
 from allsmi.adapters import codec
 from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.httpserver import Request, Stream
 from allsmi.adapters.prometheus_text import render_metrics
 from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.model import SECTIONS, Cpu, Frame, Memory
@@ -335,7 +336,7 @@ def test_events_send_keep_alives_when_nothing_is_new() -> None:
     async def main() -> None:
         feed = FrameFeed()
         endpoints = FrameEndpoints(feed, version="test", keepalive_s=0.2)
-        events = cast(AsyncGenerator[bytes, None], endpoints.events())
+        events = endpoints.events()
         try:
             with anyio.fail_after(5):
                 started = anyio.current_time()
@@ -479,3 +480,18 @@ def test_a_port_in_use_is_one_clear_line() -> None:
         result = run_allsmi("api", "--port", str(port), timeout=30)
     line = assert_one_line_error(result, 1)
     assert f"127.0.0.1:{port}" in line and "in use" in line, line
+
+
+def test_subscribers_are_counted_also_when_a_stream_is_never_pulled() -> None:
+    async def main() -> None:
+        endpoints = FrameEndpoints(FrameFeed(), version="test", max_subscribers=2)
+        request = Request(method="HEAD", path="/events", query="", headers=())
+        for _ in range(5):  # a HEAD gets the stream's headers; the server closes it unpulled
+            stream = await endpoints.handle(request)
+            assert isinstance(stream, Stream)
+            await stream.chunks.aclose()  # type: ignore[attr-defined]
+        assert endpoints.subscribers == 0
+        held = [await endpoints.handle(request) for _ in range(3)]
+        assert [type(h).__name__ for h in held] == ["Stream", "Stream", "Response"]
+
+    anyio.run(main)

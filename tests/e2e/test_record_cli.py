@@ -159,8 +159,8 @@ def test_a_symlink_at_the_output_is_refused(tmp_path: Path) -> None:
         (["--include", "gpu,nope"], 2, "unknown section 'nope'"),
         (["--compress", "lz4"], 2, "invalid choice"),
         (["--source", "remote"], 2, "needs --hosts or --hostfile"),
-        (["--source", "remote", "--hosts", "a:9090"], 1, "not available in this build"),
         (["--hostfile", "/nonexistent/hosts"], 2, "cannot read hostfile"),
+        (["--hosts", "a:9090"], 2, "go with --source remote"),
     ],
 )
 def test_bad_input_exits_with_one_clear_line(
@@ -190,3 +190,29 @@ def test_default_output_goes_to_the_user_cache_dir(tmp_path: Path) -> None:
     made = list((tmp_path / "allsmi" / "records").iterdir())
     assert len(made) == 1 and made[0].name.startswith("allsmi-")
     assert made[0].name.endswith("Z.ndjson.zst")
+
+
+def test_an_unreachable_cluster_still_records_frames_naming_each_host(tmp_path: Path) -> None:
+    out = tmp_path / "down.ndjson"
+    result = run_allsmi(
+        "record",
+        "--source",
+        "remote",
+        "--hosts",
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        "-o",
+        str(out),
+        "-i",
+        "0.5",
+        "--duration",
+        "2s",
+    )
+    assert result.returncode == 0, result.stderr
+    frames = frames_in(out)
+    assert len(frames) >= 3
+    for frame in frames:
+        assert frame.gpus == () and frame.errors == (
+            "127.0.0.1:1: connection refused",
+            "127.0.0.1:2: connection refused",
+        )

@@ -199,7 +199,10 @@ def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> It
                     raw, at, origin = data[begin:nl], position + begin, current
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
-                yield Line(raw, at, origin[0], origin[1])
+                if len(raw) > MAX_LINE:  # the same cap as fast_lines, or scan and seek disagree
+                    stats.oversized += 1
+                else:
+                    yield Line(raw, at, origin[0], origin[1])
             begin = nl + 1
         position += len(data)
         if new_restart is not None:

@@ -10,7 +10,7 @@ dropped by the server's write timeout rather than buffered without bound.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Final
 
 import anyio
@@ -63,6 +63,28 @@ class FrameFeed:
         return body
 
 
+class _Subscription:
+    """An ``/events`` stream that leaves the subscriber count when closed — also when it
+    was never pulled (a HEAD request), which an async generator's ``finally`` would miss."""
+
+    def __init__(self, owner: FrameEndpoints, chunks: AsyncGenerator[bytes, None]) -> None:
+        self._owner = owner
+        self._chunks = chunks
+        self._open = True
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        if self._open:
+            self._open = False
+            self._owner.subscribers -= 1
+            await self._chunks.aclose()
+
+
 class FrameEndpoints:
     """Routes a request to the view of the feed's latest frame."""
 
@@ -93,9 +115,10 @@ class FrameEndpoints:
                     return Response(
                         503, b"too many /events subscribers\n", headers=(("retry-after", "10"),)
                     )
+                self.subscribers += 1  # counted now: a burst cannot slip past the cap
                 return Stream(
                     content_type=EVENTS_TYPE,
-                    chunks=self.events(),
+                    chunks=self._counted(self.events()),
                     headers=(("cache-control", "no-cache"),),
                 )
             case "/-/ready":
@@ -115,16 +138,11 @@ class FrameEndpoints:
             return Response(503, b"no collection yet\n")
         return Response(200, body, content_type=content_type)
 
-    async def events(self) -> AsyncIterator[bytes]:
-        """One ``snapshot`` event per published frame, a comment when nothing is new."""
-        self.subscribers += 1
-        try:
-            async for chunk in self._event_chunks():
-                yield chunk
-        finally:
-            self.subscribers -= 1
+    def _counted(self, chunks: AsyncGenerator[bytes, None]) -> _Subscription:
+        return _Subscription(self, chunks)
 
-    async def _event_chunks(self) -> AsyncIterator[bytes]:
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        """One ``snapshot`` event per published frame, a comment when nothing is new."""
         seen = 0
         while True:
             if self.feed.version > seen and self.feed.frame is not None:

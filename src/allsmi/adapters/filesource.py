@@ -277,7 +277,7 @@ class RecordingSource:
         lines: list[bytes] = []
         times: list[int] = []
         promised = chunk.seq_first is not None
-        with open(segment.path, "rb") as fh:
+        with _open_segment(segment.path) as fh:
             for raw in _chunk_lines(fh, segment.codec, chunk.start, LineStats()):
                 if raw.startswith(_DATA_PREFIX) and (chunk.verified or not promised):
                     t_ms = codec.data_time(raw)  # the common line: no full slice needed
@@ -314,7 +314,7 @@ class RecordingSource:
     def _rescan(self, seg_index: int) -> None:
         """Replace a segment's seek-table chunks by the chunks of one scan of it."""
         segment = self.segments[seg_index]
-        with open(segment.path, "rb") as fh:
+        with _open_segment(segment.path) as fh:
             scanned = self._scan(fh, seg_index, key_before=self._key_before_segment(seg_index))
         first = next(i for i, c in enumerate(self.chunks) if c.segment == seg_index)
         last = max(i for i, c in enumerate(self.chunks) if c.segment == seg_index)
@@ -371,7 +371,7 @@ class RecordingSource:
     def _first_lines(self, seg_index: int, chunk: Chunk) -> list[bytes]:
         segment = self.segments[seg_index]
         out = []
-        with open(segment.path, "rb") as fh:
+        with _open_segment(segment.path) as fh:
             for raw in _chunk_lines(fh, segment.codec, chunk.start, LineStats()):
                 out.append(raw)
                 if len(out) >= 2:
@@ -569,20 +569,38 @@ class RecordingSource:
 # --------------------------------------------------------------------------- helpers
 
 
+def _open_segment(path: Path) -> BinaryIO:
+    """A segment that vanished under a reader (a running recorder evicted it) is one clear
+    error, not a traceback."""
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise RecordingUnreadable(
+            f"{path.name} is gone ({err.strerror}): evicted by a running recorder? "
+            "replay a growing recording with --follow"
+        ) from None
+
+
 def discover(path: Path) -> list[Path]:
-    """The files of the recording named ``path``, oldest first (DESIGN.md §4, Reading)."""
+    """The files of the recording named ``path``, oldest first (DESIGN.md §4, Reading).
+
+    ``PATH``'s numbered segments, then ``PATH`` itself (also when it is missing). A numbered
+    segment given directly is read alone — unless it has numbered segments of its own, as
+    ``run.2026.ndjson`` (rotating to ``run.0001.2026.ndjson``) does.
+    """
     parent = path.parent
-    if segment_number_of(path) is not None:
-        if not path.exists():
-            raise RecordingUnreadable(f"no such recording: {path}")
-        return [path]  # a numbered segment given directly is read alone
+    if path.is_dir():
+        raise RecordingUnreadable(f"{path} is a directory, not a recording")
     try:
         names = os.listdir(parent)
     except OSError as err:
         raise RecordingUnreadable(f"cannot read {parent}: {err.strerror}") from None
-    files = [parent / name for _, name in numbered_segments(path.name, names)]
-    if path.is_dir():
-        raise RecordingUnreadable(f"{path} is a directory, not a recording")
+    own = numbered_segments(path.name, names)
+    if not own and segment_number_of(path) is not None:
+        if not path.exists():
+            raise RecordingUnreadable(f"no such recording: {path}")
+        return [path]
+    files = [parent / name for _, name in own]
     if path.exists():
         files.append(path)
     if not files:

@@ -15,6 +15,7 @@ import contextlib
 import os
 import zlib
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -154,6 +155,7 @@ class FollowingSource(RecordingSource):
         self._tail_chunk: Chunk | None = None
         self._tail_lines: list[bytes] = []
         self._gone: set[int] = set()
+        self._vanished: set[int] = set()  # rotated and deleted before we found its new name
         super().__init__(path, **kw)
         self._attach()
 
@@ -166,23 +168,41 @@ class FollowingSource(RecordingSource):
             return
         seg_index = len(self.segments) - 1
         ats = [i for i, c in enumerate(self.chunks) if c.segment == seg_index]
+        if not ats:  # the active file holds no frame yet: follow it from its start
+            self._tail = TailDecoder(active.path, active.codec, Start(0))
+            self._drain(self._take)
+            return
         last = ats[-1]
         lines = list(self._lines(last))
         chunk = self.chunks[last]
         self._tail = TailDecoder(active.path, active.codec, chunk.start)
         self._tail_chunk, self._tail_lines = chunk, lines
-        self._cache.pop(last, None)
+        self._forget(last)
         seen = 0
+
+        def skip_known(position: int, raw: bytes) -> None:
+            nonlocal seen
+            info = codec.slice_line(raw)
+            if info is not None and info.kind == codec.KIND_DATA:
+                seen += 1
+                if seen > len(lines):
+                    self._add_line(raw, info.t_ms)
+
+        self._drain(skip_known)
+
+    def _drain(self, take: Callable[[int, bytes], None]) -> None:
+        """Everything the tail's file holds now, however much (reads come 4 MiB at a time)."""
+        assert self._tail is not None
         while True:
-            fresh = self._tail.read_lines()
-            for _, raw in fresh:
-                info = codec.slice_line(raw)
-                if info is not None and info.kind == codec.KIND_DATA:
-                    seen += 1
-                    if seen > len(lines):
-                        self._add_line(raw, info.t_ms)
+            for position, raw in self._tail.read_lines():
+                take(position, raw)
             if self._tail.at_end():
-                break
+                return
+
+    def _forget(self, at: int) -> None:
+        dropped = self._cache.pop(at, None)
+        if dropped is not None:
+            self._cache_bytes -= sum(len(x) for x in dropped)
         self._renumber()
 
     def _lines(self, at: int) -> list[bytes]:
@@ -194,8 +214,8 @@ class FollowingSource(RecordingSource):
 
     def poll(self) -> FollowUpdate:
         before = self.frame_count
-        dropped = self._drop_evicted()
         rotated = self._follow_rotation()
+        dropped = self._drop_evicted()
         if self._tail is not None:
             for position, raw in self._tail.read_lines():
                 self._take(position, raw)
@@ -206,8 +226,8 @@ class FollowingSource(RecordingSource):
     def _drop_evicted(self) -> int:
         gone = {
             i
-            for i, s in enumerate(self.segments[:-1])
-            if i not in self._gone and not s.path.exists()
+            for i, segment in enumerate(self.segments[:-1])
+            if i not in self._gone and (i in self._vanished or not segment.path.exists())
         }
         if not gone:
             return 0
@@ -228,9 +248,10 @@ class FollowingSource(RecordingSource):
         if self._tail is not None and inode == self._tail.inode:
             return False
         if self._tail is not None:
-            for position, raw in self._tail.read_lines():  # drain the rotated file
-                self._take(position, raw)
-            self._rename_rotated(self._tail.inode)
+            self._drain(self._take)  # the rotated file, to its end, through our open fd
+            if not self._rename_rotated(self._tail.inode):
+                # Renamed and already evicted (--max-files 1): its frames are gone with it.
+                self._vanished.add(len(self.segments) - 1)
             self._tail.close()
         with open(self.path, "rb") as fh:
             head = fh.read(8)
@@ -242,7 +263,7 @@ class FollowingSource(RecordingSource):
         self._tail_chunk = None
         return True
 
-    def _rename_rotated(self, inode: int) -> None:
+    def _rename_rotated(self, inode: int) -> bool:
         """The active file was renamed to a numbered segment: find it by its inode."""
         names = os.listdir(self.path.parent)
         for _, name in reversed(numbered_segments(self.path.name, names)):
@@ -250,7 +271,8 @@ class FollowingSource(RecordingSource):
             with contextlib.suppress(OSError):
                 if candidate.stat().st_ino == inode:
                     self.segments[-1].path = candidate
-                    return
+                    return True
+        return False
 
     def _take(self, position: int, raw: bytes) -> None:
         info = codec.slice_line(raw)

@@ -17,7 +17,8 @@ from typing import BinaryIO
 
 from allsmi.adapters import codec, seektable
 from allsmi.adapters.decoding import iter_file_lines
-from allsmi.domain.segments import numbered_segments
+from allsmi.adapters.filesource import discover
+from allsmi.domain.errors import RecordingUnreadable
 
 
 def iter_lines(path: Path) -> Iterator[bytes]:
@@ -56,13 +57,9 @@ def _table_at(fh: BinaryIO, offset: int, size: int) -> seektable.Table | None:
 def set_files(active: Path) -> list[Path]:
     """The files of the rotated set named ``active``, oldest first, the active one last."""
     try:
-        names = os.listdir(active.parent)
-    except OSError:
+        return discover(active)
+    except RecordingUnreadable:
         return []
-    files = [active.parent / name for _, name in numbered_segments(active.name, names)]
-    if active.exists():
-        files.append(active)
-    return files
 
 
 def last_seq_of_set(active: Path) -> int:

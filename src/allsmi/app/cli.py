@@ -416,7 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     target: str | None = getattr(args, "handler", None)
     if target is None:
-        parser.print_help(sys.stderr)
+        _fail(
+            "allsmi: error: a command is needed: view, record, verify, snapshot, api, mock "
+            "or demo (see allsmi --help)"
+        )
         return 2
     return run_handler(lambda a: _load(target)(_resolve_hosts(a)), args)
 
@@ -455,6 +458,7 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
         _fail(f"{_prefix(args)}: {err}")
         return err.exit_code
     except KeyboardInterrupt:
+        _fail(f"{_prefix(args)}: interrupted")
         return 130
     except BrokenPipeError:
         # `allsmi snapshot | head`: the reader went away; not an error worth a line.

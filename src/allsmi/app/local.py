@@ -56,15 +56,22 @@ class GuardedCall:
         if self._busy:
             raise SourceUnavailable(f"{self.name}: previous read still running")
         self._busy = True
+        started = False
 
         def run() -> T:
+            nonlocal started
+            started = True
             try:
                 return fn()
             finally:
                 self._busy = False
 
-        with anyio.move_on_after(self.timeout_s) as scope:
-            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        try:
+            with anyio.move_on_after(self.timeout_s) as scope:
+                return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        finally:
+            if not started:  # cancelled before the worker ran: nothing is in flight
+                self._busy = False
         if scope.cancelled_caught:
             raise SourceUnavailable(f"{self.name}: timed out after {self.timeout_s:g}s")
         raise AssertionError("unreachable")  # pragma: no cover
@@ -76,6 +83,13 @@ class HostSections:
     memory: tuple[Memory, ...] | None
     storage: tuple[Storage, ...] | None
     chassis: tuple[Chassis, ...] | None
+    errors: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class GpuSections:
+    reading: GpuReading
+    processes: tuple[GpuProcess, ...] | None
 
 
 class LocalSource:
@@ -127,7 +141,7 @@ class LocalSource:
 
     async def collect(self, t_ms: int) -> Frame:
         errors: list[str] = []
-        gpu_result: list[GpuReading | None] = [None]
+        gpu_result: list[GpuSections | None] = [None]
         host_result: list[HostSections | None] = [None]
 
         async def read_gpus() -> None:
@@ -141,20 +155,29 @@ class LocalSource:
             tg.start_soon(read_host)
         return self._assemble(t_ms, gpu_result[0], host_result[0], errors)
 
-    async def _read_gpus(self, errors: list[str]) -> GpuReading | None:
+    async def _read_gpus(self, errors: list[str]) -> GpuSections | None:
         if not {"gpu", "process"} & set(self.include):
             return None
         if self._nvml is None:
             errors.append(self._nvml_error or "nvidia: NVML not available")
             return None
-        reader = self._nvml
+        reader, enricher = self._nvml, self._enricher
+        wants_processes = "process" in self.include
+        clock = self._wall_clock_s
+
+        def read_and_enrich() -> GpuSections:
+            # Enrichment reads /proc per process: it belongs in the worker, under the timeout.
+            reading = reader.read()
+            processes = enricher.enrich(reading.processes, clock()) if wants_processes else None
+            return GpuSections(reading, processes)
+
         try:
-            reading = await self._gpu_call(reader.read)
+            result = await self._gpu_call(read_and_enrich)
         except AllsmiError as err:
             errors.append(str(err))
             return None
-        errors.extend(reading.errors)
-        return reading
+        errors.extend(result.reading.errors)
+        return result
 
     async def _read_host(self, errors: list[str]) -> HostSections | None:
         wanted = set(self.include)
@@ -163,30 +186,42 @@ class LocalSource:
         host = self._host
 
         def read_all() -> HostSections:
+            found: list[str] = []  # one failing reader costs its own section only
+
+            def section(name: str, read: Callable[[], T]) -> T | None:
+                if name not in wanted:
+                    return None
+                try:
+                    return read()
+                except AllsmiError as err:
+                    found.append(str(err))
+                    return None
+
             return HostSections(
-                cpus=host.read_cpu() if "cpu" in wanted else None,
-                memory=host.read_memory() if "memory" in wanted else None,
-                storage=host.read_storage() if "storage" in wanted else None,
-                chassis=host.read_chassis(None) if "chassis" in wanted else None,
+                cpus=section("cpu", host.read_cpu),
+                memory=section("memory", host.read_memory),
+                storage=section("storage", host.read_storage),
+                chassis=section("chassis", lambda: host.read_chassis(None)),
+                errors=tuple(found),
             )
 
         try:
-            return await self._host_call(read_all)
+            sections = await self._host_call(read_all)
         except AllsmiError as err:
             errors.append(str(err))
             return None
+        errors.extend(sections.errors)
+        return sections
 
     def _assemble(
         self,
         t_ms: int,
-        gpu: GpuReading | None,
+        gpu: GpuSections | None,
         host: HostSections | None,
         errors: list[str],
     ) -> Frame:
-        gpus: tuple[Gpu, ...] | None = gpu.gpus if gpu is not None else None
-        processes: tuple[GpuProcess, ...] | None = None
-        if gpu is not None and "process" in self.include:
-            processes = self._enricher.enrich(gpu.processes, self._wall_clock_s())
+        gpus: tuple[Gpu, ...] | None = gpu.reading.gpus if gpu is not None else None
+        processes = gpu.processes if gpu is not None else None
         chassis = host.chassis if host is not None else None
         if chassis is not None and gpus:
             chassis = tuple(_with_gpu_power(c, gpus) for c in chassis)

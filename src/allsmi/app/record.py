@@ -183,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     hosts = tuple(args.hosts or ())
     if args.source == "remote" and not hosts:
         raise UsageError("--source remote needs --hosts or --hostfile")
+    if args.source == "local" and hosts:
+        raise UsageError("--hosts and --hostfile go with --source remote")
     if len(hosts) > MAX_HOSTS:
         raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
     prepare_output(path)

@@ -184,4 +184,10 @@ def run(args: argparse.Namespace) -> int:
     source = RecordingSource(Path(args.path))
     report = build_report(source, deep=args.deep)
     render(report, sys.stdout)
-    return 1 if report.damage else 0
+    if report.damage:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"allsmi verify: damage found in {args.path}: {'; '.join(report.damage)}\n"
+        )
+        return 1
+    return 0

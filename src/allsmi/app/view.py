@@ -33,6 +33,10 @@ class ScreenTerminal(AsciimaticsTerminal):
 
 def run(args: argparse.Namespace) -> int:
     if args.replay:
+        if args.hosts or args.interval_ms:
+            raise UsageError(
+                "--hosts, --hostfile and --interval are for the live view, not --replay"
+            )
         return run_replay(args)
     if args.follow or args.loop or args.start or args.speed != 1.0:
         raise UsageError("--speed, --start, --loop and --follow go with --replay PATH")

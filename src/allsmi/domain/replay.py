@@ -353,7 +353,9 @@ def _enter_timecode(state: ReplayState, text: str) -> Result:
 
 
 def _short(err: Exception) -> str:
-    return str(err).split(":")[0] if isinstance(err, UsageError) else "invalid timecode"
+    """``invalid timecode '12:75'`` — the message up to its hint (which follows ``': '``)."""
+    text = str(err)
+    return text.rsplit(": ", 1)[0] if isinstance(err, UsageError) else "invalid timecode"
 
 
 # --------------------------------------------------------------------------- time passing
@@ -431,7 +433,9 @@ def _grew(state: ReplayState, event: TimelineGrew) -> Result:
         return attrs.evolve(grown, position_ms=duration), (Seek(duration), RENDER)
     if grown.mode is Mode.END and duration > state.duration_ms:
         grown = attrs.evolve(grown, mode=Mode.PAUSED)
-    if event.dropped > 0:
+    if event.dropped > 0 or state.next_t_ms is None:
+        # The start moved, or the frame on screen was the last: ask the shell again, so
+        # the cursor and the time of the frame after it are current (playing goes on).
         return grown, (Seek(position), RENDER)
     return grown, (RENDER,)
 
