@@ -127,7 +127,13 @@ def ensure(ds: Dataset) -> Path:
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process image's peak RSS: VmHWM (``ru_maxrss`` would include the forking
+    parent's peak, which Linux carries over exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(path: Path, seed: int) -> dict[str, Any]:

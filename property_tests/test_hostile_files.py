@@ -245,12 +245,15 @@ EXPECTED = {
 }
 
 
-# The installed command's entry point, reporting its own peak RSS (KiB) on the way out.
+# The installed command's entry point, reporting its own peak RSS (KiB) on the way out:
+# VmHWM of this process image (ru_maxrss would carry the forking parent's peak over exec).
 MEASURED_VERIFY = """
-import resource, sys
+import sys
 from allsmi.app.cli import main
 status = main(sys.argv[1:])
-sys.stderr.write(f"PEAK {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+with open("/proc/self/status") as fh:
+    peak = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+sys.stderr.write(f"PEAK {peak}\\n")
 sys.exit(status)
 """
 

@@ -306,7 +306,7 @@ def test_no_frame_yet_is_no_data() -> None:
 def test_single_host_has_no_overview_and_no_tab_row() -> None:
     shown = body(render(one_host(), ViewState(), 120, 40, LIVE))
     assert shown[0] == "allsmi  1 host  2 GPUs"
-    assert shown[1].startswith("GPU NVIDIA H200 141GB HBM3 @ node-01")
+    assert shown[1].startswith("GPU 0  H200 141GB HBM3 @ node-01")  # the index, as in processes
     assert not any(t.startswith(("Tabs:", "Nodes")) for t in shown)
 
 

@@ -29,7 +29,7 @@ from allsmi.domain.model import Frame, Header
 from allsmi.domain.parse import format_offset
 
 DEMO_START_MS = 1_776_513_600_000  # 2026-04-18T12:00:00Z
-DEMO_LENGTH_MS = 3_600_000
+DEMO_LENGTH_MS = 3_601_000  # frames at 00:00:00 … 01:00:00 inclusive
 DEMO_INTERVAL_MS = 1000
 INCIDENT_AT_MS = (14 * 60 + 32) * 1000
 INCIDENT_LENGTH_MS = 11 * 60 * 1000
@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     path = demo_path()
     sys.stderr.write(
         "allsmi demo: simulating one hour of a 4-node x 8-GPU cluster; at "
-        f"{format_offset(INCIDENT_AT_MS)} node-03's GPUs go idle…\n"
+        f"{format_offset(INCIDENT_AT_MS)} (12:14:32 UTC) node-03's GPUs go idle: in the "
+        "replay press g, type 00:14:30, Enter, then SPACE…\n"
     )
     started = time.monotonic()
     frames = write_demo(path)

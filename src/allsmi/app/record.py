@@ -210,9 +210,8 @@ def run(args: argparse.Namespace) -> int:
     result = anyio.run(_record_until_signal, source, sink, clock, plan, first_seq, reporter)
     reporter.finish()
     sys.stderr.write(
-        f"allsmi record: {result.frames} frames written to {path}"
-        + (f" (stopped by {result.stopped_by})" if result.stopped_by else "")
-        + "\n"
+        f"allsmi record: {result.frames} frame{'' if result.frames == 1 else 's'} written "
+        f"to {path}" + (f" (stopped by {result.stopped_by})" if result.stopped_by else "") + "\n"
     )
     return 0
 
@@ -263,10 +262,14 @@ def _announce(config: SinkConfig, plan: RecordPlan, first_seq: int) -> None:
     )
     resumed = f", continuing at frame {first_seq}" if first_seq else ""
     sys.stderr.write(
-        f"allsmi record: writing {config.path} ({config.codec.value}, every "
+        f"allsmi record: writing {config.path} ({_codec_words(config.codec)}, every "
         f"{plan.interval_ms / 1000:g} s, {rotation}{resumed})\n"
     )
     sys.stderr.flush()
+
+
+def _codec_words(kind: Codec) -> str:
+    return "uncompressed" if kind is Codec.NONE else kind.value
 
 
 def projected_retention_s(

@@ -39,6 +39,7 @@ from allsmi.domain.view import (
     view_key,
 )
 
+NOT_FOLLOWING_KEYS_HELP = REPLAY_KEYS_HELP.replace(" G:Live", "")
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
 LIVE_POLL_MS = 100
@@ -143,6 +144,10 @@ class ReplayModel:
     _since_poll: int = 0
 
     def key(self, name: str) -> None:
+        if name == "esc" and self.view.help and self.driver.state.pending is None:
+            self.view = attrs.evolve(self.view, help=False)  # Esc closes help, not the replay
+            self.dirty = True
+            return
         self.driver.feed(core.KeyPressed(name))
         for view_name in self.driver.view_keys:
             self.view = _navigate(
@@ -202,7 +207,8 @@ class ReplayModel:
             recorded_at=format_local(frame.t_ms, self.tz),
         )
         message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
-        return Status(replay=replay, message=message, keys_help=REPLAY_KEYS_HELP)
+        keys = REPLAY_KEYS_HELP if self.driver.state.follow else NOT_FOLLOWING_KEYS_HELP
+        return Status(replay=replay, message=message, keys_help=keys)
 
 
 def _navigate(
@@ -241,6 +247,10 @@ class LiveModel:
         self.dirty = True
 
     def key(self, name: str) -> None:
+        if name == "esc" and self.view.help:
+            self.view = attrs.evolve(self.view, help=False)
+            self.dirty = True
+            return
         if name in ("q", "esc"):
             self.quit = True
             return

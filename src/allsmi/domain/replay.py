@@ -349,7 +349,12 @@ def _enter_timecode(state: ReplayState, text: str) -> Result:
         target = resolve_timecode(parse_timecode(text), state.first_t_ms, last_t, state.tz or UTC)
     except (UsageError, ValueError, OverflowError) as err:
         return attrs.evolve(state, message=_short(err)), (RENDER,)
-    return _seek(state, target)
+    moved, commands = _seek(state, target)
+    if target > state.duration_ms:
+        return attrs.evolve(moved, message=f"{text} is after the end: last frame"), commands
+    if target < 0:
+        return attrs.evolve(moved, message=f"{text} is before the start: first frame"), commands
+    return moved, commands
 
 
 def _short(err: Exception) -> str:

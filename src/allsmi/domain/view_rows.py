@@ -303,6 +303,12 @@ def device(kind: str) -> Span:
     return Span(f"{cut(clean(kind), 3):<4}", CYAN)
 
 
+def gpu_index(gpu: Gpu) -> Span:
+    """The GPU's index on its host (what the process table's GPU column names)."""
+    index = gpu.detail.get("index", "")
+    return Span(f"{cut(clean(index), 2):<3}" if index else "", CYAN)
+
+
 # --------------------------------------------------------------------------- GPU rows
 
 
@@ -332,7 +338,12 @@ def gpu_lines(gpu: Gpu, layout: RowLayout) -> tuple[Spans, Spans]:
         for (label, w, c, style, is_freq), value in zip(_GPU_FIELDS, values, strict=True)
         if layout.freq or not is_freq
     )
-    first = [device(gpu.device_type), *ident(gpu.name, gpu.hostname, layout.ident)]
+    index = gpu_index(gpu)  # room taken from the name, so the readings keep their place
+    first = [
+        device(gpu.device_type),
+        index,
+        *ident(gpu.name, gpu.hostname, max(8, layout.ident - len(index.text))),
+    ]
     first += fields(layout, items)
     left, right = halves(layout.width)
     mem_text = vram(gpu.used_memory, gpu.total_memory, False)
