@@ -80,52 +80,50 @@ class TailDecoder:
         return self._zstd() if self.codec == "zstd" else self._gzip()
 
     def _zstd(self) -> bytes:
-        out = bytearray()
-        while self._raw and not self.damaged:
-            if self._obj is None:
-                if len(self._raw) < 8:
-                    break
-                head = seektable.read_head(bytes(self._raw[:8]))
-                if head is not None:
-                    if len(self._raw) < 8 + head[1]:
-                        break
-                    del self._raw[: 8 + head[1]]
-                    continue
-                if self._raw[:4] != ZSTD_MAGIC:
-                    self.damaged = True
-                    break
-                self._obj = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj()
-            try:
-                out += self._obj.decompress(bytes(self._raw))
-            except zstandard.ZstdError:
-                self.damaged = True
-                break
-            self._raw = bytearray(self._obj.unused_data if self._obj.eof else b"")
-            if self._obj.eof:
-                self._obj = None
-            else:
-                break
-        return bytes(out)
+        return self._units(self._next_zstd_frame, zstandard.ZstdError)
 
     def _gzip(self) -> bytes:
+        return self._units(self._next_gzip_member, zlib.error)
+
+    def _units(self, begin: Callable[[], Any], error: type[Exception]) -> bytes:
+        """Decode buffered bytes unit by unit (zstd frames, gzip members), keeping the
+        decoder of an unfinished unit for the next poll."""
         out = bytearray()
         while self._raw and not self.damaged:
             if self._obj is None:
-                if self._raw[:1] != GZIP_MAGIC[:1]:
-                    self.damaged = True
-                    break
-                self._obj = zlib.decompressobj(31)
+                self._obj = begin()
+                if self._obj is None:
+                    break  # more bytes needed, or damage found
             try:
                 out += self._obj.decompress(bytes(self._raw))
-            except zlib.error:
+            except error:
                 self.damaged = True
                 break
             self._raw = bytearray(self._obj.unused_data if self._obj.eof else b"")
-            if self._obj.eof:
-                self._obj = None
-            else:
+            if not self._obj.eof:
                 break
+            self._obj = None
         return bytes(out)
+
+    def _next_zstd_frame(self) -> Any:
+        """Skip skippable frames (markers, table, trailer); a decoder for the next frame."""
+        while len(self._raw) >= 8:
+            head = seektable.read_head(bytes(self._raw[:8]))
+            if head is None:
+                if self._raw[:4] != ZSTD_MAGIC:
+                    self.damaged = True
+                    return None
+                return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj()
+            if len(self._raw) < 8 + head[1]:
+                return None
+            del self._raw[: 8 + head[1]]
+        return None
+
+    def _next_gzip_member(self) -> Any:
+        if self._raw[:1] != GZIP_MAGIC[:1]:
+            self.damaged = True
+            return None
+        return zlib.decompressobj(31)
 
     def _split(self, out: bytes) -> list[tuple[int, bytes]]:
         lines = []

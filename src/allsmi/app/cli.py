@@ -108,15 +108,7 @@ def _add_api(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=9090, help="port (default 9090; 0 = any free)")
-    p.add_argument(
-        "-i",
-        "--interval",
-        dest="interval_ms",
-        type=_typed(parse_interval_ms),
-        default=3000,
-        metavar="S",
-        help="seconds between collections (default 3)",
-    )
+    _add_interval(p, 3000, "seconds between collections (default 3)")
     p.add_argument("--processes", action="store_true", help="also export GPU processes")
     p.add_argument(
         "--token-file",
@@ -149,15 +141,7 @@ def _add_mock(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--failure-nodes", type=_non_negative_int, default=0, help="failing nodes (default 0)"
     )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="simulation seed")
-    p.add_argument(
-        "-i",
-        "--interval",
-        dest="interval_ms",
-        type=_typed(parse_interval_ms),
-        default=3000,
-        metavar="S",
-        help="seconds between simulation steps (default 3)",
-    )
+    _add_interval(p, 3000, "seconds between simulation steps (default 3)")
     p.set_defaults(handler="allsmi.app.mock:run")
 
 
@@ -184,15 +168,7 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
             "L loop, arrows tabs and scrolling, h help, q quit."
         ),
     )
-    p.add_argument(
-        "-i",
-        "--interval",
-        dest="interval_ms",
-        type=_typed(parse_interval_ms),
-        default=None,
-        metavar="S",
-        help="seconds between live collections (default 2; 3 for a cluster)",
-    )
+    _add_interval(p, None, "seconds between live collections (default 2; 3 for a cluster)")
     _add_hosts(p)
     p.add_argument("--replay", metavar="PATH", help="replay this recording (or rotated set)")
     p.add_argument(
@@ -291,6 +267,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_interval(p: argparse.ArgumentParser, default: int | None, help_text: str) -> None:
+    """``-i/--interval S``: fractional seconds, at least 0.1, kept as ms in ``interval_ms``."""
+    p.add_argument(
+        "-i",
+        "--interval",
+        dest="interval_ms",
+        type=_typed(parse_interval_ms),
+        default=default,
+        metavar="S",
+        help=help_text,
+    )
+
+
 def _add_hosts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hosts", nargs="+", metavar="H", help="cluster hosts (host:port or URL)")
     p.add_argument(
@@ -336,15 +325,7 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         "<user cache dir>/allsmi/records/allsmi-<UTC time>.ndjson.zst). An existing file "
         "is rotated aside and numbering continues.",
     )
-    p.add_argument(
-        "-i",
-        "--interval",
-        dest="interval_ms",
-        type=_typed(parse_interval_ms),
-        default=3000,
-        metavar="S",
-        help="seconds between collections, fractional, at least 0.1 (default 3)",
-    )
+    _add_interval(p, 3000, "seconds between collections, fractional, at least 0.1 (default 3)")
     p.add_argument(
         "--duration",
         dest="duration_ms",
