@@ -54,7 +54,7 @@ import httpx
 import orjson
 import psutil
 
-from allsmi.adapters.recovery import iter_lines
+from allsmi.adapters.decoding import iter_file_lines as iter_lines
 from allsmi.domain.parse import parse_rfc3339_ms
 
 ALLSMI: Final = str(Path(sys.executable).with_name("allsmi"))

@@ -13,7 +13,8 @@ import pytest
 import zstandard
 
 from allsmi.adapters import codec, seektable
-from allsmi.adapters.recovery import iter_lines, last_seq_of_set
+from allsmi.adapters.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.recovery import last_seq_of_set
 from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig, codec_for
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Frame, Header, Memory

@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from allsmi.adapters import codec
-from allsmi.adapters.recovery import iter_lines
+from allsmi.adapters.decoding import iter_file_lines as iter_lines
 from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, RecordResult, fit_line, record_loop

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from allsmi.adapters import codec, seektable
-from allsmi.adapters.recovery import iter_lines
+from allsmi.adapters.decoding import iter_file_lines as iter_lines
 from allsmi.domain.model import Frame
 
 from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi

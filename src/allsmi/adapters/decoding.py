@@ -24,7 +24,6 @@ import zstandard
 
 from allsmi.adapters import seektable
 
-ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC: Final = b"\x1f\x8b"
 MAX_LINE: Final = 16 * 1024 * 1024
 MAX_WINDOW: Final = 128 * 1024 * 1024
@@ -35,7 +34,7 @@ CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip chec
 
 def sniff(head: bytes) -> str:
     """``zstd``, ``gzip`` or ``none`` from a file's first bytes (never from its name)."""
-    if head.startswith(ZSTD_MAGIC) or seektable.read_head(head) is not None:
+    if head.startswith(seektable.ZSTD_MAGIC) or seektable.read_head(head) is not None:
         return "zstd"
     if head.startswith(GZIP_MAGIC):
         return "gzip"

@@ -247,9 +247,11 @@ class RecordingSource:
         return lines
 
     def _key_before(self, at: int) -> int | None:
-        if at == 0:
+        """The seek key that chunk ``at`` continues from: the last key before it (the
+        running maximum of ``t`` across chunks), None at the very start."""
+        if at <= 0 or not self.chunks:
             return None
-        before = self.chunks[at - 1]
+        before = self.chunks[min(at, len(self.chunks)) - 1]
         return before.keys[-1] if before.keys else before.t_first
 
     def _remember(self, at: int, lines: list[bytes]) -> None:
@@ -315,21 +317,14 @@ class RecordingSource:
         """Replace a segment's seek-table chunks by the chunks of one scan of it."""
         segment = self.segments[seg_index]
         with _open_segment(segment.path) as fh:
-            scanned = self._scan(fh, seg_index, key_before=self._key_before_segment(seg_index))
-        first = next(i for i, c in enumerate(self.chunks) if c.segment == seg_index)
+            first = next(i for i, c in enumerate(self.chunks) if c.segment == seg_index)
+            scanned = self._scan(fh, seg_index, key_before=self._key_before(first))
         last = max(i for i, c in enumerate(self.chunks) if c.segment == seg_index)
         self.chunks[first : last + 1] = scanned
         self._cache.clear()
         self._cache_bytes = 0
         self._renumber()
         self.generation += 1
-
-    def _key_before_segment(self, seg_index: int) -> int | None:
-        before = [c for c in self.chunks if c.segment < seg_index]
-        if not before:
-            return None
-        last = before[-1]
-        return last.keys[-1] if last.keys else last.t_first
 
     # ----------------------------------------------------------------- opening
 
@@ -345,7 +340,8 @@ class RecordingSource:
                 if codec_name == "zstd":
                     chunks = self._from_footer(fh, seg_index) or self._from_markers(fh, seg_index)
                 if chunks is None or not self._adopt(seg_index, chunks):
-                    self._adopt_scan(seg_index, self._scan(fh, seg_index, self._last_key()))
+                    self.chunks.extend(self._scan(fh, seg_index, self._last_key()))
+                    self._renumber()
         except OSError as err:
             raise RecordingUnreadable(f"cannot read {path}: {err.strerror or err}") from None
 
@@ -376,10 +372,9 @@ class RecordingSource:
                 out.append(raw)
                 if len(out) >= 2:
                     break
-        if out and codec.slice_line(out[0]) is not None:
-            info = codec.slice_line(out[0])
-            if info is not None and info.kind == codec.KIND_HEADER:
-                segment.header = self._header(out[0])
+        info = codec.slice_line(out[0]) if out else None
+        if info is not None and info.kind == codec.KIND_HEADER:
+            segment.header = self._header(out[0])
         return out
 
     def _header(self, raw: bytes) -> Header | None:
@@ -547,15 +542,8 @@ class RecordingSource:
             )
         return chunks
 
-    def _adopt_scan(self, seg_index: int, chunks: list[Chunk]) -> None:
-        self.chunks.extend(chunks)
-        self._renumber()
-
     def _last_key(self) -> int | None:
-        if not self.chunks:
-            return None
-        last = self.chunks[-1]
-        return last.keys[-1] if last.keys else last.t_first
+        return self._key_before(len(self.chunks))
 
     def _check_bad_schema_line(self, raw: bytes, segment: SegmentInfo) -> None:
         schema = codec.schema_of(raw)

@@ -23,7 +23,7 @@ import attrs
 import zstandard
 
 from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import GZIP_MAGIC, MAX_LINE, MAX_WINDOW, ZSTD_MAGIC, Start, sniff
+from allsmi.adapters.decoding import GZIP_MAGIC, MAX_LINE, MAX_WINDOW, Start, sniff
 from allsmi.adapters.filesource import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
 from allsmi.domain.errors import AllsmiError
 from allsmi.domain.model import IndexLine
@@ -110,7 +110,7 @@ class TailDecoder:
         while len(self._raw) >= 8:
             head = seektable.read_head(bytes(self._raw[:8]))
             if head is None:
-                if self._raw[:4] != ZSTD_MAGIC:
+                if self._raw[:4] != seektable.ZSTD_MAGIC:
                     self.damaged = True
                     return None
                 return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj()
@@ -314,18 +314,11 @@ class FollowingSource(RecordingSource):
         chunk = self._tail_chunk
         assert chunk is not None and chunk.keys is not None and chunk.times is not None
         assert t_ms is not None
-        key = chunk.keys[-1] if chunk.keys else self._key_before_chunk(chunk)
+        key = chunk.keys[-1] if chunk.keys else self._key_before(self.chunks.index(chunk))
         chunk.times.append(t_ms)
         chunk.keys.append(t_ms if key is None else max(key, t_ms))
         chunk.count = (chunk.count or 0) + 1
         self._tail_lines.append(raw)
-
-    def _key_before_chunk(self, chunk: Chunk) -> int | None:
-        at = self.chunks.index(chunk)
-        if at == 0:
-            return None
-        before = self.chunks[at - 1]
-        return before.keys[-1] if before.keys else before.t_first
 
     def close(self) -> None:
         if self._tail is not None:

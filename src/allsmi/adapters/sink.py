@@ -36,6 +36,7 @@ import attrs
 import zstandard
 
 from allsmi.adapters import codec, seektable
+from allsmi.adapters.decoding import MAX_LINE
 from allsmi.adapters.files import describe_os_error, open_private, refuse_symlink
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Header, IndexLine
@@ -43,7 +44,7 @@ from allsmi.domain.segments import numbered_segments, segment_name
 
 CHUNK_MAX_FRAMES: Final = 1000
 CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
-MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+MAX_LINE_BYTES: Final = MAX_LINE  # what the reader accepts, the writer never exceeds
 ZSTD_LEVEL: Final = 3
 GZIP_LEVEL: Final = 6
 
@@ -218,10 +219,6 @@ class RecordingSink:
     def close(self) -> None:
         """Finish the chunk, write the footer (zstd), close the file. Idempotent."""
         self._close_segment()
-
-    @property
-    def active_bytes(self) -> int:
-        return self._offset + len(self._pending)
 
     # ----------------------------------------------------------------- segments
 

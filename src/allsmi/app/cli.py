@@ -85,16 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
-    return value
-
-
 def _add_api(commands: argparse._SubParsersAction[_Parser]) -> None:
     p = commands.add_parser(
         "api",
@@ -143,16 +133,6 @@ def _add_mock(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--seed", type=_non_negative_int, default=0, help="simulation seed")
     _add_interval(p, 3000, "seconds between simulation steps (default 3)")
     p.set_defaults(handler="allsmi.app.mock:run")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -257,14 +237,26 @@ def _typed(parse: Callable[[str], int]) -> Callable[[str], int]:
     return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type for a whole number in ``[low, high]``, saying which bound failed."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return convert
+
+
+_port = _whole(0, 65535)
+_positive_int = _whole(1)
+_non_negative_int = _whole(0)
 
 
 def _add_interval(p: argparse.ArgumentParser, default: int | None, help_text: str) -> None:
