@@ -1,6 +1,6 @@
 """The remote source against real exporters on loopback: each test starts ``serve_tcp`` servers
 on ephemeral ports with its own handler (an all-smi page, our ``FrameEndpoints``, or a
-misbehaving peer) and scrapes them with the real httpx client ``build_remote_source`` wires."""
+misbehaving peer) and scrapes them with the real HTTP client ``build_remote_source`` wires."""
 
 from __future__ import annotations
 

@@ -20,14 +20,18 @@ Rules it obeys:
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 import cattrs
 import orjson
+from cattrs.fns import identity
 
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
 from allsmi.domain.model import (
+    INT_MAX,
+    INT_MIN,
     SCHEMA_VERSION,
     Chassis,
     CoreUtilization,
@@ -41,7 +45,6 @@ from allsmi.domain.model import (
     Memory,
     Source,
     Storage,
-    bounded_int,
     normalise_host_id,
 )
 from allsmi.domain.parse import format_rfc3339_ms, parse_rfc3339_ms
@@ -72,23 +75,69 @@ def _optional(kind: type[Any]) -> Any:
 
 
 def _strict_int(value: Any, _: object) -> int:
-    """An integer reading within what JSON round-trips (absurd ones make the row invalid)."""
+    """An integer reading within what JSON round-trips (absurd ones make the row invalid).
+    The bounds are :func:`bounded_int`'s, compared inline: this runs for every integer field."""
     number = value if type(value) is int else int(value)
-    if bounded_int(number) is None:
-        raise ValueError(f"integer {number} out of range")
-    return number
+    if INT_MIN <= number <= INT_MAX:
+        return number
+    raise ValueError(f"integer {number} out of range")
 
 
-def _optional_int(value: Any, kind: object) -> int | None:
-    return None if value is None else _strict_int(value, kind)
+def _optional_int(value: Any, _: object) -> int | None:
+    if value is None:
+        return None
+    number = value if type(value) is int else int(value)
+    if INT_MIN <= number <= INT_MAX:
+        return number
+    raise ValueError(f"integer {number} out of range")
+
+
+def _str(value: Any, _: object) -> str:
+    return value if type(value) is str else str(value)
+
+
+def _is_row_tuple(kind: Any) -> bool:
+    """``tuple[X, ...]``: every section and every nested list of rows in the model."""
+    args = typing.get_args(kind)
+    return typing.get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _structure_row_tuple(kind: Any) -> Callable[[Any, object], tuple[Any, ...]]:
+    """cattrs' generic tuple path looks the element hook up on every call; this binds it once."""
+    element = typing.get_args(kind)[0]
+    structure = _fast.get_structure_hook(element)
+
+    def rows(value: Any, _: object) -> tuple[Any, ...]:
+        return tuple([structure(item, element) for item in value])
+
+    return rows
+
+
+def _unstructure_row_tuple(kind: Any) -> Callable[[Any], list[Any]]:
+    element = typing.get_args(kind)[0]
+    unstructure = converter.get_unstructure_hook(element)
+    if unstructure is identity:
+        return list
+
+    def rows(value: Any) -> list[Any]:
+        return [unstructure(item) for item in value]
+
+    return rows
 
 
 _fast.register_structure_hook(CoreUtilization, _core_row)
+_fast.register_structure_hook(str, _str)
+_fast.register_structure_hook_factory(_is_row_tuple, _structure_row_tuple)
 for _kind in (float, str):
     _fast.register_structure_hook(_kind | None, _optional(_kind))
 for _conv in (_fast, converter):
     _conv.register_structure_hook(int, _strict_int)
     _conv.register_structure_hook(int | None, _optional_int)
+# Writing: optional numbers and strings pass as they are — cattrs then reads them straight off
+# the instance instead of calling a hook per field — and row tuples become lists in one pass.
+for _plain in (int, float, str):
+    converter.register_unstructure_hook(_plain | None, identity)
+converter.register_unstructure_hook_factory(_is_row_tuple, _unstructure_row_tuple)
 
 # Section key on the wire → row type. Order is the key order of a data line.
 SECTION_TYPES: Final[tuple[tuple[str, type[Any]], ...]] = (

@@ -16,10 +16,10 @@ from typing import Any, Final
 
 import anyio
 import attrs
-import httpx
 import orjson
 
 from allsmi.adapters import codec
+from allsmi.adapters.httpclient import HttpFailed, HttpOrigin
 from allsmi.adapters.prometheus_parse import parse_metrics
 from allsmi.domain.errors import AllsmiError
 from allsmi.domain.model import Frame, normalise_host_id
@@ -65,16 +65,17 @@ class RemoteSource:
     """Scrapes ``config.hosts`` once per ``collect`` (the recorder's and the view's source)."""
 
     def __init__(
-        self, config: RemoteConfig, client_factory: Callable[[], httpx.AsyncClient]
+        self,
+        config: RemoteConfig,
+        origin_factory: Callable[[str, dict[str, str], int], HttpOrigin],
     ) -> None:
         self.config = config
-        # One small client per host: httpcore's pool scans every pooled connection on each
-        # request, which is quadratic with one shared pool over a hundred hosts.
-        self._new_client = client_factory
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        # One kept-alive connection per host (hosts are scraped concurrently, each once a cycle).
+        self._new_origin = origin_factory
+        self._origins: dict[str, HttpOrigin] = {}
         self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight))
         self._mode: dict[str, str] = {}  # host → the endpoint that worked last time
-        # identity: a compressed body would be inflated by httpx before our cap could count it
+        # identity: the cap counts the bytes that arrive, and a small body may inflate hugely
         headers = {"Accept": "application/json, text/plain;q=0.5", "Accept-Encoding": "identity"}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
@@ -88,15 +89,16 @@ class RemoteSource:
         return None
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            await origin.aclose()
 
-    def _client(self, host: str) -> httpx.AsyncClient:
-        client = self._clients.get(host)
-        if client is None:
-            client = self._clients[host] = self._new_client()
-        return client
+    def _origin(self, host: str) -> HttpOrigin:
+        origin = self._origins.get(host)
+        if origin is None:
+            origin = self._new_origin(base_url(host), self._headers, self.config.max_body_bytes)
+            self._origins[host] = origin
+        return origin
 
     async def collect(self, t_ms: int) -> Frame:
         results: dict[str, HostResult] = {}
@@ -128,7 +130,7 @@ class RemoteSource:
         return sections
 
     async def _snapshot(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(host, f"{base_url(host)}/snapshot")
+        status, body = await self._get(host, "/snapshot")
         if status == 404:
             raise _NotSnapshot()
         _check_status(status)
@@ -141,7 +143,7 @@ class RemoteSource:
         return _snapshot_rows(obj, normalise_host_id(host), self._wanted)
 
     async def _metrics(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(host, f"{base_url(host)}/metrics")
+        status, body = await self._get(host, "/metrics")
         _check_status(status)
         try:
             text = body.decode("utf-8")
@@ -165,33 +167,17 @@ class RemoteSource:
             "storage": list(rows.storage),
         }
 
-    async def _get(self, host: str, url: str) -> tuple[int, bytes]:
+    async def _get(self, host: str, path: str) -> tuple[int, bytes]:
         """GET with a whole-request deadline (a trickling peer cannot stretch it) and a cap
         on the body, read in pieces so a 100 MB answer never sits in memory."""
-        limit = self.config.max_body_bytes
         try:
             with anyio.fail_after(self.config.request_timeout_s):
-                client = self._client(host)
-                async with client.stream("GET", url, headers=self._headers) as response:
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > limit:
-                        raise ScrapeFailed(f"body of {int(declared)} bytes over the {limit} cap")
-                    encoding = response.headers.get("content-encoding", "identity").lower()
-                    if encoding not in ("", "identity"):
-                        raise ScrapeFailed(f"refused a {encoding}-encoded body (asked identity)")
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_raw():
-                        size += len(chunk)
-                        if size > limit:
-                            raise ScrapeFailed(f"body over the {limit} byte cap")
-                        chunks.append(chunk)
-                    return response.status_code, b"".join(chunks)
+                reply = await self._origin(host).get(path)
         except TimeoutError:
             raise ScrapeFailed(f"timeout after {self.config.request_timeout_s:g}s") from None
-        except httpx.ConnectError:
-            raise ScrapeFailed("connection refused") from None
-        except httpx.HTTPError as err:
-            raise ScrapeFailed(f"HTTP error ({type(err).__name__})") from None
+        except HttpFailed as err:
+            raise ScrapeFailed(str(err)) from None
+        return reply.status, reply.body
 
     # ----------------------------------------------------------------- the frame
 

@@ -1,0 +1,219 @@
+"""A lean HTTP/1.1 GET client for the scraper: h11 over one kept-alive anyio stream per host.
+
+Why not httpx here: scraping a hundred hosts every second is the recorder's whole job, and
+httpx's per-request machinery (request/response models, the connection pool, its locks and
+traces) cost ~0.75 ms of CPU a request — most of a cycle's budget (bench/bench_cluster.py).
+This client does one thing: ``GET`` a path from one origin, again and again, on one
+connection. h11 does all the parsing and framing (DESIGN.md §2: no hand-written HTTP); this
+module only moves bytes and applies limits.
+
+Rules this module obeys:
+- One connection per :class:`HttpOrigin`, reused while both sides say keep-alive; a request
+  is never pipelined (one in flight per origin).
+- A kept-alive connection the peer closed while idle is detected on reuse (EOF or a reset
+  before any byte of the answer) and the request is sent once more on a fresh connection —
+  safe, because GET is idempotent. Any other failure closes the connection; the next request
+  opens a new one.
+- The body is read in pieces and capped (:class:`BodyTooLarge`), also when the peer declares
+  a larger ``Content-Length``; compressed bodies are refused (we ask for identity).
+- Time limits are the caller's: wrap :meth:`HttpOrigin.get` in ``anyio.fail_after``. A
+  cancelled request leaves the connection closed (its state is unknown), never reused.
+- Every failure is :class:`HttpFailed` (or a subclass) with a short reason; vendor exceptions
+  (``OSError``, ``h11`` errors, TLS errors) never leave this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from typing import Final
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import h11
+
+__all__ = ["BodyTooLarge", "HttpFailed", "HttpOrigin", "Reply"]
+
+_READ_SIZE: Final = 65536
+_MAX_HEAD_BYTES: Final = 64 * 1024  # the answer's status line and headers
+
+
+class HttpFailed(Exception):
+    """A request failed; the message is the reason, fit for an ``errors`` entry."""
+
+
+class BodyTooLarge(HttpFailed):
+    pass
+
+
+class Reply:
+    __slots__ = ("body", "status")
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the peer before it answered: try a fresh one."""
+
+
+class HttpOrigin:
+    """``scheme://host:port`` plus an optional path prefix; GETs paths below it.
+
+    ``base`` is a URL (``http://dgx-01:9090``, ``https://[::1]:443/allsmi``); ``headers`` are
+    sent with every request (after ``Host``). ``tls`` is the context for ``https`` origins.
+    """
+
+    def __init__(
+        self,
+        base: str,
+        headers: dict[str, str],
+        max_body_bytes: int,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HttpFailed(f"not an http(s) URL: {base!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise HttpFailed(f"bad port in {base!r}") from None
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = port if port is not None else (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        self._headers = [("Host", netloc), *headers.items()]
+        self._limit = max_body_bytes
+        self._tls = tls
+        self._stream: anyio.abc.ByteStream | None = None
+        self._conn: h11.Connection | None = None
+
+    async def get(self, path: str) -> Reply:
+        """``GET prefix + path``: the status and the whole (capped) body."""
+        reused = self._stream is not None
+        try:
+            try:
+                return await self._exchange(path)
+            except _StaleConnection:
+                if not reused:
+                    raise HttpFailed("connection closed before an answer") from None
+                await self.aclose()
+                try:
+                    return await self._exchange(path)
+                except _StaleConnection:
+                    raise HttpFailed("connection closed before an answer") from None
+        except BaseException:
+            await self.aclose()  # whatever happened, this connection's state is unknown
+            raise
+
+    async def aclose(self) -> None:
+        stream, self._stream, self._conn = self._stream, None, None
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(OSError, anyio.BrokenResourceError, ssl.SSLError):
+                    await stream.aclose()
+
+    # ----------------------------------------------------------------- one exchange
+
+    async def _connect(self) -> tuple[anyio.abc.ByteStream, h11.Connection]:
+        if self._stream is not None and self._conn is not None:
+            return self._stream, self._conn
+        try:
+            if self.https:
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    self.host,
+                    self.port,
+                    tls=True,
+                    ssl_context=self._tls or ssl.create_default_context(),
+                    tls_hostname=self.host,
+                    tls_standard_compatible=False,
+                )
+            else:
+                stream = await anyio.connect_tcp(self.host, self.port)
+        except ssl.SSLError as err:
+            raise HttpFailed(f"TLS failed ({err.reason or type(err).__name__})") from None
+        except OSError as err:
+            raise HttpFailed(_connect_failure(err)) from None
+        self._stream = stream
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD_BYTES)
+        return stream, self._conn
+
+    async def _exchange(self, path: str) -> Reply:
+        stream, conn = await self._connect()
+        request = h11.Request(method="GET", target=self.prefix + path, headers=self._headers)
+        try:
+            await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:
+            raise _StaleConnection() from err
+        status = 0
+        chunks: list[bytes] = []
+        size = 0
+        answered = False
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    try:
+                        data = await stream.receive(_READ_SIZE)
+                    except anyio.EndOfStream:
+                        data = b""
+                    except (OSError, anyio.BrokenResourceError) as err:
+                        if not answered:
+                            raise _StaleConnection() from err
+                        raise HttpFailed("connection reset mid-answer") from None
+                    if not data and not answered:
+                        raise _StaleConnection()
+                    answered = True
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    self._check_head(event)
+                elif isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > self._limit:
+                        raise BodyTooLarge(f"body over the {self._limit} byte cap")
+                    chunks.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise HttpFailed("connection closed mid-answer")
+                # h11.InformationalResponse (1xx): keep reading for the final answer
+        except h11.RemoteProtocolError as err:
+            raise HttpFailed(f"bad HTTP answer ({err})") from None
+        except ssl.SSLError as err:
+            raise HttpFailed(f"TLS failed ({err.reason or type(err).__name__})") from None
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()  # keep-alive: the next request reuses this connection
+        else:
+            await self.aclose()
+        return Reply(status, b"".join(chunks))
+
+    def _check_head(self, event: h11.Response) -> None:
+        for name, value in event.headers:
+            if name == b"content-length" and value.isdigit() and int(value) > self._limit:
+                raise BodyTooLarge(f"body of {int(value)} bytes over the {self._limit} cap")
+            if name == b"content-encoding" and value.lower() not in (b"", b"identity"):
+                encoding = value.decode("latin-1")
+                raise HttpFailed(f"refused a {encoding}-encoded body (asked identity)")
+
+
+def _connect_failure(err: OSError) -> str:
+    """What went wrong connecting: anyio wraps the attempts' errors (one, or a group of one per
+    address tried) as the cause of a generic ``OSError``."""
+    causes: list[BaseException] = [err]
+    cause = err.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        causes = list(cause.exceptions)
+    elif cause is not None:
+        causes = [cause]
+    if all(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    first = causes[0]
+    if isinstance(first, socket.gaierror):
+        return f"cannot resolve host ({first.strerror})"
+    reason = first.strerror if isinstance(first, OSError) and first.strerror else str(first)
+    return f"cannot connect ({reason or type(first).__name__})"
