@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
+
 import orjson
 import pytest
 
 from allsmi.adapters import codec
+from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
-from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Header, IndexLine, Memory
+from allsmi.domain.model import (
+    SECTIONS,
+    Cpu,
+    Frame,
+    Gpu,
+    GpuProcess,
+    Header,
+    IndexLine,
+    Memory,
+)
 
 T0 = 1_776_513_600_000  # 2026-04-18T12:00:00.000Z
 
@@ -315,3 +328,47 @@ def test_frame_hosts_lists_each_host_once_in_first_seen_order() -> None:
         cpus=(Cpu(host_id="c", hostname="c", instance="c"),),
     )
     assert frame.hosts() == ("b", "a", "c")
+
+
+def _collections_during(action: Callable[[], object]) -> int:
+    seen: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        action()
+    finally:
+        gc.callbacks.remove(count)
+    return len(seen)
+
+
+def test_a_cluster_frame_is_decoded_and_encoded_with_at_most_one_cycle_collection() -> None:
+    frame = ClusterSimulator(ClusterSpec(nodes=20)).frame(1_776_513_600_000, SECTIONS)
+    line = codec.encode_line(frame)
+    threshold = gc.get_threshold()
+    gc.set_threshold(100, 10, 10)  # collect often, so that a collection would show
+    try:
+        # unpaused, parsing alone collects again and again; paused, at most once at the end
+        assert _collections_during(lambda: orjson.loads(line)) > 10
+        assert _collections_during(lambda: codec.decode_line(line, 1)) <= 1
+        assert _collections_during(lambda: codec.encode_line(frame)) <= 1
+    finally:
+        gc.set_threshold(*threshold)
+    assert gc.isenabled()
+    assert codec.decode_line(line, 1) == frame
+
+
+def test_the_collector_pause_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with codec.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with codec.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -134,13 +134,14 @@ class RemoteSource:
         if status == 404:
             raise _NotSnapshot()
         _check_status(status)
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise _NotSnapshot() from None  # an all-smi exporter answers any path with text
-        if not isinstance(obj, dict):
-            raise ScrapeFailed("invalid /snapshot (not a JSON object)")
-        return _snapshot_rows(obj, normalise_host_id(host), self._wanted)
+        with codec.collector_paused():
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise _NotSnapshot() from None  # an all-smi exporter answers any path with text
+            if not isinstance(obj, dict):
+                raise ScrapeFailed("invalid /snapshot (not a JSON object)")
+            return _snapshot_rows(obj, normalise_host_id(host), self._wanted)
 
     async def _metrics(self, host: str) -> dict[str, list[Any]]:
         status, body = await self._get(host, "/metrics")
