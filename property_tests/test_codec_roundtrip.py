@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from allsmi.adapters import codec
 from allsmi.domain.model import (
     Chassis,
+    CoreUtilization,
     Cpu,
+    Fan,
     Frame,
     Gpu,
     GpuProcess,
@@ -63,3 +67,42 @@ def test_slice_of_an_index_line_gives_its_time_and_seq(index: IndexLine) -> None
 def test_every_row_class_round_trips_through_the_converter(row: object) -> None:
     data = codec.converter.unstructure(row)
     assert codec.converter.structure(data, type(row)) == row
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+ROW_CLASSES = (Gpu, Cpu, Memory, Chassis, GpuProcess, Storage, CoreUtilization, Fan)
+
+
+def _outcome(convert: Callable[[], object]) -> tuple[str, object]:
+    try:
+        return "ok", convert()
+    except Exception:
+        return "rejected", None
+
+
+@given(st.sampled_from(ROW_CLASSES).flatmap(st.from_type), st.data())
+def test_the_generated_row_hooks_agree_with_the_detailed_converter(
+    row: object, data: st.DataObject
+) -> None:
+    """Any field of a valid row replaced by any JSON value (or dropped): whatever the fast
+    path (generated hooks) accepts, the detailed converter accepts as the same row. (Where the
+    fast path refuses, the codec asks the detailed converter, so its verdict is final.)"""
+    obj = codec.converter.unstructure(row)
+    key = data.draw(st.sampled_from(sorted(obj)))
+    if data.draw(st.booleans()):
+        del obj[key]
+    else:
+        obj[key] = data.draw(json_values)
+    fast = _outcome(lambda: codec._fast.structure(dict(obj), type(row)))
+    if fast[0] == "ok":
+        assert _outcome(lambda: codec.converter.structure(dict(obj), type(row))) == fast

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
+import attrs
 import orjson
 import pytest
 
@@ -372,3 +373,20 @@ def test_the_collector_pause_leaves_a_disabled_collector_disabled() -> None:
     with codec.collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_a_boolean_reading_stays_a_boolean_through_a_round_trip() -> None:
+    proc = GpuProcess(host_id="h", hostname="h", device_id=0, device_uuid="GPU-1", pid=7)
+    for uses_gpu in (True, False):
+        line = codec.encode_line(Frame(t_ms=0, processes=(attrs.evolve(proc, uses_gpu=uses_gpu),)))
+        again = codec.encode_line(codec.decode_line(line, 1))
+        assert orjson.loads(again)["processes"][0]["uses_gpu"] is uses_gpu
+
+
+@pytest.mark.parametrize("value", [None, 2, "true", []])
+def test_a_boolean_field_holding_anything_else_makes_the_line_corrupt(value: object) -> None:
+    line = codec.encode_line(Frame(t_ms=0, processes=(GpuProcess("h", "h", 0, "GPU-1", 7),)))
+    obj = orjson.loads(line)
+    obj["processes"][0]["uses_gpu"] = value
+    with pytest.raises(RecordingCorrupt, match="uses_gpu"):
+        codec.decode_line(orjson.dumps(obj), 3)
