@@ -6,7 +6,9 @@ all-smi's page better than all-smi does (reference/all-smi-behaviour.md §6.3): 
 CPU sockets, chassis, negative values and exponents are all kept.
 
 Grammar: ``prometheus_client``'s text parser (exposition 0.0.4: exponents, ``NaN``, ``±Inf``,
-escaped label values, HELP/TYPE, comments, timestamps), kept behind this one typed module.
+escaped label values, HELP/TYPE, comments, timestamps), kept behind this one typed module;
+pages in the everyday shape every exporter writes are read ~5× faster by
+:mod:`allsmi.adapters.exposition`, which gives exactly the vendor's answer or steps aside.
 That parser stops at the first bad line, so a page that fails as a whole is parsed again one
 line at a time, and the lines that fail alone are dropped and counted (``skipped_lines``).
 :func:`parse_metrics` never raises.
@@ -35,6 +37,7 @@ from typing import Any, Final, NamedTuple
 import attrs
 from prometheus_client.parser import text_string_to_metric_families
 
+from allsmi.adapters.exposition import NotPlain, plain_samples
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,
@@ -84,24 +87,31 @@ class _Sample(NamedTuple):
 # --- grammar ---------------------------------------------------------------------------
 
 
+def _sample(name: str, labels: Labels, raw: Number) -> _Sample:
+    value: Number | None = raw
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            value = None
+    elif not -_INT_LIMIT < raw < _INT_LIMIT:  # a 400-digit integer: no float holds it
+        value = None
+    return _Sample(name, labels, value)
+
+
 def _parse_all(text: str) -> list[_Sample]:
     """Every sample of ``text``; raises whatever the vendor parser raises on a bad line."""
-    out: list[_Sample] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            raw: Number = sample.value
-            value: Number | None = raw
-            if isinstance(raw, float):
-                if not math.isfinite(raw):
-                    value = None
-            elif not -_INT_LIMIT < raw < _INT_LIMIT:  # a 400-digit integer: no float holds it
-                value = None
-            out.append(_Sample(str(sample.name), dict(sample.labels), value))
-    return out
+    return [
+        _sample(str(sample.name), dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 def _samples(text: str) -> tuple[list[_Sample], int]:
     """The samples of ``text`` and the number of lines dropped as unparseable."""
+    try:
+        return [_sample(*sample) for sample in plain_samples(text)], 0
+    except NotPlain:
+        pass
     try:
         return _parse_all(text), 0
     except Exception:  # untyped vendor code: ValueError mostly, but never let anything out

@@ -1,0 +1,147 @@
+"""The everyday shape of a Prometheus text page (exposition 0.0.4), read fast.
+
+``prometheus_client``'s parser walks label blocks character by character: ~5.8 ms for one
+all-smi node's 33 KB page, 90 % of reading it (bench/bench_prom_parse.py) — a hundred
+``/metrics``-only nodes would cost more than a second of CPU per cycle. Exporters write far
+less than the grammar allows, so this module reads that everyday shape with a few regular
+expressions and gives up (:class:`NotPlain`) on anything else; the caller then hands the
+whole page to ``prometheus_client``, which stays the authority on the grammar.
+
+Rules this module obeys:
+- It returns exactly what ``prometheus_client`` would (sample names, labels, values), or
+  raises :class:`NotPlain` — never a different answer. ``property_tests`` check this on
+  generated pages, plain and not.
+- Plain means: lines separated by ``\\n`` (surrounding blanks ignored); blank lines; comment
+  lines whose only whitespace is the space, without quotes, ``# HELP``/``# TYPE`` naming a
+  valid metric name (a ``TYPE`` with one word after it); samples as
+  ``name{label="value",…} value [timestamp]`` with spaces as separators, legacy metric and
+  label names, no reserved (``__``) or repeated label names, ``\\\\``, ``\\n`` and ``\\"``
+  escapes in values, and values that ``int()`` or ``float()`` read as the vendor does.
+- As the vendor does, samples of a ``counter`` family named without ``_total`` get it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from prometheus_client.metrics_core import METRIC_TYPES
+
+__all__ = ["NotPlain", "plain_samples"]
+
+_NAME: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Name, optional {label block} (quoted values may hold any of {}",), value, optional timestamp.
+# Patterns are "unrolled" (runs of plain characters, then one escape) so that re spends its
+# time in character-class runs rather than in one alternation per character.
+_QUOTED: Final = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_BLOCK: Final = rf'[^"{{}}]*(?:{_QUOTED}[^"{{}}]*)*'
+_SAMPLE_LINE: Final = re.compile(
+    rf"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{{({_BLOCK})\}})? +([^ ]+)(?: +([^ ]+))?"
+)
+_LABEL_PAIR: Final = re.compile(
+    r' *([a-zA-Z_][a-zA-Z0-9_]*) *= *"([^"\\]*(?:\\.[^"\\]*)*)" *(?:,|$)'
+)
+_OTHER_WHITESPACE: Final = re.compile(r"[^\S ]")
+_ESCAPE: Final = re.compile(r'\\[\\n"]')
+_ESCAPES: Final = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
+_SUFFIXES: Final = {
+    "counter": ("",),
+    "gauge": ("",),
+    "summary": ("_count", "_sum", ""),
+    "histogram": ("_count", "_sum", "_bucket"),
+}
+
+Sample = tuple[str, dict[str, str], int | float]
+
+
+class NotPlain(Exception):
+    """The page has a line outside the everyday shape: let the full grammar read it."""
+
+
+def plain_samples(text: str) -> list[Sample]:
+    """``(name, labels, value)`` of every sample of a plain page, in page order."""
+    out: list[Sample] = []
+    family, kind = "", "untyped"
+    allowed: tuple[str, ...] = ()
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if line[0] == "#":
+            descriptor = _descriptor(line)
+            if descriptor is None:
+                continue  # a free comment
+            what, name, rest = descriptor
+            if what == "HELP":
+                if name != family:
+                    family, kind, allowed = name, "untyped", (name,)
+            else:
+                family, kind = name, rest
+                allowed = tuple(name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
+            continue
+        match = _SAMPLE_LINE.fullmatch(line)
+        if match is None:
+            raise NotPlain
+        name, block, value, stamp = match.group(1, 2, 3, 4)
+        labels = _labels(block) if block else {}
+        number = _number(value)
+        if stamp is not None:
+            _number(stamp)  # the vendor parses (and so checks) the timestamp too
+        if name in allowed:
+            if kind == "counter" and not name.endswith("_total"):
+                name += "_total"
+        else:  # a sample of no declared family: an untyped one of its own
+            family, kind, allowed = "", "untyped", ()
+        out.append((name, labels, number))
+    return out
+
+
+def _descriptor(line: str) -> tuple[str, str, str] | None:
+    """``(HELP|TYPE, name, rest)`` of a descriptor line; None for a free comment."""
+    if '"' in line or _OTHER_WHITESPACE.search(line):
+        raise NotPlain  # the vendor splits comments quote-aware, on any ASCII whitespace
+    parts = [part for part in line.split(" ") if part]
+    if len(parts) < 2 or parts[1] not in ("HELP", "TYPE"):
+        return None
+    if len(parts) < 3 or _NAME.fullmatch(parts[2]) is None:
+        raise NotPlain
+    if parts[1] == "HELP":
+        return "HELP", parts[2], ""
+    if len(parts) != 4 or parts[3] not in METRIC_TYPES:
+        raise NotPlain  # no type, a type of several words, or one the vendor refuses
+    if parts[3] == "counter" and parts[2] == "_total":
+        raise NotPlain  # the vendor's family name would be empty
+    return "TYPE", parts[2], parts[3]
+
+
+def _labels(block: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    position, end = 0, len(block)
+    while position < end:
+        match = _LABEL_PAIR.match(block, position)
+        if match is None:
+            raise NotPlain
+        name, value = match.group(1, 2)
+        if name in labels or name.startswith("__"):
+            raise NotPlain  # a repeated or reserved label name: the vendor refuses the line
+        labels[name] = _ESCAPE.sub(_unescape, value) if "\\" in value else value
+        position = match.end()
+    return labels
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _ESCAPES[match.group(0)]
+
+
+def _number(text: str) -> int | float:
+    """The vendor's value rule: ``int()`` if it reads, else ``float()``; no ``_``, no blanks."""
+    if "_" in text or text != text.strip():
+        raise NotPlain
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise NotPlain from None
