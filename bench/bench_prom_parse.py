@@ -6,7 +6,10 @@ The page is one simulator node (8 GPUs, 64 cores, chassis, 2 disks; processes of
 all-smi page for such a node. Each case handles the same node 100 times; the table gives
 ms per 100 pages, min / median over ``rounds`` rounds:
 
-- ``parse_metrics``: grammar (prometheus_client) + mapping to model rows — what we ship;
+- ``parse_metrics``: grammar + mapping to model rows — what we ship (the fast reader for
+  pages in the everyday shape, ``prometheus_client`` for any other);
+- ``fast reader (grammar)``: ``allsmi.adapters.exposition.plain_samples`` alone — exactly
+  ``prometheus_client``'s samples (a property test checks it), or it steps aside;
 - ``prometheus_client grammar``: ``text_string_to_metric_families`` alone, samples listed;
 - ``all-smi regex``: all-smi's line regex ``^all_smi_([^{]+)\\{([^}]+)\\} ([\\d.]+)$`` and a
   quote-aware label split (a regex here) with unescaping, into (name, labels, value) — the
@@ -29,6 +32,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from allsmi.adapters.codec import decode_line, encode_line
+from allsmi.adapters.exposition import plain_samples
 from allsmi.adapters.prometheus_parse import parse_metrics
 from allsmi.adapters.prometheus_text import render_metrics
 from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
@@ -93,6 +97,7 @@ def main() -> None:
     print(f"all-smi regex keeps {len(all_smi_regex(page))} of {samples} samples")
     cases: list[tuple[str, Callable[[], object]]] = [
         ("parse_metrics", lambda: parse_metrics(page, "node-01:9090")),
+        ("fast reader (grammar)", lambda: plain_samples(page)),
         ("prometheus_client grammar", lambda: client_grammar(page)),
         ("all-smi regex (grammar)", lambda: all_smi_regex(page)),
         ("orjson.loads /snapshot", lambda: orjson.loads(line)),
