@@ -458,15 +458,14 @@ def data_time(raw: bytes) -> int | None:
     """``t`` of one of our data lines read straight from fixed offsets — the seek path runs
     this on every line of a chunk; anything unusual goes through :func:`slice_line`."""
     if raw.startswith(_OURS_DATA) and raw[40:42] == b'Z"' and raw[36] == 46:
-        digits = (raw[34], raw[35], raw[37], raw[38], raw[39])
-        if all(48 <= d <= 57 for d in digits):
+        seconds, millis = raw[34:36], raw[37:40]
+        if seconds.isdigit() and millis.isdigit():  # ASCII digits only, for bytes
             head = raw[17:33]
             base = _MINUTES.get(head)
             if base is None:
                 base = _minute_base(head)
             if base is not None:
-                s1, s2, m1, m2, m3 = (d - 48 for d in digits)
-                return base + s1 * 10_000 + s2 * 1000 + m1 * 100 + m2 * 10 + m3
+                return base + int(seconds) * 1000 + int(millis)
     info = slice_line(raw)
     return info.t_ms if info is not None and info.kind == KIND_DATA else None
 

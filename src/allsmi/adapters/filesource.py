@@ -256,10 +256,10 @@ class RecordingSource:
 
     def _remember(self, at: int, lines: list[bytes]) -> None:
         self._cache[at] = lines
-        self._cache_bytes += sum(len(x) for x in lines)
+        self._cache_bytes += sum(map(len, lines))
         while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
-            self._cache_bytes -= sum(len(x) for x in dropped)
+            self._cache_bytes -= sum(map(len, dropped))
 
     def _renumber(self) -> None:
         index = 0
