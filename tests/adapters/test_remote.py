@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import ssl
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -15,11 +16,22 @@ from pathlib import Path
 from typing import Final
 
 import anyio
+import anyio.abc
 import attrs
 import pytest
+import trustme
+from anyio.streams.tls import TLSListener
 
 from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
-from allsmi.adapters.httpserver import Handler, Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.httpserver import (
+    Handler,
+    Limits,
+    Request,
+    Response,
+    Stream,
+    serve_connection,
+    serve_tcp,
+)
 from allsmi.adapters.prometheus_text import render_metrics
 from allsmi.adapters.remote import RemoteConfig, RemoteSource
 from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
@@ -440,5 +452,50 @@ def test_a_closed_port_is_named_connection_refused() -> None:
         finally:
             await source.aclose()
         assert frame.errors == (f"{host}: connection refused",)
+
+    run(main)
+
+
+def test_an_https_target_is_scraped_over_verified_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``https://`` in the host list means TLS, verified against the default trust store —
+    here a test CA, handed over the standard ``SSL_CERT_FILE`` way."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+
+    async def main() -> None:
+        handle = exporter()
+        listener = TLSListener(
+            await anyio.create_tcp_listener(local_host="127.0.0.1"),
+            server_context,
+            standard_compatible=False,
+        )
+        port = listener.listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def serve(stream: anyio.abc.ByteStream) -> None:
+            await serve_connection(stream, handle, LIMITS, None)
+
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            target = f"https://127.0.0.1:{port}"
+            source = remote([target])
+            plain = remote([f"127.0.0.1:{port}"])  # the same port without TLS
+            try:
+                frame = await source.collect(T0)
+                refused = await plain.collect(T0)
+            finally:
+                await source.aclose()
+                await plain.aclose()
+            tg.cancel_scope.cancel()
+        assert frame.errors == ()
+        assert host_ids(frame) == {f"127.0.0.1:{port}"}
+        assert len(frame.gpus or ()) == GPUS_PER_NODE
+        (error,) = refused.errors
+        assert error.startswith(f"127.0.0.1:{port}: ")
 
     run(main)

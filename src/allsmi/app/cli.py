@@ -275,7 +275,13 @@ def _add_interval(p: argparse.ArgumentParser, default: int | None, help_text: st
 
 
 def _add_hosts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hosts", nargs="+", metavar="H", help="cluster hosts (host:port or URL)")
+    p.add_argument(
+        "--hosts",
+        nargs="+",
+        metavar="H",
+        help="cluster hosts: host:port, or a URL (https:// means TLS, verified against the "
+        "system's CAs or $SSL_CERT_FILE)",
+    )
     p.add_argument(
         "--hostfile",
         metavar="F",
@@ -417,7 +423,7 @@ def _settle_collector() -> None:
 
 
 def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
-    """Merge ``--hosts`` and ``--hostfile`` into one normalised tuple in ``args.hosts``."""
+    """Merge ``--hosts`` and ``--hostfile`` into one tuple of scrape targets in ``args.hosts``."""
     if not hasattr(args, "hosts"):
         return args  # commands without a host list (mock's --hostfile is an output)
     hosts = list(args.hosts or ())

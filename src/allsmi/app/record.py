@@ -28,6 +28,7 @@ from allsmi.adapters.sink import MAX_LINE_BYTES, Codec, RecordingSink, SinkConfi
 from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
 from allsmi.domain.errors import UsageError
+from allsmi.domain.hosts import host_ids
 from allsmi.domain.model import Frame, Header, Source
 from allsmi.domain.parse import format_offset
 from allsmi.domain.schedule import clamp_time, flush_due, next_deadline, within_duration
@@ -189,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
     prepare_output(path)
     source = build_source(args)
-    plan = RecordPlan(args.interval_ms, args.duration_ms, args.source, hosts or source.hosts())
+    plan = RecordPlan(
+        args.interval_ms, args.duration_ms, args.source, host_ids(hosts) or source.hosts()
+    )
     config = SinkConfig(
         path=path,
         codec=codec_for(path, args.compress),

@@ -17,6 +17,7 @@ from allsmi.app.local import FrameSource, build_local_source
 from allsmi.app.replay import ReplayDriver, local_zone
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
+from allsmi.domain.hosts import host_ids
 from allsmi.domain.schedule import next_deadline
 
 LOCAL_SECTIONS = ("gpu", "cpu", "memory", "chassis", "process", "storage")
@@ -69,7 +70,9 @@ def run_live(args: argparse.Namespace) -> int:
         )
         source = build_remote_source(config)
         model = LiveModel(
-            label=f"LIVE {len(args.hosts)} hosts", tz=local_zone(), expected_hosts=tuple(args.hosts)
+            label=f"LIVE {len(args.hosts)} hosts",
+            tz=local_zone(),
+            expected_hosts=host_ids(args.hosts),
         )
     else:
         interval = args.interval_ms or 2000
