@@ -162,10 +162,10 @@ def frame_to_dict(frame: Frame) -> dict[str, Any]:
     if frame.seq is not None:
         out["seq"] = frame.seq
     out["source"] = frame.source
-    for key, _ in SECTION_TYPES:
+    for key, row_type in SECTION_TYPES:
         rows = getattr(frame, _SECTION_ATTR[key])
         if rows is not None:
-            out[key] = converter.unstructure(rows)
+            out[key] = converter.unstructure(rows, tuple[row_type, ...])  # type: ignore[valid-type]
     out["errors"] = list(frame.errors)
     return out
 

@@ -89,6 +89,7 @@ class HttpOrigin:
         self._headers = [("Host", netloc), *headers.items()]
         self._limit = max_body_bytes
         self._tls = tls
+        self._requests: dict[str, h11.Request] = {}
         self._stream: anyio.abc.ByteStream | None = None
         self._conn: h11.Connection | None = None
 
@@ -144,7 +145,11 @@ class HttpOrigin:
 
     async def _exchange(self, path: str) -> Reply:
         stream, conn = await self._connect()
-        request = h11.Request(method="GET", target=self.prefix + path, headers=self._headers)
+        request = self._requests.get(path)
+        if request is None:  # built (and validated by h11) once per path, then reused
+            target = self.prefix + path
+            request = h11.Request(method="GET", target=target, headers=self._headers)
+            self._requests[path] = request
         try:
             await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:

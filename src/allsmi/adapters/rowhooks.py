@@ -101,8 +101,13 @@ def row_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Any]:
         for i, field in enumerate(fields):
             key = repr(field.name)
             required = field.default is attrs.NOTHING
-            body.append(f"    v = o[{key}]" if required else f"    v = o.get({key}, _MISSING)")
             primitive = _primitive(field.type)
+            if primitive is not None and primitive[1] and field.default is None:
+                # an optional reading: absent and null are the same, one lookup does both
+                body.append(f"    v = o.get({key})")
+                body.append(f"    a{i} = {_check(*primitive)}")
+                continue
+            body.append(f"    v = o[{key}]" if required else f"    v = o.get({key}, _MISSING)")
             if primitive is not None:
                 convert = _check(*primitive)
             else:
