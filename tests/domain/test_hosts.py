@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from allsmi.domain.errors import UsageError
@@ -14,7 +16,7 @@ def test_a_hostfile_skips_comments_and_blank_lines() -> None:
 
 
 def test_a_hostfile_line_with_two_hosts_names_its_line() -> None:
-    with pytest.raises(UsageError, match="hosts.txt line 2: 'n2 n3' is not one host"):
+    with pytest.raises(UsageError, match=re.escape("hosts.txt line 2: 'n2 n3' is not one host")):
         parse_hostfile("n1\nn2 n3\n", origin="hosts.txt")
 
 
