@@ -553,7 +553,8 @@ def subscribers(tmp: Path) -> dict[str, Any]:
             "served": served,
             "got_next": got_next,
             "failures": failures,
-            "frames_median": statistics.median(received),
+            # over the subscribers that were served (the others got 503 and no frame at all)
+            "frames_median": statistics.median([c for c in received if c] or [0]),
             "rss_idle": rss_idle,
             "rss_held": max(rss_held or [0]),
             "peak": peak_rss(api.pid),
@@ -648,7 +649,7 @@ def report(side: dict[str, Any], rps: dict[str, Any], subs: dict[str, Any]) -> N
     print(
         f"  /events on allsmi api -i 1: {SUBSCRIBERS} opened, {subs['served']} served, "
         f"{subs['got_next']} got the next frame, {subs['failures']} failed; median "
-        f"{subs['frames_median']:.0f} frames in {HOLD_SECONDS} s; api RSS "
+        f"{subs['frames_median']:.0f} frames each in {HOLD_SECONDS} s; api RSS "
         f"{mib(subs['rss_idle'])} idle → {mib(subs['rss_held'])} holding them, "
         f"CPU {subs['api_cpu_pct']:.1f}% core, {subs['connections']} TCP sockets; "
         f"a /metrics scrape meanwhile: {subs['probe']}"
