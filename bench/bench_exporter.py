@@ -56,6 +56,7 @@ import psutil
 
 from allsmi.adapters.decoding import iter_file_lines as iter_lines
 from allsmi.domain.parse import parse_rfc3339_ms
+from common import peak_rss
 
 ALLSMI: Final = str(Path(sys.executable).with_name("allsmi"))
 NODES: Final = 100
@@ -137,14 +138,6 @@ def ok(url: str, headers: dict[str, str] | None = None) -> bool:
 def cpu_s(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return float(times.user + times.system)
-
-
-def peak_rss(pid: int) -> int:
-    """VmHWM: the process's peak resident set, bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def du(*paths: Path) -> int:

@@ -109,3 +109,15 @@ def child_cpu_s(argv: Sequence[str], stderr_path: Path | None = None) -> tuple[f
         if stderr_path:
             err.close()  # type: ignore[union-attr]
     return usage.ru_utime + usage.ru_stime, wall, proc.returncode
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM: the process's peak resident set since its exec, in bytes (0 once it is gone).
+    Unlike ``ru_maxrss`` it does not carry the parent's peak across fork and exec."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
