@@ -73,7 +73,9 @@ class RemoteSource:
         # One kept-alive connection per host (hosts are scraped concurrently, each once a cycle).
         self._new_origin = origin_factory
         self._origins: dict[str, HttpOrigin] = {}
-        self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight))
+        # No limiter when it could never make a host wait (one request per host a cycle).
+        bounded = config.max_in_flight < len(config.hosts)
+        self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight)) if bounded else None
         self._mode: dict[str, str] = {}  # host → the endpoint that worked last time
         # identity: the cap counts the bytes that arrive, and a small body may inflate hugely
         headers = {"Accept": "application/json, text/plain;q=0.5", "Accept-Encoding": "identity"}
@@ -111,11 +113,17 @@ class RemoteSource:
     # ----------------------------------------------------------------- one host
 
     async def _scrape_into(self, host: str, results: dict[str, HostResult]) -> None:
-        async with self._limiter:
-            try:
-                results[host] = HostResult(sections=await self._scrape(host))
-            except ScrapeFailed as err:
-                results[host] = HostResult(error=f"{host}: {err}")
+        if self._limiter is None:
+            await self._scrape_one(host, results)
+        else:
+            async with self._limiter:
+                await self._scrape_one(host, results)
+
+    async def _scrape_one(self, host: str, results: dict[str, HostResult]) -> None:
+        try:
+            results[host] = HostResult(sections=await self._scrape(host))
+        except ScrapeFailed as err:
+            results[host] = HostResult(error=f"{host}: {err}")
 
     async def _scrape(self, host: str) -> dict[str, list[Any]]:
         if self._mode.get(host) == METRICS:
