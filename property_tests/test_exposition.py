@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -82,7 +82,10 @@ def vendor_samples(text: str) -> list[Sample]:
 
 def comparable(samples: list[Sample]) -> list[tuple[str, dict[str, str], str]]:
     """NaN is never equal to itself; compare values by their exact text form."""
-    return [(n, labels, "nan" if math.isnan(v) else repr(v)) for n, labels, v in samples]
+    return [
+        (n, labels, "nan" if isinstance(v, float) and math.isnan(v) else repr(v))
+        for n, labels, v in samples
+    ]
 
 
 def check(page: str) -> None:
@@ -96,6 +99,10 @@ def check(page: str) -> None:
 
 
 @given(pages)
+@example("# HELP foo x\nfoo 1\n# TYPE foo counter\nfoo 2")  # typed after a sample
+@example("# TYPE foo counter\nfoo 1\n# TYPE foo gauge\nfoo 2")  # retyped
+@example(f"a 1 {'9' * 400}")  # a timestamp no float holds
+@example(f"a {'9' * 400}\n# TYPE c counter\nc 1\nc_total 2")
 def test_the_fast_reader_gives_the_vendors_samples_or_steps_aside(page: str) -> None:
     check(page)
 

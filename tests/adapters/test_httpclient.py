@@ -292,7 +292,9 @@ def test_a_closed_port_is_connection_refused() -> None:
     run(main)
 
 
-@pytest.mark.parametrize("base", ["ftp://host:21", "http://", "http://host:99999", "host:9090"])
+@pytest.mark.parametrize(
+    "base", ["ftp://host:21", "http://", "http://host:99999", "host:9090", "http://[::1"]
+)
 def test_a_base_that_is_not_an_http_url_is_refused(base: str) -> None:
     with pytest.raises(HttpFailed):
         HttpOrigin(base, HEADERS, CAP)
@@ -329,5 +331,73 @@ def test_https_origins_verify_the_peer_and_reuse_the_tls_connection() -> None:
             tg.cancel_scope.cancel()
         assert bodies == [b"secret"] * 3
         assert peer.connections == 1  # the three requests; the refused handshake never got in
+
+    run(main)
+
+
+def test_a_peer_that_hangs_up_during_the_tls_handshake_is_a_tls_failure() -> None:
+    async def main() -> None:
+        async def hang_up(stream: anyio.abc.SocketStream, peer: Peer, number: int) -> None:
+            await stream.receive()  # the ClientHello, then close
+
+        async with peer_at(hang_up) as (base, _):
+            https = base.replace("http://", "https://")
+            origin = HttpOrigin(https, HEADERS, CAP, ssl.create_default_context())
+            with pytest.raises(HttpFailed, match="TLS failed"):
+                await origin.get("/snapshot")
+
+    run(main)
+
+
+@pytest.mark.parametrize("path", ["/a b", "/n\u0153ud", "/x\r\nInjected: 1"])
+def test_a_path_that_cannot_be_asked_for_fails_before_connecting(path: str) -> None:
+    async def main() -> None:
+        async with peer_at(answering(ok(b"x"))) as (base, peer):
+            origin = HttpOrigin(base, HEADERS, CAP)
+            with pytest.raises(HttpFailed, match="cannot ask for"):
+                await origin.get(path)
+        assert peer.connections == 0
+
+    run(main)
+
+
+def test_bytes_after_an_answer_are_never_read_as_the_next_answer() -> None:
+    async def stray(stream: anyio.abc.SocketStream, peer: Peer, number: int) -> None:
+        while await read_request(stream, peer):
+            if number == 1:  # an answer with a second, unasked-for one glued to it
+                await stream.send(ok(b"first") + ok(b"stray"))
+            else:
+                await stream.send(ok(b"fresh"))
+
+    async def main() -> None:
+        async with peer_at(stray) as (base, peer):
+            origin = HttpOrigin(base, HEADERS, CAP)
+            bodies = [(await origin.get("/snapshot")).body for _ in range(2)]
+            await origin.aclose()
+        assert bodies == [b"first", b"fresh"]
+        assert peer.connections == 2
+
+    run(main)
+
+
+def test_an_answer_sent_while_the_connection_idled_is_not_taken_for_the_next() -> None:
+    timeout_answer = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+
+    async def unsolicited(stream: anyio.abc.SocketStream, peer: Peer, number: int) -> None:
+        while await read_request(stream, peer):
+            await stream.send(ok(b"%d" % number))
+            if number == 1:
+                await stream.send(timeout_answer)  # a server giving up on the idle client
+
+    async def main() -> None:
+        async with peer_at(unsolicited) as (base, peer):
+            origin = HttpOrigin(base, HEADERS, CAP)
+            first = await origin.get("/snapshot")
+            await anyio.sleep(0.1)  # the stray 408 arrives
+            second = await origin.get("/snapshot")
+            await origin.aclose()
+        assert (first.status, first.body) == (200, b"1")
+        assert (second.status, second.body) == (200, b"2")
+        assert peer.connections == 2
 
     run(main)

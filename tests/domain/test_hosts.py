@@ -46,3 +46,25 @@ def test_targets_are_deduplicated_by_host_id_first_seen_wins() -> None:
 def test_an_empty_host_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="empty host name"):
         merge_hosts(["n1", "https:///"])
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("[::1", "Invalid IPv6 URL"),
+        ("n1:9090/a b", "not an address"),
+        ("n1:99999", "out of range"),
+        ("n1:", "empty port"),
+        ("ftp://n1:21", "only http:// and https://"),
+        ("nœud:9090", "not an address"),
+    ],
+)
+def test_a_host_that_is_no_address_is_refused_by_name(given: str, reason: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(f"host {given!r}")) as refused:
+        merge_hosts([given])
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("given", ["[::1]:9090", "https://[fe80::1]:443", "n1:9090/allsmi"])
+def test_ipv6_literals_and_path_prefixes_are_addresses(given: str) -> None:
+    assert merge_hosts([given]) == (scrape_target(given),)

@@ -17,7 +17,8 @@ Rules this module obeys:
   ``name{label="value",…} value [timestamp]`` with spaces as separators, legacy metric and
   label names, no reserved (``__``) or repeated label names, ``\\\\``, ``\\n`` and ``\\"``
   escapes in values, and values that ``int()`` or ``float()`` read as the vendor does.
-- As the vendor does, samples of a ``counter`` family named without ``_total`` get it.
+- As the vendor does, samples of a ``counter`` family named without ``_total`` get it; a
+  ``TYPE`` for a family that already has samples (the vendor retypes them) is not plain.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def plain_samples(text: str) -> list[Sample]:
     out: list[Sample] = []
     family, kind = "", "untyped"
     allowed: tuple[str, ...] = ()
+    family_samples = 0  # samples of the current family so far
     for raw in text.split("\n"):
         line = raw.strip()
         if not line:
@@ -72,6 +74,10 @@ def plain_samples(text: str) -> list[Sample]:
             if descriptor is None:
                 continue  # a free comment
             what, name, rest = descriptor
+            if name == family and family_samples and what == "TYPE":
+                raise NotPlain  # the vendor types the family's earlier samples by it too
+            if name != family:
+                family_samples = 0
             if what == "HELP":
                 if name != family:
                     family, kind, allowed = name, "untyped", (name,)
@@ -86,12 +92,16 @@ def plain_samples(text: str) -> list[Sample]:
         labels = _labels(block) if block else {}
         number = _number(value)
         if stamp is not None:
-            _number(stamp)  # the vendor parses (and so checks) the timestamp too
+            try:
+                _number(stamp) / 1000  # the vendor parses it (in seconds), so checks it too
+            except OverflowError:
+                raise NotPlain from None
         if name in allowed:
+            family_samples += 1
             if kind == "counter" and not name.endswith("_total"):
                 name += "_total"
         else:  # a sample of no declared family: an untyped one of its own
-            family, kind, allowed = "", "untyped", ()
+            family, kind, allowed, family_samples = "", "untyped", (), 0
         out.append((name, labels, number))
     return out
 

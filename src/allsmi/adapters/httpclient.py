@@ -10,21 +10,24 @@ module only moves bytes and applies limits.
 Rules this module obeys:
 - One connection per :class:`HttpOrigin`, reused while both sides say keep-alive; a request
   is never pipelined (one in flight per origin).
-- A kept-alive connection the peer closed while idle is detected on reuse (EOF or a reset
-  before any byte of the answer) and the request is sent once more on a fresh connection —
-  safe, because GET is idempotent. Any other failure closes the connection; the next request
-  opens a new one.
+- A kept-alive connection is reused only when it is clean: nothing came after the last
+  answer, and nothing arrived (nor a close) while it idled — checked with a peek before each
+  reuse. One the peer closed unseen is detected on reuse (EOF or a reset before any byte of
+  the answer) and the request is sent once more on a fresh connection — safe, because GET is
+  idempotent. Any other failure closes the connection; the next request opens a new one.
 - The body is read in pieces and capped (:class:`BodyTooLarge`), also when the peer declares
   a larger ``Content-Length``; compressed bodies are refused (we ask for identity).
 - Time limits are the caller's: wrap :meth:`HttpOrigin.get` in ``anyio.fail_after``. A
   cancelled request leaves the connection closed (its state is unknown), never reused.
-- Every failure is :class:`HttpFailed` (or a subclass) with a short reason; vendor exceptions
-  (``OSError``, ``h11`` errors, TLS errors) never leave this module.
+- Every failure is :class:`HttpFailed` (or a subclass) with a short reason, a URL or path it
+  cannot ask for included; vendor exceptions (``OSError``, ``h11`` and anyio errors, TLS
+  errors) never leave this module. Only cancellation passes through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 from typing import Final
@@ -74,13 +77,13 @@ class HttpOrigin:
         max_body_bytes: int,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(base)
+        try:
+            parts = urlsplit(base)
+            port = parts.port
+        except ValueError as err:
+            raise HttpFailed(f"not a usable URL: {base!r} ({err})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HttpFailed(f"not an http(s) URL: {base!r}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise HttpFailed(f"bad port in {base!r}") from None
         self.https = parts.scheme == "https"
         self.host = parts.hostname
         self.port = port if port is not None else (443 if self.https else 80)
@@ -107,8 +110,14 @@ class HttpOrigin:
                     return await self._exchange(path)
                 except _StaleConnection:
                     raise HttpFailed("connection closed before an answer") from None
+        except HttpFailed:
+            await self.aclose()
+            raise
+        except Exception as err:  # the module's contract: nothing else leaves it
+            await self.aclose()
+            raise HttpFailed(f"HTTP error ({type(err).__name__})") from None
         except BaseException:
-            await self.aclose()  # whatever happened, this connection's state is unknown
+            await self.aclose()  # cancelled: this connection's state is unknown
             raise
 
     async def aclose(self) -> None:
@@ -122,7 +131,9 @@ class HttpOrigin:
 
     async def _connect(self) -> tuple[anyio.abc.ByteStream, h11.Connection]:
         if self._stream is not None and self._conn is not None:
-            return self._stream, self._conn
+            if not _peer_spoke(self._stream):
+                return self._stream, self._conn
+            await self.aclose()  # it closed, or sent something nobody asked for: start afresh
         try:
             if self.https:
                 stream: anyio.abc.ByteStream = await anyio.connect_tcp(
@@ -137,6 +148,8 @@ class HttpOrigin:
                 stream = await anyio.connect_tcp(self.host, self.port)
         except ssl.SSLError as err:
             raise HttpFailed(f"TLS failed ({err.reason or type(err).__name__})") from None
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            raise HttpFailed("TLS failed (connection closed during the handshake)") from None
         except OSError as err:
             raise HttpFailed(_connect_failure(err)) from None
         self._stream = stream
@@ -144,12 +157,8 @@ class HttpOrigin:
         return stream, self._conn
 
     async def _exchange(self, path: str) -> Reply:
+        request = self._request(path)
         stream, conn = await self._connect()
-        request = self._requests.get(path)
-        if request is None:  # built (and validated by h11) once per path, then reused
-            target = self.prefix + path
-            request = h11.Request(method="GET", target=target, headers=self._headers)
-            self._requests[path] = request
         try:
             await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:
@@ -191,11 +200,23 @@ class HttpOrigin:
             raise HttpFailed(f"bad HTTP answer ({err})") from None
         except ssl.SSLError as err:
             raise HttpFailed(f"TLS failed ({err.reason or type(err).__name__})") from None
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE and not _extra(conn):
             conn.start_next_cycle()  # keep-alive: the next request reuses this connection
         else:
-            await self.aclose()
+            await self.aclose()  # closing, or the peer sent more than its answer
         return Reply(status, b"".join(chunks))
+
+    def _request(self, path: str) -> h11.Request:
+        """The request for ``path``, built (and validated by h11) once, then reused."""
+        request = self._requests.get(path)
+        if request is None:
+            try:
+                target = (self.prefix + path).encode("ascii")
+                request = h11.Request(method="GET", target=target, headers=self._headers)
+            except (h11.LocalProtocolError, UnicodeError, ValueError) as err:
+                raise HttpFailed(f"cannot ask for {self.prefix + path!r} ({err})") from None
+            self._requests[path] = request
+        return request
 
     def _check_head(self, event: h11.Response) -> None:
         for name, value in event.headers:
@@ -222,3 +243,22 @@ def _connect_failure(err: OSError) -> str:
         return f"cannot resolve host ({first.strerror})"
     reason = first.strerror if isinstance(first, OSError) and first.strerror else str(first)
     return f"cannot connect ({reason or type(first).__name__})"
+
+
+def _extra(conn: h11.Connection) -> bool:
+    """Bytes after the answer (or its close): the connection is not clean for another one."""
+    data, closed = conn.trailing_data
+    return bool(data) or closed
+
+
+def _peer_spoke(stream: anyio.abc.ByteStream) -> bool:
+    """Did the peer send anything, or close, while the connection idled? Then an answer read
+    from it now could be that, not the answer to the next request. (A zero-timeout poll of
+    the socket: readable means a byte or the end is waiting. ``poll``, not ``select``: file
+    descriptors of a thousand hosts pass ``FD_SETSIZE``.)"""
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))

@@ -10,6 +10,7 @@ always use the host id (:func:`allsmi.domain.model.normalise_host_id` of the tar
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from allsmi.domain.errors import UsageError
 from allsmi.domain.model import normalise_host_id
@@ -28,9 +29,28 @@ def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
 
 
 def scrape_target(host: str) -> str:
-    """``https://n1:443/`` → ``https://n1:443``; ``http://n1:9090`` → ``n1:9090``."""
+    """``https://n1:443/`` → ``https://n1:443``; ``http://n1:9090`` → ``n1:9090``. A host
+    that is no usable address is a usage error naming it."""
     ident = normalise_host_id(host)
-    return f"https://{ident}" if host.strip().lower().startswith("https://") else ident
+    secure = host.strip().lower().startswith("https://")
+    _check_address(ident, host)
+    return f"https://{ident}" if secure else ident
+
+
+def _check_address(ident: str, given: str) -> None:
+    if "://" in ident:
+        raise UsageError(f"host {given!r}: only http:// and https:// can be scraped")
+    if not ident.isascii() or not ident.isprintable() or " " in ident:
+        raise UsageError(f"host {given!r}: not an address (ASCII, no spaces)")
+    try:
+        parts = urlsplit(f"http://{ident}")
+        port = parts.port
+    except ValueError as err:
+        raise UsageError(f"host {given!r}: not an address ({err})") from None
+    if not parts.hostname:
+        raise UsageError(f"host {given!r}: no host name")
+    if port is None and parts.netloc.endswith(":"):
+        raise UsageError(f"host {given!r}: empty port")
 
 
 def merge_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
