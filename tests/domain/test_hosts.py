@@ -68,3 +68,8 @@ def test_a_host_that_is_no_address_is_refused_by_name(given: str, reason: str) -
 @pytest.mark.parametrize("given", ["[::1]:9090", "https://[fe80::1]:443", "n1:9090/allsmi"])
 def test_ipv6_literals_and_path_prefixes_are_addresses(given: str) -> None:
     assert merge_hosts([given]) == (scrape_target(given),)
+
+
+def test_a_hostfile_line_that_is_no_address_names_the_file_and_line() -> None:
+    with pytest.raises(UsageError, match=re.escape("hosts.txt line 3: host 'n2:99999'")):
+        parse_hostfile("# rack 1\nn1:9090\nn2:99999\n", origin="hosts.txt")

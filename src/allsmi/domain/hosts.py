@@ -24,6 +24,10 @@ def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
             continue
         if any(c.isspace() for c in entry):
             raise UsageError(f"{origin} line {line_no}: {entry!r} is not one host")
+        try:
+            scrape_target(entry)
+        except UsageError as err:
+            raise UsageError(f"{origin} line {line_no}: {err}") from None
         hosts.append(entry)
     return merge_hosts(hosts)
 
