@@ -33,8 +33,6 @@ from cattrs.fns import identity
 from allsmi.adapters import rowhooks
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
 from allsmi.domain.model import (
-    INT_MAX,
-    INT_MIN,
     SCHEMA_VERSION,
     Chassis,
     Cpu,
@@ -59,35 +57,8 @@ converter: Final = cattrs.Converter()
 _fast: Final = cattrs.Converter(detailed_validation=False)
 
 
-def _optional(kind: type[Any]) -> Any:
-    """``X | None`` without cattrs' generic union machinery: None and X pass through."""
-
-    def structure(value: Any, _: object) -> Any:
-        return value if value is None or type(value) is kind else kind(value)
-
-    return structure
-
-
-def _strict_int(value: Any, _: object) -> int:
-    """An integer reading within what JSON round-trips (absurd ones make the row invalid).
-    The bounds are :func:`bounded_int`'s, compared inline: this runs for every integer field."""
-    number = value if type(value) is int else int(value)
-    if INT_MIN <= number <= INT_MAX:
-        return number
-    raise ValueError(f"integer {number} out of range")
-
-
 def _optional_int(value: Any, _: object) -> int | None:
-    if value is None:
-        return None
-    number = value if type(value) is int else int(value)
-    if INT_MIN <= number <= INT_MAX:
-        return number
-    raise ValueError(f"integer {number} out of range")
-
-
-def _str(value: Any, _: object) -> str:
-    return value if type(value) is str else str(value)
+    return None if value is None else rowhooks.to_int(value)
 
 
 def _is_row_tuple(kind: Any) -> bool:
@@ -120,13 +91,10 @@ def _unstructure_row_tuple(kind: Any) -> Callable[[Any], list[Any]]:
 
 
 _fast.register_structure_hook_factory(rowhooks.is_plain_row, rowhooks.row_hook_factory(_fast))
-_fast.register_structure_hook(str, _str)
 _fast.register_structure_hook_factory(_is_row_tuple, _structure_row_tuple)
-for _kind in (float, str):
-    _fast.register_structure_hook(_kind | None, _optional(_kind))
 for _conv in (_fast, converter):
     _conv.register_structure_hook(bool, rowhooks.to_bool)  # before int: bool subclasses it
-    _conv.register_structure_hook(int, _strict_int)
+    _conv.register_structure_hook(int, rowhooks.to_int)
     _conv.register_structure_hook(int | None, _optional_int)
 # Writing: optional numbers and strings pass as they are — cattrs then reads them straight off
 # the instance instead of calling a hook per field — and row tuples become lists in one pass.

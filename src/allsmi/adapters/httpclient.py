@@ -98,18 +98,12 @@ class HttpOrigin:
 
     async def get(self, path: str) -> Reply:
         """``GET prefix + path``: the status and the whole (capped) body."""
-        reused = self._stream is not None
         try:
             try:
                 return await self._exchange(path)
             except _StaleConnection:
-                if not reused:
-                    raise HttpFailed("connection closed before an answer") from None
                 await self.aclose()
-                try:
-                    return await self._exchange(path)
-                except _StaleConnection:
-                    raise HttpFailed("connection closed before an answer") from None
+                return await self._exchange(path)  # on a fresh connection: no third try
         except HttpFailed:
             await self.aclose()
             raise
@@ -129,10 +123,12 @@ class HttpOrigin:
 
     # ----------------------------------------------------------------- one exchange
 
-    async def _connect(self) -> tuple[anyio.abc.ByteStream, h11.Connection]:
+    async def _connect(self) -> tuple[anyio.abc.ByteStream, h11.Connection, bool]:
+        """The connection to use, and whether it is a kept-alive one (which may have been
+        closed by the peer unseen) rather than a fresh one."""
         if self._stream is not None and self._conn is not None:
             if not _peer_spoke(self._stream):
-                return self._stream, self._conn
+                return self._stream, self._conn, True
             await self.aclose()  # it closed, or sent something nobody asked for: start afresh
         try:
             if self.https:
@@ -154,15 +150,20 @@ class HttpOrigin:
             raise HttpFailed(_connect_failure(err)) from None
         self._stream = stream
         self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD_BYTES)
-        return stream, self._conn
+        return stream, self._conn, False
 
     async def _exchange(self, path: str) -> Reply:
         request = self._request(path)
-        stream, conn = await self._connect()
+        stream, conn, reused = await self._connect()
+        # Nothing of the answer came: on a kept-alive connection the peer closed it unseen
+        # (try once more, fresh); on a fresh one, that is the answer.
+        nothing: Exception = (
+            _StaleConnection() if reused else HttpFailed("connection closed before an answer")
+        )
         try:
             await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:
-            raise _StaleConnection() from err
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise nothing from None
         status = 0
         chunks: list[bytes] = []
         size = 0
@@ -175,12 +176,12 @@ class HttpOrigin:
                         data = await stream.receive(_READ_SIZE)
                     except anyio.EndOfStream:
                         data = b""
-                    except (OSError, anyio.BrokenResourceError) as err:
+                    except (OSError, anyio.BrokenResourceError):
                         if not answered:
-                            raise _StaleConnection() from err
+                            raise nothing from None
                         raise HttpFailed("connection reset mid-answer") from None
                     if not data and not answered:
-                        raise _StaleConnection()
+                        raise nothing
                     answered = True
                     conn.receive_data(data)
                 elif isinstance(event, h11.Response):

@@ -28,20 +28,22 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from allsmi.domain.model import INT_MAX, INT_MIN
+from allsmi.domain.model import INT_MAX, INT_MIN, bounded_int
 
-__all__ = ["is_plain_row", "row_hook_factory", "to_bool"]
+__all__ = ["is_plain_row", "row_hook_factory", "to_bool", "to_int"]
 
 _MISSING: Final = object()
 _NONE: Final = type(None)
 _PRIMITIVES: Final = (int, float, str, bool)
 
 
-def _to_int(value: Any) -> int:
-    number = int(value)
-    if INT_MIN <= number <= INT_MAX:
-        return number
-    raise ValueError(f"integer {number} out of range")
+def to_int(value: Any, _: object = None) -> int:
+    """An integer reading within what JSON round-trips (:func:`bounded_int`); absurd ones,
+    and anything ``int()`` cannot read, make the row invalid."""
+    number = value if type(value) is int else int(value)
+    if bounded_int(number) is None:
+        raise ValueError(f"integer {number} out of range")
+    return number
 
 
 def to_bool(value: Any, _: object = None) -> bool:
@@ -78,6 +80,7 @@ def _check(kind: type, optional: bool) -> str:
     """The expression turning ``v`` into a valid ``kind`` (or raising)."""
     name = kind.__name__
     if kind is int:
+        # the bounds of bounded_int inline: this runs for every integer field of every row
         expr = f"v if type(v) is int and {INT_MIN} <= v <= {INT_MAX} else _to_int(v)"
     elif kind is bool:
         expr = "v if type(v) is bool else _to_bool(v)"
@@ -94,7 +97,7 @@ def row_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Any]:
         namespace: dict[str, Any] = {
             "_cls": cls,
             "_MISSING": _MISSING,
-            "_to_int": _to_int,
+            "_to_int": to_int,
             "_to_bool": to_bool,
         }
         body: list[str] = []

@@ -17,19 +17,18 @@ from allsmi.domain.model import normalise_host_id
 
 
 def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
-    hosts = []
+    seen: dict[str, str] = {}
     for line_no, line in enumerate(text.splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        if any(c.isspace() for c in entry):
-            raise UsageError(f"{origin} line {line_no}: {entry!r} is not one host")
         try:
-            scrape_target(entry)
+            if any(c.isspace() for c in entry):
+                raise UsageError(f"{entry!r} is not one host")
+            _add(seen, entry)
         except UsageError as err:
             raise UsageError(f"{origin} line {line_no}: {err}") from None
-        hosts.append(entry)
-    return merge_hosts(hosts)
+    return tuple(seen.values())
 
 
 def scrape_target(host: str) -> str:
@@ -61,11 +60,17 @@ def merge_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
     """Scrape targets, one per host id, in first-seen order; an empty entry is a usage error."""
     seen: dict[str, str] = {}
     for host in hosts:
-        normal = normalise_host_id(host)
-        if not normal:
-            raise UsageError(f"empty host name in {host!r}")
-        seen.setdefault(normal, scrape_target(host))
+        _add(seen, host)
     return tuple(seen.values())
+
+
+def _add(seen: dict[str, str], host: str) -> None:
+    """``host``'s target under its id, unless an earlier one has that id."""
+    normal = normalise_host_id(host)
+    if not normal:
+        raise UsageError(f"empty host name in {host!r}")
+    if normal not in seen:
+        seen[normal] = scrape_target(host)
 
 
 def host_ids(targets: Iterable[str]) -> tuple[str, ...]:
