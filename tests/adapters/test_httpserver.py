@@ -23,6 +23,7 @@ from allsmi.adapters.httpserver import (
     Request,
     Response,
     Stream,
+    _Slots,
     serve_tcp,
 )
 
@@ -412,23 +413,127 @@ def test_a_subscriber_that_stops_reading_is_dropped_without_buffering() -> None:
     assert pulls * len(chunk) < 8 * 1024 * 1024
 
 
-def test_connections_over_the_bound_wait_until_one_closes() -> None:
+def test_connections_over_the_bound_wait_while_every_one_is_busy() -> None:
+    limits = Limits(max_connections=2)
+    go = anyio.Event()
+
+    async def held(request: Request) -> Response | Stream:
+        if request.path == "/held":
+            await go.wait()  # busy: being handled, so never shed
+            return Response(200, b"held\n")
+        return await app(request)
+
+    async def main() -> None:
+        async with (
+            serving(held, limits) as port,
+            await anyio.connect_tcp("127.0.0.1", port) as first,
+            await anyio.connect_tcp("127.0.0.1", port) as second,
+        ):
+            busy = [Raw(first), Raw(second)]
+            for raw in busy:
+                await raw.send(get("/held"))
+            async with await anyio.connect_tcp("127.0.0.1", port) as third:
+                waiting = Raw(third)
+                await waiting.send(get("/"))  # connected, but no slot: no answer
+                with anyio.move_on_after(0.3) as scope:
+                    await waiting.read()
+                assert scope.cancelled_caught
+                go.set()  # both are answered, then idle: one is shed for the third
+                assert [(await raw.read()).status for raw in busy] == [200, 200]
+                assert (await waiting.read()).status == 200
+
+    run(main)
+
+
+def test_the_longest_idle_connection_is_shed_for_a_new_one() -> None:
     limits = Limits(max_connections=2)
 
     async def main() -> None:
-        async with serving(limits=limits) as port:
-            first = await anyio.connect_tcp("127.0.0.1", port)
-            async with await anyio.connect_tcp("127.0.0.1", port) as second:
-                for stream in (first, second):  # both served and kept alive
-                    assert (await Raw(stream).request(get("/"))).status == 200
-                async with await anyio.connect_tcp("127.0.0.1", port) as third:
-                    waiting = Raw(third)
-                    await waiting.send(get("/"))  # connected, but not accepted: no answer
-                    with anyio.move_on_after(0.3) as scope:
-                        await waiting.read()
-                    assert scope.cancelled_caught
-                    await first.aclose()  # frees a slot
-                    assert (await waiting.read()).status == 200
+        async with (
+            serving(limits=limits) as port,
+            await anyio.connect_tcp("127.0.0.1", port) as kept_alive,
+        ):
+            assert (await Raw(kept_alive).request(get("/"))).status == 200  # idle from now
+            async with await anyio.connect_tcp("127.0.0.1", port) as silent:
+                await anyio.sleep(0.1)  # idle since its accept: less long than kept_alive
+                async with await anyio.connect_tcp("127.0.0.1", port) as newcomer:
+                    assert (await Raw(newcomer).request(get("/"))).status == 200
+                    await wait_closed(kept_alive)  # shed, unanswered
+                    # Next the silent one goes: idle longer than the newcomer, since its reply.
+                    async with await anyio.connect_tcp("127.0.0.1", port) as next_one:
+                        assert (await Raw(next_one).request(get("/"))).status == 200
+                        await wait_closed(silent)
+                        assert (await Raw(newcomer).request(get("/"))).status == 200
+
+    run(main)
+
+
+def test_a_shed_slot_passes_to_the_newcomer_and_its_holder_never_waits_again() -> None:
+    async def main() -> None:
+        slots = _Slots(1)
+        holder = await slots.take()
+        with anyio.CancelScope() as waiting, holder.idle(waiting):
+            newcomer = await slots.take()  # no free slot: the idle holder's
+            assert waiting.cancel_called and holder.shed
+        # A holder whose read won the race with its shedding serves on, but at its next wait
+        # it is cancelled at once, and its release frees nothing: the slot is the newcomer's.
+        with anyio.CancelScope() as again, holder.idle(again):
+            assert again.cancel_called
+        holder.release()
+        assert (slots.free, slots.idle) == (0, {})
+        newcomer.release()
+        assert slots.free == 1
+
+    run(main)
+
+
+def test_a_lingering_connection_is_shed_for_a_new_one() -> None:
+    limits = attrs.evolve(DEFAULT_LIMITS, max_connections=1)  # lingers up to 10 s
+
+    async def main() -> None:
+        async with (
+            serving(limits=limits) as port,
+            await anyio.connect_tcp("127.0.0.1", port) as closing,
+        ):
+            reply = await Raw(closing).request(get("/", "Connection: close"))
+            assert reply.headers["connection"] == "close"  # answered; the server now lingers
+            with anyio.fail_after(WAIT_S):  # well before the linger would end
+                async with await anyio.connect_tcp("127.0.0.1", port) as newcomer:
+                    assert (await Raw(newcomer).request(get("/"))).status == 200
+
+    run(main)
+
+
+def test_an_events_subscriber_is_never_shed() -> None:
+    limits = Limits(max_connections=1)
+    beats = 0
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal beats
+        for _ in range(int(2 * WAIT_S / 0.05)):  # bounded: ends the stream if never closed
+            beats += 1
+            yield b": keep-alive\n\n"
+            await anyio.sleep(0.05)
+
+    async def handler(request: Request) -> Response | Stream:
+        if request.path == "/events":
+            return Stream("text/event-stream", events())
+        return await app(request)
+
+    async def main() -> None:
+        async with serving(handler, limits) as port:
+            subscriber = await anyio.connect_tcp("127.0.0.1", port)
+            await subscriber.send(get("/events"))
+            async with await anyio.connect_tcp("127.0.0.1", port) as newcomer:
+                waiting = Raw(newcomer)
+                await waiting.send(get("/"))
+                before = beats
+                with anyio.move_on_after(0.5) as scope:
+                    await waiting.read()
+                assert scope.cancelled_caught  # the only slot stays the subscriber's
+                assert beats > before  # and its stream goes on
+                await subscriber.aclose()  # the next write fails: the slot frees
+                assert (await waiting.read()).status == 200
 
     run(main)
 
@@ -470,8 +575,11 @@ def test_a_later_head_gets_the_header_timeout_from_its_first_byte() -> None:
     async def main() -> None:
         async with serving(limits=limits) as port, await anyio.connect_tcp("127.0.0.1", port) as s:
             assert (await Raw(s).request(get("/"))).status == 200
+            await anyio.sleep(2 * limits.header_timeout_s)  # idle: only the idle timeout runs
+            start = anyio.current_time()
             await s.send(b"GET / HTTP/1.1\r\n")  # then stalls: closed long before idle ends
             await wait_closed(s)
+            assert anyio.current_time() - start >= limits.header_timeout_s * 0.9
 
     run(main)
 
@@ -498,9 +606,13 @@ def test_a_refusal_survives_the_unread_rest_of_the_request() -> None:
 
 
 def test_a_silent_new_connection_is_closed_after_the_header_timeout() -> None:
+    limits = attrs.evolve(QUICK, keep_alive_timeout_s=2 * WAIT_S)  # not the idle timeout
+
     async def main() -> None:
-        async with serving(limits=QUICK) as port, await anyio.connect_tcp("127.0.0.1", port) as s:
-            await wait_closed(s)
+        async with serving(limits=limits) as port, await anyio.connect_tcp("127.0.0.1", port) as s:
+            start = anyio.current_time()
+            await wait_closed(s)  # within WAIT_S, so before keep_alive_timeout_s
+            assert anyio.current_time() - start >= limits.header_timeout_s * 0.9
 
     run(main)
 

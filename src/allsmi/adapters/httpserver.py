@@ -7,6 +7,12 @@ Rules this module obeys:
   head, 413 for the body), the header count (431), the time to send a head (connection closed),
   the idle time between keep-alive requests (closed), the time each write may take (closed),
   and the number of connections served at once.
+- Idle connections never starve requests: the listener is always accepting, and when every
+  slot is held, the connection idle the longest is shed (closed unanswered) for the newcomer.
+  Idle means waiting for the client: for a whole request (silent since the accept, trickling a
+  head, or between keep-alive requests) or for its close after a last reply. A connection whose
+  request is being handled or whose reply is being written — an ``/events`` stream included —
+  is never shed; only when all are such does a newcomer wait.
 - Only ``GET`` and ``HEAD`` are served; other methods get 405 with ``Allow``. A ``HEAD``
   reply carries the ``GET`` reply's headers and no body (RFC 9110 §9.3.2).
 - With a token, ``Authorization: Bearer <token>`` is required, compared with
@@ -24,10 +30,17 @@ breach or a protocol error answers 4xx with ``Connection: close``. A good reques
 through auth, the method check and the handler; then h11 says whether both sides are ``DONE``
 (next cycle) or the connection must close. A close after a complete reply half-closes and
 drains for a while (RFC 9112 §9.6), so the client reads the reply instead of a reset.
-:func:`serve_tcp` accepts a connection only while it holds one of ``max_connections`` slots,
-so further clients wait in the kernel's listen backlog (they connect, but are not read or
-answered until a slot frees) and the open sockets stay bounded. Cancel the task that runs
-:func:`serve_tcp` to shut down: the listener and every connection close, streams are closed.
+:func:`serve_tcp` serves at most ``max_connections`` connections, each holding a slot
+(:class:`_Slots`). Each listener accepts one connection at a time and finds it a slot: a free
+one, else that of the longest-idle holder, whose idle wait (the same cancel scope as its idle
+or header deadline) is cancelled, so it closes as if its deadline had passed. Oldest first
+means a flood of silent clients, even one that reconnects whenever it is closed, sheds its own
+connections before a request that has just arrived; a client shed between keep-alive requests
+reconnects, as after any idle close. With every holder busy the accepted connection waits
+unread for a slot, the rest in the kernel's backlog, so the open sockets stay bounded:
+``max_connections``, one waiting per listener, and those just shed, which close at their next
+turn. Cancel the task that runs :func:`serve_tcp` to shut down: the listener and every
+connection close, streams are closed.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ import contextlib
 import hmac
 import http
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Final
 
 import anyio
@@ -131,7 +144,8 @@ class Limits:
 
     max_request_bytes: int = attrs.field(default=16 * 1024, validator=_count)  # head + body
     max_headers: int = attrs.field(default=64, validator=_count)
-    max_connections: int = attrs.field(default=256, validator=_count)  # per serve_tcp
+    # Per serve_tcp; when all are held the longest-idle connection is shed for a new one.
+    max_connections: int = attrs.field(default=256, validator=_count)
     header_timeout_s: float = attrs.field(default=10.0, validator=_seconds)
     keep_alive_timeout_s: float = attrs.field(default=30.0, validator=_seconds)
     write_timeout_s: float = attrs.field(default=10.0, validator=_seconds)
@@ -159,33 +173,33 @@ async def serve_tcp(
 ) -> None:
     """Serve ``handler`` on ``host:port`` (0 = ephemeral) until cancelled; reports the port."""
     multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    slots = anyio.Semaphore(limits.max_connections)
+    slots = _Slots(limits.max_connections)
     async with multi, anyio.create_task_group() as tg:
         listeners = [lst for lst in multi.listeners if isinstance(lst, anyio.abc.SocketListener)]
         bound: int = listeners[0].extra(anyio.abc.SocketAttribute.local_port)
 
-        async def serve_one(client: anyio.abc.SocketStream) -> None:
+        async def serve_one(client: anyio.abc.SocketStream, slot: _Slot) -> None:
             try:
-                await serve_connection(client, handler, limits, token)
+                await _serve(_Channel(client, limits, slot), handler, token)
             except Exception:  # a bug on one connection must not end the server
                 _log.exception("HTTP connection failed")
             finally:
-                slots.release()
+                slot.release()
 
         async def accept_loop(listener: anyio.abc.SocketListener) -> None:
             while True:
-                await slots.acquire()  # no slot: leave clients in the backlog, unaccepted
                 try:
                     client = await listener.accept()
                 except OSError as err:  # e.g. EMFILE: keep serving those we have
-                    slots.release()
                     _log.warning("accept failed on port %d: %s", bound, err)
                     await anyio.sleep(_ACCEPT_RETRY_S)
                     continue
+                try:
+                    slot = await slots.take()  # sheds the longest-idle connection if full
                 except BaseException:
-                    slots.release()
+                    await anyio.aclose_forcefully(client)
                     raise
-                tg.start_soon(serve_one, client)
+                tg.start_soon(serve_one, client, slot)
 
         for listener in listeners:
             tg.start_soon(accept_loop, listener)
@@ -199,18 +213,85 @@ async def serve_connection(
     token: str | None = None,
 ) -> None:
     """Serve HTTP/1.1 requests on one connection until either side ends it; closes ``stream``."""
-    channel = _Channel(stream, limits)
-    async with stream:
+    await _serve(_Channel(stream, limits), handler, token)
+
+
+async def _serve(channel: _Channel, handler: Handler, token: str | None) -> None:
+    async with channel.stream:
         with contextlib.suppress(*_TRANSPORT_ERRORS):  # the peer is gone: nothing to answer
             await channel.run(handler, token)
+
+
+class _Slots:
+    """The ``max_connections`` slots of one :func:`serve_tcp`, and which holders are idle.
+
+    A holder is idle while it waits for input the server can do without: a whole request
+    (from the accept, or from the end of the previous reply) or the client's close after a
+    last reply (``_Channel.linger``). Handling a request and writing its reply — an
+    ``/events`` stream included — is never idle.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.idle: dict[_Slot, anyio.CancelScope] = {}  # insertion order: longest idle first
+        self._changed = anyio.Event()
+
+    async def take(self) -> _Slot:
+        """A slot for a connection just accepted: a free one, else the longest-idle holder's,
+        which is shed (its wait is cancelled, so it closes unanswered, as at its deadline);
+        when every holder is busy, wait until one is idle or gone."""
+        while not self.free and not self.idle:
+            await self._changed.wait()
+        if self.free:
+            self.free -= 1
+        else:
+            shed, scope = next(iter(self.idle.items()))
+            del self.idle[shed]
+            shed.shed = True  # its slot is the newcomer's now
+            scope.cancel()
+        return _Slot(self)
+
+    def changed(self) -> None:
+        self._changed.set()  # wakes every waiter, which then checks again
+        self._changed = anyio.Event()
+
+
+class _Slot:
+    """One connection's hold on a slot of :class:`_Slots`."""
+
+    def __init__(self, slots: _Slots) -> None:
+        self.slots = slots
+        self.shed = False
+
+    @contextlib.contextmanager
+    def idle(self, scope: anyio.CancelScope) -> Iterator[None]:
+        """Within the block, the holder may be shed by cancelling ``scope``."""
+        if self.shed:  # its read completed as it was shed, so it went on: it waits no more
+            scope.cancel()
+            yield
+            return
+        self.slots.idle[self] = scope
+        self.slots.changed()
+        try:
+            yield
+        finally:
+            self.slots.idle.pop(self, None)
+
+    def release(self) -> None:
+        if not self.shed:
+            self.slots.free += 1
+            self.slots.changed()
 
 
 class _Channel:
     """One connection: an anyio byte stream driven through one ``h11.Connection``."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, limits: Limits) -> None:
+    def __init__(
+        self, stream: anyio.abc.ByteStream, limits: Limits, slot: _Slot | None = None
+    ) -> None:
         self.stream = stream
         self.limits = limits
+        self.slot = slot  # None: a connection served alone, never shed
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_request_bytes)
         self.method = ""  # of the request being answered; "" before one is parsed
 
@@ -241,7 +322,10 @@ class _Channel:
         started = first  # the first request's deadline runs from the accept, not its first byte
         request: Request | None = None
         budget = limits.max_request_bytes
-        with anyio.CancelScope(deadline=anyio.current_time() + wait_s) as scope:
+        with (
+            anyio.CancelScope(deadline=anyio.current_time() + wait_s) as scope,
+            self.idle(scope),
+        ):
             try:
                 while True:
                     event = conn.next_event()
@@ -266,7 +350,11 @@ class _Channel:
                         return None
             except h11.RemoteProtocolError as err:
                 return err.error_status_hint
-        return None  # the deadline passed
+        return None  # the deadline passed, or the connection was shed
+
+    def idle(self, scope: anyio.CancelScope) -> contextlib.AbstractContextManager[None]:
+        """While in this block the connection may be shed (``scope`` cancelled) for another."""
+        return contextlib.nullcontext() if self.slot is None else self.slot.idle(scope)
 
     def check_head(self, event: h11.Request) -> Request | int:
         """The handler's view of ``event``, or the status that refuses it."""
@@ -331,10 +419,13 @@ class _Channel:
         destroy the reply before the client has read it (RFC 9112 §9.6). Bounded by time, not
         bytes, like nginx's ``lingering_time``: a byte cap would reset a client that is still
         sending the body we refused."""
-        with anyio.move_on_after(self.limits.write_timeout_s):
+        with anyio.move_on_after(self.limits.write_timeout_s) as scope:
             await self.stream.send_eof()
-            while await self.receive():
-                pass
+            # The reply is out: shedding now resets at worst a client still sending what was
+            # refused; a client that reads and closes, as clients do, loses nothing.
+            with self.idle(scope):
+                while await self.receive():
+                    pass
 
 
 async def _dispatch(request: Request, handler: Handler, token: str | None) -> Response | Stream:
