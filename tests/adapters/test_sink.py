@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -275,3 +276,43 @@ def test_unfinished_zstd_chunk_is_readable_up_to_the_last_flush(tmp_path: Path) 
     assert data_seqs(path) == list(range(10))  # the file as a crash would leave it
     sink.close()
     assert data_seqs(path) == list(range(11))
+
+
+def test_a_deleted_directory_stops_the_sink_at_the_next_flush(tmp_path: Path) -> None:
+    path = tmp_path / "gone" / "t.ndjson.zst"
+    path.parent.mkdir()
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, max_size=0), Header())
+    sink.append(frame_line(0), 0, T0)
+    sink.flush()
+    shutil.rmtree(path.parent)
+    sink.append(frame_line(1), 1, T0 + 1000)
+    with pytest.raises(SinkFailed) as failed:
+        sink.flush()
+    assert (
+        str(failed.value) == f"{path}: the file was deleted while recording (its directory is gone)"
+    )
+    sink.close()
+
+
+def test_a_deleted_file_stops_the_sink_at_the_next_flush(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson"
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.NONE), Header())
+    sink.append(frame_line(0), 0, T0)
+    sink.flush()
+    path.unlink()
+    with pytest.raises(SinkFailed, match=r"^\S+t\.ndjson: the file was deleted while recording$"):
+        sink.flush()
+    sink.close()
+
+
+def test_a_file_moved_away_stops_the_sink_at_the_next_flush(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson.gz"
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.GZIP), Header())
+    sink.append(frame_line(0), 0, T0)
+    sink.flush()
+    path.rename(tmp_path / "elsewhere.gz")
+    path.write_bytes(b"")  # something else now answers to the name
+    with pytest.raises(SinkFailed, match="moved or replaced while recording"):
+        sink.flush()
+    sink.close()
+    assert data_seqs(tmp_path / "elsewhere.gz") == [0]

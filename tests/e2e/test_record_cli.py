@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +16,10 @@ import pytest
 
 from allsmi.adapters import codec, seektable
 from allsmi.adapters.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.filesource import discover
+from allsmi.adapters.recordlock import holder
 from allsmi.domain.model import Frame
+from allsmi.domain.segments import numbered_segments
 
 from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
 
@@ -64,8 +70,9 @@ def test_rotation_keeps_three_files_each_starting_with_a_header(tmp_path: Path) 
     args = ("-i", "0.1", "--duration", "10s", "--max-size", "1K", "--max-files", "3")
     result = run_allsmi("record", "-o", str(out), *args, "--include", "cpu,memory,storage")
     assert result.returncode == 0, result.stderr
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock")
     assert len(names) == 3 and "trace.ndjson.zst" in names
+    assert (tmp_path / "trace.ndjson.zst.lock").exists()  # beside the set, never a segment
     assert "trace.0001.ndjson.zst" not in names  # the oldest were evicted
     for name in names:
         assert orjson.loads(next(iter_lines(tmp_path / name)))["header"] is True
@@ -187,7 +194,7 @@ def test_default_output_goes_to_the_user_cache_dir(tmp_path: Path) -> None:
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     result = run_allsmi("record", "-i", "0.2", "--duration", "1s", *FAST, env=env)
     assert result.returncode == 0, result.stderr
-    made = list((tmp_path / "allsmi" / "records").iterdir())
+    made = [p for p in (tmp_path / "allsmi" / "records").iterdir() if p.suffix != ".lock"]
     assert len(made) == 1 and made[0].name.startswith("allsmi-")
     assert made[0].name.endswith("Z.ndjson.zst")
 
@@ -216,3 +223,104 @@ def test_an_unreachable_cluster_still_records_frames_naming_each_host(tmp_path: 
             "127.0.0.1:1: connection refused",
             "127.0.0.1:2: connection refused",
         )
+
+
+# ------------------------------------------------------------------ one recorder per set
+
+
+def set_seqs(active: Path) -> list[int]:
+    return [f.seq for path in discover(active) for f in frames_in(path) if f.seq is not None]
+
+
+def newest_segment(active: Path) -> int:
+    """The highest rotated segment number of the set (0 if none): names only, no reads."""
+    found = numbered_segments(active.name, os.listdir(active.parent))
+    return found[-1][0] if found else 0
+
+
+def test_a_second_recorder_on_the_same_path_is_refused_naming_the_first(tmp_path: Path) -> None:
+    out = tmp_path / "same.ndjson.zst"
+    fast_and_heavy = ("-i", "0.1", "--include", "cpu,memory,storage")
+    rotating = (*fast_and_heavy, "--max-size", "1K", "--max-files", "2")
+    first = start_allsmi("record", "-o", str(out), *rotating)
+    poll(lambda: newest_segment(out) >= 1, what="the first recorder rotating")
+    second = run_allsmi("record", "-o", str(out), *rotating, "--duration", "3s", timeout=30)
+    line = assert_one_line_error(second, 2)
+    assert line == (
+        f"allsmi record: {out}: already being recorded by pid {first.pid} "
+        "(lock same.ndjson.zst.lock)"
+    )
+    rotated = newest_segment(out)
+    poll(lambda: newest_segment(out) > rotated, what="the first recorder rotating on")
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=20)
+    assert first.returncode == 0, err
+    verified = run_allsmi("verify", str(out))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    seqs = set_seqs(out)
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # unique, in order, no gap
+
+
+def test_a_recorder_killed_with_sigkill_never_blocks_a_restart(tmp_path: Path) -> None:
+    out = tmp_path / "k.ndjson.zst"
+    first = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
+    poll(lambda: holder(out) == first.pid, what="the first recorder holding the lock")
+    poll(lambda: count_frames(out) >= 2, what="two frames on disk")
+    first.kill()
+    first.communicate(timeout=10)
+    again = run_allsmi("record", "-o", str(out), "-i", "0.2", "--duration", "1s", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert "continuing at frame" in again.stderr
+    seqs = set_seqs(out)
+    assert seqs == list(range(len(seqs)))
+
+
+@pytest.mark.parametrize("name", ["h.ndjson.zst", "h.ndjson.gz", "h.ndjson"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_holder_names_the_recorder_until_it_exits(
+    tmp_path: Path, name: str, sig: signal.Signals
+) -> None:
+    out = tmp_path / name
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
+    poll(lambda: holder(out) == proc.pid, what="the recorder holding the lock")
+    proc.send_signal(sig)
+    proc.communicate(timeout=20)
+    assert holder(out) is None  # how a follower learns that the recording ended
+
+
+# ------------------------------------------------------------------ what -o may name
+
+
+def test_a_deleted_output_directory_stops_the_recorder_with_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "d" / "t.ndjson.zst"
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
+    poll(lambda: count_frames(out) >= 2, what="two frames on disk")
+    shutil.rmtree(out.parent)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "frames written" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"allsmi record: {out}: the file was deleted while recording (its directory is gone)"
+    )
+
+
+def test_a_fifo_as_output_is_refused_at_once(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    result = run_allsmi("record", "-o", str(pipe), "--duration", "1s", *FAST, timeout=15)
+    line = assert_one_line_error(result, 2)
+    assert line == f"allsmi record: output {pipe}: not a regular file (a FIFO)"
+    assert os.listdir(tmp_path) == ["pipe"]
+
+
+def test_a_socket_as_output_is_refused_and_left_where_it_is(tmp_path: Path) -> None:
+    where = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(where))
+        result = run_allsmi("record", "-o", str(where), "--duration", "1s", *FAST, timeout=15)
+    finally:
+        server.close()
+    line = assert_one_line_error(result, 2)
+    assert line == f"allsmi record: output {where}: not a regular file (a socket)"
+    assert os.listdir(tmp_path) == ["sock"]

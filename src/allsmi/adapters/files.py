@@ -1,8 +1,11 @@
-"""Files allsmi writes: private (0600), never through a symlink.
+"""Files allsmi writes: private (0600), never through a symlink, never a FIFO or a device.
 
 Every path allsmi writes — a snapshot's ``-o``, a recording's segments and rotation
-targets — is opened with ``O_NOFOLLOW`` and created ``0600``. A symlink at a path we are
-about to write is refused with :class:`SinkFailed`, never followed or replaced.
+targets, its lock file — is opened with ``O_NOFOLLOW`` and created ``0600``. A symlink at a
+path we are about to write is refused with :class:`SinkFailed`, never followed or replaced.
+A path that exists but is not a regular file (a FIFO would block the open forever, a device
+or socket would be renamed aside by a restart) is refused with :class:`UsageError` before
+anything opens it: :func:`require_regular_file`.
 """
 
 from __future__ import annotations
@@ -10,11 +13,45 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
+from typing import Final
 
-from allsmi.domain.errors import SinkFailed
+from allsmi.domain.errors import SinkFailed, UsageError
 
 PRIVATE_MODE = 0o600
+
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, in words: ``"a FIFO"``, ``"a directory"``, …"""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file" if stat.S_ISREG(mode) else "an unknown kind of file"
+
+
+def require_regular_file(path: Path, what: str) -> None:
+    """Raise ``UsageError`` (exit 2) when ``path`` exists and is not a regular file.
+
+    Only ``stat``: nothing is opened, so a FIFO is refused instead of waited on. Symlinks
+    are followed (a reader may be given one; writers refuse them separately). A missing
+    path passes — whether it must exist is the caller's call — and so does one that cannot
+    be examined: the open that follows reports that with its own reason.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} {path}: not a regular file ({file_kind(mode)})")
 
 
 def refuse_symlink(path: Path) -> None:
@@ -23,15 +60,35 @@ def refuse_symlink(path: Path) -> None:
         raise SinkFailed(f"refusing to write through symlink {path}")
 
 
-def open_private(path: Path, *, exclusive: bool = False, append: bool = False) -> int:
-    """Open ``path`` for writing with ``O_NOFOLLOW``, creating it ``0600``; returns the fd."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_EXCL if exclusive else 0
-    flags |= os.O_APPEND if append else os.O_TRUNC
+def open_private(
+    path: Path, *, exclusive: bool = False, append: bool = False, keep: bool = False
+) -> int:
+    """Open ``path`` for writing with ``O_NOFOLLOW``, creating it ``0600``; returns the fd.
+
+    ``exclusive``: it must not exist yet. ``append``: write at its end. ``keep``: open it
+    read-write and leave its content as it is (a lock file, whose pid must survive until the
+    lock says whose it is). Otherwise it is truncated. An existing path is opened with
+    ``O_NONBLOCK``, so a FIFO put there is refused (``ENXIO``), never waited on.
+    """
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_RDWR if keep else os.O_WRONLY
+    # An exclusive create never opens what already exists; any other open might meet a FIFO.
+    flags |= os.O_EXCL if exclusive else os.O_NONBLOCK
+    if not keep:
+        flags |= os.O_APPEND if append else os.O_TRUNC
     try:
         return os.open(path, flags, PRIVATE_MODE)
     except OSError as err:
         raise SinkFailed(describe_os_error(err, path)) from None
+
+
+def open_for_reading(path: Path) -> int | None:
+    """Open ``path`` read-only, never through a symlink and never waiting on a FIFO; None
+    when it cannot be opened (missing, a symlink, unreadable)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def describe_os_error(err: OSError, path: Path) -> str:
@@ -48,6 +105,8 @@ def describe_os_error(err: OSError, path: Path) -> str:
         return f"cannot write {path}: {err.strerror}"
     if err.errno == errno.ENOENT:
         return f"cannot write {path}: directory does not exist"
+    if err.errno == errno.ENXIO:  # O_NONBLOCK met a FIFO without a reader, or a socket
+        return f"cannot write {path}: not a regular file"
     return f"cannot write {path}: {err.strerror or err}"
 
 

@@ -20,6 +20,12 @@ Rules this module obeys:
 - At most ``max_files`` files of the set exist, the active one included; the oldest
   numbered segments are evicted first. ``max_files == 1`` keeps the active file only.
 - Any OS error becomes one :class:`SinkFailed` line; what was flushed before stays readable.
+- After each flush the open file must still be the file at the path: one ``fstat`` (a link
+  count of 0 means it was deleted, its directory perhaps with it) and one ``lstat`` (another
+  inode, or none, means it was moved or replaced). Otherwise the recorder would go on
+  reporting frames written to a file nobody can open; it stops with one line instead.
+- One recorder per set: the composition root holds :mod:`allsmi.adapters.recordlock` for
+  the whole run, from before the first rotation to after the last close.
 """
 
 from __future__ import annotations
@@ -210,6 +216,7 @@ class RecordingSink:
         if self._chunk is not None:
             self._pending += self._chunk.encoder.flush()
         self._write_pending()
+        self._check_still_there()
         if self.config.max_size and self._offset >= self.config.max_size:
             # The full segment is closed now (footer and all) but renamed only when the
             # next frame arrives, so the newest data is always in the active file.
@@ -219,6 +226,27 @@ class RecordingSink:
     def close(self) -> None:
         """Finish the chunk, write the footer (zstd), close the file. Idempotent."""
         self._close_segment()
+
+    def _check_still_there(self) -> None:
+        """Raise ``SinkFailed`` when the open segment is no longer the file at the path."""
+        if self._fd is None:
+            return
+        path = self.config.path
+        try:
+            mine = os.fstat(self._fd)
+        except OSError as err:
+            raise SinkFailed(describe_os_error(err, path)) from None
+        if mine.st_nlink == 0:
+            gone = "" if path.parent.exists() else " (its directory is gone)"
+            raise SinkFailed(f"{path}: the file was deleted while recording{gone}")
+        try:
+            there = os.lstat(path)
+        except FileNotFoundError:
+            there = None
+        except OSError:
+            return  # cannot look (a directory made unsearchable): writes report real failures
+        if there is None or (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            raise SinkFailed(f"{path}: the file was moved or replaced while recording")
 
     # ----------------------------------------------------------------- segments
 

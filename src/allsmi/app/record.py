@@ -4,8 +4,11 @@ One loop, fixed-rate: collect (never two collections in flight: the next starts 
 the previous returned), stamp, encode, append to the sink, flush so every frame reaches
 the OS within a second, wait for the next absolute deadline. SIGTERM, SIGINT and SIGHUP
 set a stop event: the frame in progress completes, the chunk is closed, the footer written,
-exit 0. The clock and the source are injected, so tests record thousands of cycles
-in-process without sleeping, and ``allsmi demo`` records an hour in seconds.
+exit 0. The whole run holds the set's lock (``PATH.lock``, :mod:`allsmi.adapters.recordlock`),
+taken before the set is read or rotated and dropped by the kernel however the process ends,
+so a second recorder on the same path is refused instead of interleaving with the first.
+The clock and the source are injected, so tests record thousands of cycles in-process
+without sleeping, and ``allsmi demo`` records an hour in seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import attrs
 
 from allsmi import __version__
 from allsmi.adapters import codec
+from allsmi.adapters.files import require_regular_file
+from allsmi.adapters.recordlock import RecordingLock
 from allsmi.adapters.recovery import last_seq_of_set
 from allsmi.adapters.sink import MAX_LINE_BYTES, Codec, RecordingSink, SinkConfig, codec_for
 from allsmi.app.clock import Clock, RealClock
@@ -174,6 +179,8 @@ def prepare_output(path: Path) -> None:
         raise UsageError(f"cannot create directory {path.parent}: {err.strerror}") from None
     if path.is_dir():
         raise UsageError(f"{path} is a directory; -o takes a file name")
+    # A FIFO would block the first open forever; a device or socket would be renamed aside.
+    require_regular_file(path, "output")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write in {path.parent}: permission denied")
 
@@ -205,13 +212,14 @@ def run(args: argparse.Namespace) -> int:
         hosts=plan.hosts,
         all_smi_version=__version__,
     )
-    first_seq = last_seq_of_set(path) + 1
     sink = RecordingSink(config, header)
-    sink.prepare_existing()
-    _announce(config, plan, first_seq)
-    reporter = Reporter(sys.stderr, plan, live=sys.stderr.isatty())
-    result = anyio.run(_record_until_signal, source, sink, clock, plan, first_seq, reporter)
-    reporter.finish()
+    with RecordingLock.acquire(path):  # before the set is read or rotated
+        first_seq = last_seq_of_set(path) + 1
+        sink.prepare_existing()
+        _announce(config, plan, first_seq)
+        reporter = Reporter(sys.stderr, plan, live=sys.stderr.isatty())
+        result = anyio.run(_record_until_signal, source, sink, clock, plan, first_seq, reporter)
+        reporter.finish()
     sys.stderr.write(
         f"allsmi record: {result.frames} frame{'' if result.frames == 1 else 's'} written "
         f"to {path}" + (f" (stopped by {result.stopped_by})" if result.stopped_by else "") + "\n"
