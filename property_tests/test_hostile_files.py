@@ -10,6 +10,7 @@ installed ``allsmi verify --deep`` in a child process whose peak RSS is measured
 from __future__ import annotations
 
 import functools
+import itertools
 import signal
 import struct
 import subprocess
@@ -28,6 +29,7 @@ from tests.adapters import recordings as rec
 
 from allsmi.adapters import seektable
 from allsmi.adapters.filesource import RecordingSource
+from allsmi.adapters.follow import FollowingSource
 from allsmi.adapters.sink import Codec
 from allsmi.app.verify import build_report
 from allsmi.domain.errors import RecordingUnreadable, UnsupportedSchema
@@ -125,6 +127,53 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
 @given(mutated())
 def test_any_mutation_is_read_without_crash_or_hang(case: tuple[str, bytes]) -> None:
     read_everything(case[1])
+
+
+def follow_everything(data: bytes, pieces: list[int]) -> None:
+    """The same bytes reaching a follower as a recorder would append them: the file grows
+    in pieces, each followed by a poll; every frame in the timeline is read each time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.ndjson"
+        cuts = sorted({min(len(data), max(1, p)) for p in pieces} | {len(data)})
+        path.write_bytes(data[: cuts[0]])
+        with time_limit(MAX_SECONDS):
+            try:
+                source = FollowingSource(path, cache_bytes=1 << 20)
+            except (RecordingUnreadable, UnsupportedSchema):
+                return
+            try:
+                for before, after in itertools.pairwise(cuts):
+                    with open(path, "ab") as fh:
+                        fh.write(data[before:after])
+                    source.poll()
+                    i = 0
+                    while i < source.frame_count:
+                        source.frame(i)
+                        i += 1
+            finally:
+                source.close()
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutated(), st.lists(st.integers(1, 8000), min_size=1, max_size=3))
+def test_any_mutation_growing_under_a_follower_is_followed_without_crash_or_hang(
+    case: tuple[str, bytes], pieces: list[int]
+) -> None:
+    follow_everything(case[1], pieces)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["zstd", "gzip", "zstd-crash"]),
+    st.one_of(st.integers(1, 70_000).map(lambda n: b"\0" * n), st.binary(min_size=1)),
+)
+def test_bytes_after_the_end_never_cost_a_frame(kind: str, tail: bytes) -> None:
+    data = base(kind) + tail
+    assert frame_ids(data) == list(range(100))
+    damage = read_everything(data)
+    assert damage is not None
+    if not tail.strip(b"\0"):
+        assert damage == []  # zeros (a power cut's tail) are a note, never damage
 
 
 def frame_ids(data: bytes) -> list[int] | None:

@@ -215,8 +215,10 @@ def test_a_forged_chunk_entry_is_detected_when_reached_and_the_segment_rescanned
     table = seektable.decode_table(data[table_at + 8 : -16])
     assert table is not None
     chunks = list(table.chunks)
-    c = chunks[5]
-    chunks[5] = seektable.ChunkEntry(c.offset, c.seq + 7, c.t_ms, c.frames)  # lies about seq
+    b, c = chunks[4], chunks[5]
+    # lies about seq, with counts that still add up (counts that do not are refused at once)
+    chunks[4] = seektable.ChunkEntry(b.offset, b.seq, b.t_ms, b.frames + 7)
+    chunks[5] = seektable.ChunkEntry(c.offset, c.seq + 7, c.t_ms, c.frames - 7)
     forged = seektable.Table(tuple(chunks), table.last_seq, table.last_t_ms)
     path.write_bytes(data[:table_at] + seektable.encode_table(forged) + data[-16:])
     source = RecordingSource(path)

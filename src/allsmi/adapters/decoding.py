@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, Final, NamedTuple
 
 import attrs
@@ -30,6 +30,9 @@ MAX_WINDOW: Final = 128 * 1024 * 1024
 READ_SIZE: Final = 256 * 1024
 OUT_SIZE: Final = 1024 * 1024  # most decoded bytes produced per step
 CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip checkpoints
+BLOCK_MAX: Final = 128 * 1024  # a zstd block never holds more (RFC 8878 §3.1.1.2.4)
+GZIP_MEMBER: Final = b"\x1f\x8b\x08"  # magic and deflate: where a gzip member can begin
+MAX_DAMAGE_NOTED: Final = 1000  # damaged regions remembered per read (the rest are counted)
 
 
 def sniff(head: bytes) -> str:
@@ -60,15 +63,6 @@ class Decoded(NamedTuple):
     restart: Start | None
 
 
-@attrs.define
-class LineStats:
-    """What line splitting noticed: oversized lines skipped, a torn tail, a damaged stream."""
-
-    oversized: int = 0
-    torn_tail: bool = False
-    damaged: bool = False
-
-
 # --------------------------------------------------------------------------- raw decoding
 
 
@@ -82,13 +76,10 @@ def decode_with_restarts(
     fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool = True
 ) -> Iterator[Decoded]:
     """Like :func:`decode_blocks`, announcing the starts met on the way (for one scan)."""
-    fh.seek(start.offset)
-    if codec == "zstd":
-        blocks = _zstd(fh, stats)
-    elif codec == "gzip":
-        blocks = _gzip(fh, start, stats, restarts)
+    if codec == "zstd" and not restarts:
+        blocks = _zstd_fast(fh, start, stats)
     else:
-        blocks = _plain(fh)
+        blocks = _careful(fh, codec, attrs.evolve(start, skip=0), stats, restarts=restarts)
     skip = start.skip
     for block in blocks:
         if skip:
@@ -99,58 +90,438 @@ def decode_with_restarts(
             yield block
 
 
-def _plain(fh: BinaryIO) -> Iterator[Decoded]:
-    while data := fh.read(READ_SIZE):
-        yield Decoded(data, None)
+def _careful(
+    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool
+) -> Iterator[Decoded]:
+    """The :class:`StreamDecoder` pulling from a file."""
+    fh.seek(start.offset)
+    decoder = StreamDecoder(codec, start, stats, restarts=restarts)
+    while True:
+        block = decoder.read()
+        if block is not None:
+            yield block
+            continue
+        data = fh.read(READ_SIZE)
+        if not data:
+            decoder.finish()
+            return
+        decoder.feed(data)
 
 
-def _zstd(fh: BinaryIO, stats: LineStats) -> Iterator[Decoded]:
+def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded]:
+    """zstd at C speed (libzstd's streaming reader, bounded reads) for the common case: our
+    chunks are flushed block by block, and walking thousands of tiny blocks in Python costs
+    ten times the decoding. At the first decoder error — junk, zeros after the end — the
+    careful decoder takes over from the same start, passes what was already produced, keeps
+    what decodes up to the damage and goes on after it."""
+    fh.seek(start.offset)
     dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
     reader = dctx.stream_reader(fh, read_size=READ_SIZE, read_across_frames=True, closefd=False)
+    produced = 0
     while True:
         try:
             data = reader.read(OUT_SIZE)
         except zstandard.ZstdError:
-            stats.damaged = True
-            return
+            break
         if not data:
-            return
+            return  # the end (a frame cut short ends here too, with what it produced)
+        produced += len(data)
         yield Decoded(data, None)
+    for block in _careful(fh, "zstd", attrs.evolve(start, skip=0), stats, restarts=False):
+        cut = min(produced, len(block.data))
+        produced -= cut
+        if cut < len(block.data):
+            yield Decoded(block.data[cut:], None)
 
 
-def _gzip(fh: BinaryIO, start: Start, stats: LineStats, restarts: bool) -> Iterator[Decoded]:
-    """Multi-member gzip with bounded output; checkpoints every ~16 MiB of input."""
-    dobj = start.zlib_state.copy() if start.zlib_state is not None else zlib.decompressobj(31)
-    at = start.offset  # stored offset of the next byte fed to dobj
-    since_checkpoint = 0
-    pending = b""
-    while True:
-        if not pending:
-            pending = fh.read(READ_SIZE)
-            if not pending:
-                return  # a member cut short ends here with what it produced
+# --------------------------------------------------------------------------- damage
+
+
+@attrs.frozen
+class Damage:
+    """Stored bytes that did not decode: where they begin, how many, and whether they were
+    all zeros (what a power cut leaves after the end of a file: nothing was lost there)."""
+
+    offset: int
+    length: int
+    zeros: bool
+
+    def describe(self, name: str) -> str:
+        what = "zero bytes" if self.zeros else "undecodable bytes"
+        return f"{name}: {self.length:,} {what} at offset {self.offset:,}"
+
+
+@attrs.define
+class LineStats:
+    """What decoding and line splitting noticed: oversized lines skipped, a torn tail,
+    regions of stored bytes that did not decode, a compressed unit cut short at the end."""
+
+    oversized: int = 0
+    torn_tail: bool = False
+    damage: list[Damage] = attrs.field(factory=list)
+    cut_short: bool = False  # the last zstd frame / gzip member ends mid-way (crash, live)
+
+    @property
+    def damaged(self) -> bool:
+        """Bytes that may have held frames did not decode (zeros alone do not count)."""
+        return any(not d.zeros for d in self.damage)
+
+    def note(self, damage: Damage) -> None:
+        if len(self.damage) < MAX_DAMAGE_NOTED:
+            self.damage.append(damage)
+
+
+# --------------------------------------------------------------------------- the decoder
+
+
+class StreamDecoder:
+    """Stored bytes pushed in, decoded bytes pulled out in bounded pieces.
+
+    The one decoder of the reader and the follower. ``feed`` takes stored bytes as they
+    are read; ``read`` returns at most about ``limit`` decoded bytes (``None`` when it needs
+    more input). Nothing is ever produced in one piece larger than the limit plus one zstd
+    block (128 KiB): a zstd frame is walked by its block headers (RFC 8878 §3.1.1) and each
+    complete block is decoded alone, a gzip member is inflated with ``max_length``, and a
+    skippable frame is counted past, never buffered. Bytes that are not a frame, a member
+    or a block (junk, zeros, a decoder error) become one :class:`Damage` record and the
+    decoder resynchronises on the next zstd frame or skippable frame (gzip: member) that
+    begins after them, keeping everything decoded before. A line cut by damage is ended
+    with a newline so that it is skipped as one corrupt line, never glued to the next.
+    """
+
+    def __init__(
+        self, codec: str, start: Start, stats: LineStats, *, restarts: bool, lost: bool = False
+    ) -> None:
+        """``lost``: the bytes at ``start`` may begin mid-unit (a file truncated under a
+        follower): search for the next place decoding can begin, as after damage."""
+        self.codec = codec
+        self.stats = stats
+        self.offset = start.offset  # stored offset of the next byte not yet consumed
+        self._buf = b""
+        self._restarts = restarts
+        self._lost_at: int | None = start.offset if lost else None  # searching from here
+        self._lost_nonzero = False
+        self._skip = 0  # stored bytes of a skippable frame still to pass
+        self._zstd: _ZstdFrame | None = None
+        self._gzip: Any = start.zlib_state.copy() if start.zlib_state is not None else None
+        self._since_checkpoint = 0
+
+    @property
+    def in_unit(self) -> bool:
+        """Inside a zstd frame or gzip member (or a skippable frame) that has not ended."""
+        return self._zstd is not None or self._gzip is not None or self._skip > 0
+
+    def feed(self, data: bytes) -> None:
+        self._buf = self._buf + data if self._buf else data
+
+    def read(self, limit: int = OUT_SIZE) -> Decoded | None:
+        """Up to about ``limit`` decoded bytes, with the start found right after them when
+        one was (restarts mode); None when the bytes fed so far are used up."""
+        if self.codec == "none":
+            if self._lost_at is not None:
+                if not self._resync():
+                    return None
+                if self._restarts:  # decoded offsets no longer follow stored ones
+                    return Decoded(b"", Start(self.offset))
+            return self._plain(limit)
+        step = self._zstd_step if self.codec == "zstd" else self._gzip_step
+        out: list[bytes] = []
+        size = 0
+        while size < limit:
+            if self._lost_at is not None and not self._resync():
+                break
+            produced = step(limit - size)
+            if produced is None:
+                break
+            data, restart = produced
+            if data:
+                out.append(data)
+                size += len(data)
+            if restart is not None:
+                return Decoded(b"".join(out), restart)
+        if not out:
+            return None
+        return Decoded(b"".join(out), None)
+
+    def finish(self) -> None:
+        """No more input: note what was left undecoded at the end."""
+        if self._lost_at is not None:
+            length = self.offset + len(self._buf) - self._lost_at
+            self.stats.note(
+                Damage(
+                    self._lost_at,
+                    length,
+                    zeros=not self._lost_nonzero and not self._buf.strip(b"\0"),
+                )
+            )
+            self._lost_at = None
+        elif self.in_unit or self._buf:
+            self.stats.cut_short = True
+
+    # ----------------------------------------------------------------- plain
+
+    def _plain(self, limit: int) -> Decoded | None:
+        if not self._buf:
+            return None
+        data, self._buf = self._buf[:limit], self._buf[limit:]
+        self.offset += len(data)
+        return Decoded(data, None)
+
+    # ----------------------------------------------------------------- damage
+
+    def _lose(self) -> bytes:
+        """The bytes at ``offset`` do not decode: start searching past them."""
+        self._lost_at = self.offset
+        self._lost_nonzero = False
+        self._zstd = None
+        self._gzip = None
+        self._skip = 0
+        # Always a newline (an empty line is skipped): the same bytes decode to the same
+        # positions from any start, which is what a start's skip relies on.
+        return b"\n"
+
+    def _resync(self) -> bool:
+        """Drop bytes up to the next place decoding can begin; False when none is in sight."""
+        assert self._lost_at is not None
+        found = self._find_unit(self._buf, 1 if self.offset == self._lost_at else 0)
+        if found < 0:
+            keep = min(len(self._buf), 7)  # a magic may straddle the next feed
+            dropped = self._buf[: len(self._buf) - keep]
+            self._lost_nonzero |= bool(dropped.strip(b"\0"))
+            self._buf = self._buf[len(dropped) :]
+            self.offset += len(dropped)
+            return False
+        dropped = self._buf[:found]
+        zeros = not self._lost_nonzero and not dropped.strip(b"\0")
+        self.offset += found
+        self._buf = self._buf[found:]
+        self.stats.note(Damage(self._lost_at, self.offset - self._lost_at, zeros))
+        self._lost_at = None
+        return True
+
+    def _find_unit(self, data: bytes, begin: int) -> int:
+        """Where in ``data`` (from ``begin``) a gzip member, a zstd frame with a possible
+        header, or one of our skippable frames with a possible size begins; −1: nowhere."""
+        if self.codec == "none":  # the next line
+            at = data.find(b"\n", max(0, begin - 1))
+            return at + 1 if at >= 0 else -1
+        if self.codec == "gzip":
+            return data.find(GZIP_MEMBER, begin)
+        finds = [_find(data, seektable.ZSTD_MAGIC, begin, _zstd_header_size)]
+        finds += [_find(data, magic, begin, _our_skippable) for magic in _OUR_MAGICS]
+        hits = [at for at in finds if at >= 0]
+        return min(hits, default=-1)
+
+    # ----------------------------------------------------------------- zstd
+
+    def _zstd_step(self, room: int) -> tuple[bytes, Start | None] | None:
+        """One piece of work: pass a skippable frame, open a frame, or decode blocks."""
+        if self._skip:
+            passed = min(self._skip, len(self._buf))
+            self._buf, self._skip = self._buf[passed:], self._skip - passed
+            self.offset += passed
+            return (b"", None) if passed else None
+        frame = self._zstd
+        if frame is None:
+            return self._zstd_open()
+        out: list[bytes] = []
+        size = 0
+        pos = 0
+        buf = self._buf
         try:
-            out = dobj.decompress(pending, OUT_SIZE)
-        except zlib.error:
-            stats.damaged = True
-            return
-        used = len(pending) - len(dobj.unconsumed_tail) - len(dobj.unused_data)
-        at += used
-        since_checkpoint += used
-        pending = dobj.unconsumed_tail or dobj.unused_data
+            while size < room:
+                need = frame.next_part(buf, pos)
+                if need is None:
+                    break  # the block (or checksum) has not fully arrived
+                if need < 0:
+                    raise zstandard.ZstdError("bad block header")
+                data = frame.dobj.decompress(buf[pos : pos + need])
+                pos += need
+                if data:
+                    out.append(data)
+                    size += len(data)
+                if frame.done:
+                    self._zstd = None
+                    break
+        except zstandard.ZstdError:
+            self._buf, self.offset = buf[pos:], self.offset + pos
+            out.append(self._lose())
+            return b"".join(out), None
+        self._buf, self.offset = buf[pos:], self.offset + pos
+        if not pos:
+            return None
+        return b"".join(out), None
+
+    def _zstd_open(self) -> tuple[bytes, Start | None] | None:
+        buf = self._buf
+        if len(buf) < 8:
+            return None
+        head = seektable.read_head(buf[:8])
+        if head is not None:
+            self._skip = 8 + head[1]
+            return b"", None
+        header = _zstd_header_size(buf[:14]) if buf[:4] == seektable.ZSTD_MAGIC else 0
+        if not header:
+            return self._lose(), None
+        if len(buf) < header:
+            return None
+        checksum = bool(buf[4] & 0x04)
+        dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+        self._zstd = _ZstdFrame(dctx.decompressobj(), header, checksum)
+        restart = Start(self.offset) if self._restarts else None
+        return b"", restart
+
+    # ----------------------------------------------------------------- gzip
+
+    def _gzip_step(self, room: int) -> tuple[bytes, Start | None] | None:
+        """Inflate some of the current member, or open the next; bounded by ``room``."""
+        if not self._buf:
+            return None
+        dobj = self._gzip
         restart = None
+        if dobj is None:
+            if len(self._buf) < 3:
+                return None
+            if self._buf[:3] != GZIP_MEMBER:
+                return self._lose(), None
+            dobj = self._gzip = zlib.decompressobj(31)
+            self._since_checkpoint = 0
+            if self._restarts:
+                restart = Start(self.offset)
+                return b"", restart
+        pending = self._buf
+        saved = dobj.copy()
+        try:
+            out = dobj.decompress(pending, room)
+        except zlib.error:
+            return self._inflate_to_damage(saved, room), None
+        used = len(pending) - len(dobj.unconsumed_tail) - len(dobj.unused_data)
+        self.offset += used
+        self._since_checkpoint += used
+        self._buf = dobj.unconsumed_tail or dobj.unused_data
         if dobj.eof:
-            if pending and not pending.startswith(GZIP_MAGIC[:1]):
-                stats.damaged = True  # trailing garbage after a member
-                yield Decoded(out, None)
-                return
-            dobj = zlib.decompressobj(31)
-            restart = Start(at) if restarts else None
-            since_checkpoint = 0
-        elif restarts and since_checkpoint >= CHECKPOINT_EVERY and not dobj.unconsumed_tail:
-            restart = Start(at, zlib_state=dobj.copy())
-            since_checkpoint = 0
-        yield Decoded(out, restart)
+            self._gzip = None
+        elif (
+            self._restarts
+            and self._since_checkpoint >= CHECKPOINT_EVERY
+            and not dobj.unconsumed_tail
+        ):
+            restart = Start(self.offset, zlib_state=dobj.copy())
+            self._since_checkpoint = 0
+        if not out and not used and not dobj.eof:
+            return None
+        return out, restart
+
+    def _inflate_to_damage(self, dobj: Any, room: int) -> bytes:
+        """zlib drops what a failing call produced: feed the same bytes again one at a time
+        from the state before it, keeping every byte that decodes before the damage — so
+        the same bytes decode to the same positions wherever the reads happened to end."""
+        self._gzip = dobj
+        pending = self._buf
+        out: list[bytes] = []
+        size = consumed = 0
+        while consumed < len(pending) and size < room and not dobj.eof:
+            try:
+                piece = dobj.decompress(pending[consumed : consumed + 1], room - size)
+            except zlib.error:
+                self._advance(consumed)
+                return b"".join(out) + self._lose()
+            out.append(piece)
+            size += len(piece)
+            consumed += 1 - len(dobj.unconsumed_tail)
+            if dobj.unconsumed_tail:
+                break
+        self._advance(consumed)
+        if dobj.eof:
+            self._gzip = None
+        elif not consumed and not size:
+            return self._lose()  # no byte goes in and nothing comes out: stuck on damage
+        return b"".join(out)
+
+    def _advance(self, consumed: int) -> None:
+        self._buf = self._buf[consumed:]
+        self.offset += consumed
+        self._since_checkpoint += consumed
+
+
+@attrs.define
+class _ZstdFrame:
+    """Where we are in one zstd frame: its header, then blocks, then the checksum."""
+
+    dobj: Any
+    header: int  # bytes of the frame header still to hand over with the first block
+    checksum: bool
+    last_seen: bool = False
+    done: bool = False
+
+    def next_part(self, buf: bytes, pos: int) -> int | None:
+        """Stored bytes of the next complete part at ``pos`` (the header rides with the
+        first block); None until they have all arrived, −1 when the header is impossible."""
+        if self.last_seen:  # only the checksum is left
+            if len(buf) - pos < 4:
+                return None
+            self.done = True
+            return 4
+        lead = self.header
+        if len(buf) - pos < lead + 3:
+            return None
+        (b0, b1, b2) = buf[pos + lead : pos + lead + 3]
+        value = b0 | b1 << 8 | b2 << 16
+        kind, size = (value >> 1) & 3, value >> 3
+        if kind == 3 or size > BLOCK_MAX:
+            return -1
+        total = lead + 3 + (1 if kind == 1 else size)
+        if len(buf) - pos < total:
+            return None
+        self.header = 0
+        if value & 1:
+            self.last_seen = True
+            self.done = not self.checksum
+        return total
+
+
+_OUR_MAGICS: Final = tuple(
+    m.to_bytes(4, "little")
+    for m in (seektable.MARKER_MAGIC, seektable.TABLE_MAGIC, seektable.TRAILER_MAGIC)
+)
+
+
+def _find(data: bytes, magic: bytes, begin: int, plausible: Callable[[bytes], int]) -> int:
+    """The first ``magic`` in ``data`` from ``begin`` whose next bytes are plausible."""
+    at = begin
+    while (at := data.find(magic, at)) >= 0:
+        if len(data) - at < 14 or plausible(data[at : at + 14]):
+            return at  # (too few bytes to judge: stop here and judge when they arrive)
+        at += 1
+    return -1
+
+
+def _our_skippable(head: bytes) -> int:
+    """Nonzero when ``head`` is one of our skippable frames with a size it may have."""
+    parsed = seektable.read_head(head[:8])
+    if parsed is None:
+        return 0
+    magic, size = parsed
+    limit = {
+        seektable.MARKER_MAGIC: seektable.MAX_MARKER_PAYLOAD,
+        seektable.TABLE_MAGIC: seektable.MAX_TABLE_PAYLOAD,
+        seektable.TRAILER_MAGIC: 8,
+    }.get(magic, -1)
+    return int(0 < size <= limit)
+
+
+def _zstd_header_size(head: bytes) -> int:
+    """Bytes of the zstd frame header at the start of ``head`` (magic included), or 0 when
+    they cannot begin a frame (RFC 8878 §3.1.1.1: reserved bit set, too short)."""
+    if len(head) < 5:
+        return 0
+    fhd = head[4]
+    if fhd & 0x08:
+        return 0
+    single = bool(fhd & 0x20)
+    fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    did = (0, 1, 2, 4)[fhd & 3]
+    return 5 + (0 if single else 1) + did + fcs
 
 
 # --------------------------------------------------------------------------- lines
@@ -198,7 +569,9 @@ def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> It
                     raw, at, origin = data[begin:nl], position + begin, current
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
-                if len(raw) > MAX_LINE:  # the same cap as fast_lines, or scan and seek disagree
+                if not raw:
+                    pass  # an empty line is no line (as in fast_lines)
+                elif len(raw) > MAX_LINE:  # the same cap as fast_lines, or scan and seek disagree
                     stats.oversized += 1
                 else:
                     yield Line(raw, at, origin[0], origin[1])

@@ -36,6 +36,7 @@ import attrs
 
 from allsmi.adapters import codec, seektable
 from allsmi.adapters.decoding import (
+    Damage,
     Line,
     LineStats,
     Start,
@@ -45,15 +46,19 @@ from allsmi.adapters.decoding import (
     sniff,
     split_lines,
 )
+from allsmi.adapters.files import require_regular_file
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.model import Frame, Header
 from allsmi.domain.segments import numbered_segments, segment_number
 
 CHUNK_FRAMES: Final = 1000  # frames per chunk built by a scan
+CHUNK_BYTES: Final = 8 * 1024 * 1024  # or fewer, once their lines hold this many bytes
 CACHE_BYTES: Final = 48 * 1024 * 1024  # raw lines kept; the 1M-frame bench peaks < 100 MB
 MAX_HEADER_HOSTS: Final = 1024
 MARKER_SEARCH: Final = (1 << 20, 8 << 20, 64 << 20)  # tail windows searched for a marker
 MARKER_BYTES: Final = seektable.MARKER_MAGIC.to_bytes(4, "little")
+TRAILER_BYTES: Final = seektable.encode_trailer(0)[:8]  # magic and payload size
+TRAILER_SEARCH: Final = 64 * 1024  # bytes after a trailer that still let it be found
 _DATA_PREFIX: Final = b'{"schema":1,"t":"'
 
 Progress = Callable[[float], None]
@@ -82,9 +87,26 @@ class SegmentInfo:
     corrupt_lines: int = 0
     oversized_lines: int = 0
     torn_tail: bool = False
-    damaged: bool = False
+    damage: list[Damage] = attrs.field(factory=list)  # stored bytes that did not decode
+    cut_short: bool = False  # ends inside a compressed unit: a crash, or still recording
     runs: int = 1  # headers seen: a concatenated file has several
+    run_starts: list[int] = attrs.field(
+        factory=list
+    )  # frame of the segment each later run starts at
     backwards: int = 0  # places where t went back
+    table_damaged: bool = False  # a seek table pointed at the wrong bytes: scanned instead
+    short_chunks: int = 0  # chunks that held fewer frames than their table promised
+
+    @property
+    def damaged(self) -> bool:
+        return any(not d.zeros for d in self.damage)
+
+    def take_stats(self, stats: LineStats) -> None:
+        """Add what one read of part of this segment noticed (each part is read once)."""
+        self.oversized_lines += stats.oversized
+        self.torn_tail |= stats.torn_tail
+        self.damage.extend(d for d in stats.damage if d not in self.damage)
+        self.cut_short |= stats.cut_short
 
 
 class RecordingSource:
@@ -152,6 +174,11 @@ class RecordingSource:
     def skipped_lines(self) -> int:
         return sum(s.corrupt_lines + s.oversized_lines for s in self.segments)
 
+    def segment_of(self, index: int) -> int:
+        """The position in :attr:`segments` of the file frame ``index`` comes from."""
+        at, _ = self._locate(index)
+        return self.chunks[at].segment
+
     def chunk_starts(self) -> list[tuple[int, int]]:
         """(first index, first seek key) of every chunk: the coarse timeline."""
         return [(c.first_index, c.t_first) for c in self.chunks]
@@ -184,8 +211,12 @@ class RecordingSource:
         return min(self.frame_count - 1, chunk.first_index + max(0, pos))
 
     def raw(self, index: int) -> bytes:
-        at, pos = self._locate(index)
-        return self._lines(at)[pos]
+        while True:
+            at, pos = self._locate(index)
+            lines = self._lines(at)
+            if pos < len(lines):
+                return lines[pos]
+            index = min(index, self.frame_count - 1)  # read again, it held fewer lines
 
     def frame(self, index: int) -> Frame:
         """The structured frame at ``index``; a line that will not structure becomes an
@@ -202,8 +233,14 @@ class RecordingSource:
     # ----------------------------------------------------------------- locating
 
     def _locate(self, index: int) -> tuple[int, int]:
-        """(chunk position, position in chunk) of frame ``index``, its chunk decoded."""
+        """(chunk position, position in chunk) of frame ``index``, its chunk decoded. When
+        reading a chunk shows it held fewer frames than counted and the timeline shrinks
+        past ``index``, the last frame that remains stands in for it."""
+        if not 0 <= index < self.frame_count:
+            raise IndexError(f"frame {index} outside 0..{self.frame_count - 1}")
         while True:
+            if index >= self.frame_count > 0:
+                index = self.frame_count - 1
             if not 0 <= index < self.frame_count:
                 raise IndexError(f"frame {index} outside 0..{self.frame_count - 1}")
             generation = self.generation
@@ -229,17 +266,25 @@ class RecordingSource:
             self._cache.move_to_end(at)
             return lines
         chunk = self.chunks[at]
-        lines, times = self._decode_chunk(chunk)
+        stats = LineStats()
+        lines, times = self._decode_chunk(chunk, stats)
         if chunk.seq_first is not None and not chunk.verified and not self._opening:
             self._rescan(chunk.segment)
             return self._lines(min(at, len(self.chunks) - 1))
-        if chunk.count is not None and chunk.count != len(lines):
+        first_read = chunk.keys is None
+        changed = chunk.count is not None and chunk.count != len(lines)
+        if changed:
+            self.segments[chunk.segment].short_chunks += first_read
             self.warnings.append(
                 f"chunk at frame {chunk.first_index} held {len(lines)} frames, "
                 f"{chunk.count} promised"
             )
         chunk.count = len(lines)
-        if chunk.keys is None:
+        if first_read:  # what the first read of this chunk noticed counts
+            segment = self.segments[chunk.segment]
+            segment.take_stats(stats)
+            self.warnings += [d.describe(segment.path.name) for d in stats.damage]
+        if first_read or changed:  # times learned before no longer match these lines
             chunk.times = array("q", times)
             chunk.keys = _running_max(times, self._key_before(at))
         self._renumber()
@@ -271,7 +316,7 @@ class RecordingSource:
 
     # ----------------------------------------------------------------- decoding chunks
 
-    def _decode_chunk(self, chunk: Chunk) -> tuple[list[bytes], list[int]]:
+    def _decode_chunk(self, chunk: Chunk, stats: LineStats) -> tuple[list[bytes], list[int]]:
         """The data lines of a chunk and their times. A chunk that a seek table promised
         must open with its index line; if the bytes there say otherwise, it yields nothing
         (and says so) rather than frames from the wrong place."""
@@ -280,7 +325,7 @@ class RecordingSource:
         times: list[int] = []
         promised = chunk.seq_first is not None
         with _open_segment(segment.path) as fh:
-            for raw in _chunk_lines(fh, segment.codec, chunk.start, LineStats()):
+            for raw in _chunk_lines(fh, segment.codec, chunk.start, stats):
                 if raw.startswith(_DATA_PREFIX) and (chunk.verified or not promised):
                     t_ms = codec.data_time(raw)  # the common line: no full slice needed
                     if t_ms is not None:
@@ -307,6 +352,7 @@ class RecordingSource:
                 if not promised and chunk.count is not None and len(lines) >= chunk.count:
                     break
         if promised and not chunk.verified:
+            segment.table_damaged = True
             self.warnings.append(
                 f"{segment.path.name}: seek table points at the wrong bytes near frame "
                 f"{chunk.first_index}; the file was scanned instead"
@@ -361,6 +407,7 @@ class RecordingSource:
         for at in [k for k in self._cache if k >= before]:
             self._cache_bytes -= sum(len(x) for x in self._cache.pop(at))
         self._renumber()
+        self.segments[seg_index].table_damaged = True
         self.warnings.append(f"{self.segments[seg_index].path.name}: seek table damaged; scanned")
         return False
 
@@ -403,8 +450,8 @@ class RecordingSource:
             return
 
     def _from_footer(self, fh: BinaryIO, seg_index: int) -> list[Chunk] | None:
-        size = self.segments[seg_index].size
-        if size < seektable.TRAILER_SIZE:
+        size = _trailer_end(fh, self.segments[seg_index].size)
+        if size is None:
             return None
         fh.seek(size - seektable.TRAILER_SIZE)
         table_at = seektable.decode_trailer(fh.read(seektable.TRAILER_SIZE))
@@ -466,7 +513,7 @@ class RecordingSource:
         for n, (_, mark, chunk_offset) in enumerate(found):
             following = found[n + 1][1].seq if n + 1 < len(found) else None
             count = following - mark.seq if following is not None else None
-            if count is not None and count <= 0:
+            if count is not None and not 0 < count <= seektable.MAX_CHUNK_FRAMES:
                 return None
             chunks.append(
                 Chunk(
@@ -492,7 +539,8 @@ class RecordingSource:
         times: list[int] = []
         keys: list[int] = []
         key = key_before
-        headers = 0
+        headers = frames = held = 0  # held: bytes of the current chunk's lines
+        segment.run_starts = []
         last_t: int | None = None
         reported = 0
         blocks = decode_with_restarts(fh, segment.codec, Start(0), stats)
@@ -505,6 +553,8 @@ class RecordingSource:
                 self._check_schema([line.raw])
             if info.kind == codec.KIND_HEADER:
                 headers += 1
+                if headers > 1:
+                    segment.run_starts.append(frames)
                 if segment.header is None:
                     segment.header = self._header(line.raw)
                 continue
@@ -512,12 +562,14 @@ class RecordingSource:
                 continue
             t_ms = info.t_ms
             assert t_ms is not None
+            frames += 1
             if last_t is not None and t_ms < last_t:
                 segment.backwards += 1
             last_t = t_ms
             key = t_ms if key is None else max(key, t_ms)
-            if current is None or len(times) >= CHUNK_FRAMES:
+            if current is None or len(times) >= CHUNK_FRAMES or held >= CHUNK_BYTES:
                 _close_scan_chunk(current, times, keys)
+                held = 0
                 start = _start_for(segment.codec, line)
                 current = Chunk(
                     segment=seg_index, start=start, first_index=0, count=None, t_first=key
@@ -526,20 +578,17 @@ class RecordingSource:
                 times, keys = [], []
             times.append(t_ms)
             keys.append(key)
+            held += len(line.raw)
             if self._progress and fh.tell() - reported > (8 << 20):
                 reported = fh.tell()
                 self._progress(min(1.0, reported / max(1, segment.size)))
         _close_scan_chunk(current, times, keys)
         segment.runs = max(1, headers)
-        segment.oversized_lines = stats.oversized
-        segment.torn_tail = stats.torn_tail
-        segment.damaged = stats.damaged
+        segment.oversized_lines, segment.torn_tail, segment.damage = 0, False, []
+        segment.take_stats(stats)
         if stats.torn_tail:
             self.warnings.append(f"{segment.path.name}: torn last line dropped")
-        if stats.damaged:
-            self.warnings.append(
-                f"{segment.path.name}: damaged compressed data; kept what came before"
-            )
+        self.warnings += [d.describe(segment.path.name) for d in stats.damage]
         return chunks
 
     def _last_key(self) -> int | None:
@@ -587,12 +636,15 @@ def discover(path: Path) -> list[Path]:
     if not own and segment_number_of(path) is not None:
         if not path.exists():
             raise RecordingUnreadable(f"no such recording: {path}")
+        require_regular_file(path, "recording")
         return [path]
     files = [parent / name for _, name in own]
     if path.exists():
         files.append(path)
     if not files:
         raise RecordingUnreadable(f"no such recording: {path}")
+    for file in files:  # a FIFO or a device would never end (or never begin)
+        require_regular_file(file, "recording")
     return files
 
 
@@ -632,6 +684,19 @@ def _running_max(times: list[int], before: int | None) -> array[int]:
         key = t if key is None or t > key else key
         keys.append(key)
     return keys
+
+
+def _trailer_end(fh: BinaryIO, size: int) -> int | None:
+    """Where the file's trailer ends: at the end, or before bytes added after it (zeros
+    that a power cut leaves, junk); None when there is no trailer to try. The table it
+    points at is validated like any other."""
+    if size < seektable.TRAILER_SIZE:
+        return None
+    begin = max(0, size - TRAILER_SEARCH)
+    fh.seek(begin)
+    tail = fh.read(size - begin)
+    at = tail.rfind(TRAILER_BYTES, 0, len(tail) - seektable.TRAILER_SIZE + len(TRAILER_BYTES))
+    return begin + at + seektable.TRAILER_SIZE if at >= 0 else size
 
 
 def _increasing(offsets: list[int], limit: int) -> bool:

@@ -1,35 +1,49 @@
 """Following a recording while it is written (DESIGN.md §5, ``--follow``).
 
-:class:`FollowingSource` is the seekable file source plus a *tail*: a decoder that keeps its
-state at the end of the active file, so each poll decodes only the bytes added since the
-last one — no rescans. A poll stats the active path: the same inode with more bytes means
-new lines; another inode means the recorder rotated, so the old file (still open, now a
-numbered segment) is drained to its end and the new active file is followed from its start.
-Numbered segments that disappear were evicted: their frames leave the timeline and its
-start moves. An incomplete last line is pending, not damage.
+:class:`FollowingSource` is the seekable file source plus a *tail*: the reader's own bounded
+decoder (:class:`~allsmi.adapters.decoding.StreamDecoder`) kept at the end of the active
+file, so each poll decodes only the bytes added since the last one — no rescans. A poll
+stats the active path: the same inode with more bytes means new lines; another inode means
+the recorder rotated, so the old file (still open, now a numbered segment) is drained to its
+end and the new active file is followed from its start. Numbered segments that disappear
+were evicted: their frames leave the timeline and its start moves. An incomplete last line
+is pending, not damage.
+
+Bounds, whatever is appended (the reader's limits, applied as bytes arrive): a poll reads at
+most 4 MiB of stored bytes and decodes at most 32 MiB (a zstd bomb is worked through over
+many polls, the keys answered in between); a skippable frame is counted past, never held; a
+line over 16 MiB is dropped as it grows; the growing chunk holds at most 1000 lines or
+8 MiB (plus one line) before the next begins. Junk is skipped to the next frame, member or
+line and said on the message line; a file truncated under the tail is said, and followed
+from its new end; a file replaced by another is said, and the new one followed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import zlib
 from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import attrs
-import zstandard
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import GZIP_MAGIC, MAX_LINE, MAX_WINDOW, Start, sniff
+from allsmi.adapters import codec
+from allsmi.adapters.decoding import (
+    MAX_LINE,
+    READ_SIZE,
+    LineStats,
+    Start,
+    StreamDecoder,
+    sniff,
+)
 from allsmi.adapters.filesource import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
-from allsmi.domain.errors import AllsmiError
-from allsmi.domain.model import IndexLine
 from allsmi.domain.segments import numbered_segments
 
-READ_LIMIT: Final = 4 * 1024 * 1024  # stored bytes decoded per poll at most
+READ_LIMIT: Final = 4 * 1024 * 1024  # stored bytes read per poll at most
+DECODE_LIMIT: Final = 32 * 1024 * 1024  # decoded bytes per poll at most (a bomb waits)
+TAIL_CHUNK_BYTES: Final = 8 * 1024 * 1024  # lines of the growing chunk held in memory
 
 
 @attrs.frozen
@@ -39,110 +53,118 @@ class FollowUpdate:
     rotated: bool = False
 
 
-class TailDecoder:
-    """Incremental decoding of one growing file from a start: bytes in, complete lines out."""
+class LineCutter:
+    """Complete lines out of decoded pieces as they come, each with the decoded offset it
+    begins at; the same 16 MiB cap as the reader: a longer line is dropped whole and never
+    held past the cap. An incomplete last line is pending, not damage."""
 
-    def __init__(self, path: Path, codec_name: str, start: Start) -> None:
+    def __init__(self, stats: LineStats) -> None:
+        self.stats = stats
+        self.at = 0  # decoded offset of the next byte
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._pending_at = 0
+        self._oversized = False
+
+    def push(self, data: bytes) -> list[tuple[int, bytes]]:
+        lines = []
+        begin = 0
+        while (nl := data.find(b"\n", begin)) >= 0:
+            if self._oversized:
+                self._oversized = False
+            elif self._pending_size + nl - begin > MAX_LINE:
+                self.stats.oversized += 1
+            else:
+                at = self._pending_at if self._pending else self.at + begin
+                raw = b"".join([*self._pending, data[begin:nl]])
+                raw = raw[:-1] if raw.endswith(b"\r") else raw
+                if raw:  # an empty line is no line (as in the reader)
+                    lines.append((at, raw))
+            self._pending, self._pending_size = [], 0
+            begin = nl + 1
+        if begin < len(data) and not self._oversized:
+            if not self._pending:
+                self._pending_at = self.at + begin
+            self._pending.append(data[begin:])
+            self._pending_size += len(data) - begin
+            if self._pending_size > MAX_LINE:
+                self._pending, self._pending_size, self._oversized = [], 0, True
+                self.stats.oversized += 1
+        self.at += len(data)
+        return lines
+
+
+class TailDecoder:
+    """Incremental decoding of one growing file from a start: stored bytes in, complete
+    lines out, through the reader's bounded decoder, with the start each line can be
+    decoded from again (the latest frame, member or checkpoint before it)."""
+
+    def __init__(self, path: Path, codec_name: str, start: Start, stats: LineStats) -> None:
         self.fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - kept open across polls
         self.inode = os.fstat(self.fh.fileno()).st_ino
         self.codec = codec_name
-        self.origin = start
-        self.offset = start.offset  # stored bytes consumed
+        self.stats = stats
+        self.exhausted = False  # the last read reached the end of what the file holds
+        self._begin(start, lost=False)
+
+    def _begin(self, start: Start, *, lost: bool) -> None:
         self.fh.seek(start.offset)
-        self.skip = start.skip
-        self.decoded = 0  # decoded bytes produced after the skip
-        self._raw = bytearray()
-        self._pending = bytearray()
-        self._pending_at = 0
-        self._obj: Any = start.zlib_state.copy() if start.zlib_state is not None else None
-        self.damaged = False
+        self.origin = start
+        self._decoder = StreamDecoder(self.codec, start, self.stats, restarts=True, lost=lost)
+        self._cutter = LineCutter(self.stats)
+        self._restart = (attrs.evolve(start, skip=0), 0)  # a start and its decoded offset
+        self._skip = start.skip
 
     def close(self) -> None:
         self.fh.close()
 
+    @property
+    def offset(self) -> int:
+        return self.fh.tell()
+
     def at_end(self) -> bool:
-        return self.offset >= os.fstat(self.fh.fileno()).st_size
+        return self.exhausted
 
-    def read_lines(self) -> list[tuple[int, bytes]]:
-        """New complete lines as (decoded position, line) since the previous call."""
-        data = self.fh.read(READ_LIMIT)
-        self.offset += len(data)
-        out = self._decode(data) if data else b""
-        if self.skip:
-            cut = min(self.skip, len(out))
-            out, self.skip = out[cut:], self.skip - cut
-        return self._split(out)
-
-    def _decode(self, data: bytes) -> bytes:
-        if self.codec == "none":
-            return data
-        self._raw += data
-        return self._zstd() if self.codec == "zstd" else self._gzip()
-
-    def _zstd(self) -> bytes:
-        return self._units(self._next_zstd_frame, zstandard.ZstdError)
-
-    def _gzip(self) -> bytes:
-        return self._units(self._next_gzip_member, zlib.error)
-
-    def _units(self, begin: Callable[[], Any], error: type[Exception]) -> bytes:
-        """Decode buffered bytes unit by unit (zstd frames, gzip members), keeping the
-        decoder of an unfinished unit for the next poll."""
-        out = bytearray()
-        while self._raw and not self.damaged:
-            if self._obj is None:
-                self._obj = begin()
-                if self._obj is None:
-                    break  # more bytes needed, or damage found
-            try:
-                out += self._obj.decompress(bytes(self._raw))
-            except error:
-                self.damaged = True
-                break
-            self._raw = bytearray(self._obj.unused_data if self._obj.eof else b"")
-            if not self._obj.eof:
-                break
-            self._obj = None
-        return bytes(out)
-
-    def _next_zstd_frame(self) -> Any:
-        """Skip skippable frames (markers, table, trailer); a decoder for the next frame."""
-        while len(self._raw) >= 8:
-            head = seektable.read_head(bytes(self._raw[:8]))
-            if head is None:
-                if self._raw[:4] != seektable.ZSTD_MAGIC:
-                    self.damaged = True
-                    return None
-                return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj()
-            if len(self._raw) < 8 + head[1]:
-                return None
-            del self._raw[: 8 + head[1]]
-        return None
-
-    def _next_gzip_member(self) -> Any:
-        if self._raw[:1] != GZIP_MAGIC[:1]:
-            self.damaged = True
+    def check_truncated(self) -> int | None:
+        """If the file is now shorter than what was read, the new size (decoding goes on
+        from there, looking for the next place it can begin); else None."""
+        size = os.fstat(self.fh.fileno()).st_size
+        if size >= self.fh.tell():
             return None
-        return zlib.decompressobj(31)
+        self._begin(Start(size), lost=True)
+        return size
 
-    def _split(self, out: bytes) -> list[tuple[int, bytes]]:
-        lines = []
-        begin = 0
-        while (nl := out.find(b"\n", begin)) >= 0:
-            if not self._pending:
-                self._pending_at = self.decoded + begin
-            self._pending += out[begin:nl]
-            if len(self._pending) <= MAX_LINE:
-                lines.append((self._pending_at, bytes(self._pending).rstrip(b"\r")))
-            self._pending.clear()
-            begin = nl + 1
-        if begin < len(out):
-            if not self._pending:
-                self._pending_at = self.decoded + begin
-            if len(self._pending) <= MAX_LINE:
-                self._pending += out[begin:]
-        self.decoded += len(out)
+    def read_lines(self) -> list[tuple[Start, bytes]]:
+        """New complete lines since the previous call, each with the start it can be
+        decoded from; at most ``READ_LIMIT`` stored and ``DECODE_LIMIT`` decoded bytes."""
+        lines: list[tuple[Start, bytes]] = []
+        stored = decoded = 0
+        self.exhausted = False
+        while decoded < DECODE_LIMIT:
+            block = self._decoder.read()
+            if block is None:
+                if stored >= READ_LIMIT:
+                    return lines
+                data = self.fh.read(READ_SIZE)
+                if not data:
+                    self.exhausted = True
+                    return lines
+                stored += len(data)
+                self._decoder.feed(data)
+                continue
+            decoded += len(block.data)
+            for at, raw in self._cutter.push(block.data):
+                if at >= self._skip:
+                    lines.append((self._start_of(at), raw))
+            if block.restart is not None:
+                self._restart = (block.restart, self._cutter.at)
         return lines
+
+    def _start_of(self, at: int) -> Start:
+        restart, restart_at = self._restart
+        if self.codec == "none":
+            return Start(restart.offset + at - restart_at)
+        return restart.skipping(at - restart_at)
 
 
 class FollowingSource(RecordingSource):
@@ -154,6 +176,9 @@ class FollowingSource(RecordingSource):
         self._tail_lines: list[bytes] = []
         self._gone: set[int] = set()
         self._vanished: set[int] = set()  # rotated and deleted before we found its new name
+        self._tail_bytes = 0  # bytes of the growing chunk's lines
+        self._replaced = False  # the active file was replaced, the old one is nowhere
+        self._reported = 0  # damage records of the tail already told
         super().__init__(path, **kw)
         self._attach()
 
@@ -167,18 +192,19 @@ class FollowingSource(RecordingSource):
         seg_index = len(self.segments) - 1
         ats = [i for i, c in enumerate(self.chunks) if c.segment == seg_index]
         if not ats:  # the active file holds no frame yet: follow it from its start
-            self._tail = TailDecoder(active.path, active.codec, Start(0))
+            self._tail = TailDecoder(active.path, active.codec, Start(0), LineStats())
             self._drain(self._take)
             return
         last = ats[-1]
         lines = list(self._lines(last))
         chunk = self.chunks[last]
-        self._tail = TailDecoder(active.path, active.codec, chunk.start)
+        self._tail = TailDecoder(active.path, active.codec, chunk.start, LineStats())
         self._tail_chunk, self._tail_lines = chunk, lines
+        self._tail_bytes = sum(map(len, lines))
         self._forget(last)
         seen = 0
 
-        def skip_known(position: int, raw: bytes) -> None:
+        def skip_known(start: Start, raw: bytes) -> None:
             nonlocal seen
             info = codec.slice_line(raw)
             if info is not None and info.kind == codec.KIND_DATA:
@@ -188,13 +214,14 @@ class FollowingSource(RecordingSource):
 
         self._drain(skip_known)
 
-    def _drain(self, take: Callable[[int, bytes], None]) -> None:
+    def _drain(self, take: Callable[[Start, bytes], None]) -> None:
         """Everything the tail's file holds now, however much (reads come 4 MiB at a time)."""
         assert self._tail is not None
         while True:
-            for position, raw in self._tail.read_lines():
-                take(position, raw)
+            for start, raw in self._tail.read_lines():
+                take(start, raw)
             if self._tail.at_end():
+                self._report_tail()
                 return
 
     def _forget(self, at: int) -> None:
@@ -215,11 +242,29 @@ class FollowingSource(RecordingSource):
         rotated = self._follow_rotation()
         dropped = self._drop_evicted()
         if self._tail is not None:
-            for position, raw in self._tail.read_lines():
-                self._take(position, raw)
+            cut = self._tail.check_truncated()
+            if cut is not None:
+                self.warnings.append(
+                    f"{self.path.name} was truncated to {cut:,} bytes: showing what was read, "
+                    "following what comes next"
+                )
+            for start, raw in self._tail.read_lines():
+                self._take(start, raw)
+            self._report_tail()
         self._renumber()
         added = self.frame_count - before + dropped
         return FollowUpdate(added=max(0, added), dropped=dropped, rotated=rotated)
+
+    def _report_tail(self) -> None:
+        """Tell (on the message line) what the tail found that did not decode."""
+        assert self._tail is not None
+        stats = self._tail.stats
+        for damage in stats.damage[self._reported :]:
+            self.warnings.append(damage.describe(self.path.name) + " skipped; following on")
+        self._reported = len(stats.damage)
+        if stats.oversized > self.segments[-1].oversized_lines:
+            self.segments[-1].oversized_lines = stats.oversized
+            self.warnings.append(f"{self.path.name}: a line over 16 MiB skipped")
 
     def _drop_evicted(self) -> int:
         gone = {
@@ -234,7 +279,14 @@ class FollowingSource(RecordingSource):
         self.chunks = [c for c in self.chunks if c.segment not in gone]
         self._cache.clear()
         self._cache_bytes = 0
-        self.warnings.append(f"{dropped} frames at the start were evicted by rotation")
+        if self._replaced:
+            self.warnings.append(
+                f"{self.path.name} was replaced and the file before is gone "
+                f"({dropped} frames): following the new one"
+            )
+        else:
+            self.warnings.append(f"{dropped} frames at the start were evicted by rotation")
+        self._replaced = False
         self.generation += 1
         return dropped
 
@@ -248,8 +300,10 @@ class FollowingSource(RecordingSource):
         if self._tail is not None:
             self._drain(self._take)  # the rotated file, to its end, through our open fd
             if not self._rename_rotated(self._tail.inode):
-                # Renamed and already evicted (--max-files 1): its frames are gone with it.
+                # Renamed and already evicted (--max-files 1), or replaced by another file:
+                # its frames are gone with it.
                 self._vanished.add(len(self.segments) - 1)
+                self._replaced = True
             self._tail.close()
         with open(self.path, "rb") as fh:
             head = fh.read(8)
@@ -257,8 +311,9 @@ class FollowingSource(RecordingSource):
             self._tail = None
             return False
         self.segments.append(SegmentInfo(path=self.path, codec=sniff(head), size=0))
-        self._tail = TailDecoder(self.path, self.segments[-1].codec, Start(0))
-        self._tail_chunk = None
+        self._tail = TailDecoder(self.path, self.segments[-1].codec, Start(0), LineStats())
+        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
+        self._reported = 0
         return True
 
     def _rename_rotated(self, inode: int) -> bool:
@@ -272,7 +327,7 @@ class FollowingSource(RecordingSource):
                     return True
         return False
 
-    def _take(self, position: int, raw: bytes) -> None:
+    def _take(self, start: Start, raw: bytes) -> None:
         info = codec.slice_line(raw)
         if info is None:
             self.segments[-1].corrupt_lines += 1
@@ -280,14 +335,16 @@ class FollowingSource(RecordingSource):
             if self.segments[-1].header is None:
                 self.segments[-1].header = self._header(raw)
         elif info.kind == codec.KIND_INDEX and info.seq is not None:
-            offset = _index_offset(raw) if self._ours() else None
-            if offset is not None:  # all-smi's index offsets are not stored offsets: ignore
-                self._new_chunk(Start(offset), info.t_ms, info.seq)
+            if self._ours():  # a chunk of ours begins: decodable from its index line
+                self._new_chunk(start, info.t_ms, info.seq)
         elif info.kind == codec.KIND_DATA and info.t_ms is not None:
-            if self._tail_chunk is None or (self._tail_chunk.count or 0) >= CHUNK_FRAMES:
-                assert self._tail is not None
-                origin = self._tail.origin
-                self._new_chunk(origin.skipping(position), info.t_ms, None)
+            chunk = self._tail_chunk
+            if (
+                chunk is None
+                or (chunk.count or 0) >= CHUNK_FRAMES
+                or self._tail_bytes >= TAIL_CHUNK_BYTES
+            ):
+                self._new_chunk(start, info.t_ms, None)
             self._add_line(raw, info.t_ms)
 
     def _ours(self) -> bool:
@@ -308,7 +365,7 @@ class FollowingSource(RecordingSource):
             verified=seq is not None,
         )
         self.chunks.append(chunk)
-        self._tail_chunk, self._tail_lines = chunk, []
+        self._tail_chunk, self._tail_lines, self._tail_bytes = chunk, [], 0
 
     def _add_line(self, raw: bytes, t_ms: int | None) -> None:
         chunk = self._tail_chunk
@@ -319,6 +376,7 @@ class FollowingSource(RecordingSource):
         chunk.keys.append(t_ms if key is None else max(key, t_ms))
         chunk.count = (chunk.count or 0) + 1
         self._tail_lines.append(raw)
+        self._tail_bytes += len(raw)
 
     def close(self) -> None:
         if self._tail is not None:
@@ -330,11 +388,3 @@ def _first_key(key: int | None, t_ms: int | None) -> int:
     if t_ms is None:
         return key or 0
     return t_ms if key is None else max(key, t_ms)
-
-
-def _index_offset(raw: bytes) -> int | None:
-    try:
-        line = codec.decode_line(raw, 0)
-    except AllsmiError:
-        return None
-    return line.byte_offset if isinstance(line, IndexLine) else None

@@ -34,6 +34,7 @@ ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 TRAILER_SIZE: Final = 16
 MAX_MARKER_PAYLOAD: Final = 256
 MAX_TABLE_PAYLOAD: Final = 64 * 1024 * 1024
+MAX_CHUNK_FRAMES: Final = 1000  # the format's limit on data frames in one chunk
 
 _HEAD = struct.Struct("<II")
 _TRAILER = struct.Struct("<IIQ")
@@ -128,11 +129,21 @@ def decode_table(payload: bytes) -> Table | None:
         )
         if len(chunks) != len(obj["chunks"]) or not _is_int(obj["last_seq"]):
             return None
-        if not _is_int(obj["last_t"]):
+        if not _is_int(obj["last_t"]) or not _counts_agree(chunks, obj["last_seq"]):
             return None
         return Table(chunks=chunks, last_seq=obj["last_seq"], last_t_ms=obj["last_t"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
+
+
+def _counts_agree(chunks: tuple[ChunkEntry, ...], last_seq: int) -> bool:
+    """Frame counts are validated like offsets: each within the format's chunk limit and
+    equal to the step of ``seq`` to the next chunk (to ``last_seq`` for the last one)."""
+    ends = [c.seq for c in chunks[1:]] + [last_seq + 1]
+    return all(
+        0 < c.frames <= MAX_CHUNK_FRAMES and end - c.seq == c.frames
+        for c, end in zip(chunks, ends, strict=True)
+    )
 
 
 def _is_int(value: object) -> bool:

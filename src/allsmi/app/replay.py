@@ -51,6 +51,7 @@ class ReplayDriver:
     seeks: int = 0  # seeks performed so far (tests and benchmarks read it)
     _shown: Frame | None = None
     _shown_index: int = -1
+    _dropped: int = 0  # frames evicted while the timeline was empty, not yet told
 
     @classmethod
     def open(
@@ -91,17 +92,27 @@ class ReplayDriver:
         """Follow mode: bring in what the recorder added (or evicted); True if anything."""
         if not isinstance(self.source, FollowingSource):
             return False
+        told = len(self.source.warnings)
         update = self.source.poll()
+        self._dropped += update.dropped
+        if len(self.source.warnings) != told:
+            self.dirty = True  # a message to show (damage, truncation, a replaced file)
         if not (update.added or update.dropped):
+            return False
+        if self.source.frame_count == 0:
+            # Every frame read was evicted (or the file replaced) and none has come yet:
+            # the screen keeps what it shows until the timeline has a frame again.
+            self.dirty = True
             return False
         self.feed(
             core.TimelineGrew(
                 frame_count=self.source.frame_count,
                 duration_ms=self.source.duration_ms,
-                dropped=update.dropped,
+                dropped=self._dropped,
                 first_t_ms=self.source.key_at(0),
             )
         )
+        self._dropped = 0
         return True
 
     def feed(self, event: core.Event) -> None:

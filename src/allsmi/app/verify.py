@@ -1,9 +1,12 @@
 """``allsmi verify PATH [--deep]``: integrity and coverage of a recording (DESIGN.md §4).
 
-Reads the whole recording once (every frame's time; with ``--deep`` every frame is also
-structured) and reports segments, frames, time span, hosts, gaps longer than twice the
-interval, skipped lines, a torn tail and whether a seek table was present. Exit 0 when
-clean, 1 when it found damage, 2 when the file cannot be read at all or has another schema.
+Reads the whole recording once (every frame's time and ``seq``; with ``--deep`` every frame
+is also structured) and reports segments, frames, time span, hosts, gaps longer than twice
+the interval, and its *findings*. What each finding is and what it does to the exit status
+is one table, :data:`FINDINGS`, that the README reproduces: 0 when nothing was lost (notes,
+such as a recording that was not closed cleanly but whose flushed frames are all intact), 1
+when damage lost data or the recording contradicts itself, 2 (raised before any report) when
+the file cannot be read at all, is not a recording or has another schema.
 """
 
 from __future__ import annotations
@@ -11,17 +14,60 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
 import attrs
 
-from allsmi.adapters.filesource import RecordingSource
+from allsmi.adapters import codec
+from allsmi.adapters.filesource import RecordingSource, SegmentInfo
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
 
 MAX_GAPS_LISTED = 10
 MAX_HOSTS_LISTED = 8
+DAMAGE: Final = 1  # exit status of a finding that lost data or contradicts the recording
+NOTE: Final = 0  # reported, exit status unchanged
+
+
+@attrs.frozen
+class Rule:
+    name: str
+    status: int  # DAMAGE or NOTE
+    text: str  # formatted with the finding's count
+
+
+FINDINGS: Final = (
+    Rule("corrupt", DAMAGE, "{n} corrupt line(s) skipped"),
+    Rule("oversized", DAMAGE, "{n} line(s) over 16 MiB skipped"),
+    Rule("torn", DAMAGE, "torn last line"),
+    Rule("undecodable", DAMAGE, "{n} undecodable byte(s) skipped ({where})"),
+    Rule("table", DAMAGE, "seek table points at the wrong bytes (scanned instead)"),
+    Rule("short", DAMAGE, "{n} chunk(s) held fewer frames than their seek table said"),
+    Rule("unstructured", DAMAGE, "{n} frame(s) that do not structure"),
+    Rule("duplicate", DAMAGE, "{n} duplicate or reused seq(s) (two writers?)"),
+    Rule("backwards", DAMAGE, "time goes back {n} time(s) within a run"),
+    Rule("overlap", DAMAGE, "{n} segment(s) overlap the one before in time (two writers?)"),
+    Rule("zeros", NOTE, "{n} zero byte(s) after the end ({where}): nothing lost"),
+    Rule(
+        "unclosed", NOTE, "not closed cleanly (a crash, or still recording): flushed frames intact"
+    ),
+    Rule("runs", NOTE, "{n} concatenated recordings"),
+    Rule("clock", NOTE, "time goes back {n} time(s) between concatenated recordings"),
+)
+_RULES: Final = {rule.name: rule for rule in FINDINGS}
+
+
+@attrs.frozen
+class Finding:
+    rule: Rule
+    n: int = 1
+    where: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.rule.text.format(n=f"{self.n:,}", where=self.where)
 
 
 @attrs.define
@@ -37,38 +83,41 @@ class Report:
     interval_ms: int | None
     hosts: tuple[str, ...]
     gaps: list[tuple[int, int]]  # (offset of the frame before, gap length), ms
-    corrupt_lines: int
-    oversized_lines: int
-    torn_tail: bool
-    damaged_stream: bool
-    unreadable_frames: int
-    runs: int
-    backwards: int
-    warnings: list[str]
+    findings: list[Finding]
     deep: bool
+    unreadable_frames: int = 0
+
+    def count(self, name: str) -> int:
+        return sum(f.n for f in self.findings if f.rule.name == name)
 
     @property
     def damage(self) -> list[str]:
-        found = []
-        if self.corrupt_lines:
-            found.append(f"{self.corrupt_lines} corrupt line(s) skipped")
-        if self.oversized_lines:
-            found.append(f"{self.oversized_lines} line(s) over 16 MiB skipped")
-        if self.torn_tail:
-            found.append("torn last line")
-        if self.damaged_stream:
-            found.append("damaged compressed data")
-        if self.unreadable_frames:
-            found.append(f"{self.unreadable_frames} frame(s) that do not structure")
-        found += [w for w in self.warnings if "seek table" in w]
-        return found
+        return [f.text for f in self.findings if f.rule.status == DAMAGE]
+
+    @property
+    def notes(self) -> list[Finding]:
+        return [f for f in self.findings if f.rule.status == NOTE]
+
+    @property
+    def status(self) -> int:
+        return max((f.rule.status for f in self.findings), default=0)
+
+
+@attrs.define
+class _Walk:
+    """What one pass over every frame learns: times, and seq/time order per run."""
+
+    times: list[int] = attrs.field(factory=list)
+    duplicates: int = 0
+    backwards: int = 0  # within a run of one writer
+    between_runs: int = 0  # at the start of a concatenated run
+    overlaps: int = 0
 
 
 def build_report(source: RecordingSource, *, deep: bool) -> Report:
     header = source.header
     interval = header.interval_ms if header else None
-    times = [source.time_at(i) for i in range(source.frame_count)]
-    gaps = _gaps(times, interval)
+    walk = _walk(source)
     hosts: dict[str, None] = dict.fromkeys(header.hosts if header else ())
     unreadable = 0
     if deep or not hosts:
@@ -77,28 +126,114 @@ def build_report(source: RecordingSource, *, deep: bool) -> Report:
             unreadable += _unreadable(frame)
             hosts.update(dict.fromkeys(frame.hosts()))
     segments = source.segments
+    times = walk.times
     return Report(
         path=source.path,
         segments=[s.path.name for s in segments],
         codecs=sorted({s.codec for s in segments}),
         opened_by=[s.opened_by for s in segments],
-        frames=source.frame_count,
+        frames=len(times),
         first_t_ms=times[0],
         last_t_ms=times[-1],
         duration_ms=source.duration_ms,
         interval_ms=interval,
         hosts=tuple(hosts),
-        gaps=gaps,
-        corrupt_lines=sum(s.corrupt_lines for s in segments),
-        oversized_lines=sum(s.oversized_lines for s in segments),
-        torn_tail=any(s.torn_tail for s in segments),
-        damaged_stream=any(s.damaged for s in segments),
-        unreadable_frames=unreadable,
-        runs=sum(s.runs for s in segments),
-        backwards=sum(s.backwards for s in segments),
-        warnings=list(source.warnings),
+        gaps=_gaps(times, interval),
+        findings=_findings(segments, walk, unreadable),
         deep=deep,
+        unreadable_frames=unreadable,
     )
+
+
+def _findings(segments: list[SegmentInfo], walk: _Walk, unreadable: int) -> list[Finding]:
+    counts = {
+        "corrupt": sum(s.corrupt_lines for s in segments),
+        "oversized": sum(s.oversized_lines for s in segments),
+        "torn": sum(s.torn_tail for s in segments),
+        "table": sum(s.table_damaged for s in segments),
+        "short": sum(s.short_chunks for s in segments),
+        "unstructured": unreadable,
+        "duplicate": walk.duplicates,
+        "backwards": walk.backwards,
+        "overlap": walk.overlaps,
+        "unclosed": sum(_unclosed(s) for s in segments),
+        "runs": sum(s.runs for s in segments) if any(s.runs > 1 for s in segments) else 0,
+        "clock": walk.between_runs,
+    }
+    found = [Finding(_RULES[name], n) for name, n in counts.items() if n]
+    for name, zeros in (("undecodable", False), ("zeros", True)):
+        regions = [(s, d) for s in segments for d in s.damage if d.zeros == zeros]
+        if regions:
+            where = ", ".join(f"{s.path.name} at {d.offset:,}" for s, d in regions[:3])
+            more = f", … {len(regions) - 3} more" if len(regions) > 3 else ""
+            total = sum(d.length for _, d in regions)
+            found.append(Finding(_RULES[name], total, where + more))
+    order = {rule.name: i for i, rule in enumerate(FINDINGS)}
+    return sorted(found, key=lambda f: order[f.rule.name])
+
+
+def _unclosed(segment: SegmentInfo) -> bool:
+    """Our zstd file without its footer, or a compressed unit cut short at the end."""
+    return segment.opened_by == "markers" or segment.cut_short
+
+
+def _walk(source: RecordingSource) -> _Walk:
+    """Every frame once, in order: time and seq checked within each writer's run, and each
+    segment or concatenated run against everything before it."""
+    walk = _Walk()
+    prev_t: int | None = None  # the previous frame's time in this run
+    prev_seq: int | None = None
+    latest: int | None = None  # the latest time so far
+    for segment, frame_in_segment, t_ms, raw in _frames(source):
+        info = source.segments[segment]
+        seq = _seq(raw)
+        if frame_in_segment == 0 or frame_in_segment in info.run_starts:
+            behind = latest is not None and t_ms < latest
+            if frame_in_segment == 0:  # a rotated segment, or a restart: numbering goes on
+                walk.overlaps += behind
+                walk.duplicates += _reused(seq, prev_seq)
+            else:  # a concatenated recording: its own clock and numbering
+                walk.between_runs += behind
+        else:
+            if prev_t is not None and t_ms < prev_t:
+                if _ours(info):  # our writer never lets time go back within a run
+                    walk.backwards += 1
+                else:
+                    walk.between_runs += 1
+            walk.duplicates += _reused(seq, prev_seq)
+        prev_t = t_ms
+        prev_seq = seq if seq is not None else prev_seq
+        latest = t_ms if latest is None else max(latest, t_ms)
+        walk.times.append(t_ms)
+    return walk
+
+
+def _reused(seq: int | None, before: int | None) -> bool:
+    return seq is not None and before is not None and seq <= before
+
+
+def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, bytes]]:
+    """(segment, frame within it, t, raw line) of every frame; the count is re-read each
+    step, since a chunk that held fewer frames than its table said shrinks the timeline."""
+    index = 0
+    segment, within = -1, 0
+    while index < source.frame_count:
+        raw = source.raw(index)
+        at = source.segment_of(index)
+        if at != segment:
+            segment, within = at, 0
+        yield segment, within, source.time_at(index), raw
+        within += 1
+        index += 1
+
+
+def _ours(segment: SegmentInfo) -> bool:
+    return segment.header is not None and segment.header.writer == "allsmi"
+
+
+def _seq(raw: bytes) -> int | None:
+    info = codec.slice_line(raw)
+    return info.seq if info is not None else None
 
 
 def _unreadable(frame: Frame) -> int:
@@ -132,15 +267,12 @@ def render(report: Report, out: TextIO) -> None:
         ("interval", f"{report.interval_ms / 1000:g} s" if report.interval_ms else "unknown"),
         ("hosts", _hosts(report.hosts)),
         ("gaps", _gap_text(report)),
-        ("skipped", f"{report.corrupt_lines} corrupt, {report.oversized_lines} oversized"),
-        ("torn tail", "yes" if report.torn_tail else "no"),
+        ("skipped", f"{report.count('corrupt')} corrupt, {report.count('oversized')} oversized"),
+        ("torn tail", "yes" if report.count("torn") else "no"),
     ]
-    if report.runs > len(report.segments):
-        rows.append(("runs", f"{report.runs} (concatenated recordings)"))
-    if report.backwards:
-        rows.append(("clock", f"time goes back {report.backwards} time(s)"))
     if report.deep:
         rows.append(("deep", f"every frame structured; {report.unreadable_frames} failed"))
+    rows += [(note.rule.name, note.text) for note in report.notes]
     for key, value in rows:
         out.write(f"{key + ':':<12}{value}\n")
     damage = report.damage
@@ -184,10 +316,9 @@ def run(args: argparse.Namespace) -> int:
     source = RecordingSource(Path(args.path))
     report = build_report(source, deep=args.deep)
     render(report, sys.stdout)
-    if report.damage:
+    if report.status:
         sys.stdout.flush()
         sys.stderr.write(
             f"allsmi verify: damage found in {args.path}: {'; '.join(report.damage)}\n"
         )
-        return 1
-    return 0
+    return report.status
