@@ -12,7 +12,7 @@ import orjson
 import pytest
 import zstandard
 
-from allsmi.adapters import codec, seektable, sink
+from allsmi.adapters import codec, decoding, seektable, sink
 from allsmi.adapters.filesource import RecordingSource
 from allsmi.adapters.sink import Codec
 from allsmi.app.verify import build_report
@@ -211,3 +211,100 @@ def test_what_is_not_a_regular_file_is_refused_before_any_read(tmp_path: Path, m
         kind = "a character device"
     with pytest.raises(UsageError, match=f"^recording {path}: not a regular file \\({kind}\\)$"):
         RecordingSource(path)
+
+
+def marker_offsets(data: bytes) -> list[int]:
+    return _offsets(data, seektable.MARKER_MAGIC.to_bytes(4, "little"))
+
+
+def test_a_marker_claiming_a_size_ours_never_have_is_damage_not_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "lie.ndjson.zst"
+    rec.write_sink(path, 300, Codec.ZSTD, close=False, chunk_frames=50)
+    data = bytearray(path.read_bytes())
+    at = marker_offsets(bytes(data))[2]
+    data[at + 4 : at + 8] = (0x7FFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    source = RecordingSource(path)
+    assert ids(source) == list(range(300))  # the chunk after the bad marker decodes too
+    report = build_report(source, deep=False)
+    assert report.status == 1
+    assert report.damage == [f"62 undecodable byte(s) skipped (lie.ndjson.zst at {at:,})"]
+
+
+@pytest.mark.parametrize("piece", [2, 4, 6, 8, 12])
+def test_where_decoding_resumes_never_depends_on_how_the_reads_fell(piece: int) -> None:
+    path_bytes = bytearray()  # a forged marker of ours, its size cut off by the reads
+    good = _sink_bytes(300)
+    at = marker_offsets(good)[2]
+    junk = b"\x01junk\x02" * 10 + seektable.MARKER_MAGIC.to_bytes(4, "little")
+    forged = good[:at] + junk + (0xFFFFFFF0).to_bytes(4, "little") + b"J" * 20 + good[at:]
+    path_bytes += forged
+    whole = _decode_in_pieces(bytes(path_bytes), [len(path_bytes)])
+    cut = at + len(junk) + piece
+    split = _decode_in_pieces(bytes(path_bytes), [cut, len(path_bytes) - cut])
+    assert split == whole
+    assert whole[1] == [decoding.Damage(at, len(junk) + 4 + 20, zeros=False)]
+
+
+def _sink_bytes(n: int) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.ndjson.zst"
+        rec.write_sink(path, n, Codec.ZSTD, close=False, chunk_frames=50)
+        return path.read_bytes()
+
+
+def _decode_in_pieces(data: bytes, sizes: list[int]) -> tuple[bytes, list[decoding.Damage]]:
+    stats = decoding.LineStats()
+    decoder = decoding.StreamDecoder("zstd", decoding.Start(0), stats, restarts=False)
+    out, at = [], 0
+    for size in sizes:
+        decoder.feed(data[at : at + size])
+        at += size
+        while (block := decoder.read()) is not None:
+            out.append(block.data)
+    decoder.finish()
+    return b"".join(out), stats.damage
+
+
+def test_a_table_that_leaves_chunks_out_is_not_believed(tmp_path: Path) -> None:
+    path = tmp_path / "short.ndjson.zst"
+    rec.write_sink(path, 300, Codec.ZSTD, chunk_frames=50)
+    data = path.read_bytes()
+    table_at = seektable.decode_trailer(data[-16:])
+    assert table_at is not None
+    table = seektable.decode_table(data[table_at + 8 : -16])
+    assert table is not None
+    first = table.chunks[:3]
+    forged = seektable.Table(first, first[-1].seq + first[-1].frames - 1, table.last_t_ms)
+    path.write_bytes(data[:table_at] + seektable.encode_table(forged) + data[-16:])
+    source = RecordingSource(path)
+    assert ids(source) == list(range(300))
+    assert build_report(source, deep=False).count("table") == 1
+
+
+@pytest.mark.parametrize("extra", [0, 4, 10, 30])
+def test_a_crash_right_after_a_marker_is_not_closed_cleanly_not_damage(
+    tmp_path: Path, extra: int
+) -> None:
+    data = _sink_bytes(300)
+    at = marker_offsets(data)[5]
+    head = seektable.read_head(data[at : at + 8])
+    assert head is not None
+    path = tmp_path / "cut.ndjson.zst"
+    path.write_bytes(data[: at + 8 + head[1] + extra])  # its marker, then part of its frame
+    source = RecordingSource(path)
+    assert source.segments[0].opened_by == "markers"
+    report = build_report(source, deep=False)
+    assert report.frames == 250 and report.status == 0
+    assert [note.rule.name for note in report.notes] == ["unclosed"]
+
+
+def test_a_line_whose_seconds_are_impossible_costs_that_line_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.ndjson"
+    rec.write_sink(path, 30, Codec.NONE)
+    path.write_bytes(path.read_bytes().replace(b"12:00:05.000Z", b"12:00:80.000Z", 1))
+    source = RecordingSource(path)
+    assert ids(source) == [i for i in range(30) if i != 5]
+    assert build_report(source, deep=False).count("corrupt") == 1

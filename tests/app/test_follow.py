@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import anyio
 import attrs
 import pytest
 
+from allsmi.adapters import codec
+from allsmi.adapters.filesource import RecordingSource
 from allsmi.adapters.follow import FollowingSource
 from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.clock import SimClock
@@ -15,6 +18,7 @@ from allsmi.app.record import RecordPlan, record_loop
 from allsmi.app.replay import ReplayDriver
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame, Header, Memory
+from tests.adapters import recordings as rec
 
 T0 = 1_776_513_600_000
 
@@ -215,4 +219,132 @@ def test_an_empty_active_file_beside_rotated_segments_is_followed(tmp_path: Path
         fh.write(codec.encode_line(Header()) + codec.encode_line(Frame(t_ms=T0 + 99, seq=99)))
     follower.poll()
     assert follower.frame(follower.frame_count - 1).seq == 99
+    follower.close()
+
+
+def frame_ids(source: RecordingSource) -> list[int]:
+    """Every frame's id (memory used_bytes), read while the count holds."""
+    found, i = [], 0
+    while i < source.frame_count:
+        memory = source.frame(i).memory
+        found.append(memory[0].used_bytes or 0 if memory else -1)
+        i += 1
+    return found
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP, Codec.NONE])
+def test_several_rotations_between_two_polls_leave_no_segment_out(
+    tmp_path: Path, kind: Codec
+) -> None:
+    path = tmp_path / f"r.ndjson.{kind.value}"
+    config = SinkConfig(path=path, codec=kind, max_size=3000, max_files=1000, chunk_max_frames=10)
+    sink = RecordingSink(config, Header(interval_ms=1000, hosts=("h",)))
+    follower: FollowingSource | None = None
+    for i in range(400):
+        sink.append(codec.encode_line(rec.make_frame(i, T0 + i * 1000, i)), i, T0 + i * 1000)
+        sink.flush()
+        if i == 20:
+            follower = FollowingSource(path, cache_bytes=1)
+        elif follower is not None and i % 97 == 0:  # several rotations come in between
+            follower.poll()
+    sink.close()
+    assert follower is not None
+    follower.poll()
+    assert frame_ids(follower) == list(range(400))
+    follower.close()
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP])
+def test_lines_spanning_frame_boundaries_are_followed_as_the_reader_reads_them(
+    tmp_path: Path, kind: Codec
+) -> None:
+    import gzip
+
+    import zstandard
+
+    plain = tmp_path / "p.ndjson"
+    rec.write_sink(plain, 600, Codec.NONE, chunk_frames=10)
+    raw = plain.read_bytes()
+    cuts = [0, *(at + 10 for at in _all(raw, b'{"schema":1,"index":true')), len(raw)]
+    pack = zstandard.ZstdCompressor().compress if kind is Codec.ZSTD else gzip.compress
+    data = b"".join(pack(raw[a:b]) for a, b in itertools.pairwise(cuts) if b > a)
+    path = tmp_path / f"f.ndjson.{kind.value}"
+    path.write_bytes(data[: len(data) // 10])
+    follower = FollowingSource(path, cache_bytes=1)
+    for at in range(len(data) // 10, len(data), 777):
+        with open(path, "ab") as fh:
+            fh.write(data[at : at + 777])
+        follower.poll()
+    assert frame_ids(follower) == list(range(600))  # chunks re-read from their starts
+    follower.close()
+
+
+def _all(data: bytes, needle: bytes) -> list[int]:
+    found, at = [], data.find(needle, 1)
+    while at > 0:
+        found.append(at)
+        at = data.find(needle, at + 1)
+    return found
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP])
+def test_an_empty_active_file_is_followed_in_the_codec_it_gets(tmp_path: Path, kind: Codec) -> None:
+    rec.write_sink(tmp_path / f"a.0001.ndjson.{kind.value}", 50, kind)
+    path = tmp_path / f"a.ndjson.{kind.value}"
+    path.write_bytes(b"")  # created by a rotation, nothing flushed yet
+    follower = FollowingSource(path)
+    later = tmp_path / "later"
+    rec.write_sink(later, 40, kind, close=False, first_seq=50)
+    path.write_bytes(later.read_bytes())
+    follower.poll()
+    assert follower.frame_count == 90 and follower.segments[-1].corrupt_lines == 0
+    follower.close()
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP, Codec.NONE])
+def test_a_file_truncated_to_nothing_and_recorded_anew_is_followed(
+    tmp_path: Path, kind: Codec
+) -> None:
+    path = tmp_path / f"t.ndjson.{kind.value}"
+    rec.write_sink(path, 30, kind, close=False, chunk_frames=10)
+    follower = FollowingSource(path)
+    assert follower.frame_count == 30
+    fresh = tmp_path / "fresh"
+    rec.write_sink(fresh, 20, kind, close=False, chunk_frames=10)
+    with open(path, "r+b") as fh:
+        fh.truncate(0)
+    assert follower.poll().rebuilt
+    assert any("was truncated to 0 bytes" in w for w in follower.warnings)
+    with open(path, "ab") as fh:
+        fh.write(fresh.read_bytes())
+    follower.poll()
+    assert frame_ids(follower)[-20:] == list(range(20))  # the new recording, every frame
+    assert not follower.segments[-1].damage  # its first unit is no damage
+    follower.close()
+
+
+def test_growth_while_the_follower_attaches_is_chunked_as_written(tmp_path: Path) -> None:
+    source_file = tmp_path / "s.ndjson.zst"
+    rec.write_sink(source_file, 3000, Codec.ZSTD, close=False, chunk_frames=50)
+    data = source_file.read_bytes()
+    first, second = len(data) // 10, len(data) * 9 // 10
+    path = tmp_path / "a.ndjson.zst"
+    path.write_bytes(data[:first])
+
+    class Racing(FollowingSource):
+        grown = False
+
+        def _attach(self) -> None:
+            if not self.grown:  # the recorder writes on while the reader opens
+                self.grown = True
+                with open(path, "ab") as fh:
+                    fh.write(data[first:second])
+            super()._attach()
+
+    follower = Racing(path, cache_bytes=1)
+    with open(path, "ab") as fh:
+        fh.write(data[second:])
+    follower.poll()
+    assert max(c.count or 0 for c in follower.chunks) <= 50
+    assert frame_ids(follower) == list(range(3000))
     follower.close()

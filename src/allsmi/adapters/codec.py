@@ -427,7 +427,9 @@ def data_time(raw: bytes) -> int | None:
     this on every line of a chunk; anything unusual goes through :func:`slice_line`."""
     if raw.startswith(_OURS_DATA) and raw[40:42] == b'Z"' and raw[36] == 46:
         seconds, millis = raw[34:36], raw[37:40]
-        if seconds.isdigit() and millis.isdigit():  # ASCII digits only, for bytes
+        # ASCII digits only (for bytes), seconds 00..59: what slice_line accepts, or a scan
+        # and a seek would count a chunk's frames differently
+        if seconds.isdigit() and millis.isdigit() and seconds[0] <= 53:
             head = raw[17:33]
             base = _MINUTES.get(head)
             if base is None:

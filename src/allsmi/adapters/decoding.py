@@ -32,7 +32,7 @@ OUT_SIZE: Final = 1024 * 1024  # most decoded bytes produced per step
 CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip checkpoints
 BLOCK_MAX: Final = 128 * 1024  # a zstd block never holds more (RFC 8878 §3.1.1.2.4)
 GZIP_MEMBER: Final = b"\x1f\x8b\x08"  # magic and deflate: where a gzip member can begin
-MAX_DAMAGE_NOTED: Final = 1000  # damaged regions remembered per read (the rest are counted)
+MAX_DAMAGE_NOTED: Final = 1000  # damaged regions kept per read (the last grows past it)
 
 
 def sniff(head: bytes) -> str:
@@ -66,20 +66,27 @@ class Decoded(NamedTuple):
 # --------------------------------------------------------------------------- raw decoding
 
 
-def decode_blocks(fh: BinaryIO, codec: str, start: Start, stats: LineStats) -> Iterator[bytes]:
-    """Decoded bytes from ``start`` to the end of the file (or of what decodes)."""
-    for block in decode_with_restarts(fh, codec, start, stats, restarts=False):
+def decode_blocks(
+    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, careful: bool = False
+) -> Iterator[bytes]:
+    """Decoded bytes from ``start`` to the end of the file (or of what decodes).
+    ``careful``: never the zstd fast path (a file already known to be damaged, where
+    libzstd and this decoder may part ways: it passes our skippable frames whatever
+    size they claim)."""
+    restarts = None if careful else False
+    for block in decode_with_restarts(fh, codec, start, stats, restarts=restarts):
         yield block.data
 
 
 def decode_with_restarts(
-    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool = True
+    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool | None = True
 ) -> Iterator[Decoded]:
-    """Like :func:`decode_blocks`, announcing the starts met on the way (for one scan)."""
-    if codec == "zstd" and not restarts:
+    """Like :func:`decode_blocks`, announcing the starts met on the way (for one scan);
+    ``restarts=None``: announce none, and decode carefully."""
+    if codec == "zstd" and restarts is False:
         blocks = _zstd_fast(fh, start, stats)
     else:
-        blocks = _careful(fh, codec, attrs.evolve(start, skip=0), stats, restarts=restarts)
+        blocks = _careful(fh, codec, attrs.evolve(start, skip=0), stats, restarts=bool(restarts))
     skip = start.skip
     for block in blocks:
         if skip:
@@ -161,14 +168,14 @@ class LineStats:
     damage: list[Damage] = attrs.field(factory=list)
     cut_short: bool = False  # the last zstd frame / gzip member ends mid-way (crash, live)
 
-    @property
-    def damaged(self) -> bool:
-        """Bytes that may have held frames did not decode (zeros alone do not count)."""
-        return any(not d.zeros for d in self.damage)
-
     def note(self, damage: Damage) -> None:
+        """Remember a damaged region; past the limit, the last one grows to cover it."""
         if len(self.damage) < MAX_DAMAGE_NOTED:
             self.damage.append(damage)
+            return
+        last = self.damage[-1]
+        end = damage.offset + damage.length
+        self.damage[-1] = Damage(last.offset, end - last.offset, last.zeros and damage.zeros)
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -193,14 +200,16 @@ class StreamDecoder:
         self, codec: str, start: Start, stats: LineStats, *, restarts: bool, lost: bool = False
     ) -> None:
         """``lost``: the bytes at ``start`` may begin mid-unit (a file truncated under a
-        follower): search for the next place decoding can begin, as after damage."""
+        follower): decoding begins at the first unit found from ``start`` on."""
         self.codec = codec
         self.stats = stats
         self.offset = start.offset  # stored offset of the next byte not yet consumed
         self._buf = b""
         self._restarts = restarts
         self._lost_at: int | None = start.offset if lost else None  # searching from here
+        self._search_from = start.offset  # stored offset where the search may find a unit
         self._lost_nonzero = False
+        self._resumed_at: int | None = None  # where the last search resumed, until output
         self._skip = 0  # stored bytes of a skippable frame still to pass
         self._zstd: _ZstdFrame | None = None
         self._gzip: Any = start.zlib_state.copy() if start.zlib_state is not None else None
@@ -219,7 +228,7 @@ class StreamDecoder:
         one was (restarts mode); None when the bytes fed so far are used up."""
         if self.codec == "none":
             if self._lost_at is not None:
-                if not self._resync():
+                if not self._resync(at_end=False):
                     return None
                 if self._restarts:  # decoded offsets no longer follow stored ones
                     return Decoded(b"", Start(self.offset))
@@ -228,7 +237,7 @@ class StreamDecoder:
         out: list[bytes] = []
         size = 0
         while size < limit:
-            if self._lost_at is not None and not self._resync():
+            if self._lost_at is not None and not self._resync(at_end=False):
                 break
             produced = step(limit - size)
             if produced is None:
@@ -237,6 +246,7 @@ class StreamDecoder:
             if data:
                 out.append(data)
                 size += len(data)
+                self._resumed_at = None
             if restart is not None:
                 return Decoded(b"".join(out), restart)
         if not out:
@@ -244,19 +254,29 @@ class StreamDecoder:
         return Decoded(b"".join(out), None)
 
     def finish(self) -> None:
-        """No more input: note what was left undecoded at the end."""
+        """No more input: note what was left undecoded at the end. Bytes between units
+        that cannot begin one are damage (zeros: a note); a unit that began and did not
+        end is a file cut short (a crash, or still being written)."""
+        if self._lost_at is None and not self.in_unit and self._buf:
+            if self._begins_unit(self._buf):
+                self.stats.cut_short = True  # a unit's first bytes: written, then a crash
+                return
+            self._lose()
         if self._lost_at is not None:
-            length = self.offset + len(self._buf) - self._lost_at
-            self.stats.note(
-                Damage(
-                    self._lost_at,
-                    length,
-                    zeros=not self._lost_nonzero and not self._buf.strip(b"\0"),
-                )
-            )
-            self._lost_at = None
-        elif self.in_unit or self._buf:
+            self._resync(at_end=True)  # what is left can no longer complete a unit
+        elif self.in_unit:
             self.stats.cut_short = True
+
+    def _begins_unit(self, head: bytes) -> bool:
+        """Whether ``head``, too short to judge, is how a unit of this codec begins."""
+        if self.codec == "gzip":
+            return GZIP_MEMBER.startswith(head[:3])
+        if self.codec != "zstd":
+            return False
+        if seektable.ZSTD_MAGIC.startswith(head[:4]):
+            return len(head) < 5 or bool(_zstd_header_size(head))
+        # a skippable frame's head: magic 0x184D2A5? (little-endian: ?5 2A 4D 18), size
+        return len(head) < 8 and head[0] & 0xF0 == 0x50 and b"\x2a\x4d\x18".startswith(head[1:4])
 
     # ----------------------------------------------------------------- plain
 
@@ -270,47 +290,77 @@ class StreamDecoder:
     # ----------------------------------------------------------------- damage
 
     def _lose(self) -> bytes:
-        """The bytes at ``offset`` do not decode: start searching past them."""
-        self._lost_at = self.offset
-        self._lost_nonzero = False
+        """The bytes at ``offset`` do not decode: search past them for the next unit. Damage
+        right where the last search resumed, before anything decoded, widens that region
+        instead of starting another."""
         self._zstd = None
         self._gzip = None
         self._skip = 0
+        self._search_from = self.offset + 1
+        last = self.stats.damage[-1] if self.stats.damage else None
+        if self._resumed_at == self.offset and last and last.offset + last.length == self.offset:
+            self.stats.damage.pop()
+            self._lost_at, self._lost_nonzero = last.offset, not last.zeros
+            return b""
+        self._lost_at = self.offset
+        self._lost_nonzero = False
         # Always a newline (an empty line is skipped): the same bytes decode to the same
         # positions from any start, which is what a start's skip relies on.
         return b"\n"
 
-    def _resync(self) -> bool:
-        """Drop bytes up to the next place decoding can begin; False when none is in sight."""
+    def _resync(self, *, at_end: bool) -> bool:
+        """Drop bytes up to the next place decoding can begin; False when none is in sight
+        yet. A candidate too close to the end of what arrived to be judged is waited for,
+        so where decoding resumes never depends on how the reads happened to fall."""
         assert self._lost_at is not None
-        found = self._find_unit(self._buf, 1 if self.offset == self._lost_at else 0)
+        begin = max(0, self._search_from - self.offset)
+        found, sure = self._find_unit(self._buf, begin)
+        if found >= 0 and not sure and at_end:
+            found = -1  # too short to be the unit it begins like: damage to the end
         if found < 0:
-            keep = min(len(self._buf), 7)  # a magic may straddle the next feed
-            dropped = self._buf[: len(self._buf) - keep]
-            self._lost_nonzero |= bool(dropped.strip(b"\0"))
-            self._buf = self._buf[len(dropped) :]
-            self.offset += len(dropped)
+            keep = 0 if at_end else min(len(self._buf), 7)  # a magic may straddle reads
+            self._drop(len(self._buf) - keep)
+            if at_end:
+                self._note_lost()
             return False
-        dropped = self._buf[:found]
-        zeros = not self._lost_nonzero and not dropped.strip(b"\0")
-        self.offset += found
-        self._buf = self._buf[found:]
-        self.stats.note(Damage(self._lost_at, self.offset - self._lost_at, zeros))
-        self._lost_at = None
+        self._drop(found)
+        if not sure:
+            return False  # judge it when its header has arrived
+        self._note_lost()
+        self._resumed_at = self.offset
         return True
 
-    def _find_unit(self, data: bytes, begin: int) -> int:
-        """Where in ``data`` (from ``begin``) a gzip member, a zstd frame with a possible
-        header, or one of our skippable frames with a possible size begins; −1: nowhere."""
-        if self.codec == "none":  # the next line
-            at = data.find(b"\n", max(0, begin - 1))
-            return at + 1 if at >= 0 else -1
+    def _drop(self, count: int) -> None:
+        dropped = self._buf[:count]
+        self._lost_nonzero |= bool(dropped.strip(b"\0"))
+        self._buf = self._buf[count:]
+        self.offset += count
+
+    def _note_lost(self) -> None:
+        assert self._lost_at is not None
+        if self.offset > self._lost_at:
+            zeros = not self._lost_nonzero
+            self.stats.note(Damage(self._lost_at, self.offset - self._lost_at, zeros))
+        self._lost_at = None
+
+    def _find_unit(self, data: bytes, begin: int) -> tuple[int, bool]:
+        """Where in ``data`` (from ``begin``) the next unit may begin — a line (plain), a
+        gzip member, a zstd frame with a possible header or one of our skippable frames
+        with a possible size — and whether enough bytes arrived to judge it; −1: nowhere."""
+        if self.codec == "none":  # the next line: right after a newline
+            at = data.find(b"\n", begin)
+            return at + 1 if at >= 0 else -1, True
         if self.codec == "gzip":
-            return data.find(GZIP_MEMBER, begin)
-        finds = [_find(data, seektable.ZSTD_MAGIC, begin, _zstd_header_size)]
-        finds += [_find(data, magic, begin, _our_skippable) for magic in _OUR_MAGICS]
-        hits = [at for at in finds if at >= 0]
-        return min(hits, default=-1)
+            at = data.find(GZIP_MEMBER[:1], begin)
+            while at >= 0 and len(data) - at >= len(GZIP_MEMBER):
+                if data[at : at + len(GZIP_MEMBER)] == GZIP_MEMBER:
+                    return at, True
+                at = data.find(GZIP_MEMBER[:1], at + 1)
+            return at, False
+        finds = [_find(data, seektable.ZSTD_MAGIC, begin, _zstd_header_size, 5)]
+        finds += [_find(data, m, begin, _our_skippable, 8) for m in _OUR_MAGICS]
+        hits = [hit for hit in finds if hit[0] >= 0]
+        return min(hits, default=(-1, True))
 
     # ----------------------------------------------------------------- zstd
 
@@ -358,7 +408,9 @@ class StreamDecoder:
             return None
         head = seektable.read_head(buf[:8])
         if head is not None:
-            self._skip = 8 + head[1]
+            if head[0] in _OUR_MAGIC_NUMBERS and not _our_skippable(buf[:8]):
+                return self._lose(), None  # ours, with a size ours never have
+            self._skip = 8 + head[1]  # anyone's: passed by counting, never held
             return b"", None
         header = _zstd_header_size(buf[:14]) if buf[:4] == seektable.ZSTD_MAGIC else 0
         if not header:
@@ -480,20 +532,23 @@ class _ZstdFrame:
         return total
 
 
-_OUR_MAGICS: Final = tuple(
-    m.to_bytes(4, "little")
-    for m in (seektable.MARKER_MAGIC, seektable.TABLE_MAGIC, seektable.TRAILER_MAGIC)
-)
+_OUR_MAGIC_NUMBERS: Final = (seektable.MARKER_MAGIC, seektable.TABLE_MAGIC, seektable.TRAILER_MAGIC)
+_OUR_MAGICS: Final = tuple(m.to_bytes(4, "little") for m in _OUR_MAGIC_NUMBERS)
 
 
-def _find(data: bytes, magic: bytes, begin: int, plausible: Callable[[bytes], int]) -> int:
-    """The first ``magic`` in ``data`` from ``begin`` whose next bytes are plausible."""
+def _find(
+    data: bytes, magic: bytes, begin: int, plausible: Callable[[bytes], int], need: int
+) -> tuple[int, bool]:
+    """The first ``magic`` in ``data`` from ``begin`` whose next bytes are plausible, and
+    whether its ``need`` bytes had all arrived (if not, it is returned unjudged)."""
     at = begin
     while (at := data.find(magic, at)) >= 0:
-        if len(data) - at < 14 or plausible(data[at : at + 14]):
-            return at  # (too few bytes to judge: stop here and judge when they arrive)
+        if len(data) - at < need:
+            return at, False
+        if plausible(data[at : at + 14]):
+            return at, True
         at += 1
-    return -1
+    return -1, True
 
 
 def _our_skippable(head: bytes) -> int:
@@ -532,6 +587,14 @@ class Line(NamedTuple):
     position: int  # decoded offset of the line's first byte, counted from the start
     restart: Start | None  # the last start at or before this line (scan mode only)
     restart_position: int  # decoded offset of that start
+
+
+def start_at(codec: str, restart: Start, restart_position: int, position: int) -> Start:
+    """Where a line that begins at decoded ``position`` can be decoded from, given the last
+    start at or before it (met at decoded ``restart_position``)."""
+    if codec == "none":  # plain: decoded offsets are stored offsets
+        return Start(restart.offset + position - restart_position)
+    return restart.skipping(position - restart_position)
 
 
 def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[Line]:

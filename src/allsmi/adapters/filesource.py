@@ -45,6 +45,7 @@ from allsmi.adapters.decoding import (
     fast_lines,
     sniff,
     split_lines,
+    start_at,
 )
 from allsmi.adapters.files import require_regular_file
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
@@ -75,6 +76,7 @@ class Chunk:
     keys: array[int] | None = None  # per-frame seek keys (running max of t), once known
     times: array[int] | None = None  # per-frame t, once known
     verified: bool = False
+    empty: bool = False  # decoding it gave no line at all
 
 
 @attrs.define
@@ -93,20 +95,17 @@ class SegmentInfo:
     run_starts: list[int] = attrs.field(
         factory=list
     )  # frame of the segment each later run starts at
-    backwards: int = 0  # places where t went back
     table_damaged: bool = False  # a seek table pointed at the wrong bytes: scanned instead
     short_chunks: int = 0  # chunks that held fewer frames than their table promised
 
-    @property
-    def damaged(self) -> bool:
-        return any(not d.zeros for d in self.damage)
-
-    def take_stats(self, stats: LineStats) -> None:
-        """Add what one read of part of this segment noticed (each part is read once)."""
+    def take_stats(self, stats: LineStats) -> list[Damage]:
+        """Add what one read of part of this segment noticed; the damage not known before."""
         self.oversized_lines += stats.oversized
         self.torn_tail |= stats.torn_tail
-        self.damage.extend(d for d in stats.damage if d not in self.damage)
         self.cut_short |= stats.cut_short
+        new = [d for d in stats.damage if d not in self.damage]
+        self.damage += new
+        return new
 
 
 class RecordingSource:
@@ -267,7 +266,8 @@ class RecordingSource:
             return lines
         chunk = self.chunks[at]
         stats = LineStats()
-        lines, times = self._decode_chunk(chunk, stats)
+        last = at + 1 == len(self.chunks) or self.chunks[at + 1].segment != chunk.segment
+        lines, times = self._decode_chunk(chunk, stats, last=last)
         if chunk.seq_first is not None and not chunk.verified and not self._opening:
             self._rescan(chunk.segment)
             return self._lines(min(at, len(self.chunks) - 1))
@@ -282,8 +282,8 @@ class RecordingSource:
         chunk.count = len(lines)
         if first_read:  # what the first read of this chunk noticed counts
             segment = self.segments[chunk.segment]
-            segment.take_stats(stats)
-            self.warnings += [d.describe(segment.path.name) for d in stats.damage]
+            new = segment.take_stats(stats)
+            self.warnings += [d.describe(segment.path.name) for d in new]
         if first_read or changed:  # times learned before no longer match these lines
             chunk.times = array("q", times)
             chunk.keys = _running_max(times, self._key_before(at))
@@ -316,16 +316,22 @@ class RecordingSource:
 
     # ----------------------------------------------------------------- decoding chunks
 
-    def _decode_chunk(self, chunk: Chunk, stats: LineStats) -> tuple[list[bytes], list[int]]:
+    def _decode_chunk(
+        self, chunk: Chunk, stats: LineStats, *, last: bool
+    ) -> tuple[list[bytes], list[int]]:
         """The data lines of a chunk and their times. A chunk that a seek table promised
         must open with its index line; if the bytes there say otherwise, it yields nothing
-        (and says so) rather than frames from the wrong place."""
+        (and says so) rather than frames from the wrong place. The ``last`` chunk of its
+        segment must not run into another chunk (a table that left chunks out), and may
+        hold nothing at all (a crash right after its marker): that is no lie."""
         segment = self.segments[chunk.segment]
         lines: list[bytes] = []
         times: list[int] = []
         promised = chunk.seq_first is not None
+        chunk.empty = True
         with _open_segment(segment.path) as fh:
-            for raw in _chunk_lines(fh, segment.codec, chunk.start, stats):
+            for raw in _chunk_lines(fh, segment, chunk.start, stats):
+                chunk.empty = False
                 if raw.startswith(_DATA_PREFIX) and (chunk.verified or not promised):
                     t_ms = codec.data_time(raw)  # the common line: no full slice needed
                     if t_ms is not None:
@@ -341,7 +347,9 @@ class RecordingSource:
                     if not promised:
                         continue
                     if lines or info.seq != chunk.seq_first:
-                        break  # the next chunk begins (or this one is not what it said)
+                        # the next chunk begins (or this one is not what it said)
+                        chunk.verified = chunk.verified and not last
+                        break
                     chunk.verified = True
                     continue
                 if promised and not chunk.verified:
@@ -351,7 +359,7 @@ class RecordingSource:
                 times.append(info.t_ms)
                 if not promised and chunk.count is not None and len(lines) >= chunk.count:
                     break
-        if promised and not chunk.verified:
+        if promised and not chunk.verified and not (last and chunk.empty):
             segment.table_damaged = True
             self.warnings.append(
                 f"{segment.path.name}: seek table points at the wrong bytes near frame "
@@ -401,6 +409,12 @@ class RecordingSource:
         ends = {before, len(self.chunks) - 1}
         for at in sorted(ends):
             self._lines(at)
+        end = self.chunks[-1]
+        opened_by = self.segments[seg_index].opened_by
+        if len(self.chunks) - 1 > before and opened_by == "markers" and end.empty:
+            del self.chunks[-1]  # cut right after its marker: no frame of it reached the disk
+            self._renumber()
+            ends = {before}
         if all(self.chunks[at].verified for at in ends):
             return True
         del self.chunks[before:]
@@ -415,7 +429,7 @@ class RecordingSource:
         segment = self.segments[seg_index]
         out = []
         with _open_segment(segment.path) as fh:
-            for raw in _chunk_lines(fh, segment.codec, chunk.start, LineStats()):
+            for raw in _chunk_lines(fh, segment, chunk.start, LineStats()):
                 out.append(raw)
                 if len(out) >= 2:
                     break
@@ -541,7 +555,6 @@ class RecordingSource:
         key = key_before
         headers = frames = held = 0  # held: bytes of the current chunk's lines
         segment.run_starts = []
-        last_t: int | None = None
         reported = 0
         blocks = decode_with_restarts(fh, segment.codec, Start(0), stats)
         for line in split_lines(blocks, stats, Start(0)):
@@ -563,9 +576,6 @@ class RecordingSource:
             t_ms = info.t_ms
             assert t_ms is not None
             frames += 1
-            if last_t is not None and t_ms < last_t:
-                segment.backwards += 1
-            last_t = t_ms
             key = t_ms if key is None else max(key, t_ms)
             if current is None or len(times) >= CHUNK_FRAMES or held >= CHUNK_BYTES:
                 _close_scan_chunk(current, times, keys)
@@ -659,15 +669,17 @@ def segment_number_of(path: Path) -> int | None:
     return None
 
 
-def _chunk_lines(fh: BinaryIO, codec_name: str, start: Start, stats: LineStats) -> Iterator[bytes]:
-    return fast_lines(decode_blocks(fh, codec_name, start, stats), stats)
+def _chunk_lines(
+    fh: BinaryIO, segment: SegmentInfo, start: Start, stats: LineStats
+) -> Iterator[bytes]:
+    """A chunk's lines; a scanned segment (damaged, or foreign) is decoded carefully."""
+    careful = segment.opened_by == "scan"
+    return fast_lines(decode_blocks(fh, segment.codec, start, stats, careful=careful), stats)
 
 
 def _start_for(codec_name: str, line: Line) -> Start:
     assert line.restart is not None
-    if codec_name == "none":
-        return Start(line.restart.offset + line.position - line.restart_position)
-    return line.restart.skipping(line.position - line.restart_position)
+    return start_at(codec_name, line.restart, line.restart_position, line.position)
 
 
 def _close_scan_chunk(chunk: Chunk | None, times: list[int], keys: list[int]) -> None:

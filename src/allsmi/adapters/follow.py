@@ -37,8 +37,10 @@ from allsmi.adapters.decoding import (
     Start,
     StreamDecoder,
     sniff,
+    start_at,
 )
 from allsmi.adapters.filesource import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
+from allsmi.domain.errors import RecordingUnreadable
 from allsmi.domain.segments import numbered_segments
 
 READ_LIMIT: Final = 4 * 1024 * 1024  # stored bytes read per poll at most
@@ -51,6 +53,7 @@ class FollowUpdate:
     added: int = 0  # frames appended at the end
     dropped: int = 0  # frames evicted from the start
     rotated: bool = False
+    rebuilt: bool = False  # frames left elsewhere (a truncation, a rescan): count anew
 
 
 class LineCutter:
@@ -97,7 +100,8 @@ class LineCutter:
 class TailDecoder:
     """Incremental decoding of one growing file from a start: stored bytes in, complete
     lines out, through the reader's bounded decoder, with the start each line can be
-    decoded from again (the latest frame, member or checkpoint before it)."""
+    decoded from again (the latest frame, member or checkpoint at or before its first
+    byte — a line may span several)."""
 
     def __init__(self, path: Path, codec_name: str, start: Start, stats: LineStats) -> None:
         self.fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - kept open across polls
@@ -109,29 +113,29 @@ class TailDecoder:
 
     def _begin(self, start: Start, *, lost: bool) -> None:
         self.fh.seek(start.offset)
-        self.origin = start
         self._decoder = StreamDecoder(self.codec, start, self.stats, restarts=True, lost=lost)
         self._cutter = LineCutter(self.stats)
-        self._restart = (attrs.evolve(start, skip=0), 0)  # a start and its decoded offset
+        self._starts = [(attrs.evolve(start, skip=0), 0)]  # (start, its decoded offset)
         self._skip = start.skip
 
     def close(self) -> None:
         self.fh.close()
 
-    @property
-    def offset(self) -> int:
-        return self.fh.tell()
-
     def at_end(self) -> bool:
         return self.exhausted
 
     def check_truncated(self) -> int | None:
-        """If the file is now shorter than what was read, the new size (decoding goes on
-        from there, looking for the next place it can begin); else None."""
+        """If the file is now shorter than what was read, its new size, and decoding goes
+        on from there: from the first unit found at or after it (a line right after a
+        newline, for plain files). Else None."""
         size = os.fstat(self.fh.fileno()).st_size
         if size >= self.fh.tell():
             return None
-        self._begin(Start(size), lost=True)
+        at_boundary = size == 0
+        if self.codec == "none" and size:
+            self.fh.seek(size - 1)
+            at_boundary = self.fh.read(1) == b"\n"
+        self._begin(Start(size), lost=not at_boundary)
         return size
 
     def read_lines(self) -> list[tuple[Start, bytes]]:
@@ -157,14 +161,16 @@ class TailDecoder:
                 if at >= self._skip:
                     lines.append((self._start_of(at), raw))
             if block.restart is not None:
-                self._restart = (block.restart, self._cutter.at)
+                self._starts.append((block.restart, self._cutter.at))
         return lines
 
     def _start_of(self, at: int) -> Start:
-        restart, restart_at = self._restart
-        if self.codec == "none":
-            return Start(restart.offset + at - restart_at)
-        return restart.skipping(at - restart_at)
+        """The start for a line beginning at decoded offset ``at``: the latest one at or
+        before it (lines come in order, so older starts are dropped as they pass)."""
+        while len(self._starts) > 1 and self._starts[1][1] <= at:
+            del self._starts[0]
+        restart, restart_at = self._starts[0]
+        return start_at(self.codec, restart, restart_at, at)
 
 
 class FollowingSource(RecordingSource):
@@ -178,7 +184,9 @@ class FollowingSource(RecordingSource):
         self._vanished: set[int] = set()  # rotated and deleted before we found its new name
         self._tail_bytes = 0  # bytes of the growing chunk's lines
         self._replaced = False  # the active file was replaced, the old one is nowhere
-        self._reported = 0  # damage records of the tail already told
+        self._told_oversized = 0  # lines over 16 MiB the tail found and we said so
+        self._pinned: dict[int, list[bytes]] = {}  # id(chunk) → lines whose bytes are gone
+        self._last_number: int | None = None  # the newest numbered segment in the timeline
         super().__init__(path, **kw)
         self._attach()
 
@@ -192,27 +200,44 @@ class FollowingSource(RecordingSource):
         seg_index = len(self.segments) - 1
         ats = [i for i, c in enumerate(self.chunks) if c.segment == seg_index]
         if not ats:  # the active file holds no frame yet: follow it from its start
-            self._tail = TailDecoder(active.path, active.codec, Start(0), LineStats())
-            self._drain(self._take)
+            self._open_tail(active)
             return
         last = ats[-1]
         lines = list(self._lines(last))
         chunk = self.chunks[last]
         self._tail = TailDecoder(active.path, active.codec, chunk.start, LineStats())
+        self._told_oversized = 0
         self._tail_chunk, self._tail_lines = chunk, lines
         self._tail_bytes = sum(map(len, lines))
         self._forget(last)
-        seen = 0
+        known, seen = len(lines), 0  # (lines grows as the tail adds to it)
 
         def skip_known(start: Start, raw: bytes) -> None:
+            """The chunk's lines known already are passed; what follows them is taken."""
             nonlocal seen
+            if seen >= known:
+                self._take(start, raw)
+                return
             info = codec.slice_line(raw)
             if info is not None and info.kind == codec.KIND_DATA:
                 seen += 1
-                if seen > len(lines):
-                    self._add_line(raw, info.t_ms)
 
         self._drain(skip_known)
+
+    def _open_tail(self, segment: SegmentInfo) -> bool:
+        """Follow the active file from its start once it has bytes (its codec is read from
+        them: an empty file right after a rotation has none yet)."""
+        with open(self.path, "rb") as fh:
+            head = fh.read(8)
+        if not head:
+            self._tail = None
+            return False
+        segment.codec = sniff(head)
+        self._tail = TailDecoder(self.path, segment.codec, Start(0), LineStats())
+        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
+        self._told_oversized = 0
+        self._drain(self._take)
+        return True
 
     def _drain(self, take: Callable[[Start, bytes], None]) -> None:
         """Everything the tail's file holds now, however much (reads come 4 MiB at a time)."""
@@ -231,39 +256,73 @@ class FollowingSource(RecordingSource):
         self._renumber()
 
     def _lines(self, at: int) -> list[bytes]:
-        if self._tail_chunk is not None and self.chunks[at] is self._tail_chunk:
+        chunk = self.chunks[at]
+        if self._tail_chunk is not None and chunk is self._tail_chunk:
             return self._tail_lines  # the growing chunk lives here, never evicted
+        pinned = self._pinned.get(id(chunk))
+        if pinned is not None:
+            return pinned  # its bytes were truncated away: only these lines remain
         return super()._lines(at)
+
+    def _rescan(self, seg_index: int) -> None:
+        """A rescan rebuilds the segment's chunks; for the active file the tail is put back
+        at the end of the new last chunk, so nothing is read twice or left out."""
+        super()._rescan(seg_index)
+        if seg_index == len(self.segments) - 1 and self._tail is not None:
+            self._tail.close()
+            self._tail, self._tail_chunk, self._tail_lines = None, None, []
+            self._attach()
 
     # ----------------------------------------------------------------- polling
 
     def poll(self) -> FollowUpdate:
-        before = self.frame_count
+        before, generation = self.frame_count, self.generation
         rotated = self._follow_rotation()
         dropped = self._drop_evicted()
         if self._tail is not None:
             cut = self._tail.check_truncated()
             if cut is not None:
-                self.warnings.append(
-                    f"{self.path.name} was truncated to {cut:,} bytes: showing what was read, "
-                    "following what comes next"
-                )
+                self._truncated(cut)
             for start, raw in self._tail.read_lines():
                 self._take(start, raw)
             self._report_tail()
         self._renumber()
         added = self.frame_count - before + dropped
-        return FollowUpdate(added=max(0, added), dropped=dropped, rotated=rotated)
+        rebuilt = self.generation != generation + (1 if dropped else 0)
+        return FollowUpdate(added=max(0, added), dropped=dropped, rotated=rotated, rebuilt=rebuilt)
+
+    def _truncated(self, size: int) -> None:
+        """The active file was cut to ``size``: chunks that began past it are gone (those
+        whose lines are held stay, pinned), and the next line starts a chunk of its own."""
+        seg_index = len(self.segments) - 1
+        kept, gone = [], 0
+        for chunk in self.chunks:
+            if chunk.segment == seg_index and chunk is self._tail_chunk:
+                self._pinned[id(chunk)] = self._tail_lines
+            elif chunk.segment == seg_index and chunk.start.offset >= size:
+                gone += chunk.count or 0
+                continue
+            kept.append(chunk)
+        self.chunks = kept
+        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
+        self._cache.clear()
+        self._cache_bytes = 0
+        self.generation += 1
+        lost = f"; {gone} frames after that point are gone" if gone else ""
+        self.warnings.append(
+            f"{self.path.name} was truncated to {size:,} bytes{lost}: following what comes next"
+        )
 
     def _report_tail(self) -> None:
-        """Tell (on the message line) what the tail found that did not decode."""
+        """Tell (on the message line) what the tail found that was not known before."""
         assert self._tail is not None
         stats = self._tail.stats
-        for damage in stats.damage[self._reported :]:
+        segment = self.segments[-1]
+        for damage in segment.take_stats(LineStats(damage=stats.damage)):
             self.warnings.append(damage.describe(self.path.name) + " skipped; following on")
-        self._reported = len(stats.damage)
-        if stats.oversized > self.segments[-1].oversized_lines:
-            self.segments[-1].oversized_lines = stats.oversized
+        if stats.oversized > self._told_oversized:
+            segment.oversized_lines += stats.oversized - self._told_oversized
+            self._told_oversized = stats.oversized
             self.warnings.append(f"{self.path.name}: a line over 16 MiB skipped")
 
     def _drop_evicted(self) -> int:
@@ -297,35 +356,61 @@ class FollowingSource(RecordingSource):
             return False  # between the rename and the new file: try again next poll
         if self._tail is not None and inode == self._tail.inode:
             return False
+        last = len(self.segments) - 1
+        if self._tail is None and self._waiting(last):
+            self._open_tail(self.segments[last])  # it had no bytes when we looked: now?
+            return False
         if self._tail is not None:
             self._drain(self._take)  # the rotated file, to its end, through our open fd
-            if not self._rename_rotated(self._tail.inode):
+            self._last_number = self._rename_rotated(self._tail.inode)
+            if self._last_number is None:
                 # Renamed and already evicted (--max-files 1), or replaced by another file:
                 # its frames are gone with it.
                 self._vanished.add(len(self.segments) - 1)
                 self._replaced = True
             self._tail.close()
-        with open(self.path, "rb") as fh:
-            head = fh.read(8)
-        if not head:
             self._tail = None
-            return False
-        self.segments.append(SegmentInfo(path=self.path, codec=sniff(head), size=0))
-        self._tail = TailDecoder(self.path, self.segments[-1].codec, Start(0), LineStats())
-        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
-        self._reported = 0
+        if self._last_number is not None:
+            self._open_rotated_after(self._last_number)
+        with open(self.path, "rb") as fh:
+            if not fh.read(1):
+                return False  # the new active file has no bytes yet: next poll
+        segment = SegmentInfo(path=self.path, codec="none", size=0)
+        self.segments.append(segment)
+        self._open_tail(segment)
         return True
 
-    def _rename_rotated(self, inode: int) -> bool:
-        """The active file was renamed to a numbered segment: find it by its inode."""
+    def _waiting(self, last: int) -> bool:
+        """Whether segment ``last`` is the active file, followed before it had a byte."""
+        return (
+            last >= 0
+            and self.segments[last].path == self.path
+            and last not in self._vanished
+            and not any(c.segment == last for c in self.chunks)
+        )
+
+    def _rename_rotated(self, inode: int) -> int | None:
+        """The active file was renamed to a numbered segment: find it by its inode; its
+        number, or None when it is nowhere."""
         names = os.listdir(self.path.parent)
-        for _, name in reversed(numbered_segments(self.path.name, names)):
+        for number, name in reversed(numbered_segments(self.path.name, names)):
             candidate = self.path.parent / name
             with contextlib.suppress(OSError):
                 if candidate.stat().st_ino == inode:
                     self.segments[-1].path = candidate
-                    return True
-        return False
+                    return number
+        return None
+
+    def _open_rotated_after(self, number: int) -> None:
+        """Segments rotated out after the one we followed and before the new active file
+        (several rotations between two polls): read each whole, in order."""
+        names = os.listdir(self.path.parent)
+        for later, name in numbered_segments(self.path.name, names):
+            if later > number:
+                with contextlib.suppress(RecordingUnreadable):  # evicted meanwhile
+                    self._open_segment(self.path.parent / name)
+                self._last_number = later
+        self._renumber()
 
     def _take(self, start: Start, raw: bytes) -> None:
         info = codec.slice_line(raw)

@@ -97,7 +97,7 @@ class ReplayDriver:
         self._dropped += update.dropped
         if len(self.source.warnings) != told:
             self.dirty = True  # a message to show (damage, truncation, a replaced file)
-        if not (update.added or update.dropped):
+        if not (update.added or update.dropped or update.rebuilt):
             return False
         if self.source.frame_count == 0:
             # Every frame read was evicted (or the file replaced) and none has come yet:
