@@ -348,3 +348,23 @@ def test_growth_while_the_follower_attaches_is_chunked_as_written(tmp_path: Path
     assert max(c.count or 0 for c in follower.chunks) <= 50
     assert frame_ids(follower) == list(range(3000))
     follower.close()
+
+
+def test_following_from_a_cut_right_after_a_marker_reads_every_frame(tmp_path: Path) -> None:
+    from allsmi.adapters import seektable
+
+    whole = tmp_path / "w.ndjson.zst"
+    rec.write_sink(whole, 100, Codec.ZSTD, chunk_frames=25)
+    data = whole.read_bytes()
+    marker = seektable.MARKER_MAGIC.to_bytes(4, "little")
+    at = data.find(marker, data.find(marker) + 1)  # the second chunk's marker
+    head = seektable.read_head(data[at : at + 8])
+    assert head is not None
+    path = tmp_path / "f.ndjson.zst"
+    path.write_bytes(data[: at + 8 + head[1] + 20])  # its frame only begun
+    follower = FollowingSource(path, cache_bytes=1 << 20)
+    with open(path, "ab") as fh:
+        fh.write(data[at + 8 + head[1] + 20 :])
+    follower.poll()
+    assert frame_ids(follower) == list(range(100))
+    follower.close()

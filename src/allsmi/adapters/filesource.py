@@ -117,7 +117,9 @@ class RecordingSource:
         self.path = path
         self.segments: list[SegmentInfo] = []
         self.chunks: list[Chunk] = []
-        self._cache: OrderedDict[int, list[bytes]] = OrderedDict()
+        # Keyed by the chunk itself, never by its position: positions shift as chunks are
+        # adopted, dropped or rescanned, and a stale entry would answer for another chunk.
+        self._cache: OrderedDict[Chunk, list[bytes]] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         self._progress = progress
@@ -215,7 +217,16 @@ class RecordingSource:
             lines = self._lines(at)
             if pos < len(lines):
                 return lines[pos]
-            index = min(index, self.frame_count - 1)  # read again, it held fewer lines
+            # Read again, it held fewer lines than counted: the lines are the truth (each
+            # turn shrinks the timeline, so this ends).
+            chunk = self.chunks[at]
+            if chunk.count != len(lines):
+                chunk.count = len(lines)
+                if chunk.keys is not None and chunk.times is not None:
+                    del chunk.keys[len(lines) :], chunk.times[len(lines) :]
+                self._renumber()
+                self.generation += 1
+            index = min(index, self.frame_count - 1)
 
     def frame(self, index: int) -> Frame:
         """The structured frame at ``index``; a line that will not structure becomes an
@@ -260,11 +271,11 @@ class RecordingSource:
         return chunk
 
     def _lines(self, at: int) -> list[bytes]:
-        lines = self._cache.get(at)
-        if lines is not None:
-            self._cache.move_to_end(at)
-            return lines
         chunk = self.chunks[at]
+        lines = self._cache.get(chunk)
+        if lines is not None:
+            self._cache.move_to_end(chunk)
+            return lines
         stats = LineStats()
         last = at + 1 == len(self.chunks) or self.chunks[at + 1].segment != chunk.segment
         lines, times = self._decode_chunk(chunk, stats, last=last)
@@ -288,7 +299,7 @@ class RecordingSource:
             chunk.times = array("q", times)
             chunk.keys = _running_max(times, self._key_before(at))
         self._renumber()
-        self._remember(at, lines)
+        self._remember(chunk, lines)
         return lines
 
     def _key_before(self, at: int) -> int | None:
@@ -299,12 +310,19 @@ class RecordingSource:
         before = self.chunks[min(at, len(self.chunks)) - 1]
         return before.keys[-1] if before.keys else before.t_first
 
-    def _remember(self, at: int, lines: list[bytes]) -> None:
-        self._cache[at] = lines
+    def _remember(self, chunk: Chunk, lines: list[bytes]) -> None:
+        self._cache[chunk] = lines
         self._cache_bytes += sum(map(len, lines))
         while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
             self._cache_bytes -= sum(map(len, dropped))
+
+    def _forget_lines(self, chunks: list[Chunk]) -> None:
+        """Drop the cached lines of ``chunks`` (leaving the timeline)."""
+        for chunk in chunks:
+            dropped = self._cache.pop(chunk, None)
+            if dropped is not None:
+                self._cache_bytes -= sum(map(len, dropped))
 
     def _renumber(self) -> None:
         index = 0
@@ -412,14 +430,13 @@ class RecordingSource:
         end = self.chunks[-1]
         opened_by = self.segments[seg_index].opened_by
         if len(self.chunks) - 1 > before and opened_by == "markers" and end.empty:
-            del self.chunks[-1]  # cut right after its marker: no frame of it reached the disk
+            self._forget_lines([self.chunks.pop()])  # cut right after its marker: no frame
             self._renumber()
             ends = {before}
         if all(self.chunks[at].verified for at in ends):
             return True
         del self.chunks[before:]
-        for at in [k for k in self._cache if k >= before]:
-            self._cache_bytes -= sum(len(x) for x in self._cache.pop(at))
+        self._forget_lines(chunks)
         self._renumber()
         self.segments[seg_index].table_damaged = True
         self.warnings.append(f"{self.segments[seg_index].path.name}: seek table damaged; scanned")

@@ -185,7 +185,7 @@ class FollowingSource(RecordingSource):
         self._tail_bytes = 0  # bytes of the growing chunk's lines
         self._replaced = False  # the active file was replaced, the old one is nowhere
         self._told_oversized = 0  # lines over 16 MiB the tail found and we said so
-        self._pinned: dict[int, list[bytes]] = {}  # id(chunk) → lines whose bytes are gone
+        self._pinned: dict[Chunk, list[bytes]] = {}  # lines whose bytes are gone
         self._last_number: int | None = None  # the newest numbered segment in the timeline
         super().__init__(path, **kw)
         self._attach()
@@ -209,7 +209,7 @@ class FollowingSource(RecordingSource):
         self._told_oversized = 0
         self._tail_chunk, self._tail_lines = chunk, lines
         self._tail_bytes = sum(map(len, lines))
-        self._forget(last)
+        self._forget_lines([chunk])  # its lines live with the tail from now on
         known, seen = len(lines), 0  # (lines grows as the tail adds to it)
 
         def skip_known(start: Start, raw: bytes) -> None:
@@ -249,17 +249,11 @@ class FollowingSource(RecordingSource):
                 self._report_tail()
                 return
 
-    def _forget(self, at: int) -> None:
-        dropped = self._cache.pop(at, None)
-        if dropped is not None:
-            self._cache_bytes -= sum(len(x) for x in dropped)
-        self._renumber()
-
     def _lines(self, at: int) -> list[bytes]:
         chunk = self.chunks[at]
         if self._tail_chunk is not None and chunk is self._tail_chunk:
             return self._tail_lines  # the growing chunk lives here, never evicted
-        pinned = self._pinned.get(id(chunk))
+        pinned = self._pinned.get(chunk)
         if pinned is not None:
             return pinned  # its bytes were truncated away: only these lines remain
         return super()._lines(at)
@@ -298,7 +292,7 @@ class FollowingSource(RecordingSource):
         kept, gone = [], 0
         for chunk in self.chunks:
             if chunk.segment == seg_index and chunk is self._tail_chunk:
-                self._pinned[id(chunk)] = self._tail_lines
+                self._pinned[chunk] = self._tail_lines
             elif chunk.segment == seg_index and chunk.start.offset >= size:
                 gone += chunk.count or 0
                 continue
