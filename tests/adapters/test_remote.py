@@ -18,6 +18,7 @@ from typing import Final
 import anyio
 import anyio.abc
 import attrs
+import orjson
 import pytest
 import trustme
 from anyio.streams.tls import TLSListener
@@ -33,7 +34,17 @@ from allsmi.adapters.httpserver import (
     serve_tcp,
 )
 from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.remote import RemoteConfig, RemoteSource
+from allsmi.adapters.remote import (
+    INLINE_PARSE_BYTES,
+    MAX_BODY_BYTES,
+    MAX_GPUS,
+    MAX_OTHER_ROWS,
+    MAX_PROCESSES,
+    MAX_SERIES,
+    RemoteConfig,
+    RemoteSource,
+    check_snapshot_density,
+)
 from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.mock import GARBAGE, node_frame
 from allsmi.app.remote import build_remote_source
@@ -109,7 +120,7 @@ def remote(
     request_timeout_s: float = 3.0,
     cycle_deadline_s: float = 5.0,
     max_in_flight: int = 8,
-    max_body_bytes: int = 32 * 1024 * 1024,
+    max_body_bytes: int = MAX_BODY_BYTES,
     token: str | None = None,
 ) -> RemoteSource:
     config = RemoteConfig(
@@ -263,7 +274,7 @@ def test_a_declared_body_over_the_cap_is_refused_unread() -> None:
                 frame = await source.collect(T0)
             finally:
                 await source.aclose()
-        assert frame.errors == (f"{hosts[0]}: body of 2000000 bytes over the {cap} cap",)
+        assert frame.errors == (f"{hosts[0]}: body of 2000000 bytes over the {cap} bytes cap",)
 
     run(main)
 
@@ -298,7 +309,7 @@ def test_a_chunked_body_that_never_ends_is_cut_at_the_cap_in_bounded_memory() ->
                 frame, peak = await traced(partial(source.collect, T0))
             finally:
                 await source.aclose()
-        assert frame.errors == (f"{hosts[0]}: body over the {cap} byte cap",)
+        assert frame.errors == (f"{hosts[0]}: body over the 256 KiB cap",)
         assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while reading a capped body"
 
     run(main)
@@ -497,5 +508,190 @@ def test_an_https_target_is_scraped_over_verified_tls(
         assert len(frame.gpus or ()) == GPUS_PER_NODE
         (error,) = refused.errors
         assert error.startswith(f"127.0.0.1:{port}: ")
+
+    run(main)
+
+
+# --------------------------------------------------------------------------- per-host limits
+
+
+def many_gpus_snapshot(gpus: int = 0, processes: int = 0) -> bytes:
+    """A ``/snapshot`` listing ``gpus`` GPUs and ``processes`` (empty) process rows: the
+    lists are counted before a row is structured, so the rows need not even be valid."""
+    gpu = {"name": "H100", "device_type": "GPU", "host_id": "x", "hostname": "x", "instance": "x"}
+    frame = {
+        "schema": 1,
+        "t": "2026-04-18T12:00:00.000Z",
+        "gpus": [{"uuid": f"GPU-{i}", **gpu} for i in range(gpus)],
+        "processes": [{}] * processes,
+    }
+    return orjson.dumps(frame)
+
+
+def gpu_page(gpus: int) -> bytes:
+    line = 'all_smi_gpu_utilization{gpu="H100",gpu_uuid="GPU-%d",gpu_index="%d"} 1\n'
+    return b"".join((line % (i, i)).encode() for i in range(gpus))
+
+
+def escaping_page(chars: int) -> bytes:
+    """One GPU whose info label holds ``chars`` control characters: a byte each on the
+    page, six once JSON escapes them (``\\u0001``)."""
+    junk = "\x01" * chars
+    return f'all_smi_gpu_info{{gpu_uuid="GPU-0",gpu="H100",junk="{junk}"}} 1\n'.encode()
+
+
+CAPPED: Final = {
+    "GPUs on /snapshot (inline)": (
+        many_gpus_snapshot(gpus=MAX_GPUS + 1),
+        "application/json",
+        f"over {MAX_GPUS} GPUs",
+    ),
+    "processes on /snapshot": (
+        many_gpus_snapshot(processes=MAX_PROCESSES + 1),
+        "application/json",
+        f"over {MAX_PROCESSES} processes",
+    ),
+    "GPUs on /metrics (in a thread)": (gpu_page(20_000), PROM_TYPE, f"over {MAX_GPUS} GPUs"),
+    "series": (b"up 1\n" * (MAX_SERIES + 1), PROM_TYPE, f"over {MAX_SERIES} series"),
+    "lines": (b"#\n" * 1_000_000, PROM_TYPE, "over 200000 lines"),
+    "CPU rows on /metrics": (
+        b"".join(b'all_smi_cpu_utilization{index="%d"} 1\n' % i for i in range(9000)),
+        PROM_TYPE,
+        f"over {MAX_OTHER_ROWS} CPU, core, memory, disk or chassis rows",
+    ),
+    "CPU rows on /snapshot": (
+        orjson.dumps({"schema": 1, "cpus": [{"index": i} for i in range(MAX_OTHER_ROWS + 1)]}),
+        "application/json",
+        f"over {MAX_OTHER_ROWS} CPU, core, memory, disk or chassis rows",
+    ),
+    "objects packed denser than an exporter's": (
+        b'{"schema":1,"x":[' + b"{}," * 200_000 + b"{}]}",
+        "application/json",
+        "/snapshot denser than one object per 32 bytes",
+    ),
+    "values packed denser than an exporter's": (
+        b'{"schema":1,"x":[' + b"0," * 200_000 + b"0]}",
+        "application/json",
+        "/snapshot denser than one value per 8 bytes",
+    ),
+    "rows that escape past 8 MiB": (
+        escaping_page(1_500_000),
+        PROM_TYPE,
+        "rows over 8 MiB once recorded",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [pytest.param(*value, id=key) for key, value in CAPPED.items()],
+)
+def test_a_host_past_a_cap_is_its_own_error_and_the_other_host_is_recorded(
+    body: bytes, content_type: str, expected: str
+) -> None:
+    async def main() -> None:
+        hostile = always(Response(200, body, content_type=content_type))
+        async with serving(hostile, exporter()) as (bad, well):
+            source = remote([bad, well], request_timeout_s=10.0, cycle_deadline_s=20.0)
+            try:
+                frames = [await source.collect(T0 + i * 1000) for i in range(2)]
+            finally:
+                await source.aclose()
+        for frame in frames:  # the second cycle goes straight to the endpoint that answered
+            assert frame.errors == (f"{bad}: {expected}",)
+            assert host_ids(frame) == {well}
+            assert len(frame.gpus or ()) == GPUS_PER_NODE
+
+    run(main)
+
+
+def test_a_large_snapshot_in_an_exporter_s_shape_passes_the_density_check() -> None:
+    process = {
+        "pid": 123456,
+        "user": "alice",
+        "name": "python3",
+        "command": "python3 train.py --epochs 90 --batch 512",
+        "gpu_memory_bytes": 12884901888,
+        "cpu_percent": 97.5,
+        "device_id": 0,
+        "device_uuid": "GPU-00000000-0000-0000-0000-000000000000",
+    }
+    body = orjson.dumps({"schema": 1, "processes": [process] * 3000})
+    assert len(body) > INLINE_PARSE_BYTES  # the check applies to it
+    check_snapshot_density(body)  # no refusal
+
+
+def test_processes_past_the_cap_are_no_error_when_processes_are_not_recorded() -> None:
+    page = gpu_page(1) + b"".join(
+        b'all_smi_process_cpu_percent{pid="%d",device_id="0"} 1\n' % pid
+        for pid in range(MAX_PROCESSES + 1)
+    )
+
+    async def main() -> None:
+        async with serving(always(Response(200, page, content_type=PROM_TYPE))) as (host,):
+            config = RemoteConfig(hosts=(host,), include=("gpu",), request_timeout_s=10.0)
+            source = build_remote_source(config)
+            try:
+                frame = await source.collect(T0)
+            finally:
+                await source.aclose()
+        assert frame.errors == ()
+        assert len(frame.gpus or ()) == 1
+        assert frame.processes is None
+
+    run(main)
+
+
+def test_a_parse_past_the_deadline_fails_the_host_on_time_and_holds_one_thread() -> None:
+    """A page parsed in a worker thread (~0.5 s: 100,000 series through the vendor's grammar)
+    against a 0.2 s timeout: the host fails on time while the thread finishes alone; the next
+    cycle does not start a second parse of the same host but says why."""
+    slow = b'up{a="b"}\t1\n' * MAX_SERIES
+
+    async def main() -> None:
+        async with serving(always(Response(200, slow, content_type=PROM_TYPE)), exporter()) as (
+            bad,
+            well,
+        ):
+            source = remote([bad, well], request_timeout_s=0.2, cycle_deadline_s=5.0)
+            try:
+                started = time.monotonic()
+                first = await source.collect(T0)
+                elapsed = time.monotonic() - started
+                second = await source.collect(T0 + 1000)
+            finally:
+                await source.aclose()
+        assert first.errors == (f"{bad}: timeout after 0.2s",)
+        assert elapsed < 0.2 + SLACK_S
+        assert second.errors == (f"{bad}: still parsing its previous answer",)
+        assert host_ids(first) == host_ids(second) == {well}
+
+    run(main)
+
+
+def test_a_text_answer_to_snapshot_is_remembered_even_when_the_page_is_refused() -> None:
+    """all-smi's exporter answers /snapshot with its page: once is enough, also when the page
+    is refused (a hostile host is not read twice a cycle). A 404 is retried while /metrics
+    fails — the host may be one of ours, starting."""
+    refused = b"up 1\n" * (MAX_SERIES + 1)
+
+    async def missing(request: Request) -> Response | Stream:
+        return Response(404 if request.path == "/snapshot" else 503, b"")
+
+    async def main() -> None:
+        text, absent = Counted(always(Response(200, refused))), Counted(missing)
+        async with serving(text.handle, absent.handle) as hosts:
+            source = remote(hosts, request_timeout_s=10.0, cycle_deadline_s=20.0)
+            try:
+                for cycle in range(3):
+                    frame = await source.collect(T0 + cycle * 1000)
+                    assert frame.errors == (
+                        f"{hosts[0]}: over {MAX_SERIES} series",
+                        f"{hosts[1]}: HTTP 503",
+                    )
+            finally:
+                await source.aclose()
+        assert text.paths == {"/snapshot": 1, "/metrics": 3}
+        assert absent.paths == {"/snapshot": 3, "/metrics": 3}
 
     run(main)

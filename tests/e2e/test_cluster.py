@@ -68,16 +68,18 @@ def answers(port: int) -> bool:
 
 
 class Mock:
-    """``allsmi mock`` running 100 nodes; ``hosts`` is the hostfile it wrote."""
+    """``allsmi mock`` running ``nodes`` nodes (100 by default, the last ``failing`` of them
+    failing); ``hostfile`` is the hostfile it wrote."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, nodes: int = NODES, failing: int = FAILING) -> None:
         self.hostfile = tmp / "hosts"
+        self.nodes, self.failures = nodes, failing
         for _ in range(ATTEMPTS):
-            self.base = free_base_port(NODES)
+            self.base = free_base_port(nodes)
             self.proc = start_allsmi(
                 "mock",
-                "--nodes", str(NODES),
-                "--failure-nodes", str(FAILING),
+                "--nodes", str(nodes),
+                "--failure-nodes", str(failing),
                 "--interval", "1",
                 "--base-port", str(self.base),
                 "--hostfile", str(self.hostfile),
@@ -93,7 +95,7 @@ class Mock:
     def _up_or_gone(self) -> bool:
         if self.proc.poll() is not None:
             return True
-        last = self.base + NODES - 1  # the nodes bind in order: the last one up means all
+        last = self.base + self.nodes - 1  # the nodes bind in order: the last one up means all
         return self.hostfile.exists() and answers(last)
 
     def host(self, index: int) -> str:
@@ -101,7 +103,7 @@ class Mock:
 
     @property
     def failing(self) -> list[str]:
-        return [self.host(i) for i in range(NODES - FAILING, NODES)]
+        return [self.host(i) for i in range(self.nodes - self.failures, self.nodes)]
 
     def stop(self) -> int:
         """SIGTERM, as a service manager would; the exit status."""

@@ -24,11 +24,12 @@ Rules this module obeys:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from prometheus_client.metrics_core import METRIC_TYPES
 
-__all__ = ["NotPlain", "plain_samples"]
+__all__ = ["NotPlain", "iter_plain_samples", "plain_samples"]
 
 _NAME: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # Name, optional {label block} (quoted values may hold any of {}",), value, optional timestamp.
@@ -61,11 +62,17 @@ class NotPlain(Exception):
 
 def plain_samples(text: str) -> list[Sample]:
     """``(name, labels, value)`` of every sample of a plain page, in page order."""
-    out: list[Sample] = []
+    return list(iter_plain_samples(text.split("\n")))
+
+
+def iter_plain_samples(lines: Iterable[str]) -> Iterator[Sample]:
+    """The samples of a plain page given as its lines (``text.split("\\n")``), one at a time:
+    a caller that stops early — a page past its caps — never pays for the rest. A line
+    outside the plain shape raises :class:`NotPlain` where it stands."""
     family, kind = "", "untyped"
     allowed: tuple[str, ...] = ()
     family_samples = 0  # samples of the current family so far
-    for raw in text.split("\n"):
+    for raw in lines:
         line = raw.strip()
         if not line:
             continue
@@ -102,8 +109,7 @@ def plain_samples(text: str) -> list[Sample]:
                 name += "_total"
         else:  # a sample of no declared family: an untyped one of its own
             family, kind, allowed, family_samples = "", "untyped", (), 0
-        out.append((name, labels, number))
-    return out
+        yield name, labels, number
 
 
 def _descriptor(line: str) -> tuple[str, str, str] | None:

@@ -11,7 +11,14 @@ pages in the everyday shape every exporter writes are read ~5× faster by
 :mod:`allsmi.adapters.exposition`, which gives exactly the vendor's answer or steps aside.
 That parser stops at the first bad line, so a page that fails as a whole is parsed again one
 line at a time, and the lines that fail alone are dropped and counted (``skipped_lines``).
-:func:`parse_metrics` never raises.
+:func:`parse_metrics` never raises but :class:`OverLimit`.
+
+Limits (:class:`PageLimits`, the scraper's per-host caps): samples are read one at a time and
+folded into rows as they come, so a page past a cap — too many lines, series, GPUs or
+processes — raises :class:`OverLimit` where the reading reaches it, and the rest of the page
+is never parsed. Lines are split a piece at a time, never all at once: a page of tiny lines
+never becomes a list of millions of strings. The vendor parser holds a family's samples
+until the family ends, so its input lines are counted as it reads them.
 
 Mapping rules:
 
@@ -30,14 +37,17 @@ Mapping rules:
 
 from __future__ import annotations
 
+import collections
 import math
-from collections.abc import Callable
-from typing import Any, Final, NamedTuple
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any, Final, NamedTuple, TextIO, cast
 
 import attrs
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.parser import text_fd_to_metric_families, text_string_to_metric_families
 
-from allsmi.adapters.exposition import NotPlain, plain_samples
+from allsmi.adapters.exposition import NotPlain, Sample, iter_plain_samples
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,
@@ -55,7 +65,7 @@ from allsmi.domain.model import (
 )
 from allsmi.domain.parse import format_elapsed
 
-__all__ = ["HostRows", "parse_metrics"]
+__all__ = ["NO_LIMITS", "HostRows", "OverLimit", "PageLimits", "parse_metrics"]
 
 Number = int | float
 Labels = dict[str, str]
@@ -97,36 +107,107 @@ def _sample(name: str, labels: Labels, raw: Number) -> _Sample:
     return _Sample(name, labels, value)
 
 
-def _parse_all(text: str) -> list[_Sample]:
+@attrs.frozen
+class PageLimits:
+    """What one page may hold (the values are the scraper's, ``allsmi.adapters.remote``)."""
+
+    lines: int  # of any kind: samples, comments, blanks
+    series: int  # samples
+    gpus: int  # distinct GPUs
+    processes: int  # distinct (pid, GPU) pairs
+    rows: int = sys.maxsize  # CPUs, cores, sockets, memory, disks, chassis and fans together
+
+
+NO_LIMITS: Final = PageLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
+_PIECE_CHARS: Final = 1 << 16  # text split into lines this much at a time
+
+
+class OverLimit(Exception):
+    """The page is past one of its :class:`PageLimits`; the message names it
+    (``over 256 GPUs``)."""
+
+
+class _Unparsed(Exception):
+    """The vendor parser refused the page as a whole: read it again line by line."""
+
+
+def _lines(text: str, most: int) -> Iterable[str]:
+    """``text.split("\\n")``, a piece at a time for a long text; past ``most`` lines (a final
+    empty one, after the last newline, aside) raises :class:`OverLimit` instead."""
+    if len(text) <= _PIECE_CHARS:  # an everyday page: one split, no generator in the way
+        parts = text.split("\n")
+        if len(parts) - (not parts[-1]) <= most:
+            return parts
+    return _pieces(text, most, _PIECE_CHARS)
+
+
+def _pieces(text: str, most: int, piece: int) -> Iterator[str]:
+    start, seen = 0, 0
+    while True:
+        cut = text.find("\n", start + piece)  # the piece ends at a line's end
+        parts = (text[start:] if cut < 0 else text[start:cut]).split("\n")
+        room = most - seen
+        if len(parts) > room and not (cut < 0 and len(parts) == room + 1 and not parts[-1]):
+            yield from parts[:room]
+            raise OverLimit(f"over {most} lines")
+        yield from parts
+        if cut < 0:
+            return
+        seen += len(parts)
+        start = cut + 1
+
+
+def _counted_samples(lines: Iterable[str], most: int) -> Iterator[str]:
+    """``lines`` as they are, counting the sample lines among them: the vendor parser holds a
+    family's samples until the family ends, so counting what it returns would come late."""
+    count = 0
+    for line in lines:
+        head = line.lstrip()[:1]
+        if head and head != "#":
+            count += 1
+            if count > most:
+                raise OverLimit(f"over {most} series")
+        yield line
+
+
+def _parse_all(text: str) -> list[Sample]:
     """Every sample of ``text``; raises whatever the vendor parser raises on a bad line."""
     return [
-        _sample(str(sample.name), dict(sample.labels), sample.value)
+        (str(sample.name), dict(sample.labels), sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     ]
 
 
-def _samples(text: str) -> tuple[list[_Sample], int]:
-    """The samples of ``text`` and the number of lines dropped as unparseable."""
-    try:
-        return [_sample(*sample) for sample in plain_samples(text)], 0
-    except NotPlain:
-        pass
-    try:
-        return _parse_all(text), 0
-    except Exception:  # untyped vendor code: ValueError mostly, but never let anything out
-        pass
-    samples: list[_Sample] = []
-    skipped = 0
-    for line in text.split("\n"):
+def _vendor(text: str, limits: PageLimits) -> Iterator[Sample]:
+    """``prometheus_client``'s samples; raises :class:`_Unparsed` where it fails."""
+    feed = _counted_samples(_lines(text, limits.lines), limits.series)
+    families = iter(text_fd_to_metric_families(cast(TextIO, feed)))  # it only iterates lines
+    while True:
+        try:
+            family = next(families, None)
+        except OverLimit:
+            raise
+        except Exception:  # untyped vendor code: ValueError mostly, but never let anything out
+            raise _Unparsed from None
+        if family is None:
+            return
+        for sample in family.samples:
+            yield str(sample.name), dict(sample.labels), sample.value
+
+
+def _line_by_line(text: str, limits: PageLimits, skipped: list[int]) -> Iterator[Sample]:
+    """The samples of the lines that parse alone; the others are counted in ``skipped[0]``."""
+    for line in _counted_samples(_lines(text, limits.lines), limits.series):
         line = line.strip()
         if not line:
             continue
         try:
-            samples.extend(_parse_all(line))  # a comment line alone is checked and yields none
+            samples = _parse_all(line)  # a comment line alone is checked and yields none
         except Exception:
-            skipped += 1
-    return samples, skipped
+            skipped[0] += 1
+            continue
+        yield from samples
 
 
 # --- value and label helpers -----------------------------------------------------------
@@ -324,8 +405,10 @@ _PROCESS_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
 class _Builder:
     """Folds samples into per-device accumulators, then builds sorted model rows."""
 
-    def __init__(self, host_id: str) -> None:
+    def __init__(self, host_id: str, limits: PageLimits, processes: bool) -> None:
         self.host_id = host_id
+        self.limits = limits
+        self.keep_processes = processes  # False: process series are read past, unbuilt
         self.hosts: dict[str, None] = {}  # hostnames this page speaks for, first-seen order
         self.gpus: dict[tuple[str, str], _GpuRow] = {}
         self.cpus: dict[tuple[str, int], _CpuRow] = {}
@@ -335,6 +418,12 @@ class _Builder:
         self.disks: dict[tuple[str, str], _Row] = {}
         self.chassis: dict[str, _ChassisRow] = {}
         self.processes: dict[tuple[int, int], _Row] = {}
+        self.other_rows = 0  # rows of every kind but GPUs and processes (they have caps)
+
+    def _count_row(self) -> None:
+        self.other_rows += 1
+        if self.other_rows > self.limits.rows:
+            raise OverLimit(f"over {self.limits.rows} CPU, core, memory, disk or chassis rows")
 
     # -- routing --
 
@@ -364,7 +453,7 @@ class _Builder:
         elif name in _CHASSIS_NAMES:
             self._chassis_value(name, labels, value)
         elif name in _PROCESS_FIELDS:
-            if (proc := self._process(labels)) is not None:
+            if self.keep_processes and (proc := self._process(labels)) is not None:
                 self._set(proc, _PROCESS_FIELDS[name], value)
         elif name in ("all_smi_up", "all_smi_build_info"):
             self._seen(labels)
@@ -389,6 +478,8 @@ class _Builder:
         instance, hostname = self._seen(labels)
         gpu = self.gpus.get((instance, uuid))
         if gpu is None:
+            if len(self.gpus) >= self.limits.gpus:
+                raise OverLimit(f"over {self.limits.gpus} GPUs")
             gpu = self.gpus[instance, uuid] = _GpuRow(instance, hostname, uuid=uuid)
         if gpu.name is None:
             gpu.name = labels.get("gpu") or labels.get("npu")
@@ -437,6 +528,7 @@ class _Builder:
         index = _label_int(labels, *index_labels) or 0
         cpu = self.cpus.get((instance, index))
         if cpu is None:
+            self._count_row()
             cpu = self.cpus[instance, index] = _CpuRow(instance, hostname)
         if cpu.fields.get("cpu_model") is None and labels.get("cpu_model"):
             cpu.fields["cpu_model"] = labels["cpu_model"]
@@ -450,6 +542,8 @@ class _Builder:
             if socket_id is not None:
                 cpu = self._cpu(labels, "cpu_index", "index")
                 field, convert = _SOCKET_FIELDS[name]
+                if socket_id not in cpu.sockets:
+                    self._count_row()
                 cpu.sockets.setdefault(socket_id, {})[field] = convert(value)
         elif name == "all_smi_cpu_core_utilization":
             core_id = _label_int(labels, "core_id")
@@ -460,7 +554,10 @@ class _Builder:
                 kind = _CORE_TYPES.get(letter, letter if letter in _CORE_NAMES else "Standard")
                 core = CoreUtilization(core_id=core_id, core_type=kind, utilization=_float(value))
                 model = labels.get("cpu_model", "")
-                self.cores.setdefault(instance, {})[model, core_id] = _Core(model, core)
+                cores = self.cores.setdefault(instance, {})
+                if (model, core_id) not in cores:
+                    self._count_row()
+                cores[model, core_id] = _Core(model, core)
         elif name == "all_smi_cpu_info":
             cpu = self._cpu(labels, "index")
             cpu.fields["architecture"] = labels.get("architecture") or None
@@ -475,6 +572,7 @@ class _Builder:
         key = (instance, _label_int(labels, "index") or 0)
         row = self.memory.get(key)
         if row is None:
+            self._count_row()
             row = self.memory[key] = _Row(instance, hostname)
         return row
 
@@ -485,6 +583,7 @@ class _Builder:
         instance, hostname = self._seen(labels)
         row = self.disks.get((instance, mount))
         if row is None:
+            self._count_row()
             row = self.disks[instance, mount] = _Row(instance, hostname)
         if "index" not in row.fields:
             row.fields["index"] = _label_int(labels, "index")
@@ -496,6 +595,7 @@ class _Builder:
         instance, hostname = self._seen(labels)
         row = self.chassis.get(instance)
         if row is None:
+            self._count_row()
             row = self.chassis[instance] = _ChassisRow(instance, hostname)
         if name in _CHASSIS_FIELDS:
             self._set(row, _CHASSIS_FIELDS[name], value)
@@ -512,6 +612,8 @@ class _Builder:
             fan_id = _label_int(labels, "fan_id")
             fan_name = labels.get("fan_name", "")
             fan_id = len(row.fans) if fan_id is None else fan_id
+            if (fan_id, fan_name) not in row.fans:
+                self._count_row()
             row.fans[fan_id, fan_name] = Fan(id=fan_id, name=fan_name, speed_rpm=_int(value))
 
     # -- processes --
@@ -523,6 +625,8 @@ class _Builder:
             return None
         row = self.processes.get((pid, device))
         if row is None:
+            if len(self.processes) >= self.limits.processes:
+                raise OverLimit(f"over {self.limits.processes} processes")
             row = self.processes[pid, device] = _Row("", "")
             row.fields.update(
                 device_id=device,
@@ -578,21 +682,27 @@ class _Builder:
         )
 
     def _build_cpus(self) -> tuple[Cpu, ...]:
+        # Linear in rows and cores: a hostile page of 100,000 CPU indices once took minutes.
+        siblings = collections.Counter(instance for instance, _ in self.cpus)
         for instance in self.cores:  # cores carry no CPU index: make sure a row takes them
-            if not any(key[0] == instance for key in self.cpus):
+            if not siblings[instance]:
                 self.cpus[instance, 0] = _CpuRow(instance, self.core_hosts[instance])
+                siblings[instance] = 1
+        by_model: dict[tuple[str, str], list[CoreUtilization]] = {}
+        for instance, entries in self.cores.items():
+            for entry in entries.values():
+                by_model.setdefault((instance, entry.cpu_model), []).append(entry.core)
         out: list[Cpu] = []
+        given = 0  # core readings handed out: a CPU of several shares its model's cores
         for (instance, index), row in sorted(self.cpus.items(), key=lambda kv: kv[0]):
-            siblings = [key for key in self.cpus if key[0] == instance]
             model = row.fields.get("cpu_model") or ""
-            cores = sorted(
-                (
-                    entry.core
-                    for entry in self.cores.get(instance, {}).values()
-                    if len(siblings) == 1 or entry.cpu_model == model
-                ),
-                key=lambda c: c.core_id,
-            )
+            if siblings[instance] == 1:
+                chosen = [entry.core for entry in self.cores.get(instance, {}).values()]
+            else:
+                chosen = by_model.get((instance, model), [])
+            given += len(chosen)
+            if given > self.limits.series:
+                raise OverLimit(f"over {self.limits.series} series")
             sockets = tuple(
                 CpuSocket(socket_id=sid, **fields) for sid, fields in sorted(row.sockets.items())
             )
@@ -603,7 +713,7 @@ class _Builder:
                     instance=instance,
                     index=index,
                     per_socket_info=sockets,
-                    per_core_utilization=tuple(cores),
+                    per_core_utilization=tuple(sorted(chosen, key=lambda c: c.core_id)),
                     **row.fields,
                 )
             )
@@ -645,14 +755,36 @@ def _gpu_order(item: tuple[tuple[str, str], _GpuRow]) -> tuple[str, tuple[int, s
     return instance, _index_key(gpu.index), uuid
 
 
-def parse_metrics(text: str, host_id: str) -> HostRows:
-    """Rows of the ``/metrics`` page ``text`` scraped from ``host_id``; never raises.
+def parse_metrics(
+    text: str, host_id: str, limits: PageLimits = NO_LIMITS, *, processes: bool = True
+) -> HostRows:
+    """Rows of the ``/metrics`` page ``text`` scraped from ``host_id``.
 
     Lines the exposition grammar rejects are dropped and counted in ``skipped_lines``; the
-    rest still parse. An empty or wholly unparseable body gives empty sections.
+    rest still parse. An empty or wholly unparseable body gives empty sections. Raises only
+    :class:`OverLimit`, as soon as the page passes one of ``limits``. ``processes=False``
+    leaves the processes section empty (and its cap unchecked) when it is not recorded.
     """
-    samples, skipped = _samples(text)
-    builder = _Builder(normalise_host_id(host_id))
-    for sample in samples:
-        builder.add(sample)
-    return builder.rows(skipped)
+    host = normalise_host_id(host_id)
+    fold = partial(_fold, host_id=host, limits=limits, processes=processes)
+    try:
+        return fold(iter_plain_samples(_lines(text, limits.lines))).rows(0)
+    except NotPlain:
+        pass
+    try:
+        return fold(_vendor(text, limits)).rows(0)
+    except _Unparsed:
+        pass
+    skipped = [0]
+    return fold(_line_by_line(text, limits, skipped)).rows(skipped[0])
+
+
+def _fold(samples: Iterable[Sample], host_id: str, limits: PageLimits, processes: bool) -> _Builder:
+    """Each sample into the rows as it is read: a page past a cap stops where it passes it."""
+    builder = _Builder(host_id, limits, processes)
+    add, most = builder.add, limits.series
+    for count, (name, labels, value) in enumerate(samples, 1):
+        if count > most:
+            raise OverLimit(f"over {most} series")
+        add(_sample(name, labels, value))
+    return builder

@@ -4,25 +4,70 @@ Each host is scraped concurrently, at most ``max_in_flight`` requests at a time,
 its own timeout, and the whole cycle with a deadline — one hanging host never delays a frame.
 ``/snapshot`` JSON (allsmi's exporter and mock) is preferred: it costs a fraction of parsing
 Prometheus text; ``/metrics`` (ours or all-smi's) is the fallback, and which one works is
-remembered per host. Bodies are read in pieces and capped. Every row's ``host_id`` becomes
-the scrape target (normalised), so rows from different hosts never collide; a host that
-failed becomes one ``errors`` entry naming it and contributes no rows (drawn ``no data``).
+remembered per host. Every row's ``host_id`` becomes the scrape target (normalised), so rows
+from different hosts never collide; a host that failed becomes one ``errors`` entry naming
+it and contributes no rows (drawn ``no data``).
+
+Per-host limits (the constants below, quoted by the README) bound what one host can cost,
+whatever it sends, and are applied while its answer is read: the body is cut at
+``MAX_BODY_BYTES``; a ``/metrics`` page is read a sample at a time and stops at the first
+line, series, GPU or process past its cap; a ``/snapshot``'s GPU and process lists are
+counted before a row is structured; and a host whose rows would take more than
+``MAX_HOST_ROWS_BYTES`` of the frame is refused. A host past a limit becomes its own error
+(``"10.0.0.5:9090: over 256 GPUs"``); every other host is recorded.
+
+Parsing a large answer (over ``inline_parse_bytes``) runs in a worker thread, so the event
+loop keeps reading the other hosts meanwhile, and within the host's request deadline from
+the caller's side: at the deadline the host fails and the thread is left to finish alone.
+A thread cannot be cancelled — the caps are what bound it — and a host still being parsed
+is not scraped again until its thread is done, so a hostile host holds at most one thread.
+Small answers, the everyday case, are parsed inline: the hop to a thread (and the measuring
+of the rows) would cost more than the parse — ~0.2 ms a host, a third of a 100-host
+``/snapshot`` cycle (bench/bench_hostile.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 import anyio
+import anyio.to_thread
 import attrs
 import orjson
 
 from allsmi.adapters import codec
-from allsmi.adapters.httpclient import HttpFailed, HttpOrigin
-from allsmi.adapters.prometheus_parse import parse_metrics
+from allsmi.adapters.httpclient import HttpFailed, HttpOrigin, size_text
+from allsmi.adapters.prometheus_parse import OverLimit, PageLimits, parse_metrics
 from allsmi.domain.errors import AllsmiError
 from allsmi.domain.model import Frame, normalise_host_id
+
+# Per-host limits: the one source of these numbers (the README quotes them).
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # one answer, as it arrives
+MAX_SERIES: Final = 100_000  # samples on one /metrics page
+MAX_PAGE_LINES: Final = 2 * MAX_SERIES  # lines of any kind (HELP, TYPE, blank) on one page
+MAX_GPUS: Final = 256  # per host: all-smi's cap
+MAX_PROCESSES: Final = 50_000  # per host: all-smi's cap
+MAX_OTHER_ROWS: Final = 8192  # per host: CPUs, cores, sockets, memory, disks, chassis, fans
+MAX_HOST_ROWS_BYTES: Final = 8 * 1024 * 1024  # one host's rows, encoded: half a 16 MiB frame
+HOST_LIMITS: Final = PageLimits(
+    lines=MAX_PAGE_LINES,
+    series=MAX_SERIES,
+    gpus=MAX_GPUS,
+    processes=MAX_PROCESSES,
+    rows=MAX_OTHER_ROWS,
+)
+# Answers up to this size are parsed on the event loop (~4 ms for a 256 KiB page; the hop to a
+# thread costs more than parsing an everyday 15-40 KB answer). Their rows need no measuring:
+# at most ~15x the answer (absent fields become nulls), far below MAX_HOST_ROWS_BYTES.
+INLINE_PARSE_BYTES: Final = 256 * 1024
+BYTES_PER_CONTAINER: Final = 32  # a large /snapshot with more objects per byte is refused
+BYTES_PER_VALUE: Final = 8  # … or with more values (commas) per byte
+PARSE_THREADS: Final = 2  # larger answers parsed at once (parsing holds the GIL anyway)
+_MEASURE_BATCH: Final = 512  # rows encoded at a time to measure a host's share of the frame
 
 SNAPSHOT: Final = "snapshot"
 METRICS: Final = "metrics"
@@ -36,6 +81,9 @@ SECTION_KEYS: Final = {
 }
 
 
+T = TypeVar("T")
+
+
 class ScrapeFailed(Exception):
     """One host's scrape went wrong; the message is what the frame's ``errors`` says."""
 
@@ -47,7 +95,9 @@ class RemoteConfig:
     request_timeout_s: float = 5.0
     cycle_deadline_s: float = 8.0
     max_in_flight: int = 64
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
+    limits: PageLimits = HOST_LIMITS
+    inline_parse_bytes: int = INLINE_PARSE_BYTES
     token: str | None = None
 
 
@@ -83,6 +133,10 @@ class RemoteSource:
             headers["Authorization"] = f"Bearer {config.token}"
         self._headers = headers
         self._wanted = frozenset(SECTION_KEYS[s] for s in config.include)
+        self._parse_slots = anyio.CapacityLimiter(PARSE_THREADS)
+        # Hosts whose answer a worker thread is parsing; shared with those threads.
+        self._parsing: set[str] = set()
+        self._parsing_lock = threading.Lock()
 
     def hosts(self) -> tuple[str, ...]:
         return self.config.hosts
@@ -126,67 +180,109 @@ class RemoteSource:
             results[host] = HostResult(error=f"{host}: {err}")
 
     async def _scrape(self, host: str) -> dict[str, list[Any]]:
+        if host in self._parsing:  # its last answer overran the deadline: one thread is enough
+            raise ScrapeFailed("still parsing its previous answer")
         if self._mode.get(host) == METRICS:
             return await self._metrics(host)
         try:
             sections = await self._snapshot(host)
-        except _NotSnapshot:
-            sections = await self._metrics(host)
-            self._mode[host] = METRICS
+        except _NotSnapshot as err:
+            text_page = err.text_page
+        else:
+            self._mode[host] = SNAPSHOT
             return sections
-        self._mode[host] = SNAPSHOT
+        if text_page:  # all-smi's exporter: asking /snapshot again would only read it twice
+            self._mode[host] = METRICS
+        # Out of the except block: the first answer is not kept alive while this one is read.
+        sections = await self._metrics(host)
+        self._mode[host] = METRICS
         return sections
 
     async def _snapshot(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(host, "/snapshot")
-        if status == 404:
-            raise _NotSnapshot()
-        _check_status(status)
-        with codec.collector_paused():
-            try:
-                obj = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise _NotSnapshot() from None  # an all-smi exporter answers any path with text
-            if not isinstance(obj, dict):
-                raise ScrapeFailed("invalid /snapshot (not a JSON object)")
-            return _snapshot_rows(obj, normalise_host_id(host), self._wanted)
+        with self._deadline():
+            status, body = await self._get(host, "/snapshot")
+            if status == 404:
+                raise _NotSnapshot(text_page=False)
+            _check_status(status)
+            wanted, limits = self._wanted, self.config.limits
+            job = _Job(partial(read_snapshot, body, normalise_host_id(host), wanted, limits))
+            size = len(body)
+            del body  # the job holds it now, and only the job (see _Job)
+            return await self._parse(host, size, job)
 
     async def _metrics(self, host: str) -> dict[str, list[Any]]:
-        status, body = await self._get(host, "/metrics")
-        _check_status(status)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScrapeFailed("invalid /metrics (not UTF-8)") from None
-        rows = parse_metrics(text, normalise_host_id(host))
-        found = (rows.gpus, rows.cpus, rows.memory, rows.chassis, rows.processes, rows.storage)
-        if not any(found):
-            bad = (
-                f" ({rows.skipped_lines} lines not in the exposition format)"
-                if (rows.skipped_lines)
-                else ""
+        with self._deadline():
+            status, body = await self._get(host, "/metrics")
+            _check_status(status)
+            # Decoded here (a few ms even at the cap) and the bytes let go at once: the
+            # parse then holds the page once, not twice.
+            wanted, limits, size = self._wanted, self.config.limits, len(body)
+            job = _Job(
+                partial(read_metrics, _decode(body), normalise_host_id(host), wanted, limits)
             )
-            raise ScrapeFailed(f"invalid /metrics: no all-smi metrics{bad}")
-        return {
-            "gpus": list(rows.gpus),
-            "cpus": list(rows.cpus),
-            "memory": list(rows.memory),
-            "chassis": list(rows.chassis),
-            "processes": list(rows.processes),
-            "storage": list(rows.storage),
-        }
+            del body
+            return await self._parse(host, size, job)
 
-    async def _get(self, host: str, path: str) -> tuple[int, bytes]:
-        """GET with a whole-request deadline (a trickling peer cannot stretch it) and a cap
-        on the body, read in pieces so a 100 MB answer never sits in memory."""
+    @contextlib.contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """One request and the parsing of its answer, within the request timeout (a
+        trickling peer cannot stretch it, nor can a slow parse)."""
         try:
             with anyio.fail_after(self.config.request_timeout_s):
-                reply = await self._origin(host).get(path)
+                yield
         except TimeoutError:
             raise ScrapeFailed(f"timeout after {self.config.request_timeout_s:g}s") from None
+
+    async def _get(self, host: str, path: str) -> tuple[int, bytes | bytearray]:
+        """GET with a cap on the body, read in pieces so a 100 MB answer never sits in
+        memory."""
+        try:
+            reply = await self._origin(host).get(path)
         except HttpFailed as err:
             raise ScrapeFailed(str(err)) from None
         return reply.status, reply.body
+
+    async def _parse(self, host: str, size: int, job: _Job[T]) -> T:
+        """The job inline for an everyday answer, else in a worker thread, where the rows are
+        also measured against ``MAX_HOST_ROWS_BYTES``."""
+        if size <= self.config.inline_parse_bytes:
+            read = job.take()
+            assert read is not None, "a job runs once"
+            return read(False)
+        return await self._in_worker(host, job)
+
+    async def _in_worker(self, host: str, job: _Job[T]) -> T:
+        """The job in a worker thread. If the caller stops waiting (the host's deadline, the
+        cycle's), the thread finishes alone and only then frees the host for its next scrape;
+        a job abandoned before its thread took it never runs."""
+        with self._parsing_lock:
+            if host in self._parsing:
+                raise ScrapeFailed("still parsing its previous answer")
+            self._parsing.add(host)
+
+        def run() -> T | _Failure:
+            read = job.take()
+            if read is None:  # the caller dropped it, and freed the host
+                return _Failure(ScrapeFailed("abandoned"))
+            try:
+                return read(True)
+            except (ScrapeFailed, _NotSnapshot) as err:
+                return _Failure(err)
+            finally:
+                with self._parsing_lock:
+                    self._parsing.discard(host)
+
+        try:
+            outcome = await anyio.to_thread.run_sync(
+                run, limiter=self._parse_slots, abandon_on_cancel=True
+            )
+        finally:
+            if job.take() is not None:  # abandoned before a thread took it: drop it here
+                with self._parsing_lock:
+                    self._parsing.discard(host)
+        if isinstance(outcome, _Failure):
+            outcome.raise_it()
+        return outcome
 
     # ----------------------------------------------------------------- the frame
 
@@ -221,7 +317,62 @@ class RemoteSource:
 
 
 class _NotSnapshot(Exception):
-    """The host has no ``/snapshot``: try ``/metrics``."""
+    """The host has no ``/snapshot``: try ``/metrics``. ``text_page``: it answered 200 with
+    something that is no JSON — all-smi's exporter, which answers every path with its page."""
+
+    def __init__(self, *, text_page: bool) -> None:
+        super().__init__()
+        self.text_page = text_page
+
+
+class _Job(Generic[T]):
+    """One answer's parse, handed over whole: whoever runs it takes the answer with it. A
+    caller that stopped waiting is kept alive a while by its cancellation (asyncio caches the
+    exception on the future, whose traceback holds the caller's frames: a reference cycle,
+    freed only by the cycle collector); it must not keep the page alive too — 3 MB a cycle
+    piled up in a recorder before the caller's frames held only this."""
+
+    __slots__ = ("_lock", "_read")
+
+    def __init__(self, read: Callable[[bool], T]) -> None:
+        self._read: Callable[[bool], T] | None = read
+        self._lock = threading.Lock()
+
+    def take(self) -> Callable[[bool], T] | None:
+        """The parse (``read(measure)``) for the first to ask — a worker thread, or the caller
+        dropping it; None after."""
+        with self._lock:
+            read, self._read = self._read, None
+        return read
+
+
+class _Failure:
+    """A worker thread's exception, handed back as a value without its traceback. Raised
+    through the thread's future it would sit in a reference cycle (future → exception →
+    traceback → frame → future) holding the answer and its text, freed only by the cycle
+    collector: 19 MB a cycle piled up in a recorder until a collection ran."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ScrapeFailed | _NotSnapshot) -> None:
+        self.error: ScrapeFailed | _NotSnapshot | None = error.with_traceback(None)
+        error.__context__ = None  # its cause may hold the page (a decode error holds it all)
+
+    def raise_it(self) -> NoReturn:
+        error, self.error = self.error, None
+        assert error is not None, "raised twice"
+        try:
+            raise error
+        finally:
+            del error  # no frame that the traceback holds may hold the exception: no cycle
+
+
+def _decode(body: bytes | bytearray) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass  # raised below: the decode error holds the whole body
+    raise ScrapeFailed("invalid /metrics (not UTF-8)")
 
 
 def _check_status(status: int) -> None:
@@ -229,6 +380,116 @@ def _check_status(status: int) -> None:
         raise ScrapeFailed("HTTP 401 (token missing or wrong)")
     if status != 200:
         raise ScrapeFailed(f"HTTP {status}")
+
+
+def read_snapshot(
+    body: bytes | bytearray,
+    host_id: str,
+    wanted: frozenset[str],
+    limits: PageLimits,
+    measure: bool,
+) -> dict[str, list[Any]]:
+    """The wanted rows of one host's ``/snapshot`` answer; ``measure``: refuse them if they
+    would take more than ``MAX_HOST_ROWS_BYTES`` of the frame. Raises :class:`ScrapeFailed`
+    (``_NotSnapshot`` when the body is no JSON: an all-smi exporter answers any path with
+    its text page)."""
+    if len(body) > INLINE_PARSE_BYTES:
+        if body[:4096].lstrip()[:1] != b"{":
+            raise _NotSnapshot(text_page=True)  # all-smi's exporter answers any path with text
+        check_snapshot_density(body)
+    with codec.collector_paused():
+        json = True
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            json = False  # raised below, so that no exception holds the error (and its doc)
+        if not json:
+            raise _NotSnapshot(text_page=True)  # all-smi's exporter answers any path with text
+        if not isinstance(obj, dict):
+            raise ScrapeFailed("invalid /snapshot (not a JSON object)")
+        for key, cap, what in (
+            ("gpus", limits.gpus, "GPUs"),
+            ("processes", limits.processes, "processes"),
+        ):
+            rows = obj.get(key)
+            if key in wanted and isinstance(rows, list) and len(rows) > cap:
+                raise ScrapeFailed(f"over {cap} {what}")  # before a row is structured
+        others = [obj.get(key) for key in ("cpus", "memory", "storage", "chassis")]
+        if sum(len(rows) for rows in others if isinstance(rows, list)) > limits.rows:
+            raise ScrapeFailed(f"over {limits.rows} CPU, core, memory, disk or chassis rows")
+        sections = _snapshot_rows(obj, host_id, wanted)
+        if measure:
+            _check_share(sections, wanted)
+        return sections
+
+
+def check_snapshot_density(body: bytes | bytearray) -> None:
+    """Refuse a ``/snapshot`` whose values are far denser than any exporter's before it is
+    parsed: parsing costs memory by the value, not by the byte (8 MiB of ``{},`` are 2.7M
+    dicts, ~300 MB). An exporter's rows carry one object per ~125 bytes and one ``,`` per
+    ~22; the limits leave 4x and 2.7x of room."""
+    if body.count(b"{") + body.count(b"[") > len(body) // BYTES_PER_CONTAINER:
+        raise ScrapeFailed(f"/snapshot denser than one object per {BYTES_PER_CONTAINER} bytes")
+    if body.count(b",") > len(body) // BYTES_PER_VALUE:
+        raise ScrapeFailed(f"/snapshot denser than one value per {BYTES_PER_VALUE} bytes")
+
+
+def read_metrics(
+    text: str,
+    host_id: str,
+    wanted: frozenset[str],
+    limits: PageLimits,
+    measure: bool,
+) -> dict[str, list[Any]]:
+    """The rows of one host's ``/metrics`` page, as :func:`read_snapshot`. A cap is raised
+    outside the ``except`` block: its traceback holds the page, which the new exception would
+    keep alive as its context."""
+    failure = ""
+    try:
+        rows = parse_metrics(text, host_id, limits, processes="processes" in wanted)
+    except OverLimit as err:
+        failure = str(err)
+    if failure:
+        raise ScrapeFailed(failure)
+    found = (rows.gpus, rows.cpus, rows.memory, rows.chassis, rows.processes, rows.storage)
+    if not any(found):
+        bad = (
+            f" ({rows.skipped_lines} lines not in the exposition format)"
+            if rows.skipped_lines
+            else ""
+        )
+        raise ScrapeFailed(f"invalid /metrics: no all-smi metrics{bad}")
+    sections: dict[str, list[Any]] = {
+        "gpus": list(rows.gpus),
+        "cpus": list(rows.cpus),
+        "memory": list(rows.memory),
+        "chassis": list(rows.chassis),
+        "processes": list(rows.processes),
+        "storage": list(rows.storage),
+    }
+    if measure:
+        _check_share(sections, wanted)
+    return sections
+
+
+def _check_share(sections: dict[str, list[Any]], wanted: frozenset[str]) -> None:
+    """Refuse rows that would take more than ``MAX_HOST_ROWS_BYTES`` of the frame: the frame
+    as a whole is capped (16 MiB), and one host's rows must not push the others out. Encoded
+    a batch at a time, stopping past the cap: 100,000 rows encoded at once took 150 MB."""
+    size = 0
+    empty = Frame(t_ms=0, source="remote")
+    with codec.collector_paused():
+        for key in SECTION_KEYS.values():
+            rows = sections[key] if key in wanted else []
+            for start in range(0, len(rows), _MEASURE_BATCH):
+                section: dict[str, Any] = {key: tuple(rows[start : start + _MEASURE_BATCH])}
+                batch = attrs.evolve(empty, **section)
+                try:
+                    size += len(codec.encode_line(batch))
+                except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
+                    raise ScrapeFailed(f"rows not recordable ({err})") from None
+                if size > MAX_HOST_ROWS_BYTES:
+                    raise ScrapeFailed(f"rows over {size_text(MAX_HOST_ROWS_BYTES)} once recorded")
 
 
 def _snapshot_rows(
