@@ -21,6 +21,18 @@ def allsmi_path() -> str:
     return found
 
 
+def peak_rss(pid: int) -> int:
+    """VmHWM of a running process: its peak resident set since exec, in bytes (0 once it is
+    gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def user_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLSMI_", "PYTEST"))}
     env["LANG"] = "C.UTF-8"

@@ -15,6 +15,7 @@ from allsmi.adapters import codec, seektable
 from allsmi.adapters.sink import Codec
 
 from ..adapters import recordings as rec
+from .conftest import peak_rss
 from .tmux import Tmux
 
 RSS_BOUND_MB = 150
@@ -29,10 +30,7 @@ def sessions() -> Iterator[list[Tmux]]:
 
 
 def peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"VmHWM:\s+(\d+) kB", status)
-    assert found, status
-    return int(found.group(1)) / 1024
+    return peak_rss(pid) / (1024 * 1024)
 
 
 def position(screen: str) -> int:

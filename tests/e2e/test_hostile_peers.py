@@ -28,7 +28,7 @@ from allsmi.adapters.httpserver import Limits, Request, Response, Stream, serve_
 from allsmi.adapters.remote import MAX_BODY_BYTES, MAX_GPUS, MAX_SERIES
 from allsmi.domain.model import Frame
 
-from .conftest import allsmi_path, user_env
+from .conftest import allsmi_path, peak_rss, user_env
 from .test_cluster import Mock
 
 INTERVAL_S: Final = 0.5
@@ -156,16 +156,6 @@ class Run:
     stderr: str
 
 
-def vm_hwm(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def record(hosts: Sequence[str], out: Path) -> Run:
     """``allsmi record`` of ``hosts`` for DURATION_S at INTERVAL_S, its peak RSS read from
     /proc while it runs (``ru_maxrss`` would carry this test process's own peak)."""
@@ -179,7 +169,7 @@ def record(hosts: Sequence[str], out: Path) -> Run:
     peak, deadline = 0, time.monotonic() + DURATION_S + 30
     try:
         while True:
-            peak = max(peak, vm_hwm(proc.pid))  # before the exit check: never a reaped pid
+            peak = max(peak, peak_rss(proc.pid))  # before the exit check: never a reaped pid
             if proc.poll() is not None:
                 break
             if time.monotonic() > deadline:
