@@ -9,8 +9,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from .tmux import Tmux
 
 
 def allsmi_path() -> str:
@@ -19,6 +23,15 @@ def allsmi_path() -> str:
     if found is None:
         pytest.fail("the allsmi command is not installed (run make test)")
     return found
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[Tmux]]:
+    """Terminal sessions a test starts, each closed (its tmux server killed) afterwards."""
+    started: list[Tmux] = []
+    yield started
+    for session in started:
+        session.close()
 
 
 def peak_rss(pid: int) -> int:

@@ -11,7 +11,6 @@ import signal
 import socket
 import statistics
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -113,14 +112,6 @@ class Mock:
         except subprocess.TimeoutExpired:
             pytest.fail("allsmi mock did not exit within 20 s of SIGTERM")
         return self.proc.returncode
-
-
-@pytest.fixture
-def sessions() -> Iterator[list[Tmux]]:
-    started: list[Tmux] = []
-    yield started
-    for session in started:
-        session.close()
 
 
 def tab_row(screen: str) -> str:

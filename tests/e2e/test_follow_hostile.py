@@ -5,10 +5,8 @@ The viewer's peak RSS is read from /proc; it must stay within 150 MB and keep an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import zstandard
 
 from allsmi.adapters import codec, seektable
@@ -19,14 +17,6 @@ from .conftest import peak_rss
 from .tmux import Tmux
 
 RSS_BOUND_MB = 150
-
-
-@pytest.fixture
-def sessions() -> Iterator[list[Tmux]]:
-    started: list[Tmux] = []
-    yield started
-    for session in started:
-        session.close()
 
 
 def peak_rss_mb(pid: int) -> float:
