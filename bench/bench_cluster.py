@@ -47,12 +47,12 @@ import orjson
 import psutil
 
 from allsmi import __version__
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.prometheus_parse import parse_metrics
-from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.remote import METRICS, RemoteSource
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters import wire
+from allsmi.adapters.network.scrape import METRICS, RemoteSource
+from allsmi.adapters.prometheus.parser import parse_metrics
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.recording.source import RecordingSource
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.mock import node_frame
 from allsmi.app.remote import build_remote_source, remote_config
 from allsmi.domain.hosts import parse_hostfile
@@ -340,7 +340,7 @@ def parse_cases(pages: int = 100, rounds: int = 5) -> None:
     assert reading is not None
     frame = node_frame(reading, T0)  # what one mock node serves, processes included
     text = render_metrics(frame, version=__version__)
-    line = codec.encode_line(frame)
+    line = wire.encode_line(frame)
 
     def metrics() -> None:
         for _ in range(pages):
@@ -348,7 +348,7 @@ def parse_cases(pages: int = 100, rounds: int = 5) -> None:
 
     def snapshot() -> None:
         for _ in range(pages):
-            codec.decode_object(orjson.loads(line), 0)
+            wire.decode_object(orjson.loads(line), 0)
 
     def best(call: Callable[[], None]) -> tuple[float, float]:
         runs = []

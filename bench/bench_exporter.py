@@ -54,7 +54,7 @@ import httpx
 import orjson
 import psutil
 
-from allsmi.adapters.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.recording.decoding import iter_file_lines as iter_lines
 from allsmi.domain.parse import parse_rfc3339_ms
 from common import peak_rss
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import attrs
 
-from allsmi.adapters import codec
-from allsmi.adapters.follow import FollowingSource
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.tui import FOLLOW_POLL_MS
 from allsmi.domain.model import Header
 
@@ -40,7 +40,7 @@ def main() -> None:
             for seq in range(FRAMES):
                 t_ms = int(time.time() * 1000)
                 frame = sim.frame(t_ms, ("gpu", "cpu", "memory", "chassis"))
-                line = codec.encode_line(attrs.evolve(frame, seq=seq))
+                line = wire.encode_line(attrs.evolve(frame, seq=seq))
                 sink.append(line, seq, t_ms)
                 sink.flush()
                 flushed[seq] = time.perf_counter()

@@ -1,5 +1,5 @@
 """What one hostile scrape target costs the recorder (the per-host limits of
-``allsmi.adapters.remote``): a clean mock cluster recorded by ``allsmi record --source
+``allsmi.adapters.network.scrape``): a clean mock cluster recorded by ``allsmi record --source
 remote``, then the same cluster plus one hostile peer at a time, in the same run.
 
 Cases:
@@ -39,8 +39,8 @@ import anyio.from_thread
 import attrs
 import orjson
 
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.httpserver import Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.remote import build_remote_source, remote_config
 from allsmi.domain.hosts import parse_hostfile
 from bench_cluster import (

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psutil
 
-from allsmi.adapters.host import HostReader
+from allsmi.adapters.machine.host import HostReader
 
 
 def _time(call: Callable[[], object], runs: int, clock: Callable[[], float]) -> list[float]:

@@ -8,14 +8,14 @@ ms per 100 pages, min / median over ``rounds`` rounds:
 
 - ``parse_metrics``: grammar + mapping to model rows — what we ship (the fast reader for
   pages in the everyday shape, ``prometheus_client`` for any other);
-- ``fast reader (grammar)``: ``allsmi.adapters.exposition.plain_samples`` alone — exactly
+- ``fast reader (grammar)``: ``allsmi.adapters.prometheus.exposition.plain_samples`` alone — exactly
   ``prometheus_client``'s samples (a property test checks it), or it steps aside;
 - ``prometheus_client grammar``: ``text_string_to_metric_families`` alone, samples listed;
 - ``all-smi regex``: all-smi's line regex ``^all_smi_([^{]+)\\{([^}]+)\\} ([\\d.]+)$`` and a
   quote-aware label split (a regex here) with unescaping, into (name, labels, value) — the
   grammar only, and lossy (no exponents, negatives, NaN, ``}`` in values);
 - ``orjson.loads``: the same node's ``/snapshot`` JSON (``encode_line``) to dicts;
-- ``decode_line``: that JSON all the way to model rows (``allsmi.adapters.codec``).
+- ``decode_line``: that JSON all the way to model rows (``allsmi.adapters.wire``).
 
 Run: ``.venv/bin/python bench/bench_prom_parse.py [rounds]`` (default 15). Prints a table;
 asserts nothing (DESIGN §7: figures go to the README, never into tests).
@@ -31,11 +31,11 @@ from collections.abc import Callable
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from allsmi.adapters.codec import decode_line, encode_line
-from allsmi.adapters.exposition import plain_samples
-from allsmi.adapters.prometheus_parse import parse_metrics
-from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.prometheus.exposition import plain_samples
+from allsmi.adapters.prometheus.parser import parse_metrics
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.wire import decode_line, encode_line
 from common import T0, fmt_min_med
 
 PAGES = 100

@@ -42,8 +42,8 @@ from typing import Any, Final, NamedTuple
 import zstandard
 
 from allsmi import __version__
-from allsmi.adapters.codec import encode_line
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.wire import encode_line
 from allsmi.domain.model import Source
 from common import OUT_DIR, T0, min_med, write_recording
 
@@ -138,7 +138,7 @@ def _rss_mb() -> float:
 
 def measure(path: Path, seed: int) -> dict[str, Any]:
     """One pass in this (fresh) process."""
-    from allsmi.adapters.filesource import RecordingSource
+    from allsmi.adapters.recording.source import RecordingSource
 
     rss_base = _rss_mb()
     clock = time.perf_counter

@@ -17,8 +17,8 @@ import time
 
 import zstandard
 
-from allsmi.adapters.codec import encode_line
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.wire import encode_line
 from allsmi.domain.model import DEFAULT_SECTIONS, SECTIONS
 
 T0 = 1_776_513_600_000

@@ -41,10 +41,10 @@ import anyio
 import zstandard
 
 from allsmi import __version__
-from allsmi.adapters.codec import encode_line
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.wire import encode_line
 from allsmi.app.local import build_local_source
 from allsmi.domain.model import Header
 from common import OUT_DIR, T0, child_cpu_s

@@ -49,11 +49,11 @@ from typing import Final
 
 import pyte
 
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.painter import AsciimaticsTerminal
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.recording.source import RecordingSource
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.terminal.painter import AsciimaticsTerminal
 from allsmi.app.demo import DEMO_INCLUDE, write_demo
-from allsmi.domain.view import SCROLL_END, Line, ReplayStatus, Status, ViewState, render
+from allsmi.domain.screen import SCROLL_END, ReplayStatus, Status, StyledLine, ViewState, render
 from common import T0, write_recording
 
 WIDTH: Final = 200
@@ -85,10 +85,10 @@ def _set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _changed_cells(a: tuple[Line, ...], b: tuple[Line, ...]) -> float:
+def _changed_cells(a: tuple[StyledLine, ...], b: tuple[StyledLine, ...]) -> float:
     """Fraction of cells whose character differs between two renders (styles not counted)."""
 
-    def text(lines: tuple[Line, ...]) -> str:
+    def text(lines: tuple[StyledLine, ...]) -> str:
         return "".join("".join(span.text for span in line) for line in lines)
 
     ta, tb = text(a), text(b)
@@ -98,7 +98,7 @@ def _changed_cells(a: tuple[Line, ...], b: tuple[Line, ...]) -> float:
 # --------------------------------------------------------------------------- 1. build
 
 
-def bench_build(runs: int) -> tuple[dict[str, list[float]], dict[str, tuple[Line, ...]]]:
+def bench_build(runs: int) -> tuple[dict[str, list[float]], dict[str, tuple[StyledLine, ...]]]:
     sim = ClusterSimulator(ClusterSpec(nodes=100, gpus_per_node=8))
     frame_a = sim.frame(T0, DEMO_INCLUDE)
     sim.advance(1000)
@@ -107,7 +107,7 @@ def bench_build(runs: int) -> tuple[dict[str, list[float]], dict[str, tuple[Line
     replay = ReplayStatus(754_000, 3_600_000, 8.0, "playing", False, 755, 3600, "2026-04-18", 0)
     status = Status(replay=replay, message=None, keys_help="SPACE:Play q:Exit")
 
-    def build(frame: object, view: ViewState) -> Callable[[], tuple[Line, ...]]:
+    def build(frame: object, view: ViewState) -> Callable[[], tuple[StyledLine, ...]]:
         return lambda: render(frame, view, WIDTH, HEIGHT, status, expected_hosts=hosts)  # type: ignore[arg-type]
 
     cases = {
@@ -174,7 +174,7 @@ class PaintResult:
         self.resized_after_reopen = False
 
 
-def bench_paint(lines: dict[str, tuple[Line, ...]]) -> PaintResult:
+def bench_paint(lines: dict[str, tuple[StyledLine, ...]]) -> PaintResult:
     master, slave = pty.openpty()
     _set_size(slave, HEIGHT, WIDTH)
     sys.stdout.flush()

@@ -17,8 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
-from allsmi.domain.view import (
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
+from allsmi.domain.screen import (
     SCROLL_END,
     ReplayStatus,
     Status,

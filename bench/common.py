@@ -17,8 +17,8 @@ import anyio
 import attrs
 
 from allsmi import __version__
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, RecordResult, record_loop
 from allsmi.domain.model import Frame, Header, Source

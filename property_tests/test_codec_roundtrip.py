@@ -7,7 +7,7 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsmi.adapters import codec
+from allsmi.adapters import wire
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,
@@ -27,31 +27,31 @@ from .strategies import frames, headers, index_lines
 
 @given(frames)
 def test_frame_round_trips_through_a_line(frame: Frame) -> None:
-    line = codec.encode_line(frame)
+    line = wire.encode_line(frame)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert codec.decode_line(line, 1) == frame
+    assert wire.decode_line(line, 1) == frame
 
 
 @given(headers)
 def test_header_round_trips_through_a_line(header: Header) -> None:
-    assert codec.decode_line(codec.encode_line(header), 1) == header
+    assert wire.decode_line(wire.encode_line(header), 1) == header
 
 
 @given(index_lines)
 def test_index_line_round_trips_through_a_line(index: IndexLine) -> None:
-    assert codec.decode_line(codec.encode_line(index), 1) == index
+    assert wire.decode_line(wire.encode_line(index), 1) == index
 
 
 @given(frames)
 def test_slice_of_a_frame_line_gives_its_time_and_seq(frame: Frame) -> None:
-    info = codec.slice_line(codec.encode_line(frame))
-    assert info == codec.LineInfo(codec.KIND_DATA, frame.t_ms, frame.seq)
+    info = wire.slice_line(wire.encode_line(frame))
+    assert info == wire.LineInfo(wire.KIND_DATA, frame.t_ms, frame.seq)
 
 
 @given(index_lines)
 def test_slice_of_an_index_line_gives_its_time_and_seq(index: IndexLine) -> None:
-    info = codec.slice_line(codec.encode_line(index))
-    assert info == codec.LineInfo(codec.KIND_INDEX, index.t_ms, index.seq)
+    info = wire.slice_line(wire.encode_line(index))
+    assert info == wire.LineInfo(wire.KIND_INDEX, index.t_ms, index.seq)
 
 
 @given(
@@ -65,8 +65,8 @@ def test_slice_of_an_index_line_gives_its_time_and_seq(index: IndexLine) -> None
     )
 )
 def test_every_row_class_round_trips_through_the_converter(row: object) -> None:
-    data = codec.converter.unstructure(row)
-    assert codec.converter.structure(data, type(row)) == row
+    data = wire.converter.unstructure(row)
+    assert wire.converter.structure(data, type(row)) == row
 
 
 json_values = st.recursive(
@@ -97,12 +97,12 @@ def test_the_generated_row_hooks_agree_with_the_detailed_converter(
     """Any field of a valid row replaced by any JSON value (or dropped): whatever the fast
     path (generated hooks) accepts, the detailed converter accepts as the same row. (Where the
     fast path refuses, the codec asks the detailed converter, so its verdict is final.)"""
-    obj = codec.converter.unstructure(row)
+    obj = wire.converter.unstructure(row)
     key = data.draw(st.sampled_from(sorted(obj)))
     if data.draw(st.booleans()):
         del obj[key]
     else:
         obj[key] = data.draw(json_values)
-    fast = _outcome(lambda: codec._fast.structure(dict(obj), type(row)))
+    fast = _outcome(lambda: wire._fast.structure(dict(obj), type(row)))
     if fast[0] == "ok":
-        assert _outcome(lambda: codec.converter.structure(dict(obj), type(row))) == fast
+        assert _outcome(lambda: wire.converter.structure(dict(obj), type(row))) == fast

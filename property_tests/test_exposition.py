@@ -10,7 +10,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from allsmi.adapters.exposition import NotPlain, Sample, plain_samples
+from allsmi.adapters.prometheus.exposition import NotPlain, Sample, plain_samples
 
 NAMES = st.sampled_from(
     ["all_smi_gpu_utilization", "x", "x_total", "h_bucket", "h_count", "s_sum", "a:b", "_u"]

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.adapters import recordings as rec
 
-from allsmi.adapters import seektable
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.follow import FollowingSource
-from allsmi.adapters.sink import Codec
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.sink import Codec
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.verify import build_report
 from allsmi.domain.errors import RecordingUnreadable, UnsupportedSchema
 

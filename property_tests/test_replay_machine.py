@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from allsmi.adapters import codec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
-from allsmi.app.replay import ReplayDriver
+from allsmi.adapters import wire
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as r
 from allsmi.domain.model import Frame, Header, Memory
 
@@ -51,7 +51,7 @@ class ReplayAgainstList(RuleBasedStateMachine):
         for seq, gap in enumerate([0, *gaps]):
             t += gap
             mem = Memory(host_id="h", hostname="h", instance="h", used_bytes=seq)
-            sink.append(codec.encode_line(Frame(t_ms=t, seq=seq, memory=(mem,))), seq, t)
+            sink.append(wire.encode_line(Frame(t_ms=t, seq=seq, memory=(mem,))), seq, t)
             self.keys.append(t)
         sink.close()
         self.driver = ReplayDriver.open(path, loop=loop)

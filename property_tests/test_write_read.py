@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.model import Frame, Header, Memory
 
 T0 = 1_776_513_600_000
@@ -57,7 +57,7 @@ def test_what_the_sink_writes_the_source_reads_back_in_order(
         sink = RecordingSink(config, Header())
         for frame in frames:
             assert frame.seq is not None
-            sink.append(codec.encode_line(frame), frame.seq, frame.t_ms)
+            sink.append(wire.encode_line(frame), frame.seq, frame.t_ms)
             sink.flush()
         if close:
             sink.close()

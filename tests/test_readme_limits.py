@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from allsmi.adapters import decoding, follow, remote, seektable
-from allsmi.adapters.httpserver import DEFAULT_LIMITS
+from allsmi.adapters.network import scrape
+from allsmi.adapters.network.server import DEFAULT_LIMITS
+from allsmi.adapters.recording import decoding, follow, seektable
 
 README = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
 MIB = 1024 * 1024
@@ -23,13 +24,13 @@ def mib(value: int) -> str:
 @pytest.mark.parametrize(
     "quoted",
     [
-        f"a body of at most {mib(remote.MAX_BODY_BYTES)}",
-        f"at most {remote.MAX_SERIES:,} series and {remote.MAX_PAGE_LINES:,} lines",
-        f"at most {remote.MAX_GPUS} GPUs and {remote.MAX_PROCESSES:,} processes",
-        f"and {remote.MAX_OTHER_ROWS:,} CPU, core, socket, memory, disk, chassis and fan rows",
-        f"one object per {remote.BYTES_PER_CONTAINER}",
-        f"one value per {remote.BYTES_PER_VALUE} bytes",
-        f"at most {mib(remote.MAX_HOST_ROWS_BYTES)} of rows once recorded",
+        f"a body of at most {mib(scrape.MAX_BODY_BYTES)}",
+        f"at most {scrape.MAX_SERIES:,} series and {scrape.MAX_PAGE_LINES:,} lines",
+        f"at most {scrape.MAX_GPUS} GPUs and {scrape.MAX_PROCESSES:,} processes",
+        f"and {scrape.MAX_OTHER_ROWS:,} CPU, core, socket, memory, disk, chassis and fan rows",
+        f"one object per {scrape.BYTES_PER_CONTAINER}",
+        f"one value per {scrape.BYTES_PER_VALUE} bytes",
+        f"at most {mib(scrape.MAX_HOST_ROWS_BYTES)} of rows once recorded",
         f"reads at most {mib(follow.READ_LIMIT)} of the file and decodes at most "
         f"{mib(follow.DECODE_LIMIT)}",
         f"a line over {mib(decoding.MAX_LINE)} is dropped as it grows",

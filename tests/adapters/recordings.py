@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from allsmi.adapters import codec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.domain.model import Frame, Header, Memory
 from allsmi.domain.parse import format_rfc3339_ms
 
@@ -52,7 +52,7 @@ def write_sink(
     truth = []
     for i, t in enumerate(times(n, dup=dup)):
         seq = first_seq + i
-        sink.append(codec.encode_line(make_frame(i, t, seq)), seq, t)
+        sink.append(wire.encode_line(make_frame(i, t, seq)), seq, t)
         sink.flush()
         truth.append((t, i))
     if close:
@@ -121,7 +121,7 @@ def concatenated(path: Path, n: int, *, back_in_time: bool = False) -> Truth:
     offset = -3_600_000 if back_in_time else n * 1000 + 5000
     for i in range(n):
         t = T0 + offset + i * 1000
-        sink.append(codec.encode_line(make_frame(n + i, t, i)), i, t)
+        sink.append(wire.encode_line(make_frame(n + i, t, i)), i, t)
     sink.close()
     truth += [(T0 + offset + i * 1000, n + i) for i in range(n)]
     path.write_bytes(first.read_bytes() + second.read_bytes())

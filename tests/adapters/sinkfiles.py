@@ -9,7 +9,7 @@ import attrs
 import orjson
 import zstandard
 
-from allsmi.adapters import seektable
+from allsmi.adapters.recording import seektable
 
 
 @attrs.frozen

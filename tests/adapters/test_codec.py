@@ -9,8 +9,8 @@ import attrs
 import orjson
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters import wire
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
 from allsmi.domain.model import (
     SECTIONS,
@@ -41,7 +41,7 @@ def _gpu(**over: object) -> Gpu:
 
 def test_data_line_keys_follow_the_design_order() -> None:
     frame = Frame(t_ms=T0, seq=0, source="remote", gpus=(_gpu(),), cpus=(), errors=("x",))
-    line = codec.encode_line(frame)
+    line = wire.encode_line(frame)
     assert line.startswith(b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","seq":0,"source":"remote",')
     keys = list(orjson.loads(line))
     assert keys == ["schema", "t", "seq", "source", "gpus", "cpus", "errors"]
@@ -51,7 +51,7 @@ def test_header_line_is_exactly_the_design_shape() -> None:
     header = Header(
         source="remote", interval_ms=3000, hosts=("dgx-01", "dgx-02"), all_smi_version="0.1.0"
     )
-    assert codec.encode_line(header) == (
+    assert wire.encode_line(header) == (
         b'{"schema":1,"header":true,"writer":"allsmi","format":"chunked-1",'
         b'"all_smi_version":"0.1.0","source":"remote","interval_ms":3000,'
         b'"hosts":["dgx-01","dgx-02"]}\n'
@@ -60,7 +60,7 @@ def test_header_line_is_exactly_the_design_shape() -> None:
 
 def test_index_line_is_exactly_the_design_shape() -> None:
     index = IndexLine(t_ms=T0 + 3_000_000, seq=1000, byte_offset=1234567)
-    assert codec.encode_line(index) == (
+    assert wire.encode_line(index) == (
         b'{"schema":1,"index":true,"t":"2026-04-18T12:50:00.000Z","seq":1000,'
         b'"byte_offset":1234567}\n'
     )
@@ -68,9 +68,9 @@ def test_index_line_is_exactly_the_design_shape() -> None:
 
 def test_unavailable_readings_are_written_as_null_never_nan() -> None:
     frame = Frame(t_ms=T0, gpus=(_gpu(utilization=float("nan"), power_consumption=None),))
-    gpu = orjson.loads(codec.encode_line(frame))["gpus"][0]
+    gpu = orjson.loads(wire.encode_line(frame))["gpus"][0]
     assert gpu["utilization"] is None and gpu["power_consumption"] is None
-    assert b"NaN" not in codec.encode_line(frame)
+    assert b"NaN" not in wire.encode_line(frame)
 
 
 # all-smi writes sorted keys, `timestamp` near the end, −1/0 sentinels, error objects
@@ -181,7 +181,7 @@ ALL_SMI_LINE = orjson.dumps(
 
 
 def test_all_smi_line_structures_into_the_same_model_with_sentinels_as_none() -> None:
-    frame = codec.decode_line(ALL_SMI_LINE, 7)
+    frame = wire.decode_line(ALL_SMI_LINE, 7)
     assert isinstance(frame, Frame)
     assert frame.t_ms == 1_776_688_496_000 and frame.source == "remote" and frame.seq is None
     gpu = frame.gpus[0] if frame.gpus else None
@@ -250,7 +250,7 @@ def test_all_smi_line_structures_into_the_same_model_with_sentinels_as_none() ->
 
 
 def test_all_smi_header_and_index_lines_are_recognised() -> None:
-    header = codec.decode_line(
+    header = wire.decode_line(
         b'{"all_smi_version":"0.25.0","header":true,"hosts":["http://a:9090/"],'
         b'"interval_ms":3000,"schema":1}',
         1,
@@ -263,7 +263,7 @@ def test_all_smi_header_and_index_lines_are_recognised() -> None:
         format=None,
         all_smi_version="0.25.0",
     )
-    index = codec.decode_line(b'{"byte_offset":5120,"index":true,"schema":1,"seq":1000}', 2)
+    index = wire.decode_line(b'{"byte_offset":5120,"index":true,"schema":1,"seq":1000}', 2)
     assert index == IndexLine(t_ms=None, seq=1000, byte_offset=5120)
 
 
@@ -286,7 +286,7 @@ def test_malformed_line_raises_recording_corrupt_naming_line_and_reason(
     raw: bytes, reason: str
 ) -> None:
     with pytest.raises(RecordingCorrupt) as caught:
-        codec.decode_line(raw, 41)
+        wire.decode_line(raw, 41)
     assert caught.value.line_no == 41
     assert reason in caught.value.reason
     assert str(caught.value).startswith("line 41: ")
@@ -294,32 +294,30 @@ def test_malformed_line_raises_recording_corrupt_naming_line_and_reason(
 
 def test_schema_two_raises_unsupported_schema() -> None:
     with pytest.raises(UnsupportedSchema, match="unsupported schema version 2, this allsmi"):
-        codec.decode_line(b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', 1)
+        wire.decode_line(b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', 1)
 
 
 def test_slice_reads_time_of_an_all_smi_line_from_its_end() -> None:
-    assert codec.slice_line(ALL_SMI_LINE) == codec.LineInfo(
-        codec.KIND_DATA, 1_776_688_496_000, None
-    )
+    assert wire.slice_line(ALL_SMI_LINE) == wire.LineInfo(wire.KIND_DATA, 1_776_688_496_000, None)
 
 
 def test_slice_recognises_headers_of_both_writers() -> None:
-    ours = codec.encode_line(Header())
+    ours = wire.encode_line(Header())
     theirs = b'{"all_smi_version":"0.25.0","header":true,"hosts":[],"schema":1}'
-    assert codec.slice_line(ours) == codec.LineInfo(codec.KIND_HEADER, None, None)
-    assert codec.slice_line(theirs) == codec.LineInfo(codec.KIND_HEADER, None, None)
+    assert wire.slice_line(ours) == wire.LineInfo(wire.KIND_HEADER, None, None)
+    assert wire.slice_line(theirs) == wire.LineInfo(wire.KIND_HEADER, None, None)
 
 
 def test_slice_falls_back_to_a_parse_for_reordered_keys() -> None:
     reordered = b'{"seq":9,"t":"2026-04-18T12:00:01.500Z","schema":1,"source":"local"}'
-    assert codec.slice_line(reordered) == codec.LineInfo(codec.KIND_DATA, T0 + 1500, 9)
+    assert wire.slice_line(reordered) == wire.LineInfo(wire.KIND_DATA, T0 + 1500, 9)
 
 
 @pytest.mark.parametrize(
     "raw", [b"", b"garbage", b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', b'{"schema":1}']
 )
 def test_slice_of_a_non_recording_line_is_none(raw: bytes) -> None:
-    assert codec.slice_line(raw) is None
+    assert wire.slice_line(raw) is None
 
 
 def test_frame_hosts_lists_each_host_once_in_first_seen_order() -> None:
@@ -348,29 +346,29 @@ def _collections_during(action: Callable[[], object]) -> int:
 
 def test_a_cluster_frame_is_decoded_and_encoded_with_at_most_one_cycle_collection() -> None:
     frame = ClusterSimulator(ClusterSpec(nodes=20)).frame(1_776_513_600_000, SECTIONS)
-    line = codec.encode_line(frame)
+    line = wire.encode_line(frame)
     threshold = gc.get_threshold()
     gc.set_threshold(100, 10, 10)  # collect often, so that a collection would show
     try:
         # unpaused, parsing alone collects again and again; paused, at most once at the end
         assert _collections_during(lambda: orjson.loads(line)) > 10
-        assert _collections_during(lambda: codec.decode_line(line, 1)) <= 1
-        assert _collections_during(lambda: codec.encode_line(frame)) <= 1
+        assert _collections_during(lambda: wire.decode_line(line, 1)) <= 1
+        assert _collections_during(lambda: wire.encode_line(frame)) <= 1
     finally:
         gc.set_threshold(*threshold)
     assert gc.isenabled()
-    assert codec.decode_line(line, 1) == frame
+    assert wire.decode_line(line, 1) == frame
 
 
 def test_the_collector_pause_leaves_a_disabled_collector_disabled() -> None:
     gc.disable()
     try:
-        with codec.collector_paused():
+        with wire.collector_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:
         gc.enable()
-    with codec.collector_paused():
+    with wire.collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
 
@@ -378,15 +376,15 @@ def test_the_collector_pause_leaves_a_disabled_collector_disabled() -> None:
 def test_a_boolean_reading_stays_a_boolean_through_a_round_trip() -> None:
     proc = GpuProcess(host_id="h", hostname="h", device_id=0, device_uuid="GPU-1", pid=7)
     for uses_gpu in (True, False):
-        line = codec.encode_line(Frame(t_ms=0, processes=(attrs.evolve(proc, uses_gpu=uses_gpu),)))
-        again = codec.encode_line(codec.decode_line(line, 1))
+        line = wire.encode_line(Frame(t_ms=0, processes=(attrs.evolve(proc, uses_gpu=uses_gpu),)))
+        again = wire.encode_line(wire.decode_line(line, 1))
         assert orjson.loads(again)["processes"][0]["uses_gpu"] is uses_gpu
 
 
 @pytest.mark.parametrize("value", [None, 2, "true", []])
 def test_a_boolean_field_holding_anything_else_makes_the_line_corrupt(value: object) -> None:
-    line = codec.encode_line(Frame(t_ms=0, processes=(GpuProcess("h", "h", 0, "GPU-1", 7),)))
+    line = wire.encode_line(Frame(t_ms=0, processes=(GpuProcess("h", "h", 0, "GPU-1", 7),)))
     obj = orjson.loads(line)
     obj["processes"][0]["uses_gpu"] = value
     with pytest.raises(RecordingCorrupt, match="uses_gpu"):
-        codec.decode_line(orjson.dumps(obj), 3)
+        wire.decode_line(orjson.dumps(obj), 3)

@@ -12,9 +12,10 @@ import orjson
 import pytest
 import zstandard
 
-from allsmi.adapters import codec, decoding, seektable, sink
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.sink import Codec
+from allsmi.adapters import wire
+from allsmi.adapters.recording import decoding, seektable, sink
+from allsmi.adapters.recording.sink import Codec
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.verify import build_report
 from allsmi.domain.errors import UsageError
 from allsmi.domain.model import Header
@@ -130,7 +131,7 @@ def test_oversized_lines_are_counted_in_a_file_opened_by_its_footer(
     big = sink.RecordingSink(sink.SinkConfig(path=path, codec=Codec.ZSTD), Header(interval_ms=1000))
     for seq in range(6):
         frame = rec.make_frame(seq, rec.T0 + seq * 1000, seq)
-        line = codec.encode_line(frame)
+        line = wire.encode_line(frame)
         if seq in (2, 4):  # 17 MiB and 50 MiB of padding inside the JSON object
             pad = b',"pad":"' + b"x" * ((17 if seq == 2 else 50) << 20) + b'"}\n'
             line = line[:-2] + pad
@@ -147,11 +148,11 @@ def test_a_line_of_gigabytes_in_a_zstd_bomb_is_counted_oversized(tmp_path: Path)
     path = tmp_path / "b.ndjson.zst"
     cctx = zstandard.ZstdCompressor(level=1)
     obj = cctx.compressobj()
-    first = codec.encode_line(rec.make_frame(0, rec.T0, 0))
+    first = wire.encode_line(rec.make_frame(0, rec.T0, 0))
     block = b"x" * (1 << 20)
     parts = [obj.compress(first), obj.compress(b'{"schema":1,"t":"')]
     parts += [obj.compress(block) for _ in range(1024)]  # a 1 GiB line
-    parts += [obj.compress(b'"}\n' + codec.encode_line(rec.make_frame(1, rec.T0 + 1000, 1)))]
+    parts += [obj.compress(b'"}\n' + wire.encode_line(rec.make_frame(1, rec.T0 + 1000, 1)))]
     path.write_bytes(b"".join([*parts, obj.flush()]))
     assert path.stat().st_size < 1 << 20
     source = RecordingSource(path)
@@ -165,7 +166,7 @@ def interleaved(path: Path) -> None:
     lines = [header]
     for i in range(10):
         for seq, t in ((i, rec.T0 + i * 1000), (i, rec.T0 + i * 1000 - 500)):
-            lines.append(codec.encode_line(rec.make_frame(i, t, seq)).rstrip(b"\n"))
+            lines.append(wire.encode_line(rec.make_frame(i, t, seq)).rstrip(b"\n"))
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 

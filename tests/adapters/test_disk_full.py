@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
 from allsmi.domain.errors import SinkFailed
@@ -48,7 +48,7 @@ def test_enospc_is_one_clear_error_and_earlier_frames_stay_readable(
     flushed = 0
     with pytest.raises(SinkFailed, match=f"disk full while writing {path}"):
         for seq in range(10_000):
-            line = codec.encode_line(rec.make_frame(seq, rec.T0 + seq * 1000, seq))
+            line = wire.encode_line(rec.make_frame(seq, rec.T0 + seq * 1000, seq))
             sink.append(line, seq, rec.T0 + seq * 1000)
             sink.flush()
             flushed = seq + 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from allsmi.adapters.files import require_regular_file
+from allsmi.adapters.recording.files import require_regular_file
 from allsmi.domain.errors import UsageError
 
 

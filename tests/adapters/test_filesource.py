@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from allsmi.adapters.filesource import RecordingSource, discover
-from allsmi.adapters.sink import Codec
+from allsmi.adapters.recording.sink import Codec
+from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.domain.errors import RecordingUnreadable, UnsupportedSchema
 
 from . import recordings as rec
@@ -205,7 +205,7 @@ def test_a_footer_pointing_at_the_wrong_bytes_falls_back_to_markers(tmp_path: Pa
 def test_a_forged_chunk_entry_is_detected_when_reached_and_the_segment_rescanned(
     tmp_path: Path,
 ) -> None:
-    from allsmi.adapters import seektable
+    from allsmi.adapters.recording import seektable
 
     path = tmp_path / "g.ndjson.zst"
     truth = rec.write_sink(path, 1000, Codec.ZSTD)
@@ -233,7 +233,7 @@ def test_a_single_member_gzip_seeks_from_zlib_checkpoints(
 ) -> None:
     import gzip
 
-    from allsmi.adapters import decoding
+    from allsmi.adapters.recording import decoding
 
     monkeypatch.setattr(decoding, "CHECKPOINT_EVERY", 2048)  # ~16 MiB in real files
     monkeypatch.setattr(decoding, "READ_SIZE", 1024)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from allsmi.adapters.host import (
+from allsmi.adapters.machine.host import (
     HostReader,
     Processor,
     cpu_temperatures,

@@ -17,7 +17,7 @@ import pytest
 import trustme
 from anyio.streams.tls import TLSListener
 
-from allsmi.adapters.httpclient import BodyTooLarge, HttpFailed, HttpOrigin
+from allsmi.adapters.network.client import BodyTooLarge, HttpFailed, HttpOrigin
 
 HEADERS: Final = {"Accept": "application/json", "Accept-Encoding": "identity"}
 CAP: Final = 1024 * 1024

@@ -16,7 +16,7 @@ import h11
 import httpx
 import pytest
 
-from allsmi.adapters.httpserver import (
+from allsmi.adapters.network.server import (
     DEFAULT_LIMITS,
     Handler,
     Limits,

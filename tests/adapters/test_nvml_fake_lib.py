@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from allsmi.adapters.nvml import GpuReading, NvmlReader, RawGpuProcess, load_nvml
-from allsmi.adapters.procinfo import ProcessEnricher
+from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, RawGpuProcess, load_nvml
+from allsmi.adapters.machine.processes import ProcessEnricher
 from allsmi.domain.model import Gpu, GpuProcess
 
 HOST = "dgx-01"

@@ -16,7 +16,7 @@ import pynvml
 import pytest
 
 import allsmi
-from allsmi.adapters.nvml import GpuReading, NvmlReader, RawGpuProcess
+from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, RawGpuProcess
 from allsmi.domain.errors import SourceUnavailable
 
 HOST = "node-7"
@@ -240,7 +240,7 @@ def test_real_pynvml_without_a_driver_gives_the_same_text() -> None:
     # A fresh interpreter: this one may hold the fake library from the fake-lib tests.
     src = Path(allsmi.__file__).resolve().parent.parent
     script = (
-        "from allsmi.adapters.nvml import NvmlReader, load_nvml\n"
+        "from allsmi.adapters.machine.nvml import NvmlReader, load_nvml\n"
         "from allsmi.domain.errors import SourceUnavailable\n"
         "reader = NvmlReader(load_nvml(), 'h', 'h')\n"
         "try:\n"

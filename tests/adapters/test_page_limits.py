@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsmi.adapters.prometheus_parse import (
+from allsmi.adapters.network.scrape import (
+    HOST_LIMITS,
+    MAX_GPUS,
+    MAX_PAGE_LINES,
+    MAX_PROCESSES,
+    MAX_SERIES,
+)
+from allsmi.adapters.prometheus.parser import (
     NO_LIMITS,
     OverLimit,
     PageLimits,
@@ -16,7 +23,6 @@ from allsmi.adapters.prometheus_parse import (
     _pieces,
     parse_metrics,
 )
-from allsmi.adapters.remote import HOST_LIMITS, MAX_GPUS, MAX_PAGE_LINES, MAX_PROCESSES, MAX_SERIES
 
 SMALL = PageLimits(lines=40, series=20, gpus=4, processes=6)
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allsmi.adapters.prometheus_parse import HostRows, parse_metrics
-from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.prometheus.parser import HostRows, parse_metrics
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.model import (
     SECTIONS,
     Chassis,

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from prometheus_client.parser import text_string_to_metric_families
 
-from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.adapters.prometheus.writer import render_metrics
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from allsmi.adapters.filesource import discover
-from allsmi.adapters.recordlock import RecordingLock, holder, lock_path
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.lock import RecordingLock, holder, lock_path
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import discover
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Header
 from allsmi.domain.segments import numbered_segments, segment_name

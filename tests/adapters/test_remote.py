@@ -23,18 +23,8 @@ import pytest
 import trustme
 from anyio.streams.tls import TLSListener
 
-from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
-from allsmi.adapters.httpserver import (
-    Handler,
-    Limits,
-    Request,
-    Response,
-    Stream,
-    serve_connection,
-    serve_tcp,
-)
-from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.remote import (
+from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.network.scrape import (
     INLINE_PARSE_BYTES,
     MAX_BODY_BYTES,
     MAX_GPUS,
@@ -45,7 +35,17 @@ from allsmi.adapters.remote import (
     RemoteSource,
     check_snapshot_density,
 )
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.network.server import (
+    Handler,
+    Limits,
+    Request,
+    Response,
+    Stream,
+    serve_connection,
+    serve_tcp,
+)
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.mock import GARBAGE, node_frame
 from allsmi.app.remote import build_remote_source
 from allsmi.domain.model import Frame

@@ -8,8 +8,8 @@ from statistics import fmean
 import attrs
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.simulator import (
+from allsmi.adapters import wire
+from allsmi.adapters.simulation.simulator import (
     ClusterSimulator,
     ClusterSpec,
     Incident,
@@ -249,7 +249,7 @@ def test_frame_survives_the_codec_unchanged() -> None:
     sim.advance(STEP)
     frame = sim.frame(T0, SECTIONS)
     assert frame.errors and frame.gpus
-    assert codec.decode_line(codec.encode_line(frame), 1) == frame
+    assert wire.decode_line(wire.encode_line(frame), 1) == frame
 
 
 # -- the spec

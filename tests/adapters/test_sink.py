@@ -13,10 +13,11 @@ import orjson
 import pytest
 import zstandard
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import iter_file_lines as iter_lines
-from allsmi.adapters.recovery import last_seq_of_set
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig, codec_for
+from allsmi.adapters import wire
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.recording.recovery import last_seq_of_set
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig, codec_for
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Frame, Header, Memory
 from allsmi.domain.parse import format_rfc3339_ms
@@ -36,7 +37,7 @@ def frame_line(seq: int, pad: int = 0) -> bytes:
         utilization=(seq % 100) / 1.5,
     )
     frame = Frame(t_ms=T0 + seq * 1000, seq=seq, memory=(mem,), errors=("x" * pad,) if pad else ())
-    return codec.encode_line(frame)
+    return wire.encode_line(frame)
 
 
 def write(
@@ -53,8 +54,8 @@ def write(
 def data_seqs(path: Path) -> list[int]:
     out = []
     for raw in iter_lines(path):
-        info = codec.slice_line(raw)
-        if info is not None and info.kind == codec.KIND_DATA:
+        info = wire.slice_line(raw)
+        if info is not None and info.kind == wire.KIND_DATA:
             assert info.seq is not None
             out.append(info.seq)
     return out

@@ -9,13 +9,13 @@ import anyio
 import attrs
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.follow import FollowingSource
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
-from allsmi.app.replay import ReplayDriver
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame, Header, Memory
 from tests.adapters import recordings as rec
@@ -111,12 +111,12 @@ def test_an_incomplete_last_line_is_pending_not_damage(tmp_path: Path) -> None:
     sink = RecordingSink(SinkConfig(path=path, codec=Codec.NONE), Header())
     for seq in range(3):
         mem = Memory(host_id="h", hostname="h", instance="h", used_bytes=seq)
-        from allsmi.adapters import codec
+        from allsmi.adapters import wire
 
-        sink.append(codec.encode_line(Frame(t_ms=T0 + seq, seq=seq, memory=(mem,))), seq, T0 + seq)
+        sink.append(wire.encode_line(Frame(t_ms=T0 + seq, seq=seq, memory=(mem,))), seq, T0 + seq)
     sink.flush()
     follower = FollowingSource(path)
-    line = codec.encode_line(Frame(t_ms=T0 + 9, seq=3))
+    line = wire.encode_line(Frame(t_ms=T0 + 9, seq=3))
     with open(path, "ab") as fh:
         fh.write(line[:10])
     assert follower.poll().added == 0 and not follower.warnings
@@ -130,10 +130,10 @@ def test_an_incomplete_last_line_is_pending_not_damage(tmp_path: Path) -> None:
 def test_replay_follow_opens_live_and_keeps_up(tmp_path: Path) -> None:
     path = tmp_path / "f.ndjson.zst"
     sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD), Header(interval_ms=1000))
-    from allsmi.adapters import codec
+    from allsmi.adapters import wire
 
     def write(seq: int) -> None:
-        sink.append(codec.encode_line(Frame(t_ms=T0 + seq * 1000, seq=seq)), seq, T0 + seq * 1000)
+        sink.append(wire.encode_line(Frame(t_ms=T0 + seq * 1000, seq=seq)), seq, T0 + seq * 1000)
         sink.flush()
 
     for seq in range(5):
@@ -155,11 +155,11 @@ def test_replay_follow_opens_live_and_keeps_up(tmp_path: Path) -> None:
 
 
 def _big_frame(seq: int) -> bytes:
-    from allsmi.adapters import codec
+    from allsmi.adapters import wire
 
     mem = Memory(host_id="h", hostname="h", instance="h", used_bytes=seq)
     noise = f"{seq:08d}" * 40_000  # ~320 KB a line, barely compressible in plain files
-    return codec.encode_line(Frame(t_ms=T0 + seq * 1000, seq=seq, memory=(mem,), errors=(noise,)))
+    return wire.encode_line(Frame(t_ms=T0 + seq * 1000, seq=seq, memory=(mem,), errors=(noise,)))
 
 
 def test_a_backlog_over_4_mib_at_rotation_is_drained_not_lost(tmp_path: Path) -> None:
@@ -182,18 +182,18 @@ def test_a_backlog_over_4_mib_at_rotation_is_drained_not_lost(tmp_path: Path) ->
 
 
 def test_following_with_max_files_1_never_doubles_or_crashes(tmp_path: Path) -> None:
-    from allsmi.adapters import codec
+    from allsmi.adapters import wire
 
     path = tmp_path / "one.ndjson"
     sink = RecordingSink(
         SinkConfig(path=path, codec=Codec.NONE, max_size=600, max_files=1), Header()
     )
-    sink.append(codec.encode_line(Frame(t_ms=T0, seq=0)), 0, T0)
+    sink.append(wire.encode_line(Frame(t_ms=T0, seq=0)), 0, T0)
     sink.flush()
     follower = FollowingSource(path)
     seen: list[int] = []
     for seq in range(1, 40):
-        sink.append(codec.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
+        sink.append(wire.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
         sink.flush()
         follower.poll()
         seen.extend(follower.frame(i).seq or 0 for i in range(follower.frame_count))
@@ -204,19 +204,19 @@ def test_following_with_max_files_1_never_doubles_or_crashes(tmp_path: Path) -> 
 
 
 def test_an_empty_active_file_beside_rotated_segments_is_followed(tmp_path: Path) -> None:
-    from allsmi.adapters import codec
+    from allsmi.adapters import wire
 
     path = tmp_path / "e.ndjson"
     sink = RecordingSink(SinkConfig(path=path, codec=Codec.NONE, max_size=300), Header())
     for seq in range(6):
-        sink.append(codec.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
+        sink.append(wire.encode_line(Frame(t_ms=T0 + seq, seq=seq)), seq, T0 + seq)
         sink.flush()
     sink.close()
     path.write_bytes(b"")  # what a full disk leaves right after a rotation
     follower = FollowingSource(path)
     assert follower.frame_count > 0
     with open(path, "ab") as fh:
-        fh.write(codec.encode_line(Header()) + codec.encode_line(Frame(t_ms=T0 + 99, seq=99)))
+        fh.write(wire.encode_line(Header()) + wire.encode_line(Frame(t_ms=T0 + 99, seq=99)))
     follower.poll()
     assert follower.frame(follower.frame_count - 1).seq == 99
     follower.close()
@@ -241,7 +241,7 @@ def test_several_rotations_between_two_polls_leave_no_segment_out(
     sink = RecordingSink(config, Header(interval_ms=1000, hosts=("h",)))
     follower: FollowingSource | None = None
     for i in range(400):
-        sink.append(codec.encode_line(rec.make_frame(i, T0 + i * 1000, i)), i, T0 + i * 1000)
+        sink.append(wire.encode_line(rec.make_frame(i, T0 + i * 1000, i)), i, T0 + i * 1000)
         sink.flush()
         if i == 20:
             follower = FollowingSource(path, cache_bytes=1)
@@ -351,7 +351,7 @@ def test_growth_while_the_follower_attaches_is_chunked_as_written(tmp_path: Path
 
 
 def test_following_from_a_cut_right_after_a_marker_reads_every_frame(tmp_path: Path) -> None:
-    from allsmi.adapters import seektable
+    from allsmi.adapters.recording import seektable
 
     whole = tmp_path / "w.ndjson.zst"
     rec.write_sink(whole, 100, Codec.ZSTD, chunk_frames=25)

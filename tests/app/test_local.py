@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from allsmi.adapters.host import HostReader
-from allsmi.adapters.procinfo import ProcessEnricher
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.machine.host import HostReader
+from allsmi.adapters.machine.processes import ProcessEnricher
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.local import GuardedCall, LocalSource
 from allsmi.app.record import RecordPlan, RecordResult, Reporter
 from allsmi.domain.errors import SourceUnavailable
@@ -104,11 +104,11 @@ def test_without_a_driver_the_gpu_section_is_absent_and_the_error_named() -> Non
 
 def test_the_live_status_line_shows_frames_bytes_ratio_and_errors(tmp_path: Path) -> None:
     sink = RecordingSink(SinkConfig(path=tmp_path / "s.ndjson.zst", codec=Codec.ZSTD), Header())
-    from allsmi.adapters import codec
+    from allsmi.adapters import wire
     from tests.adapters import recordings as rec
 
     for seq in range(3):
-        sink.append(codec.encode_line(rec.make_frame(seq, rec.T0, seq)), seq, rec.T0)
+        sink.append(wire.encode_line(rec.make_frame(seq, rec.T0, seq)), seq, rec.T0)
         sink.flush()
     stream = io.StringIO()
     reporter = Reporter(stream, RecordPlan(1000, 0, "local", ("h",)), live=True)

@@ -10,9 +10,9 @@ import anyio
 import attrs
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.decoding import iter_file_lines as iter_lines
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters import wire
+from allsmi.adapters.recording.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, RecordResult, fit_line, record_loop
 from allsmi.domain.model import CoreUtilization, Cpu, Frame, GpuProcess, Header, Memory
@@ -69,7 +69,7 @@ def record(
     result = anyio.run(
         functools.partial(record_loop, first_seq=first_seq), source, sink, clock, plan
     )
-    frames = [codec.decode_line(raw, n) for n, raw in enumerate(iter_lines(path), 1)]
+    frames = [wire.decode_line(raw, n) for n, raw in enumerate(iter_lines(path), 1)]
     return result, [f for f in frames if isinstance(f, Frame)]
 
 
@@ -157,7 +157,7 @@ def test_stop_event_ends_the_recording_with_a_footer(tmp_path: Path) -> None:
 
     result = anyio.run(main)
     assert result.frames == 5  # the frame in progress completes
-    from allsmi.adapters import seektable
+    from allsmi.adapters.recording import seektable
 
     assert seektable.decode_trailer(path.read_bytes()[-16:]) is not None
 
@@ -195,7 +195,7 @@ def _heavy_frame() -> Frame:
 def test_an_oversized_frame_drops_its_heaviest_sections_and_says_so() -> None:
     line = fit_line(_heavy_frame())
     assert len(line) <= 16 * 1024 * 1024
-    frame = codec.decode_line(line, 1)
+    frame = wire.decode_line(line, 1)
     assert isinstance(frame, Frame)
     assert frame.processes is None and frame.cpus is not None
     assert frame.cpus[0].per_core_utilization == ()

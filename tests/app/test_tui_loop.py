@@ -8,12 +8,12 @@ import anyio
 import attrs
 import pytest
 
-from allsmi.adapters.sink import Codec
+from allsmi.adapters.recording.sink import Codec
 from allsmi.app.clock import SimClock
-from allsmi.app.replay import ReplayDriver
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.tui import ReplayModel, run_tui
 from allsmi.domain import replay as core
-from allsmi.domain.view import Line
+from allsmi.domain.screen import StyledLine
 
 from ..adapters import recordings as rec
 
@@ -31,7 +31,7 @@ class FakeTerminal:
     height: int = 30
     opened: int = 0
     closed: int = 0
-    painted: list[tuple[Line, ...]] = attrs.field(factory=list)
+    painted: list[tuple[StyledLine, ...]] = attrs.field(factory=list)
 
     def open(self) -> None:
         self.opened += 1
@@ -60,7 +60,7 @@ class FakeTerminal:
         self.script = [(at, k) for at, k in self.script if at > now]
         return due
 
-    def paint(self, lines: tuple[Line, ...]) -> None:
+    def paint(self, lines: tuple[StyledLine, ...]) -> None:
         self.painted.append(lines)
 
     async def wait_input(self, timeout_ms: int) -> None:
@@ -70,7 +70,7 @@ class FakeTerminal:
         await anyio.lowlevel.checkpoint()
 
 
-def text(lines: tuple[Line, ...]) -> str:
+def text(lines: tuple[StyledLine, ...]) -> str:
     return "\n".join("".join(span.text for span in line) for line in lines)
 
 

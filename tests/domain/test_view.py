@@ -10,15 +10,15 @@ from datetime import timedelta, timezone
 import attrs
 import pytest
 
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain import replay as r
 from allsmi.domain.model import SECTIONS, Cpu, Frame, Gpu, GpuProcess
-from allsmi.domain.view import (
+from allsmi.domain.screen import (
     CHIP_LIVE,
     CHIP_REPLAY,
-    Line,
     ReplayStatus,
     Status,
+    StyledLine,
     ViewState,
     clamp_view,
     format_local,
@@ -29,7 +29,7 @@ from allsmi.domain.view import (
     tab_labels,
     view_key,
 )
-from allsmi.domain.view_rows import GREEN, RED, YELLOW, gauge
+from allsmi.domain.screen_rows import GREEN, RED, YELLOW, gauge
 
 T0 = 1_776_513_600_000  # 2026-04-18T12:00:00Z
 CEST = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -37,15 +37,15 @@ LIVE = Status(live_label="LIVE local", keys_help="h:Help q:Exit")
 SIZES = [(80, 24), (200, 60), (40, 10), (20, 3), (20, 2), (7, 1), (0, 4)]
 
 
-def text(line: Line) -> str:
+def text(line: StyledLine) -> str:
     return "".join(span.text for span in line)
 
 
-def texts(lines: Sequence[Line]) -> list[str]:
+def texts(lines: Sequence[StyledLine]) -> list[str]:
     return [text(line) for line in lines]
 
 
-def cells(line: Line) -> int:
+def cells(line: StyledLine) -> int:
     """Terminal cells the painter will use: wide characters would count twice."""
     wide = sum(unicodedata.east_asian_width(c) in "WF" for span in line for c in span.text)
     return len(text(line)) + wide
@@ -86,7 +86,7 @@ def paused_replay() -> ReplayStatus:
     )
 
 
-def body(lines: Sequence[Line]) -> list[str]:
+def body(lines: Sequence[StyledLine]) -> list[str]:
     return [t.rstrip() for t in texts(lines)]
 
 

@@ -17,7 +17,7 @@ from typing import Final
 import attrs
 import pytest
 
-from allsmi.adapters.filesource import RecordingSource
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.model import Frame
 
 from .conftest import poll, run_allsmi, start_allsmi

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from allsmi.adapters.filesource import RecordingSource, discover
+from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.domain.errors import RecordingUnreadable
 
 from .conftest import run_allsmi, start_allsmi, user_env

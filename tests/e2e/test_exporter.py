@@ -24,11 +24,11 @@ import httpx
 import psutil
 import pytest
 
-from allsmi.adapters import codec
-from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
-from allsmi.adapters.httpserver import Request, Stream
-from allsmi.adapters.prometheus_text import render_metrics
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec
+from allsmi.adapters import wire
+from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.network.server import Request, Stream
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.model import SECTIONS, Cpu, Frame, Memory
 
 from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
@@ -320,7 +320,7 @@ def test_events_stream_one_snapshot_per_collection() -> None:
             if line.startswith("event: "):
                 event = line.removeprefix("event: ")
             elif line.startswith("data: ") and event == "snapshot":
-                frame = codec.decode_line(line.removeprefix("data: "), len(frames) + 1)
+                frame = wire.decode_line(line.removeprefix("data: "), len(frames) + 1)
                 assert isinstance(frame, Frame)
                 frames.append(frame)
             if len(frames) >= 3 or time.monotonic() > deadline:
@@ -349,7 +349,7 @@ def test_events_send_keep_alives_when_nothing_is_new() -> None:
                 assert first.startswith(b"event: snapshot\nid: 2023-11-14T22:13:20")
                 data = first.split(b"\ndata: ", 1)[1]
                 assert data.endswith(b"\n\n") and data.count(b"\n") == 2
-                decoded = codec.decode_line(data.strip(), 1)
+                decoded = wire.decode_line(data.strip(), 1)
                 assert isinstance(decoded, Frame) and decoded.cpus == (cpu,)
 
                 started = anyio.current_time()
@@ -358,7 +358,7 @@ def test_events_send_keep_alives_when_nothing_is_new() -> None:
 
                 memory = Memory(host_id="h", hostname="h", instance="h", total_bytes=1)
                 feed.publish(Frame(t_ms=1_700_000_001_000, memory=(memory,)))
-                second = codec.decode_line((await anext(events)).split(b"data: ")[1].strip(), 2)
+                second = wire.decode_line((await anext(events)).split(b"data: ")[1].strip(), 2)
                 assert isinstance(second, Frame) and second.t_ms == 1_700_000_001_000
         finally:
             await events.aclose()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import zstandard
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.sink import Codec
+from allsmi.adapters import wire
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.sink import Codec
 
 from ..adapters import recordings as rec
 from .conftest import peak_rss
@@ -32,7 +33,7 @@ def position(screen: str) -> int:
 
 
 def frame_line(seq: int, at_s: int) -> bytes:
-    return codec.encode_line(rec.make_frame(seq, rec.T0 + at_s * 1000, seq))
+    return wire.encode_line(rec.make_frame(seq, rec.T0 + at_s * 1000, seq))
 
 
 def zstd_frame(data: bytes) -> bytes:

@@ -23,9 +23,9 @@ import attrs
 import orjson
 import pytest
 
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.httpserver import Limits, Request, Response, Stream, serve_tcp
-from allsmi.adapters.remote import MAX_BODY_BYTES, MAX_GPUS, MAX_SERIES
+from allsmi.adapters.network.scrape import MAX_BODY_BYTES, MAX_GPUS, MAX_SERIES
+from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.model import Frame
 
 from .conftest import allsmi_path, peak_rss, user_env

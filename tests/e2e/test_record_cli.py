@@ -14,10 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import iter_file_lines as iter_lines
-from allsmi.adapters.filesource import discover
-from allsmi.adapters.recordlock import holder
+from allsmi.adapters import wire
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.decoding import iter_file_lines as iter_lines
+from allsmi.adapters.recording.lock import holder
+from allsmi.adapters.recording.source import discover
 from allsmi.domain.model import Frame
 from allsmi.domain.segments import numbered_segments
 
@@ -29,7 +30,7 @@ FAST = ("--include", "cpu,memory")
 def frames_in(path: Path) -> list[Frame]:
     out = []
     for n, raw in enumerate(iter_lines(path), 1):
-        line = codec.decode_line(raw, n)
+        line = wire.decode_line(raw, n)
         if isinstance(line, Frame):
             out.append(line)
     return out

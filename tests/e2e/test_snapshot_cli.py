@@ -9,7 +9,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from allsmi.adapters import codec
+from allsmi.adapters import wire
 from allsmi.domain.model import Frame
 
 from .conftest import assert_one_line_error, run_allsmi
@@ -20,7 +20,7 @@ NO_DRIVER = not any(Path(p).exists() for p in ("/dev/nvidiactl", "/proc/driver/n
 def test_pretty_snapshot_prints_real_readings_and_exits_0() -> None:
     result = run_allsmi("snapshot", "--pretty", "--include", "gpu,cpu,memory,storage")
     assert result.returncode == 0, result.stderr
-    frame = codec.decode_line(orjson.dumps(orjson.loads(result.stdout)), 1)
+    frame = wire.decode_line(orjson.dumps(orjson.loads(result.stdout)), 1)
     assert isinstance(frame, Frame)
     assert frame.cpus and frame.cpus[0].total_threads and frame.cpus[0].utilization is not None
     assert frame.memory and frame.memory[0].total_bytes and frame.memory[0].total_bytes > 0
@@ -40,7 +40,7 @@ def test_compact_snapshot_is_a_one_frame_recording_line() -> None:
     result = run_allsmi("snapshot", "--include", "cpu,memory")
     assert result.returncode == 0
     assert result.stdout.count("\n") == 1
-    assert codec.slice_line(result.stdout.encode().rstrip(b"\n")) is not None
+    assert wire.slice_line(result.stdout.encode().rstrip(b"\n")) is not None
 
 
 def test_prometheus_snapshot_parses_with_all_smi_names() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from allsmi.adapters.simulator import ClusterSpec
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.simulation.simulator import ClusterSpec
 from allsmi.app.clock import SimClock
 from allsmi.app.demo import SimulatedCluster
 from allsmi.app.record import RecordPlan, record_loop

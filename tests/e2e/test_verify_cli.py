@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from allsmi.adapters.sink import Codec
+from allsmi.adapters.recording.sink import Codec
 
 from ..adapters import recordings as rec
 from .conftest import assert_one_line_error, run_allsmi, user_env
@@ -100,7 +100,7 @@ class Poison:
 sys.modules["pynvml"] = Poison()
 sys.modules["psutil"] = Poison()
 from datetime import timezone
-from allsmi.app.replay import ReplayDriver
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.tui import ReplayModel
 from allsmi.domain.replay import KeyPressed, TickElapsed
 driver = ReplayDriver.open(sys.argv[1], tz=timezone.utc)

@@ -16,8 +16,8 @@ import sys
 import anyio
 
 from allsmi import __version__
-from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
-from allsmi.adapters.httpserver import Limits, serve_tcp
+from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.network.server import Limits, serve_tcp
 from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
 from allsmi.app.remote import read_token

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from allsmi import __version__
-from allsmi.adapters.files import silence_stdout
+from allsmi.adapters.recording.files import silence_stdout
 from allsmi.domain.errors import AllsmiError, UsageError
 from allsmi.domain.hosts import merge_hosts, parse_hostfile
 from allsmi.domain.model import SECTIONS

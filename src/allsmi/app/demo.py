@@ -18,9 +18,9 @@ from pathlib import Path
 import anyio
 
 from allsmi import __version__
-from allsmi.adapters.filesource import RecordingSource, discover
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec, Incident
-from allsmi.adapters.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource, discover
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec, Incident
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
 from allsmi.app.verify import summary

@@ -17,9 +17,9 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from allsmi.adapters.host import HostReader
-from allsmi.adapters.nvml import GpuReading, NvmlReader, load_nvml
-from allsmi.adapters.procinfo import ProcessEnricher
+from allsmi.adapters.machine.host import HostReader
+from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, load_nvml
+from allsmi.adapters.machine.processes import ProcessEnricher
 from allsmi.domain.errors import AllsmiError, SourceUnavailable
 from allsmi.domain.model import Chassis, Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 

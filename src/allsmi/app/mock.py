@@ -22,10 +22,10 @@ import anyio
 import attrs
 
 from allsmi import __version__
-from allsmi.adapters.endpoints import FrameEndpoints, FrameFeed
-from allsmi.adapters.files import atomic_write
-from allsmi.adapters.httpserver import Limits, Request, Response, Stream, serve_tcp
-from allsmi.adapters.simulator import ClusterSimulator, ClusterSpec, NodeReading
+from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
+from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
+from allsmi.adapters.recording.files import atomic_write
+from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec, NodeReading
 from allsmi.app.clock import Clock, RealClock
 from allsmi.domain.errors import SourceUnavailable, UsageError
 from allsmi.domain.model import Frame

@@ -4,7 +4,7 @@ One loop, fixed-rate: collect (never two collections in flight: the next starts 
 the previous returned), stamp, encode, append to the sink, flush so every frame reaches
 the OS within a second, wait for the next absolute deadline. SIGTERM, SIGINT and SIGHUP
 set a stop event: the frame in progress completes, the chunk is closed, the footer written,
-exit 0. The whole run holds the set's lock (``PATH.lock``, :mod:`allsmi.adapters.recordlock`),
+exit 0. The whole run holds the set's lock (``PATH.lock``, :mod:`allsmi.adapters.recording.lock`),
 taken before the set is read or rotated and dropped by the kernel however the process ends,
 so a second recorder on the same path is refused instead of interleaving with the first.
 The clock and the source are injected, so tests record thousands of cycles in-process
@@ -25,11 +25,17 @@ import anyio
 import attrs
 
 from allsmi import __version__
-from allsmi.adapters import codec
-from allsmi.adapters.files import require_regular_file
-from allsmi.adapters.recordlock import RecordingLock
-from allsmi.adapters.recovery import last_seq_of_set
-from allsmi.adapters.sink import MAX_LINE_BYTES, Codec, RecordingSink, SinkConfig, codec_for
+from allsmi.adapters import wire
+from allsmi.adapters.recording.files import require_regular_file
+from allsmi.adapters.recording.lock import RecordingLock
+from allsmi.adapters.recording.recovery import last_seq_of_set
+from allsmi.adapters.recording.sink import (
+    MAX_LINE_BYTES,
+    Codec,
+    RecordingSink,
+    SinkConfig,
+    codec_for,
+)
 from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
 from allsmi.domain.errors import UsageError
@@ -118,9 +124,9 @@ def fit_line(frame: Frame) -> bytes:
     """Encode a frame within the 16 MiB line cap, dropping its heaviest sections if needed.
     A frame that cannot be encoded at all still leaves an errors-only frame behind."""
     try:
-        line = codec.encode_line(frame)
+        line = wire.encode_line(frame)
     except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
-        return codec.encode_line(
+        return wire.encode_line(
             Frame(
                 t_ms=frame.t_ms,
                 seq=frame.seq,
@@ -136,10 +142,10 @@ def fit_line(frame: Frame) -> bytes:
         cpus=tuple(attrs.evolve(c, per_core_utilization=()) for c in frame.cpus or ()) or None,
         errors=(*frame.errors, "recorder: frame over 16 MiB, dropped processes and per-core lists"),
     )
-    line = codec.encode_line(lighter)
+    line = wire.encode_line(lighter)
     if len(line) <= MAX_LINE_BYTES:
         return line
-    return codec.encode_line(
+    return wire.encode_line(
         Frame(
             t_ms=frame.t_ms,
             seq=frame.seq,

@@ -6,8 +6,8 @@ import os
 import ssl
 from pathlib import Path
 
-from allsmi.adapters.httpclient import HttpOrigin
-from allsmi.adapters.remote import RemoteConfig, RemoteSource
+from allsmi.adapters.network.client import HttpOrigin
+from allsmi.adapters.network.scrape import RemoteConfig, RemoteSource
 from allsmi.domain.errors import UsageError
 
 MAX_TOKEN_BYTES = 4096

@@ -15,10 +15,10 @@ from pathlib import Path
 import anyio
 
 from allsmi import __version__
-from allsmi.adapters import codec
+from allsmi.adapters import wire
 from allsmi.adapters.csv_out import render_csv
-from allsmi.adapters.files import atomic_write
-from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.recording.files import atomic_write
 from allsmi.app.local import LocalSource, build_local_source
 from allsmi.domain.errors import SourceUnavailable
 from allsmi.domain.model import Frame
@@ -58,4 +58,4 @@ def render(frame: Frame, fmt: str, *, pretty: bool) -> bytes:
         return render_csv(frame).encode()
     if fmt == "prometheus":
         return render_metrics(frame, version=__version__).encode()
-    return codec.encode_pretty(frame) if pretty else codec.encode_line(frame)
+    return wire.encode_pretty(frame) if pretty else wire.encode_line(frame)

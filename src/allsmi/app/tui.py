@@ -22,14 +22,14 @@ import anyio
 import attrs
 
 from allsmi.app.clock import Clock
-from allsmi.app.replay import ReplayDriver
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
-from allsmi.domain.view import (
+from allsmi.domain.screen import (
     LIVE_KEYS_HELP,
     REPLAY_KEYS_HELP,
-    Line,
     Status,
+    StyledLine,
     ViewState,
     clamp_view,
     format_local,
@@ -60,7 +60,7 @@ class Terminal(Protocol):
 
     def read_keys(self) -> list[str]: ...
 
-    def paint(self, lines: tuple[Line, ...]) -> None: ...
+    def paint(self, lines: tuple[StyledLine, ...]) -> None: ...
 
     async def wait_input(self, timeout_ms: int) -> None: ...
 
@@ -77,7 +77,7 @@ class Model(Protocol):
 
     def resized(self, width: int, height: int) -> None: ...
 
-    def lines(self, width: int, height: int) -> tuple[Line, ...]: ...
+    def lines(self, width: int, height: int) -> tuple[StyledLine, ...]: ...
 
     def wait_ms(self) -> int: ...
 
@@ -186,7 +186,7 @@ class ReplayModel:
         header = self.driver.source.header
         return header.hosts if header and len(header.hosts) > 1 else ()
 
-    def lines(self, width: int, height: int) -> tuple[Line, ...]:
+    def lines(self, width: int, height: int) -> tuple[StyledLine, ...]:
         self.size = (width, height)
         self.driver.dirty = False
         frame = self.driver.frame()
@@ -277,7 +277,7 @@ class LiveModel:
             keys_help=LIVE_KEYS_HELP,
         )
 
-    def lines(self, width: int, height: int) -> tuple[Line, ...]:
+    def lines(self, width: int, height: int) -> tuple[StyledLine, ...]:
         self.size = (width, height)
         return render(
             self.frame,

@@ -20,8 +20,8 @@ from typing import Final, TextIO
 
 import attrs
 
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource, SegmentInfo
+from allsmi.adapters import wire
+from allsmi.adapters.recording.source import RecordingSource, SegmentInfo
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
 
@@ -232,7 +232,7 @@ def _ours(segment: SegmentInfo) -> bool:
 
 
 def _seq(raw: bytes) -> int | None:
-    info = codec.slice_line(raw)
+    info = wire.slice_line(raw)
     return info.seq if info is not None else None
 
 

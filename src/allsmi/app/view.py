@@ -11,10 +11,10 @@ from pathlib import Path
 
 import anyio
 
-from allsmi.adapters.painter import AsciimaticsTerminal, require_terminal
+from allsmi.adapters.terminal.painter import AsciimaticsTerminal, require_terminal
 from allsmi.app.clock import Clock, RealClock
 from allsmi.app.local import FrameSource, build_local_source
-from allsmi.app.replay import ReplayDriver, local_zone
+from allsmi.app.replay_driver import ReplayDriver, local_zone
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids

@@ -258,4 +258,4 @@ class IndexLine:
     byte_offset: int
 
 
-Line = Frame | Header | IndexLine
+Record = Frame | Header | IndexLine

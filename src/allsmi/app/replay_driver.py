@@ -18,8 +18,8 @@ from pathlib import Path
 
 import attrs
 
-from allsmi.adapters.filesource import RecordingSource
-from allsmi.adapters.follow import FollowingSource
+from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import parse_timecode, resolve_timecode

@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 import attrs
 import psutil
 
-from allsmi.adapters.nvml import RawGpuProcess
+from allsmi.adapters.machine.nvml import RawGpuProcess
 from allsmi.domain.model import GpuProcess
 from allsmi.domain.parse import format_elapsed
 

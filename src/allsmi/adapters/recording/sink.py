@@ -6,7 +6,7 @@ compression unit (a zstd frame, a gzip member, or a run of plain lines) that beg
 index line naming its first data frame and its own stored offset; the first chunk of a
 segment starts with the header line. A chunk ends after 1000 data frames or 8 MiB of
 uncompressed lines. For zstd, a skippable *marker* frame precedes each chunk and a clean
-close appends the *table* and *trailer* (see :mod:`allsmi.adapters.seektable`).
+close appends the *table* and *trailer* (see :mod:`allsmi.adapters.recording.seektable`).
 
 Rules this module obeys:
 - Every segment starts with a header and holds at least one data frame: a segment is
@@ -24,7 +24,7 @@ Rules this module obeys:
   count of 0 means it was deleted, its directory perhaps with it) and one ``lstat`` (another
   inode, or none, means it was moved or replaced). Otherwise the recorder would go on
   reporting frames written to a file nobody can open; it stops with one line instead.
-- One recorder per set: the composition root holds :mod:`allsmi.adapters.recordlock` for
+- One recorder per set: the composition root holds :mod:`allsmi.adapters.recording.lock` for
   the whole run, from before the first rotation to after the last close.
 """
 
@@ -41,9 +41,10 @@ from typing import Final, Protocol
 import attrs
 import zstandard
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import MAX_LINE
-from allsmi.adapters.files import describe_os_error, open_private, refuse_symlink
+from allsmi.adapters import wire
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.decoding import MAX_LINE
+from allsmi.adapters.recording.files import describe_os_error, open_private, refuse_symlink
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Header, IndexLine
 from allsmi.domain.segments import numbered_segments, segment_name
@@ -264,7 +265,7 @@ class RecordingSink:
         self._last_marker = -1
         self.stats.segments += 1
         # The header line travels inside the segment's first chunk, before its index line.
-        self._header_pending = codec.encode_line(self.header)
+        self._header_pending = wire.encode_line(self.header)
 
     def _begin_chunk(self, seq: int, t_ms: int) -> _Chunk:
         if self.config.codec is Codec.ZSTD:
@@ -279,7 +280,7 @@ class RecordingSink:
         if self.config.codec is Codec.NONE and first:
             # Plain files: the index line's offset is the index line's own offset.
             chunk.offset = offset + len(first)
-        index = codec.encode_line(IndexLine(t_ms=t_ms, seq=seq, byte_offset=chunk.offset))
+        index = wire.encode_line(IndexLine(t_ms=t_ms, seq=seq, byte_offset=chunk.offset))
         self._pending += chunk.encoder.write(first + index)
         chunk.raw_bytes += len(first) + len(index)
         self.stats.raw_bytes += len(first) + len(index)

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Final, NamedTuple
 import attrs
 import zstandard
 
-from allsmi.adapters import seektable
+from allsmi.adapters.recording import seektable
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 MAX_LINE: Final = 16 * 1024 * 1024
@@ -582,7 +582,7 @@ def _zstd_header_size(head: bytes) -> int:
 # --------------------------------------------------------------------------- lines
 
 
-class Line(NamedTuple):
+class RawLine(NamedTuple):
     raw: bytes
     position: int  # decoded offset of the line's first byte, counted from the start
     restart: Start | None  # the last start at or before this line (scan mode only)
@@ -597,7 +597,7 @@ def start_at(codec: str, restart: Start, restart_position: int, position: int) -
     return restart.skipping(position - restart_position)
 
 
-def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[Line]:
+def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[RawLine]:
     """Complete lines (without ``\\n``, ``\\r`` stripped) with where they begin, and the
     last start at or before each: a start may fall mid-line (a zlib checkpoint), so a line
     carries the start that was in effect when its first byte was decoded."""
@@ -637,7 +637,7 @@ def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> It
                 elif len(raw) > MAX_LINE:  # the same cap as fast_lines, or scan and seek disagree
                     stats.oversized += 1
                 else:
-                    yield Line(raw, at, origin[0], origin[1])
+                    yield RawLine(raw, at, origin[0], origin[1])
             begin = nl + 1
         position += len(data)
         if new_restart is not None:

@@ -1,7 +1,7 @@
 """Following a recording while it is written (DESIGN.md §5, ``--follow``).
 
 :class:`FollowingSource` is the seekable file source plus a *tail*: the reader's own bounded
-decoder (:class:`~allsmi.adapters.decoding.StreamDecoder`) kept at the end of the active
+decoder (:class:`~allsmi.adapters.recording.decoding.StreamDecoder`) kept at the end of the active
 file, so each poll decodes only the bytes added since the last one — no rescans. A poll
 stats the active path: the same inode with more bytes means new lines; another inode means
 the recorder rotated, so the old file (still open, now a numbered segment) is drained to its
@@ -29,8 +29,8 @@ from typing import Any, BinaryIO, Final
 
 import attrs
 
-from allsmi.adapters import codec
-from allsmi.adapters.decoding import (
+from allsmi.adapters import wire
+from allsmi.adapters.recording.decoding import (
     MAX_LINE,
     READ_SIZE,
     LineStats,
@@ -39,7 +39,7 @@ from allsmi.adapters.decoding import (
     sniff,
     start_at,
 )
-from allsmi.adapters.filesource import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
+from allsmi.adapters.recording.source import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
 from allsmi.domain.errors import RecordingUnreadable
 from allsmi.domain.segments import numbered_segments
 
@@ -218,8 +218,8 @@ class FollowingSource(RecordingSource):
             if seen >= known:
                 self._take(start, raw)
                 return
-            info = codec.slice_line(raw)
-            if info is not None and info.kind == codec.KIND_DATA:
+            info = wire.slice_line(raw)
+            if info is not None and info.kind == wire.KIND_DATA:
                 seen += 1
 
         self._drain(skip_known)
@@ -407,16 +407,16 @@ class FollowingSource(RecordingSource):
         self._renumber()
 
     def _take(self, start: Start, raw: bytes) -> None:
-        info = codec.slice_line(raw)
+        info = wire.slice_line(raw)
         if info is None:
             self.segments[-1].corrupt_lines += 1
-        elif info.kind == codec.KIND_HEADER:
+        elif info.kind == wire.KIND_HEADER:
             if self.segments[-1].header is None:
                 self.segments[-1].header = self._header(raw)
-        elif info.kind == codec.KIND_INDEX and info.seq is not None:
+        elif info.kind == wire.KIND_INDEX and info.seq is not None:
             if self._ours():  # a chunk of ours begins: decodable from its index line
                 self._new_chunk(start, info.t_ms, info.seq)
-        elif info.kind == codec.KIND_DATA and info.t_ms is not None:
+        elif info.kind == wire.KIND_DATA and info.t_ms is not None:
             chunk = self._tail_chunk
             if (
                 chunk is None

@@ -39,9 +39,9 @@ import anyio.to_thread
 import attrs
 import orjson
 
-from allsmi.adapters import codec
-from allsmi.adapters.httpclient import HttpFailed, HttpOrigin, size_text
-from allsmi.adapters.prometheus_parse import OverLimit, PageLimits, parse_metrics
+from allsmi.adapters import wire
+from allsmi.adapters.network.client import HttpFailed, HttpOrigin, size_text
+from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, parse_metrics
 from allsmi.domain.errors import AllsmiError
 from allsmi.domain.model import Frame, normalise_host_id
 
@@ -397,7 +397,7 @@ def read_snapshot(
         if body[:4096].lstrip()[:1] != b"{":
             raise _NotSnapshot(text_page=True)  # all-smi's exporter answers any path with text
         check_snapshot_density(body)
-    with codec.collector_paused():
+    with wire.collector_paused():
         json = True
         try:
             obj = orjson.loads(body)
@@ -478,14 +478,14 @@ def _check_share(sections: dict[str, list[Any]], wanted: frozenset[str]) -> None
     a batch at a time, stopping past the cap: 100,000 rows encoded at once took 150 MB."""
     size = 0
     empty = Frame(t_ms=0, source="remote")
-    with codec.collector_paused():
+    with wire.collector_paused():
         for key in SECTION_KEYS.values():
             rows = sections[key] if key in wanted else []
             for start in range(0, len(rows), _MEASURE_BATCH):
                 section: dict[str, Any] = {key: tuple(rows[start : start + _MEASURE_BATCH])}
                 batch = attrs.evolve(empty, **section)
                 try:
-                    size += len(codec.encode_line(batch))
+                    size += len(wire.encode_line(batch))
                 except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
                     raise ScrapeFailed(f"rows not recordable ({err})") from None
                 if size > MAX_HOST_ROWS_BYTES:
@@ -506,7 +506,7 @@ def _snapshot_rows(
                 if isinstance(row, dict):
                     row["host_id"] = host_id
     try:
-        frame = codec.decode_object(obj, 0)
+        frame = wire.decode_object(obj, 0)
     except AllsmiError as err:
         raise ScrapeFailed(f"invalid /snapshot ({_reason(err)})") from None
     if not isinstance(frame, Frame):

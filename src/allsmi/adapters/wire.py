@@ -41,8 +41,8 @@ from allsmi.domain.model import (
     GpuProcess,
     Header,
     IndexLine,
-    Line,
     Memory,
+    Record,
     Source,
     Storage,
     normalise_host_id,
@@ -162,7 +162,7 @@ def index_to_dict(index: IndexLine) -> dict[str, Any]:
     }
 
 
-def encode_line(line: Line) -> bytes:
+def encode_line(line: Record) -> bytes:
     """One compact JSON line with its ``\\n``."""
     if isinstance(line, Frame):
         with collector_paused():  # a cluster frame's dicts would trigger dozens of collections
@@ -181,7 +181,7 @@ def encode_pretty(frame: Frame) -> bytes:
 # --------------------------------------------------------------------------- reading
 
 
-def decode_line(raw: bytes | str, line_no: int) -> Line:
+def decode_line(raw: bytes | str, line_no: int) -> Record:
     """Structure one line of a recording (ours or all-smi's) into the model.
 
     Raises ``RecordingCorrupt(line_no, reason)`` for anything malformed and
@@ -212,7 +212,7 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def decode_object(obj: dict[str, Any], line_no: int) -> Line:
+def decode_object(obj: dict[str, Any], line_no: int) -> Record:
     schema = obj.get("schema")
     if schema is None or isinstance(schema, bool):
         raise RecordingCorrupt(line_no, "no schema field")

@@ -45,7 +45,7 @@ class Span:
     style: Style
 
 
-Line: TypeAlias = tuple[Span, ...]
+StyledLine: TypeAlias = tuple[Span, ...]
 Spans: TypeAlias = list[Span]  # a line before it is fitted to the width
 
 PLAIN: Final = Style()
@@ -95,7 +95,7 @@ def cut(text: str, cells: int) -> str:
     return text[: cells - 1] + ELLIPSIS if cells > 1 else text[: max(cells, 0)]
 
 
-def fit(spans: Iterable[Span], width: int) -> Line:
+def fit(spans: Iterable[Span], width: int) -> StyledLine:
     """Exactly ``width`` cells: spans past the edge are cut, a short line is padded."""
     out: list[Span] = []
     used = 0

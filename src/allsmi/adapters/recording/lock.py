@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from allsmi.adapters.files import (
+from allsmi.adapters.recording.files import (
     describe_os_error,
     file_kind,
     open_for_reading,

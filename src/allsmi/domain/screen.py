@@ -31,18 +31,18 @@ import attrs
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 from allsmi.domain.parse import format_offset
 from allsmi.domain.replay import ReplayState
-from allsmi.domain.view_rows import (
+from allsmi.domain.screen_rows import (
     BOLD,
     CYAN,
     HEADER,
     PLAIN,
     RED,
     YELLOW,
-    Line,
     RowLayout,
     Span,
     Spans,
     Style,
+    StyledLine,
     by_gpu_memory,
     clean,
     cpu_height,
@@ -60,11 +60,11 @@ from allsmi.domain.view_rows import (
 )
 
 __all__ = [
-    "Line",
     "ReplayStatus",
     "Span",
     "Status",
     "Style",
+    "StyledLine",
     "ViewState",
     "clamp_view",
     "format_local",
@@ -221,7 +221,7 @@ def _replay_text(replay: ReplayStatus) -> str:
     return " | ".join(parts)
 
 
-def status_line(status: Status, width: int) -> Line:
+def status_line(status: Status, width: int) -> StyledLine:
     """``REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | <recorded at> | loop | frame n/N``."""
     replay = status.replay
     if replay is None:
@@ -267,7 +267,7 @@ def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, in
     return lo, hi
 
 
-def _tab_row(labels: Sequence[str], selected: int, width: int) -> Line:
+def _tab_row(labels: Sequence[str], selected: int, width: int) -> StyledLine:
     names = [cut(clean(label), MAX_TAB_LABEL) for label in labels]
     prefix = "Tabs: "
     lo, hi = _tab_window([len(name) + 2 for name in names], selected, width - len(prefix))
@@ -507,9 +507,9 @@ def _plan(
     return _Plan(hosts, len(seen), tab, slots, blocks, scroll)
 
 
-def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list[Line]:
+def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list[StyledLine]:
     """Body lines [scroll, scroll + rows): only blocks inside the window are built."""
-    out: list[Line] = []
+    out: list[StyledLine] = []
     top = 0
     for block in blocks:
         if top >= scroll + rows:
@@ -523,7 +523,7 @@ def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list
     return out[:rows] + [blank] * max(rows - len(out), 0)
 
 
-def _title(frame: Frame | None, reporting: int, title: str, width: int) -> Line:
+def _title(frame: Frame | None, reporting: int, title: str, width: int) -> StyledLine:
     if frame is None:
         facts = "waiting for data"
     else:
@@ -535,15 +535,15 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[Line]:
+def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[StyledLine]:
     gpus, cpus, memory = (frame.gpus, frame.cpus, frame.memory) if frame else (None,) * 3
     reporting, hosts = plan.reporting, plan.hosts
     lines = overview_lines(gpus or (), cpus or (), memory or (), (reporting, len(hosts)))
     return [fit(line, width) for line in lines]
 
 
-def _footer(status: Status, slots: _Slots, width: int) -> list[Line]:
-    lines: list[Line] = []
+def _footer(status: Status, slots: _Slots, width: int) -> list[StyledLine]:
+    lines: list[StyledLine] = []
     if slots.message and status.message is not None:
         lines.append(fit([Span(clean(status.message), YELLOW)], width))
     lines.append(status_line(status, width))
@@ -561,13 +561,13 @@ def render(
     *,
     expected_hosts: tuple[str, ...] = (),
     title: str = "allsmi",
-) -> tuple[Line, ...]:
+) -> tuple[StyledLine, ...]:
     """The whole screen: exactly ``height`` lines of exactly ``width`` cells."""
     if height <= 0:
         return ()
     width = max(width, 0)
     plan = _plan(frame, view, (width, height), status, expected_hosts)
-    lines: list[Line] = []
+    lines: list[StyledLine] = []
     if plan.slots.title:
         lines.append(_title(frame, plan.reporting, title, width))
     if plan.slots.overview:

@@ -1,6 +1,6 @@
 """A ``/metrics`` page (all-smi's exporter, its mock, or ours) back into model rows.
 
-The inverse of :func:`allsmi.adapters.prometheus_text.render_metrics`: our own page parses
+The inverse of :func:`allsmi.adapters.prometheus.writer.render_metrics`: our own page parses
 back to the rows it was rendered from, for every field the page carries. It also reads
 all-smi's page better than all-smi does (reference/all-smi-behaviour.md §6.3): free memory,
 CPU sockets, chassis, negative values and exponents are all kept.
@@ -8,7 +8,8 @@ CPU sockets, chassis, negative values and exponents are all kept.
 Grammar: ``prometheus_client``'s text parser (exposition 0.0.4: exponents, ``NaN``, ``±Inf``,
 escaped label values, HELP/TYPE, comments, timestamps), kept behind this one typed module;
 pages in the everyday shape every exporter writes are read ~5× faster by
-:mod:`allsmi.adapters.exposition`, which gives exactly the vendor's answer or steps aside.
+:mod:`allsmi.adapters.prometheus.exposition`, which gives exactly the vendor's
+answer or steps aside.
 That parser stops at the first bad line, so a page that fails as a whole is parsed again one
 line at a time, and the lines that fail alone are dropped and counted (``skipped_lines``).
 :func:`parse_metrics` never raises but :class:`OverLimit`.
@@ -47,7 +48,7 @@ from typing import Any, Final, NamedTuple, TextIO, cast
 import attrs
 from prometheus_client.parser import text_fd_to_metric_families, text_string_to_metric_families
 
-from allsmi.adapters.exposition import NotPlain, Sample, iter_plain_samples
+from allsmi.adapters.prometheus.exposition import NotPlain, Sample, iter_plain_samples
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,
@@ -109,7 +110,7 @@ def _sample(name: str, labels: Labels, raw: Number) -> _Sample:
 
 @attrs.frozen
 class PageLimits:
-    """What one page may hold (the values are the scraper's, ``allsmi.adapters.remote``)."""
+    """What one page may hold (the values are the scraper's, ``allsmi.adapters.network.scrape``)."""
 
     lines: int  # of any kind: samples, comments, blanks
     series: int  # samples

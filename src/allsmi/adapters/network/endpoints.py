@@ -15,9 +15,9 @@ from typing import Final
 
 import anyio
 
-from allsmi.adapters import codec
-from allsmi.adapters.httpserver import Request, Response, Stream
-from allsmi.adapters.prometheus_text import render_metrics
+from allsmi.adapters import wire
+from allsmi.adapters.network.server import Request, Response, Stream
+from allsmi.adapters.prometheus.writer import render_metrics
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_rfc3339_ms
 
@@ -109,7 +109,7 @@ class FrameEndpoints:
             case "/metrics":
                 return self._view("metrics", METRICS_TYPE, self._metrics)
             case "/snapshot":
-                return self._view("snapshot", JSON_TYPE, codec.encode_line)
+                return self._view("snapshot", JSON_TYPE, wire.encode_line)
             case "/events":
                 if self.subscribers >= self.max_subscribers:
                     return Response(
@@ -147,7 +147,7 @@ class FrameEndpoints:
         while True:
             if self.feed.version > seen and self.feed.frame is not None:
                 seen = self.feed.version
-                body = self.feed.rendered("snapshot", codec.encode_line)
+                body = self.feed.rendered("snapshot", wire.encode_line)
                 assert body is not None
                 stamp = format_rfc3339_ms(self.feed.frame.t_ms)
                 yield (

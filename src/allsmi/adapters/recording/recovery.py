@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from allsmi.adapters import codec
-from allsmi.adapters.filesource import RecordingSource
+from allsmi.adapters import wire
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.errors import AllsmiError
 
 LOOK_BACK: Final = 1000  # frames without a seq (all-smi's) tolerated at the end of the set
@@ -25,7 +25,7 @@ def last_seq_of_set(active: Path) -> int:
         return -1  # nothing there, or nothing readable: the restart rotates it aside
     last = source.frame_count - 1
     for index in range(last, max(-1, last - LOOK_BACK), -1):
-        info = codec.slice_line(source.raw(index))
+        info = wire.slice_line(source.raw(index))
         if info is not None and info.seq is not None:
             return info.seq
     return -1

@@ -34,11 +34,12 @@ from typing import BinaryIO, Final
 
 import attrs
 
-from allsmi.adapters import codec, seektable
-from allsmi.adapters.decoding import (
+from allsmi.adapters import wire
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.decoding import (
     Damage,
-    Line,
     LineStats,
+    RawLine,
     Start,
     decode_blocks,
     decode_with_restarts,
@@ -47,7 +48,7 @@ from allsmi.adapters.decoding import (
     split_lines,
     start_at,
 )
-from allsmi.adapters.files import require_regular_file
+from allsmi.adapters.recording.files import require_regular_file
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.model import Frame, Header
 from allsmi.domain.segments import numbered_segments, segment_number
@@ -233,7 +234,7 @@ class RecordingSource:
         errors-only frame at its time, so replay shows a gap rather than stopping."""
         raw = self.raw(index)
         try:
-            line = codec.decode_line(raw, index + 1)
+            line = wire.decode_line(raw, index + 1)
         except (RecordingCorrupt, UnsupportedSchema) as err:
             return Frame(t_ms=self.time_at(index), errors=(f"unreadable frame: {err}",))
         if not isinstance(line, Frame):
@@ -351,17 +352,17 @@ class RecordingSource:
             for raw in _chunk_lines(fh, segment, chunk.start, stats):
                 chunk.empty = False
                 if raw.startswith(_DATA_PREFIX) and (chunk.verified or not promised):
-                    t_ms = codec.data_time(raw)  # the common line: no full slice needed
+                    t_ms = wire.data_time(raw)  # the common line: no full slice needed
                     if t_ms is not None:
                         lines.append(raw)
                         times.append(t_ms)
                         if not promised and chunk.count is not None and len(lines) >= chunk.count:
                             break
                         continue
-                info = codec.slice_line(raw)
-                if info is None or info.kind == codec.KIND_HEADER:
+                info = wire.slice_line(raw)
+                if info is None or info.kind == wire.KIND_HEADER:
                     continue
-                if info.kind == codec.KIND_INDEX:
+                if info.kind == wire.KIND_INDEX:
                     if not promised:
                         continue
                     if lines or info.seq != chunk.seq_first:
@@ -450,14 +451,14 @@ class RecordingSource:
                 out.append(raw)
                 if len(out) >= 2:
                     break
-        info = codec.slice_line(out[0]) if out else None
-        if info is not None and info.kind == codec.KIND_HEADER:
+        info = wire.slice_line(out[0]) if out else None
+        if info is not None and info.kind == wire.KIND_HEADER:
             segment.header = self._header(out[0])
         return out
 
     def _header(self, raw: bytes) -> Header | None:
         try:
-            line = codec.decode_line(raw, 1)
+            line = wire.decode_line(raw, 1)
         except RecordingCorrupt:
             return None
         if not isinstance(line, Header):
@@ -472,7 +473,7 @@ class RecordingSource:
         if self.schema_checked:
             return
         for raw in lines:
-            schema = codec.schema_of(raw)
+            schema = wire.schema_of(raw)
             if schema is None:
                 continue
             self.schema_checked = True
@@ -575,20 +576,20 @@ class RecordingSource:
         reported = 0
         blocks = decode_with_restarts(fh, segment.codec, Start(0), stats)
         for line in split_lines(blocks, stats, Start(0)):
-            info = codec.slice_line(line.raw)
+            info = wire.slice_line(line.raw)
             if info is None:
                 self._check_bad_schema_line(line.raw, segment)
                 continue
             if not self.schema_checked:
                 self._check_schema([line.raw])
-            if info.kind == codec.KIND_HEADER:
+            if info.kind == wire.KIND_HEADER:
                 headers += 1
                 if headers > 1:
                     segment.run_starts.append(frames)
                 if segment.header is None:
                     segment.header = self._header(line.raw)
                 continue
-            if info.kind == codec.KIND_INDEX:
+            if info.kind == wire.KIND_INDEX:
                 continue
             t_ms = info.t_ms
             assert t_ms is not None
@@ -622,7 +623,7 @@ class RecordingSource:
         return self._key_before(len(self.chunks))
 
     def _check_bad_schema_line(self, raw: bytes, segment: SegmentInfo) -> None:
-        schema = codec.schema_of(raw)
+        schema = wire.schema_of(raw)
         if not self.schema_checked and schema is not None:
             self.schema_checked = True
             if schema != 1:
@@ -694,7 +695,7 @@ def _chunk_lines(
     return fast_lines(decode_blocks(fh, segment.codec, start, stats, careful=careful), stats)
 
 
-def _start_for(codec_name: str, line: Line) -> Start:
+def _start_for(codec_name: str, line: RawLine) -> Start:
     assert line.restart is not None
     return start_at(codec_name, line.restart, line.restart_position, line.position)
 

@@ -18,7 +18,7 @@ import sys
 from typing import Any, Final
 
 from allsmi.domain.errors import UsageError
-from allsmi.domain.view import Line, Style
+from allsmi.domain.screen import Style, StyledLine
 
 COLOURS: Final = {
     "black": 0,
@@ -153,7 +153,7 @@ class AsciimaticsTerminal:
                     names.append(name)
         return names
 
-    def paint(self, lines: tuple[Line, ...]) -> None:
+    def paint(self, lines: tuple[StyledLine, ...]) -> None:
         screen = self._screen
         if screen is None:
             return

@@ -1,0 +1,1 @@
+"""This machine: host counters (psutil), NVML, processes."""

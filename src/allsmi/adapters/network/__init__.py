@@ -1,0 +1,1 @@
+"""The network edge: HTTP client and server, the endpoints, the scraping source."""

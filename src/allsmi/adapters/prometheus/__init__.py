@@ -1,0 +1,1 @@
+"""Prometheus text: the exposition writer and the page parser."""

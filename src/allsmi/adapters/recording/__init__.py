@@ -1,0 +1,1 @@
+"""Recording files: the sink, the seekable reader, the follower, decoding, locks."""

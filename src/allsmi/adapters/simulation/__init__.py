@@ -1,0 +1,1 @@
+"""Simulation: the deterministic cluster simulator behind the mock and the demo."""
