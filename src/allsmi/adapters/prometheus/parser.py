@@ -23,9 +23,11 @@ until the family ends, so its input lines are counted as it reads them.
 
 Mapping rules:
 
-- Families are all-smi's (§6.1); unknown families and samples missing their key labels are
-  ignored. The older all-smi mock's shape (CPU and memory series with only ``instance``,
-  ``all_smi_cpu_model{instance,model}``) is read as well.
+- Families are the rows of :data:`~allsmi.adapters.prometheus.families.FAMILIES` — those we
+  write, and all-smi's and its older mock's that we only read; each row's ``read`` says which
+  field a sample fills and how its value converts, and a family's entity says which row it
+  belongs to. Unknown families and samples missing their key labels are ignored. The older
+  mock's shape (CPU and memory series with only ``instance``) is read as well.
 - NaN and ±Inf become ``None``; a family absent from the page leaves its field ``None``, and
   so does a clock of 0 MHz (all-smi's "no reading").
   Byte counts, MHz, °C and counts are rounded to ``int``; percentages and watts are ``float``.
@@ -48,7 +50,24 @@ from typing import Any, Final, NamedTuple, TextIO, cast
 import attrs
 from prometheus_client.parser import text_fd_to_metric_families, text_string_to_metric_families
 
+from allsmi.adapters.prometheus.conversions import (
+    Number,
+    PageLabels,
+    label_int,
+    number_text,
+    to_float,
+)
+from allsmi.adapters.prometheus.entities import CORE_TYPE_OF
 from allsmi.adapters.prometheus.exposition import NotPlain, Sample, iter_plain_samples
+from allsmi.adapters.prometheus.families import (
+    FAMILIES,
+    Detail,
+    Field,
+    FromLabels,
+    Gpm,
+    Presence,
+    Read,
+)
 from allsmi.domain.model import (
     Chassis,
     CoreUtilization,
@@ -61,16 +80,10 @@ from allsmi.domain.model import (
     Memory,
     NvLinkRemoteDevice,
     Storage,
-    bounded_int,
     normalise_host_id,
 )
-from allsmi.domain.parse import format_elapsed
 
 __all__ = ["NO_LIMITS", "HostRows", "OverLimit", "PageLimits", "parse_metrics"]
-
-Number = int | float
-Labels = dict[str, str]
-Convert = Callable[[Number | None], Number | None]
 
 
 @attrs.frozen
@@ -91,14 +104,14 @@ _INT_LIMIT: Final = 2**64
 
 class _Sample(NamedTuple):
     name: str
-    labels: Labels
+    labels: PageLabels
     value: Number | None  # None: NaN or ±Inf
 
 
 # --- grammar ---------------------------------------------------------------------------
 
 
-def _sample(name: str, labels: Labels, raw: Number) -> _Sample:
+def _sample(name: str, labels: PageLabels, raw: Number) -> _Sample:
     value: Number | None = raw
     if isinstance(raw, float):
         if not math.isfinite(raw):
@@ -211,41 +224,10 @@ def _line_by_line(text: str, limits: PageLimits, skipped: list[int]) -> Iterator
         yield from samples
 
 
-# --- value and label helpers -----------------------------------------------------------
+# --- label helpers ---------------------------------------------------------------------
 
 
-def _int(value: Number | None) -> int | None:
-    return None if value is None else bounded_int(round(value))
-
-
-def _mhz(value: Number | None) -> int | None:
-    """A clock of 0 MHz is all-smi's "no reading" (a CPU in a container reports it)."""
-    return None if value is None or value == 0 else bounded_int(round(value))
-
-
-def _float(value: Number | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _number_text(value: Number) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return str(value)
-
-
-def _label_int(labels: Labels, *names: str) -> int | None:
-    for name in names:
-        text = labels.get(name)
-        if text is not None:
-            text = text.strip()
-            try:
-                return bounded_int(int(text))
-            except ValueError:
-                return None
-    return None
-
-
-def _host(labels: Labels) -> tuple[str, str]:
+def _host(labels: PageLabels) -> tuple[str, str]:
     """``(instance, hostname)`` of a sample, each standing in for the other."""
     instance = labels.get("instance") or labels.get("hostname") or ""
     return instance, labels.get("hostname") or instance
@@ -254,28 +236,6 @@ def _host(labels: Labels) -> tuple[str, str]:
 def _index_key(text: str | None) -> tuple[int, str]:
     text = text or ""
     return (int(text), "") if text.isascii() and text.isdigit() else (2**63, text)
-
-
-_CORE_TYPES: Final = {"S": "Super", "P": "Performance", "E": "Efficiency"}
-_CORE_NAMES: Final = frozenset({"Super", "Performance", "Efficiency", "Standard"})
-_CHASSIS_KEYS: Final = {
-    "product_name": "Product Name",
-    "vendor": "Vendor",
-    "board": "Board",
-    "version": "Version",
-    "bios_version": "BIOS Version",
-}
-_HOST_LABELS: Final = frozenset({"instance", "hostname"})
-_GPU_BASE_LABELS: Final = frozenset(
-    {"gpu", "instance", "hostname", "gpu_uuid", "gpu_index", "type", "npu", "npu_uuid"}
-)
-
-
-def _platform(text: str) -> str | None:
-    """all-smi writes its enum's Debug form: ``Intel``, ``Other("x")``."""
-    if text.startswith('Other("') and text.endswith('")'):
-        text = text[7:-2]
-    return text or None
 
 
 # --- accumulators ----------------------------------------------------------------------
@@ -293,9 +253,8 @@ class _GpuRow(_Row):
     uuid: str = ""
     name: str | None = None
     index: str | None = None
-    device_type: str | None = None
-    info: dict[str, str] = attrs.Factory(dict)  # gpu_info labels: win over `derived`
-    derived: dict[str, str] = attrs.Factory(dict)  # detail values from numeric families
+    info: dict[str, str] = attrs.Factory(dict)  # gpu_info labels (type, detail): win over `detail`
+    detail: dict[str, str] = attrs.Factory(dict)  # detail values from other families
     gpm: dict[str, float | None] = attrs.Factory(dict)
     nvlinks: dict[int, NvLinkRemoteDevice] = attrs.Factory(dict)
 
@@ -314,93 +273,6 @@ class _ChassisRow(_Row):
 class _Core(NamedTuple):
     cpu_model: str
     core: CoreUtilization
-
-
-# fmt: off
-_GPU_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_gpu_utilization": ("utilization", _float),
-    "all_smi_gpu_memory_used_bytes": ("used_memory", _int),
-    "all_smi_gpu_memory_total_bytes": ("total_memory", _int),
-    "all_smi_gpu_temperature_celsius": ("temperature", _int),
-    "all_smi_gpu_power_consumption_watts": ("power_consumption", _float),
-    "all_smi_gpu_frequency_mhz": ("frequency", _mhz),
-    "all_smi_gpu_power_limit_current_watts": ("power_limit", _float),
-    "all_smi_gpu_performance_state": ("performance_state", _int),
-    "all_smi_gpu_temperature_threshold_slowdown_celsius":
-        ("temperature_threshold_slowdown", _int),
-    "all_smi_gpu_temperature_threshold_shutdown_celsius":
-        ("temperature_threshold_shutdown", _int),
-    "all_smi_gpu_numa_node_id": ("numa_node_id", _int),
-}
-_GPU_LEGACY_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_gpu_pstate": ("performance_state", _int),  # the mock's older name
-}
-_GPU_DETAIL: Final = {  # numeric families all-smi derives from detail, back into detail
-    "all_smi_gpu_power_limit_max_watts": "power_limit_max",
-    "all_smi_gpu_temperature_threshold_max_operating_celsius":
-        "temperature_threshold_max_operating",
-    "all_smi_gpu_temperature_threshold_acoustic_celsius": "temperature_threshold_acoustic",
-    "all_smi_gpu_gsp_firmware_mode": "gsp_firmware_mode",
-}
-_GPU_GPM: Final = {
-    "all_smi_gpu_sm_occupancy": "sm_occupancy",
-    "all_smi_gpu_memory_bandwidth_utilization": "memory_bandwidth_utilization",
-}
-_CPU_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_cpu_utilization": ("utilization", _float),
-    "all_smi_cpu_socket_count": ("socket_count", _int),
-    "all_smi_cpu_core_count": ("total_cores", _int),
-    "all_smi_cpu_thread_count": ("total_threads", _int),
-    "all_smi_cpu_frequency_mhz": ("base_frequency_mhz", _mhz),
-    "all_smi_cpu_temperature_celsius": ("temperature", _int),
-    "all_smi_cpu_power_consumption_watts": ("power_consumption", _float),
-}
-_SOCKET_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_cpu_socket_utilization": ("utilization", _float),
-    "all_smi_cpu_socket_frequency_mhz": ("frequency_mhz", _mhz),
-    "all_smi_cpu_socket_temperature_celsius": ("temperature", _int),
-}
-_MEMORY_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_memory_total_bytes": ("total_bytes", _int),
-    "all_smi_memory_used_bytes": ("used_bytes", _int),
-    "all_smi_memory_available_bytes": ("available_bytes", _int),
-    "all_smi_memory_free_bytes": ("free_bytes", _int),
-    "all_smi_memory_buffers_bytes": ("buffers_bytes", _int),
-    "all_smi_memory_cached_bytes": ("cached_bytes", _int),
-    "all_smi_memory_utilization": ("utilization", _float),
-    "all_smi_swap_total_bytes": ("swap_total_bytes", _int),
-    "all_smi_swap_used_bytes": ("swap_used_bytes", _int),
-    "all_smi_swap_free_bytes": ("swap_free_bytes", _int),
-}
-_DISK_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_disk_total_bytes": ("total_bytes", _int),
-    "all_smi_disk_available_bytes": ("available_bytes", _int),
-}
-_CHASSIS_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_chassis_power_watts": ("total_power_watts", _float),
-    "all_smi_chassis_inlet_temperature_celsius": ("inlet_temperature", _float),
-    "all_smi_chassis_outlet_temperature_celsius": ("outlet_temperature", _float),
-}
-_CHASSIS_DETAIL: Final = {
-    "all_smi_chassis_cpu_power_watts": "cpu_power_watts",
-    "all_smi_chassis_gpu_power_watts": "gpu_power_watts",
-    "all_smi_chassis_ane_power_watts": "ane_power_watts",
-}
-_CHASSIS_NAMES: Final = frozenset(
-    {
-        *_CHASSIS_FIELDS,
-        *_CHASSIS_DETAIL,
-        "all_smi_chassis_info",
-        "all_smi_chassis_thermal_pressure_info",
-        "all_smi_chassis_fan_speed_rpm",
-    }
-)
-_PROCESS_FIELDS: Final[dict[str, tuple[str, Convert]]] = {
-    "all_smi_process_memory_used_bytes": ("used_memory", _int),
-    "all_smi_process_cpu_percent": ("cpu_percent", _float),
-    "all_smi_process_start_time_seconds": ("start_time", _int),  # formatted when built
-}
-# fmt: on
 
 
 class _Builder:
@@ -426,53 +298,37 @@ class _Builder:
         if self.other_rows > self.limits.rows:
             raise OverLimit(f"over {self.limits.rows} CPU, core, memory, disk or chassis rows")
 
-    # -- routing --
-
     def add(self, sample: _Sample) -> None:
         name, labels, value = sample
-        if not name.startswith("all_smi_"):
-            return
-        if name in _GPU_FIELDS or name in _GPU_LEGACY_FIELDS or name in _GPU_DETAIL:
-            self._gpu_value(name, labels, value)
-        elif name in _GPU_GPM:
-            if (gpu := self._gpu(labels)) is not None:
-                gpu.gpm[_GPU_GPM[name]] = _float(value)
-        elif name == "all_smi_gpu_info":
-            self._gpu_info(labels)
-        elif name == "all_smi_gpu_gsp_firmware_version_info":
-            if (gpu := self._gpu(labels)) is not None and "version" in labels:
-                gpu.derived["gsp_firmware_version"] = labels["version"]
-        elif name == "all_smi_nvlink_remote_device_type":
-            self._nvlink(labels)
-        elif name.startswith("all_smi_cpu_"):
-            self._cpu_value(name, labels, value)
-        elif name in _MEMORY_FIELDS:
-            self._set(self._memory(labels), _MEMORY_FIELDS[name], value)
-        elif name in _DISK_FIELDS:
-            if (disk := self._disk(labels)) is not None:
-                self._set(disk, _DISK_FIELDS[name], value)
-        elif name in _CHASSIS_NAMES:
-            self._chassis_value(name, labels, value)
-        elif name in _PROCESS_FIELDS:
-            if self.keep_processes and (proc := self._process(labels)) is not None:
-                self._set(proc, _PROCESS_FIELDS[name], value)
-        elif name in ("all_smi_up", "all_smi_build_info"):
-            self._seen(labels)
+        route = _ROUTES.get(name)  # a family of the table, or none of ours
+        if route is not None:
+            route[0](self, labels, value, route[1])
 
-    def _seen(self, labels: Labels) -> tuple[str, str]:
+    def _seen(self, labels: PageLabels) -> tuple[str, str]:
         instance, hostname = _host(labels)
         if hostname:
             self.hosts.setdefault(hostname, None)
         return instance, hostname
 
+    # -- each entity's reads (see _handler) --
+
+    def _presence(self, labels: PageLabels, value: Number | None, read: Presence) -> None:
+        self._seen(labels)
+
     @staticmethod
-    def _set(row: _Row, target: tuple[str, Convert], value: Number | None) -> None:
-        field, convert = target
-        row.fields[field] = convert(value)
+    def _merge(row: _Row | None, labels: PageLabels, read: FromLabels) -> None:
+        if row is not None:
+            getattr(row, read.into).update(read.read(labels))
+
+    @staticmethod
+    def _says_something(labels: PageLabels, read: FromLabels) -> bool:
+        """Whether the sample has the label its reading needs (checked before the row is
+        looked up: a sample without it makes no row)."""
+        return read.needs is None or bool(labels.get(read.needs))
 
     # -- GPU --
 
-    def _gpu(self, labels: Labels) -> _GpuRow | None:
+    def _gpu(self, labels: PageLabels) -> _GpuRow | None:
         uuid = labels.get("gpu_uuid") or labels.get("npu_uuid") or labels.get("uuid")
         if not uuid:
             return None
@@ -488,45 +344,31 @@ class _Builder:
             gpu.index = labels.get("gpu_index") or labels.get("npu_index") or labels.get("index")
         return gpu
 
-    def _gpu_value(self, name: str, labels: Labels, value: Number | None) -> None:
-        gpu = self._gpu(labels)
-        if gpu is None:
-            return
-        if name in _GPU_FIELDS:
-            self._set(gpu, _GPU_FIELDS[name], value)
-        elif name in _GPU_LEGACY_FIELDS:
-            field, convert = _GPU_LEGACY_FIELDS[name]
-            if gpu.fields.get(field) is None:
-                gpu.fields[field] = convert(value)
-        elif value is not None:
-            gpu.derived[_GPU_DETAIL[name]] = _number_text(value)
+    def _gpu_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        if (gpu := self._gpu(labels)) is not None:
+            gpu.fields[read.name] = read.convert(value)
 
-    def _gpu_info(self, labels: Labels) -> None:
-        gpu = self._gpu(labels)
-        if gpu is None:
-            return
-        if labels.get("type"):
-            gpu.device_type = labels["type"]
-        for key, text in labels.items():
-            if key not in _GPU_BASE_LABELS:
-                gpu.info[key] = text
+    def _gpu_fallback(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        if (gpu := self._gpu(labels)) is not None and gpu.fields.get(read.name) is None:
+            gpu.fields[read.name] = read.convert(value)
 
-    def _nvlink(self, labels: Labels) -> None:
-        gpu = self._gpu(labels)
-        link = _label_int(labels, "link_index")
-        if gpu is None or link is None:
-            return
-        gpu.nvlinks[link] = NvLinkRemoteDevice(
-            link_index=link,
-            remote_type=labels.get("remote_type") or "unknown",
-            bandwidth_mb_s=_label_int(labels, "bandwidth_mb_s"),
-        )
+    def _gpu_detail(self, labels: PageLabels, value: Number | None, read: Detail) -> None:
+        if (gpu := self._gpu(labels)) is not None and value is not None:
+            gpu.detail[read.key] = number_text(value)
+
+    def _gpu_gpm(self, labels: PageLabels, value: Number | None, read: Gpm) -> None:
+        if (gpu := self._gpu(labels)) is not None:
+            gpu.gpm[read.name] = to_float(value)
+
+    def _gpu_labels(self, labels: PageLabels, value: Number | None, read: FromLabels) -> None:
+        if self._says_something(labels, read):
+            self._merge(self._gpu(labels), labels, read)
 
     # -- CPU --
 
-    def _cpu(self, labels: Labels, *index_labels: str) -> _CpuRow:
+    def _cpu(self, labels: PageLabels, *index_labels: str) -> _CpuRow:
         instance, hostname = self._seen(labels)
-        index = _label_int(labels, *index_labels) or 0
+        index = label_int(labels, *index_labels) or 0
         cpu = self.cpus.get((instance, index))
         if cpu is None:
             self._count_row()
@@ -535,95 +377,99 @@ class _Builder:
             cpu.fields["cpu_model"] = labels["cpu_model"]
         return cpu
 
-    def _cpu_value(self, name: str, labels: Labels, value: Number | None) -> None:
-        if name in _CPU_FIELDS:
-            self._set(self._cpu(labels, "index"), _CPU_FIELDS[name], value)
-        elif name in _SOCKET_FIELDS:
-            socket_id = _label_int(labels, "socket_id")
-            if socket_id is not None:
-                cpu = self._cpu(labels, "cpu_index", "index")
-                field, convert = _SOCKET_FIELDS[name]
-                if socket_id not in cpu.sockets:
-                    self._count_row()
-                cpu.sockets.setdefault(socket_id, {})[field] = convert(value)
-        elif name == "all_smi_cpu_core_utilization":
-            core_id = _label_int(labels, "core_id")
-            if core_id is not None:
-                instance, hostname = self._seen(labels)
-                self.core_hosts.setdefault(instance, hostname)
-                letter = labels.get("core_type", "")
-                kind = _CORE_TYPES.get(letter, letter if letter in _CORE_NAMES else "Standard")
-                core = CoreUtilization(core_id=core_id, core_type=kind, utilization=_float(value))
-                model = labels.get("cpu_model", "")
-                cores = self.cores.setdefault(instance, {})
-                if (model, core_id) not in cores:
-                    self._count_row()
-                cores[model, core_id] = _Core(model, core)
-        elif name == "all_smi_cpu_info":
-            cpu = self._cpu(labels, "index")
-            cpu.fields["architecture"] = labels.get("architecture") or None
-            cpu.fields["platform_type"] = _platform(labels.get("platform_type", ""))
-        elif name == "all_smi_cpu_model" and labels.get("model"):  # the mock's form
-            self._cpu(labels, "index").fields["cpu_model"] = labels["model"]
+    def _cpu_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        self._cpu(labels, "index").fields[read.name] = read.convert(value)
+
+    def _cpu_labels(self, labels: PageLabels, value: Number | None, read: FromLabels) -> None:
+        if self._says_something(labels, read):
+            self._merge(self._cpu(labels, "index"), labels, read)
+
+    def _socket_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        socket_id = label_int(labels, "socket_id")
+        if socket_id is not None:
+            cpu = self._cpu(labels, "cpu_index", "index")
+            if socket_id not in cpu.sockets:
+                self._count_row()
+            cpu.sockets.setdefault(socket_id, {})[read.name] = read.convert(value)
+
+    def _core_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        core_id = label_int(labels, "core_id")
+        if core_id is None:
+            return
+        instance, hostname = self._seen(labels)
+        self.core_hosts.setdefault(instance, hostname)
+        kind = CORE_TYPE_OF.get(labels.get("core_type", ""), "Standard")
+        core = CoreUtilization(core_id, kind, **{read.name: read.convert(value)})
+        model = labels.get("cpu_model", "")
+        cores = self.cores.setdefault(instance, {})
+        if (model, core_id) not in cores:
+            self._count_row()
+        cores[model, core_id] = _Core(model, core)
 
     # -- memory, disks --
 
-    def _memory(self, labels: Labels) -> _Row:
+    def _memory_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
         instance, hostname = self._seen(labels)
-        key = (instance, _label_int(labels, "index") or 0)
+        key = (instance, label_int(labels, "index") or 0)
         row = self.memory.get(key)
         if row is None:
             self._count_row()
             row = self.memory[key] = _Row(instance, hostname)
-        return row
+        row.fields[read.name] = read.convert(value)
 
-    def _disk(self, labels: Labels) -> _Row | None:
+    def _disk_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
         mount = labels.get("mount_point")
         if not mount:
-            return None
+            return
         instance, hostname = self._seen(labels)
         row = self.disks.get((instance, mount))
         if row is None:
             self._count_row()
             row = self.disks[instance, mount] = _Row(instance, hostname)
         if "index" not in row.fields:
-            row.fields["index"] = _label_int(labels, "index")
-        return row
+            row.fields["index"] = label_int(labels, "index")
+        row.fields[read.name] = read.convert(value)
 
     # -- chassis --
 
-    def _chassis_value(self, name: str, labels: Labels, value: Number | None) -> None:
+    def _chassis(self, labels: PageLabels) -> _ChassisRow:
         instance, hostname = self._seen(labels)
         row = self.chassis.get(instance)
         if row is None:
             self._count_row()
             row = self.chassis[instance] = _ChassisRow(instance, hostname)
-        if name in _CHASSIS_FIELDS:
-            self._set(row, _CHASSIS_FIELDS[name], value)
-        elif name in _CHASSIS_DETAIL:
-            if value is not None:
-                row.detail[_CHASSIS_DETAIL[name]] = _number_text(value)
-        elif name == "all_smi_chassis_info":
-            for key, text in labels.items():
-                if key not in _HOST_LABELS:
-                    row.detail[_CHASSIS_KEYS.get(key, key)] = text
-        elif name == "all_smi_chassis_thermal_pressure_info":
-            row.fields["thermal_pressure"] = labels.get("level") or None
-        elif name == "all_smi_chassis_fan_speed_rpm":
-            fan_id = _label_int(labels, "fan_id")
-            fan_name = labels.get("fan_name", "")
-            fan_id = len(row.fans) if fan_id is None else fan_id
-            if (fan_id, fan_name) not in row.fans:
-                self._count_row()
-            row.fans[fan_id, fan_name] = Fan(id=fan_id, name=fan_name, speed_rpm=_int(value))
+        return row
+
+    def _chassis_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        self._chassis(labels).fields[read.name] = read.convert(value)
+
+    def _chassis_detail(self, labels: PageLabels, value: Number | None, read: Detail) -> None:
+        row = self._chassis(labels)
+        if value is not None:
+            row.detail[read.key] = number_text(value)
+
+    def _chassis_labels(self, labels: PageLabels, value: Number | None, read: FromLabels) -> None:
+        if self._says_something(labels, read):
+            self._merge(self._chassis(labels), labels, read)
+
+    def _fan_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        row = self._chassis(labels)
+        fan_id = label_int(labels, "fan_id")
+        fan_name = labels.get("fan_name", "")
+        fan_id = len(row.fans) if fan_id is None else fan_id
+        if (fan_id, fan_name) not in row.fans:
+            self._count_row()
+        row.fans[fan_id, fan_name] = Fan(fan_id, fan_name, **{read.name: read.convert(value)})
 
     # -- processes --
 
-    def _process(self, labels: Labels) -> _Row | None:
-        pid = _label_int(labels, "pid")
-        device = _label_int(labels, "device_id", "gpu_index")
+    def _process_field(self, labels: PageLabels, value: Number | None, read: Field) -> None:
+        if not self.keep_processes:
+            return
+        pid = label_int(labels, "pid")
+        device = label_int(labels, "device_id", "gpu_index")
         if pid is None or device is None:
-            return None
+            return
         row = self.processes.get((pid, device))
         if row is None:
             if len(self.processes) >= self.limits.processes:
@@ -637,7 +483,7 @@ class _Builder:
                 user=labels.get("user") or None,
                 command=labels.get("command") or None,
             )
-        return row
+        row.fields[read.name] = read.convert(value)
 
     # -- building --
 
@@ -663,7 +509,9 @@ class _Builder:
         )
 
     def _build_gpu(self, gpu: _GpuRow) -> Gpu:
-        detail = {**gpu.derived, **gpu.info}
+        info = dict(gpu.info)
+        device_type = info.pop("type", None) or "GPU"
+        detail = {**gpu.detail, **info}
         if gpu.index is not None:
             detail["index"] = gpu.index
         gpm = None
@@ -672,7 +520,7 @@ class _Builder:
         return Gpu(
             uuid=gpu.uuid,
             name=gpu.name or "",
-            device_type=gpu.device_type or "GPU",
+            device_type=device_type,
             host_id=self.host_id,
             hostname=gpu.hostname,
             instance=gpu.instance,
@@ -732,10 +580,7 @@ class _Builder:
         )
 
     def _build_process(self, row: _Row, hostname: str) -> GpuProcess:
-        fields = dict(row.fields)
-        seconds = fields.pop("start_time", None)
-        start = None if seconds is None or seconds < 0 else format_elapsed(seconds)
-        return GpuProcess(host_id=self.host_id, hostname=hostname, start_time=start, **fields)
+        return GpuProcess(host_id=self.host_id, hostname=hostname, **row.fields)
 
     def _build_storage(self) -> tuple[Storage, ...]:
         rows: list[tuple[tuple[str, int, str], Storage]] = []
@@ -749,6 +594,55 @@ class _Builder:
             disk = Storage(self.host_id, row.hostname, mount, index, **fields)
             rows.append(((instance, index, mount), disk))
         return tuple(disk for _, disk in sorted(rows, key=lambda kv: kv[0]))
+
+
+Handler = Callable[[_Builder, PageLabels, Number | None, Any], None]
+
+
+def _handler(entity: str, read: Read) -> Handler:
+    """How a sample of a family with ``read`` goes into an ``entity`` row."""
+    match entity, read:
+        case "host", Presence():
+            return _Builder._presence
+        case "gpu", Field(fallback=True):
+            return _Builder._gpu_fallback
+        case "gpu", Field():
+            return _Builder._gpu_field
+        case "gpu", Detail():
+            return _Builder._gpu_detail
+        case "gpu", Gpm():
+            return _Builder._gpu_gpm
+        case "gpu", FromLabels():
+            return _Builder._gpu_labels
+        case "cpu", Field(fallback=False):
+            return _Builder._cpu_field
+        case "cpu", FromLabels():
+            return _Builder._cpu_labels
+        case "socket", Field(fallback=False):
+            return _Builder._socket_field
+        case "core", Field(fallback=False):
+            return _Builder._core_field
+        case "memory", Field(fallback=False):
+            return _Builder._memory_field
+        case "disk", Field(fallback=False):
+            return _Builder._disk_field
+        case "chassis", Field(fallback=False):
+            return _Builder._chassis_field
+        case "chassis", Detail():
+            return _Builder._chassis_detail
+        case "chassis", FromLabels():
+            return _Builder._chassis_labels
+        case "fan", Field(fallback=False):
+            return _Builder._fan_field
+        case "process", Field(fallback=False):
+            return _Builder._process_field
+    raise ValueError(f"no way to read {read!r} into a {entity} row")
+
+
+# Family name → (handler, its read), worked out once: the hot path is one dict lookup.
+_ROUTES: Final[dict[str, tuple[Handler, Read]]] = {
+    family.name: (_handler(family.entity.key, family.read), family.read) for family in FAMILIES
+}
 
 
 def _gpu_order(item: tuple[tuple[str, str], _GpuRow]) -> tuple[str, tuple[int, str], str]:
