@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import unicodedata
 import zoneinfo
 from collections.abc import Sequence
@@ -12,7 +14,7 @@ import pytest
 
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain import replay as r
-from allsmi.domain.model import SECTIONS, Cpu, Frame, Gpu, GpuProcess
+from allsmi.domain.model import SECTIONS, Cpu, Frame, Gpu, GpuProcess, Memory
 from allsmi.domain.screen import (
     CHIP_LIVE,
     CHIP_REPLAY,
@@ -403,6 +405,72 @@ def test_host_tab_of_an_expected_host_without_rows_is_no_data(big: Frame) -> Non
     shown = body(render(big, ViewState(tab=1), 120, 30, LIVE, expected_hosts=hosts))
     assert shown[4] == "ghost: no data"
     assert not any(t.startswith(("GPU", "CPU", "MEM")) for t in shown)
+
+
+def scraped(*hosts: tuple[str, str]) -> Frame:
+    """Each ``(host_id, hostname)`` as a scrape answers: a GPU, a CPU, memory, a process."""
+    return Frame(
+        T0,
+        source="remote",
+        gpus=tuple(
+            Gpu(f"GPU-{i}", "NVIDIA H200", "GPU", i, name, name, detail={"index": "0"})
+            for i, name in hosts
+        ),
+        cpus=tuple(Cpu(i, name, name, cpu_model="EPYC") for i, name in hosts),
+        memory=tuple(Memory(i, name, name) for i, name in hosts),
+        processes=tuple(
+            GpuProcess(i, name, 0, f"GPU-{i}", pid=100 + n, used_memory=n)
+            for n, (i, name) in enumerate(hosts)
+        ),
+    )
+
+
+def tab_names(lines: Sequence[StyledLine]) -> list[str]:
+    row = next(t for t in texts(lines) if t.startswith("Tabs: "))
+    return row.removeprefix("Tabs: ").split()
+
+
+def row_names(lines: Sequence[StyledLine]) -> set[str]:
+    """The hosts the GPU, CPU and memory rows name (``… @ <host>``) and the process table's
+    HOST column."""
+    shown = body(lines)
+    named = {m for t in shown for m in re.findall(r" @ (\S+)", t)}
+    header = next(i for i, t in enumerate(shown) if "COMMAND" in t)
+    table = itertools.takewhile(bool, shown[header + 1 :])  # up to the blank rows
+    return named | {t.split()[0] for t in table}
+
+
+@pytest.mark.parametrize(
+    ("hostnames", "shown"),
+    [
+        (("node-0017", "node-0018"), ["node-0017", "node-0018"]),
+        (("gpu-box", "gpu-box"), ["127.0.0.1:10017", "127.0.0.1:10018"]),
+    ],
+    ids=["distinct hostnames", "one hostname twice"],
+)
+def test_the_tab_row_and_the_rows_name_a_host_alike(
+    hostnames: tuple[str, str], shown: list[str]
+) -> None:
+    ids = ("127.0.0.1:10017", "127.0.0.1:10018")
+    frame = scraped(*zip(ids, hostnames, strict=True))
+    everything = render(frame, ViewState(), 200, 40, LIVE, expected_hosts=ids)
+    assert tab_names(everything) == ["All", *shown]
+    assert row_names(everything) == set(shown)
+    assert tab_labels(frame, ids) == ("All", *shown)
+    for tab, name in enumerate(shown, start=1):
+        lines = render(frame, ViewState(tab=tab), 200, 40, LIVE, expected_hosts=ids)
+        selected = [span.text for line in lines for span in line if span.style.bg == "cyan"]
+        assert selected == [f" {name} "]
+        assert {m for t in body(lines) for m in re.findall(r" @ (\S+)", t)} == {name}
+
+
+def test_an_expected_host_without_rows_is_named_by_its_id_in_tab_and_no_data_line() -> None:
+    ids = ("127.0.0.1:10017", "127.0.0.1:10018")
+    frame = scraped((ids[0], "node-0017"))
+    lines = render(frame, ViewState(), 200, 40, LIVE, expected_hosts=ids)
+    assert tab_names(lines) == ["All", "node-0017", "127.0.0.1:10018"]
+    assert "127.0.0.1:10018: no data" in body(lines)
+    assert body(lines)[1].startswith("Nodes 1/2 ")
 
 
 def test_eighty_by_twenty_four_keeps_host_and_readings_visible(big: Frame) -> None:

@@ -211,9 +211,15 @@ def test_the_replay_shows_the_overview_and_windows_the_tabs(
     assert tab_row(screen).startswith("Tabs:  ")  # still no "<": the window starts at All
 
     session.send(*["Right"] * 20)  # tab 23: tabs hidden on both sides
-    tab_23 = recorded.hosts[22]
     row = tab_row(session.wait_for(lambda s: gpu_hostnames(s) == {"node-0023"}))
-    assert re.fullmatch(r"Tabs: <.*>\s*", row) and tab_23 in row, row
+    assert re.fullmatch(r"Tabs: <.*>\s*", row), row
+    # The tab is named as its rows are: the hostname the node reports, not its address.
+    assert "node-0023" in row.split() and recorded.hosts[22] not in row.split(), row
+
+    session.send(*["Right"] * (NODES - 23))  # the last tab: a failing node
+    failing = recorded.failing[-1]
+    screen = session.wait_for(f"{failing}: no data")
+    assert failing in tab_row(screen).split()  # no rows, so no hostname: shown by its id
 
     session.send("q")
     session.wait_for("EXITED rc=0")

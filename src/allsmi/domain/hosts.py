@@ -1,19 +1,52 @@
-"""Host lists for cluster sources (DESIGN.md §6). Pure.
+"""Host lists for cluster sources (DESIGN.md §6), and host identity, once. Pure.
 
 A hostfile holds one host per line (``host:port`` or a URL); ``#`` comments and blank lines
 are ignored. A host is kept as its *scrape target*: the host id (no scheme, no trailing slash)
 with ``https://`` in front when it was given that way — plain HTTP is the default and needs
-no scheme. Targets are deduplicated by host id, in first-seen order; rows, tabs and headers
-always use the host id (:func:`allsmi.domain.model.normalise_host_id` of the target).
+no scheme. Targets are deduplicated by host id, in first-seen order.
+
+Host identity. Every host has two names, and this module is the only place that decides them:
+
+- Its **id** (``host_id`` on every row): the scrape target without scheme and trailing slash
+  (:func:`allsmi.domain.model.normalise_host_id`), e.g. ``127.0.0.1:10017``; for the local
+  source, the local host name. Ids are what a source, a header's ``hosts`` and a hostfile
+  list, and the only thing that *identifies* a host.
+- Its **display name**: the ``hostname`` its rows report (``node-0017``), when that name is
+  its own among the hosts in view; else its id. A host falls back to its id when its rows
+  report no hostname or disagree on it, when another host reports the same hostname, when
+  its hostname is another host's id, or when it has no rows at all (it is drawn ``no data``).
+  So display names are unique among the hosts in view, and a name leads to one id. "In view"
+  is one frame with the expected hosts (the view draws a frame from itself alone), or the
+  frames of a recording taken together (:func:`reported_hostnames` over all of them).
+
+How both appear (:class:`HostNames` computes them once per frame, and every part of the
+screen asks it, never a row's ``hostname``):
+
+- Rows (GPU, CPU, memory, process table), tabs, the ``no data`` line, the title and the
+  cluster overview's node counts all show or count the **display name** of the row's id.
+- Events and filters *name* a host by its display name and *match* it by id: an event holds
+  the id and is shown under the display name of the frame it is shown with; a filter or a
+  selection given a display name (or an id, with or without scheme) becomes the id through
+  :meth:`HostNames.find`, and only ids are compared. A tab is a position in ``ids``.
+- A frame's ``errors`` are text written at collection time, before the other hosts' names
+  are known: they name the host by its scrape target. A host with an error entry has no rows
+  in that frame, so its display name is its id, and the error and the ``no data`` line read
+  alike on screen.
+- Shard hashing and merging recordings (merged replay) use the **id only**: rows of the same
+  id are the same host whatever hostname they report, and two ids are two hosts even when
+  their hostnames agree. Display names are recomputed after a merge, never stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+import attrs
+
 from allsmi.domain.errors import UsageError
-from allsmi.domain.model import normalise_host_id
+from allsmi.domain.model import Frame, normalise_host_id
 
 
 def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
@@ -76,3 +109,89 @@ def _add(seen: dict[str, str], host: str) -> None:
 def host_ids(targets: Iterable[str]) -> tuple[str, ...]:
     """The host ids of scrape targets (what rows carry in ``host_id``)."""
     return tuple(normalise_host_id(target) for target in targets)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def reported_hostnames(frames: Iterable[Frame]) -> dict[str, str | None]:
+    """Each host id with rows in ``frames`` → the hostname its rows report (``None`` when
+    they disagree), ids in first-seen order. One pass over the rows of the sections
+    :meth:`Frame.hosts` reads (a process row names the host of its GPU)."""
+    reported: dict[str, str | None] = {}
+    claim = reported.setdefault  # the first row's hostname stays; a different one is noted
+    mixed: set[str] = set()
+    for frame in frames:
+        for section in (frame.gpus, frame.cpus, frame.memory, frame.chassis, frame.storage):
+            for row in section or ():
+                name = row.hostname
+                if claim(row.host_id, name) != name:
+                    mixed.add(row.host_id)
+    for host in mixed:
+        reported[host] = None
+    return reported
+
+
+def _unique_names(
+    _: object, __: attrs.Attribute[Mapping[str, str]], shown: Mapping[str, str]
+) -> None:
+    if len(set(shown.values())) != len(shown):
+        raise ValueError(f"two hosts under one name: {dict(shown)!r}")
+
+
+@attrs.frozen
+class HostNames:
+    """The hosts in view by id, each with the one name it is shown under (module header)."""
+
+    # id → display name: the expected hosts first, then the others, first seen first
+    shown: Mapping[str, str] = attrs.field(validator=_unique_names)
+    reporting: int = 0  # hosts with rows
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self.shown)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The display names, in the order of :attr:`ids`."""
+        return tuple(self.shown.values())
+
+    def name(self, host_id: str) -> str:
+        """The display name of ``host_id``; a host not in view is shown by its id."""
+        return self.shown.get(host_id, host_id)
+
+    def find(self, text: str) -> str | None:
+        """The id of the host ``text`` names, by id (any scheme or trailing slash) or by
+        display name; None when no host in view has that name. A display name is never
+        another host's id, so the two ways never disagree."""
+        text = text.strip()
+        if text in self.shown:
+            return text
+        for host, name in self.shown.items():
+            if name == text:
+                return host
+        ident = normalise_host_id(text)
+        return ident if ident in self.shown else None
+
+
+def name_hosts(reported: Mapping[str, str | None], expected: Sequence[str] = ()) -> HostNames:
+    """:class:`HostNames` of the ``expected`` ids and the hosts that ``reported`` a hostname
+    (:func:`reported_hostnames`): a hostname is shown when it is one host's alone and no
+    other host's id. Runs once per frame drawn: one dict look-up or two per host."""
+    ids = dict.fromkeys([*expected, *reported]) if expected else reported
+    claims = Counter(filter(None, reported.values()))
+    shown: dict[str, str] = {}
+    for host in ids:
+        name = reported.get(host)
+        if not name or name == host:
+            shown[host] = host
+        elif claims[name] > 1 or name in ids or not name.strip():
+            shown[host] = host  # shared, another host's id, or blank
+        else:
+            shown[host] = name
+    return HostNames(shown, len(reported))
+
+
+def host_names(frame: Frame | None, expected: Sequence[str] = ()) -> HostNames:
+    """The hosts of one frame: ``expected`` first, then the frame's others, and their names."""
+    return name_hosts(reported_hostnames((frame,) if frame is not None else ()), expected)

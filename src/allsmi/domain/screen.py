@@ -9,6 +9,9 @@ Rules this module obeys:
   :class:`Status`, and only the status line shows the REPLAY (or LIVE) chip.
 - A frame is drawn from itself alone: a host without rows is ``<host>: no data``, a section
   that was not collected is absent, a reading that is ``None`` is ``N/A``.
+- Hosts are named once per frame (:func:`allsmi.domain.hosts.host_names`): the tab row, the
+  rows, the ``no data`` lines, the process table and the overview's counts all read the same
+  :class:`~allsmi.domain.hosts.HostNames`; a tab is selected by position, i.e. by id.
 
 Theory of operation. The screen is, top to bottom: a title line, the cluster overview (two
 lines, only for more than one host), the tab row (``All`` and one tab per host), the body,
@@ -28,6 +31,7 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from allsmi.domain.hosts import HostNames, host_names
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 from allsmi.domain.parse import format_offset
 from allsmi.domain.replay import ReplayState
@@ -235,20 +239,19 @@ def status_line(status: Status, width: int) -> StyledLine:
 
 
 def tab_hosts(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:
-    """The expected hosts in their order, then any other host the frame holds, first seen first."""
-    return _merge_hosts(expected_hosts, frame.hosts() if frame is not None else ())
-
-
-def _merge_hosts(expected: Sequence[str], seen: Sequence[str]) -> tuple[str, ...]:
-    hosts = dict.fromkeys(expected)
-    hosts.update(dict.fromkeys(host for host in seen if host not in hosts))
-    return tuple(hosts)
+    """The ids of the tabs: the expected hosts in their order, then any other host the frame
+    holds, first seen first."""
+    return host_names(frame, expected_hosts).ids
 
 
 def tab_labels(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:
-    """``All`` and one tab per host; a single host has just ``All`` (its own rows)."""
-    hosts = tab_hosts(frame, expected_hosts)
-    return ("All", *hosts) if len(hosts) > 1 else ("All",)
+    """``All`` and one tab per host, under its display name; a single host has just ``All``
+    (its own rows)."""
+    return _labels(host_names(frame, expected_hosts))
+
+
+def _labels(names: HostNames) -> tuple[str, ...]:
+    return ("All", *names.names) if len(names.shown) > 1 else ("All",)
 
 
 def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, int]:
@@ -345,80 +348,84 @@ def _error_block(errors: Sequence[str]) -> list[Block]:
     return [_lines_block(lines)]
 
 
-def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout) -> Block:
+def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str) -> Block:
     def build(start: int, stop: int) -> list[Spans]:
         out: list[Spans] = []
         for index in range(start // 2, (stop + 1) // 2):
-            out += gpu_lines(gpus[index], layout)
+            out += gpu_lines(gpus[index], layout, host)
         return out[start % 2 :][: stop - start]
 
     return Block(2 * len(gpus), build)
 
 
-def _host_blocks(rows: _HostRows, layout: RowLayout) -> list[Block]:
-    """CPU rows, memory rows and disks of one host."""
-    blocks = [_cpu_block(cpu, layout) for cpu in rows.cpus]
-    blocks += [_memory_block(memory, layout) for memory in rows.memory]
+def _host_blocks(rows: _HostRows, layout: RowLayout, host: str) -> list[Block]:
+    """CPU rows, memory rows and disks of one host, shown as ``host``."""
+    blocks = [_cpu_block(cpu, layout, host) for cpu in rows.cpus]
+    blocks += [_memory_block(memory, layout, host) for memory in rows.memory]
     if rows.storage:
         blocks.append(_disk_block(rows.storage, layout.width))
     return blocks
 
 
-def _cpu_block(cpu: Cpu, layout: RowLayout) -> Block:
-    return _lazy_block(cpu_height(cpu, layout.width), lambda: cpu_lines(cpu, layout))
+def _cpu_block(cpu: Cpu, layout: RowLayout, host: str) -> Block:
+    return _lazy_block(cpu_height(cpu, layout.width), lambda: cpu_lines(cpu, layout, host))
 
 
-def _memory_block(memory: Memory, layout: RowLayout) -> Block:
-    return _lazy_block(2, lambda: memory_lines(memory, layout))
+def _memory_block(memory: Memory, layout: RowLayout, host: str) -> Block:
+    return _lazy_block(2, lambda: memory_lines(memory, layout, host))
 
 
 def _disk_block(disks: Sequence[Storage], width: int) -> Block:
     return Block(len(disks), lambda start, stop: [disk_line(d, width) for d in disks[start:stop]])
 
 
-def _process_block(processes: Sequence[GpuProcess], with_host: bool) -> list[Block]:
-    """all-smi's process table, largest GPU memory first (only the visible rows are built)."""
+def _process_block(processes: Sequence[GpuProcess], names: HostNames | None) -> list[Block]:
+    """all-smi's process table, largest GPU memory first (only the visible rows are built);
+    with a HOST column, under the hosts' display names, unless ``names`` is None."""
     ordered = by_gpu_memory(processes)
+    with_host = names is not None
     if not ordered:
         return [_lines_block([process_header(with_host), [Span("no GPU processes", PLAIN)]])]
 
     def build(start: int, stop: int) -> list[Spans]:
         header = [process_header(with_host)] if start == 0 else []
         rows = ordered[max(start - 1, 0) : stop - 1]
-        return header + [process_line(proc, with_host) for proc in rows]
+        return header + [
+            process_line(proc, None if names is None else names.name(proc.host_id)) for proc in rows
+        ]
 
     return [Block(len(ordered) + 1, build)]
 
 
-def _layout(shown: Sequence[_HostRows], width: int) -> RowLayout:
+def _layout(shown: Sequence[tuple[str, _HostRows]], width: int) -> RowLayout:
     """One identity width for every row of the tab, so the readings line up in columns."""
     natural = 0
-    for rows in shown:
+    for host, rows in shown:
         for gpu in rows.gpus:
-            natural = max(natural, len(gpu.name) + 3 + len(gpu.hostname))
+            natural = max(natural, len(gpu.name) + 3 + len(host))
         for cpu in rows.cpus:
-            natural = max(natural, len(cpu.cpu_model or "CPU") + 3 + len(cpu.hostname))
+            natural = max(natural, len(cpu.cpu_model or "CPU") + 3 + len(host))
     return row_layout(width, natural)
 
 
-def _body(frame: Frame | None, hosts: Sequence[str], width: int) -> list[Block]:
+def _body(frame: Frame | None, names: HostNames, hosts: Sequence[str], width: int) -> list[Block]:
     """Errors; each host's GPUs (or ``no data``); each host's CPU, memory and disk rows; the
-    process table when the frame collected processes."""
-    index = _index(frame)
-    present = [index[host] for host in hosts if host in index]
+    process table when the frame collected processes. ``hosts`` are the ids of the tab."""
+    index, shown = _index(frame), names.shown
+    present = [(shown[host], index[host]) for host in hosts if host in index]
     layout = _layout(present, width)
     blocks = _error_block(frame.errors if frame is not None else ())
     for host in hosts:
         rows = index.get(host)
         if rows is None:
-            blocks.append(_lines_block([no_data_line(host)]))
+            blocks.append(_lines_block([no_data_line(shown[host])]))
         elif rows.gpus:
-            blocks.append(_gpu_block(rows.gpus, layout))
-    for rows in present:
-        blocks += _host_blocks(rows, layout)
+            blocks.append(_gpu_block(rows.gpus, layout, shown[host]))
+    for name, rows in present:
+        blocks += _host_blocks(rows, layout, name)
     if frame is not None and frame.processes is not None:
-        processes = [proc for rows in present for proc in rows.processes]
-        blocks += _process_block(processes, with_host=len(hosts) > 1)
+        processes = [proc for _, rows in present for proc in rows.processes]
+        blocks += _process_block(processes, names if len(hosts) > 1 else None)
     return blocks or [_lines_block([[Span("no data", RED)]])]
 
 
@@ -483,8 +490,7 @@ def _slots(height: int, has_message: bool, multi: bool) -> _Slots:
 
 @attrs.frozen
 class _Plan:
-    hosts: tuple[str, ...]  # every host: expected first, then the frame's others
-    reporting: int  # hosts with rows in the frame
+    names: HostNames  # every host (expected first, then the frame's others) and its name
     tab: int  # the selected tab, within range
     slots: _Slots
     blocks: list[Block]
@@ -496,15 +502,15 @@ def _plan(
     expected_hosts: Sequence[str],
 ) -> _Plan:  # fmt: skip
     width, height = size
-    seen = frame.hosts() if frame is not None else ()
-    hosts = _merge_hosts(expected_hosts, seen)
+    names = host_names(frame, expected_hosts)  # once per frame drawn, never per row
+    hosts = names.ids
     tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
     slots = _slots(height, status.message is not None, len(hosts) > 1)
     shown = hosts if tab == 0 else (hosts[tab - 1],)
-    blocks = _help(status.replay is not None) if view.help else _body(frame, shown, width)
+    blocks = _help(status.replay is not None) if view.help else _body(frame, names, shown, width)
     total = sum(block.height for block in blocks)
     scroll = min(view.scroll, max(total - slots.body, 0))
-    return _Plan(hosts, len(seen), tab, slots, blocks, scroll)
+    return _Plan(names, tab, slots, blocks, scroll)
 
 
 def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list[StyledLine]:
@@ -537,8 +543,8 @@ def _count(n: int, noun: str) -> str:
 
 def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[StyledLine]:
     gpus, cpus, memory = (frame.gpus, frame.cpus, frame.memory) if frame else (None,) * 3
-    reporting, hosts = plan.reporting, plan.hosts
-    lines = overview_lines(gpus or (), cpus or (), memory or (), (reporting, len(hosts)))
+    nodes = (plan.names.reporting, len(plan.names.shown))
+    lines = overview_lines(gpus or (), cpus or (), memory or (), nodes)
     return [fit(line, width) for line in lines]
 
 
@@ -569,11 +575,11 @@ def render(
     plan = _plan(frame, view, (width, height), status, expected_hosts)
     lines: list[StyledLine] = []
     if plan.slots.title:
-        lines.append(_title(frame, plan.reporting, title, width))
+        lines.append(_title(frame, plan.names.reporting, title, width))
     if plan.slots.overview:
         lines += _overview(frame, plan, width)
     if plan.slots.tabs:
-        lines.append(_tab_row(("All", *plan.hosts), plan.tab, width))
+        lines.append(_tab_row(_labels(plan.names), plan.tab, width))
     lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
     lines += _footer(status, plan.slots, width)
     return tuple(lines)

@@ -9,6 +9,9 @@ Rules this module obeys:
   nothing here invents a 0.
 - Builders return lists of spans of any length; :func:`fit` makes a line exactly ``width``
   cells wide (the view calls it once per visible line).
+- A row names its host by the display name the caller passes in (one
+  :class:`allsmi.domain.hosts.HostNames` per frame), never by its own ``hostname``: tabs
+  and rows read the same.
 
 The look follows all-smi's (reference/all-smi-behaviour.md §8, reference/screens/): two
 lines per GPU (identity and readings, then Util/Mem gauges coloured by level), then per host
@@ -323,8 +326,8 @@ def _temp_style(gpu: Gpu) -> Style:
     return YELLOW if slowdown is not None and temp >= slowdown - 5 else PLAIN
 
 
-def gpu_lines(gpu: Gpu, layout: RowLayout) -> tuple[Spans, Spans]:
-    """Identity and readings, then the Util and Mem gauges."""
+def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
+    """Identity (``<name> @ <host>``) and readings, then the Util and Mem gauges."""
     wide = layout.wide
     values = (
         pct(gpu.utilization),
@@ -342,7 +345,7 @@ def gpu_lines(gpu: Gpu, layout: RowLayout) -> tuple[Spans, Spans]:
     first = [
         device(gpu.device_type),
         index,
-        *ident(gpu.name, gpu.hostname, max(8, layout.ident - len(index.text))),
+        *ident(gpu.name, host, max(8, layout.ident - len(index.text))),
     ]
     first += fields(layout, items)
     left, right = halves(layout.width)
@@ -371,7 +374,7 @@ def cpu_height(cpu: Cpu, width: int) -> int:
     return 2 + core_lines_count(cpu, width)
 
 
-def cpu_lines(cpu: Cpu, layout: RowLayout) -> list[Spans]:
+def cpu_lines(cpu: Cpu, layout: RowLayout, host: str) -> list[Spans]:
     """Identity and readings, the utilization gauge, then one bar per core."""
     wide = layout.wide
     cores = f"{cpu.total_cores if cpu.total_cores is not None else 'N/A'}"
@@ -384,7 +387,7 @@ def cpu_lines(cpu: Cpu, layout: RowLayout) -> list[Spans]:
         field("Temp", celsius(cpu.temperature), 5, YELLOW),
     ]
     name = cpu.cpu_model or "CPU"
-    lines = [[device("CPU"), *ident(name, cpu.hostname, layout.ident), *fields(layout, items)]]
+    lines = [[device("CPU"), *ident(name, host, layout.ident), *fields(layout, items)]]
     util = gauge("CPU ", cpu.utilization, pct(cpu.utilization).rjust(6), layout.width - 4)
     lines.append([Span(INDENT, PLAIN), *util])
     return lines + _core_bars(cpu, layout.width)
@@ -413,7 +416,7 @@ def _core_bars(cpu: Cpu, width: int) -> list[Spans]:
     ]
 
 
-def memory_lines(memory: Memory, layout: RowLayout) -> list[Spans]:
+def memory_lines(memory: Memory, layout: RowLayout, host: str) -> list[Spans]:
     """Totals, then the memory gauge and, when the host has swap, the swap gauge beside it."""
     items = [
         field("Total", binary(memory.total_bytes), 9, CYAN),
@@ -423,7 +426,7 @@ def memory_lines(memory: Memory, layout: RowLayout) -> list[Spans]:
     ]
     if not layout.freq:  # the narrow tier: Avail is Total - Used, near enough
         del items[2]
-    head = [device("MEM"), *ident("Host memory", memory.hostname, layout.ident)]
+    head = [device("MEM"), *ident("Host memory", host, layout.ident)]
     return [head + fields(layout, items), _memory_gauges(memory, layout.width)]
 
 
@@ -468,14 +471,15 @@ def process_header(with_host: bool) -> Spans:
     return [Span(text, HEADER)]
 
 
-def process_line(proc: GpuProcess, with_host: bool) -> Spans:
-    """One GPU process, all-smi's columns; unknown readings are ``N/A``."""
-    host = f"{cut(clean(proc.hostname), 16):<16} " if with_host else ""
+def process_line(proc: GpuProcess, host: str | None) -> Spans:
+    """One GPU process, all-smi's columns, led by ``host`` unless it is None (one host on
+    screen); unknown readings are ``N/A``."""
+    column = f"{cut(clean(host), 16):<16} " if host is not None else ""
     user = cut(clean(proc.user or "N/A"), 10)
     cpu, mem = _num(proc.cpu_percent, 1, 1), _num(proc.memory_percent, 1, 1)
     command = clean(proc.command or proc.process_name or "N/A")
     memory = f"{_num(proc.used_memory, GIB, 1)}GiB" if proc.used_memory is not None else "N/A"
-    text = f"{host}{proc.pid:>8} {user:<10} {proc.device_id:>3} {memory:>9} {cpu:>5} {mem:>5}  "
+    text = f"{column}{proc.pid:>8} {user:<10} {proc.device_id:>3} {memory:>9} {cpu:>5} {mem:>5}  "
     return [Span(text, PLAIN), Span(command, PLAIN)]
 
 
