@@ -29,7 +29,7 @@ OUT_DIR: Final = BENCH_DIR / "out"  # gitignored
 
 
 class SimSource:
-    """A :class:`~allsmi.app.local.FrameSource` over the cluster simulator: each ``collect``
+    """A :class:`~allsmi.domain.ports.FrameSource` over the cluster simulator: each ``collect``
     advances the simulation by ``step_ms`` (none before the first) and returns its frame."""
 
     def __init__(

@@ -170,13 +170,10 @@ def test_storage_on_this_machine_has_root_and_no_network_mounts() -> None:
         assert row.available_bytes is not None and 0 <= row.available_bytes <= row.total_bytes
 
 
-def test_chassis_power_is_the_gpu_sum_given_or_none() -> None:
-    reader = HostReader("local", "local")
-    (with_gpus,) = reader.read_chassis(612.5)
-    (without,) = reader.read_chassis(None)
-    assert with_gpus.total_power_watts == 612.5
-    assert without.total_power_watts is None
-    assert without.thermal_pressure is None
+def test_chassis_power_is_left_to_the_gpu_sum_not_invented() -> None:
+    (chassis,) = HostReader("local", "local").read_chassis()
+    assert chassis.total_power_watts is None  # app.local puts in the GPUs' sum
+    assert chassis.thermal_pressure is None
 
 
 def test_unexpected_psutil_failure_becomes_source_unavailable(
@@ -210,7 +207,7 @@ def test_fake_intel_box_gives_model_sockets_frequencies_and_cache(intel_box: Hos
 def test_fake_intel_box_chassis_identity_skips_unreadable_and_missing_files(
     intel_box: HostReader,
 ) -> None:
-    (chassis,) = intel_box.read_chassis(None)
+    (chassis,) = intel_box.read_chassis()
     assert chassis.detail == {
         "Product Name": "PowerEdge R750xa",
         "Vendor": "Dell Inc.",
@@ -243,7 +240,7 @@ def test_empty_trees_give_none_not_zero(tmp_path: Path) -> None:
     assert cpu.max_frequency_mhz == _psutil_max_mhz()  # psutil's fallback, or None
     assert cpu.power_consumption is None
     assert len(cpu.per_core_utilization) == psutil.cpu_count()  # psutil still answers
-    (chassis,) = reader.read_chassis(None)
+    (chassis,) = reader.read_chassis()
     assert chassis.detail == {}
     assert chassis.inlet_temperature is None or chassis.inlet_temperature != 0
 

@@ -24,6 +24,7 @@ import contextlib
 import gc
 import typing
 from collections.abc import Callable, Iterator
+from types import GenericAlias
 from typing import Any, Final, NamedTuple
 
 import cattrs
@@ -34,20 +35,16 @@ from allsmi.adapters import rowhooks
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
 from allsmi.domain.model import (
     SCHEMA_VERSION,
-    Chassis,
-    Cpu,
+    SECTION_TABLE,
     Frame,
-    Gpu,
-    GpuProcess,
     Header,
     IndexLine,
-    Memory,
     Record,
     Source,
-    Storage,
     normalise_host_id,
 )
 from allsmi.domain.parse import format_rfc3339_ms, parse_rfc3339_ms
+from allsmi.domain.sections import build_frame
 
 converter: Final = cattrs.Converter()
 # Structuring rows is the hot path of replay and remote recording: a converter without detailed
@@ -102,23 +99,11 @@ for _plain in (int, float, str):
     converter.register_unstructure_hook(_plain | None, identity)
 converter.register_unstructure_hook_factory(_is_row_tuple, _unstructure_row_tuple)
 
-# Section key on the wire → row type. Order is the key order of a data line.
-SECTION_TYPES: Final[tuple[tuple[str, type[Any]], ...]] = (
-    ("gpus", Gpu),
-    ("cpus", Cpu),
-    ("memory", Memory),
-    ("chassis", Chassis),
-    ("processes", GpuProcess),
-    ("storage", Storage),
+# (wire key, Frame attribute, section name, ``tuple[row type, ...]``) per section, in the key
+# order of a data line: what the converters write and read each section as.
+_SECTIONS: Final = tuple(
+    (s.key, s.attr, s.name, GenericAlias(tuple, (s.row_type, ...))) for s in SECTION_TABLE
 )
-_SECTION_ATTR: Final = {
-    "gpus": "gpus",
-    "cpus": "cpus",
-    "memory": "memory",
-    "chassis": "chassis",
-    "processes": "processes",
-    "storage": "storage",
-}
 
 
 # --------------------------------------------------------------------------- writing
@@ -130,10 +115,10 @@ def frame_to_dict(frame: Frame) -> dict[str, Any]:
     if frame.seq is not None:
         out["seq"] = frame.seq
     out["source"] = frame.source
-    for key, row_type in SECTION_TYPES:
-        rows = getattr(frame, _SECTION_ATTR[key])
+    for key, attr, _, rows_type in _SECTIONS:
+        rows = getattr(frame, attr)
         if rows is not None:
-            out[key] = converter.unstructure(rows, tuple[row_type, ...])  # type: ignore[valid-type]
+            out[key] = converter.unstructure(rows, rows_type)
     out["errors"] = list(frame.errors)
     return out
 
@@ -292,23 +277,17 @@ def _structure_frame(obj: dict[str, Any]) -> Frame:
     else:
         raise RecordingCorrupt(0, "data line has neither 't' nor 'timestamp'")
     sections = {
-        _SECTION_ATTR[key]: _structure_rows(obj[key], row_type, key)
-        for key, row_type in SECTION_TYPES
+        name: _structure_rows(obj[key], rows_type, key)
+        for key, _, name, rows_type in _SECTIONS
         if obj.get(key) is not None
     }
-    return Frame(
-        t_ms=t_ms,
-        seq=_int_or_none(obj.get("seq"), "seq"),
-        source=source,
-        errors=tuple(errors),
-        **sections,
-    )
+    seq = _int_or_none(obj.get("seq"), "seq")
+    return build_frame(t_ms, sections, seq=seq, source=source, errors=errors)
 
 
-def _structure_rows(rows: object, row_type: type[Any], key: str) -> tuple[Any, ...]:
+def _structure_rows(rows: object, target: Any, key: str) -> tuple[Any, ...]:
     if not isinstance(rows, list):
         raise RecordingCorrupt(0, f"{key} is not a list")
-    target = tuple[row_type, ...]  # type: ignore[valid-type]
     try:
         return _fast.structure(rows, target)
     except Exception:  # any failure: let the detailed converter explain it
@@ -325,7 +304,8 @@ def _structure_rows(rows: object, row_type: type[Any], key: str) -> tuple[Any, .
 # all-smi writes −1 for "no reading" in these GPU fields and 0 in these (§1.1).
 _MINUS_ONE_MEANS_NONE: Final = ("utilization", "power_consumption")
 _ZERO_MEANS_NONE: Final = ("temperature", "frequency")
-_HOSTED_SECTIONS: Final = ("gpus", "cpus", "memory", "chassis", "storage")
+# Sections whose rows carry their host's id (process rows get theirs from the line's hostname).
+_HOST_SECTION_KEYS: Final = tuple(s.key for s in SECTION_TABLE if s.per_host)
 
 
 def _from_all_smi(obj: dict[str, Any]) -> None:
@@ -342,7 +322,7 @@ def _from_all_smi(obj: dict[str, Any]) -> None:
         platform = cpu.get("platform_type")
         if isinstance(platform, dict) and len(platform) == 1:
             cpu["platform_type"] = str(next(iter(platform.values())))
-    for key in _HOSTED_SECTIONS:
+    for key in _HOST_SECTION_KEYS:
         for row in _rows(obj, key):
             if isinstance(row.get("host_id"), str):
                 row["host_id"] = normalise_host_id(row["host_id"])

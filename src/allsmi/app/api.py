@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import signal
 import sys
 
 import anyio
@@ -18,11 +17,14 @@ import anyio
 from allsmi import __version__
 from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
 from allsmi.adapters.network.server import Limits, serve_tcp
-from allsmi.app.clock import Clock, RealClock
-from allsmi.app.local import FrameSource, build_local_source
+from allsmi.app.clock import Clock, RealClock, run_every
+from allsmi.app.local import build_local_source
 from allsmi.app.remote import read_token
+from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import SourceUnavailable
-from allsmi.domain.schedule import next_deadline
+from allsmi.domain.model import SECTIONS
+from allsmi.domain.ports import FrameSource
+from allsmi.domain.sections import REMOTE_SECTIONS
 
 # Up to 64 /events subscribers (FrameEndpoints' cap), the rest of the slots for scrapes.
 API_LIMITS = Limits(max_connections=256)
@@ -31,14 +33,12 @@ API_LIMITS = Limits(max_connections=256)
 async def collect_forever(
     source: FrameSource, feed: FrameFeed, clock: Clock, interval_ms: int
 ) -> None:
-    never = anyio.Event()
+    async def publish(_missed: int) -> None:
+        feed.publish(await source.collect(clock.wall_ms()))
+
     await source.start()
-    deadline = clock.monotonic_ms()
     try:
-        while True:
-            feed.publish(await source.collect(clock.wall_ms()))
-            deadline, _ = next_deadline(deadline, interval_ms, clock.monotonic_ms())
-            await clock.wait_until(deadline, never)
+        await run_every(clock, interval_ms, publish)
     finally:
         with anyio.CancelScope(shield=True):
             await source.aclose()
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
             f"allsmi api: warning: serving on {args.bind} without a token; anyone who can "
             "reach it can read this machine's metrics (set ALLSMI_TOKEN or --token-file)\n"
         )
-    include = ("gpu", "cpu", "memory", "chassis", "storage")
-    source = build_local_source((*include, "process") if args.processes else include)
+    source = build_local_source(SECTIONS if args.processes else REMOTE_SECTIONS)
     feed = FrameFeed()
     endpoints = FrameEndpoints(feed, version=__version__)
     anyio.run(_main, args, source, feed, endpoints, token)
@@ -87,7 +86,5 @@ async def _main(
             f"{' (token required)' if token else ''}; Ctrl-C stops\n"
         )
         sys.stderr.flush()
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
-            async for _ in sigs:
-                break
+        await wait_for_signal(*STOP_SIGNALS)
         tg.cancel_scope.cancel()

@@ -21,7 +21,7 @@ from allsmi import __version__
 from allsmi.adapters.recording.files import silence_stdout
 from allsmi.domain.errors import AllsmiError, UsageError
 from allsmi.domain.hosts import merge_hosts, parse_hostfile
-from allsmi.domain.model import SECTIONS
+from allsmi.domain.model import DEFAULT_SECTIONS
 from allsmi.domain.parse import (
     parse_duration_ms,
     parse_interval_ms,
@@ -29,12 +29,12 @@ from allsmi.domain.parse import (
     parse_timecode,
 )
 from allsmi.domain.replay import parse_speed
+from allsmi.domain.sections import include_help, parse_include
 
 Handler = Callable[[argparse.Namespace], int]
 # Commands are imported only when run: `allsmi record` never loads the TUI, `--help` is quick.
 
 GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
-SECTION_ALIASES = {"processes": "process", "disk": "storage", "gpus": "gpu", "cpus": "cpu"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,22 +42,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def parse_include(text: str) -> tuple[str, ...]:
-    """``gpu,cpu,process`` → the canonical section names, in DESIGN order, deduplicated."""
-    wanted: set[str] = set()
-    for part in text.split(","):
-        name = part.strip().lower()
-        name = SECTION_ALIASES.get(name, name)
-        if name not in SECTIONS:
-            raise UsageError(
-                f"unknown section {part.strip()!r} in --include: use {','.join(SECTIONS)}"
-            )
-        wanted.add(name)
-    if not wanted:
-        raise UsageError("--include needs at least one section")
-    return tuple(s for s in SECTIONS if s in wanted)
 
 
 def _include_arg(text: str) -> tuple[str, ...]:
@@ -295,13 +279,14 @@ def _add_hosts(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_include(p: argparse.ArgumentParser, default: str) -> None:
+def _add_include(p: argparse.ArgumentParser) -> None:
+    default = ",".join(DEFAULT_SECTIONS)
     p.add_argument(
         "--include",
         type=_include_arg,
-        default=parse_include(default),
+        default=DEFAULT_SECTIONS,
         metavar="SECTIONS",
-        help=f"comma list of {','.join(SECTIONS)} (default {default}; aliases: processes, disk)",
+        help=include_help(default),
     )
 
 
@@ -341,7 +326,7 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="local: this machine (NVML + psutil); remote: scrape --hosts/--hostfile",
     )
     _add_hosts(p)
-    _add_include(p, "gpu,cpu,memory,chassis")
+    _add_include(p)
     p.add_argument(
         "--max-size",
         type=_typed(parse_size_bytes),
@@ -381,7 +366,7 @@ def _add_snapshot(commands: argparse._SubParsersAction[_Parser]) -> None:
         default="json",
         help="output format (default json)",
     )
-    _add_include(p, "gpu,cpu,memory,chassis")
+    _add_include(p)
     p.add_argument("--pretty", action="store_true", help="indent the JSON for reading")
     p.add_argument(
         "-o",

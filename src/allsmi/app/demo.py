@@ -25,7 +25,7 @@ from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
 from allsmi.app.verify import summary
 from allsmi.domain.errors import RecordingUnreadable
-from allsmi.domain.model import Frame, Header
+from allsmi.domain.model import SECTIONS, Frame, Header
 from allsmi.domain.parse import format_offset
 
 DEMO_START_MS = 1_776_513_600_000  # 2026-04-18T12:00:00Z
@@ -34,7 +34,7 @@ DEMO_INTERVAL_MS = 1000
 INCIDENT_AT_MS = (14 * 60 + 32) * 1000
 INCIDENT_LENGTH_MS = 11 * 60 * 1000
 INCIDENT_NODE = 2  # node-03
-DEMO_INCLUDE = ("gpu", "cpu", "memory", "chassis", "process", "storage")
+DEMO_INCLUDE = SECTIONS
 
 
 class SimulatedCluster:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -20,28 +20,16 @@ import attrs
 from allsmi.adapters.machine.host import HostReader
 from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, load_nvml
 from allsmi.adapters.machine.processes import ProcessEnricher
+from allsmi.domain.derived import with_gpu_power
 from allsmi.domain.errors import AllsmiError, SourceUnavailable
 from allsmi.domain.model import Chassis, Cpu, Frame, Gpu, GpuProcess, Memory, Storage
+from allsmi.domain.sections import SectionRows, build_frame
 
 T = TypeVar("T")
 
 DEFAULT_READ_TIMEOUT_S = 5.0
 # psutil's CPU percentages need two samples; this is the gap between them.
 CPU_PRIME_S = 0.25
-
-
-class FrameSource(Protocol):
-    """Anything the recorder can collect frames from (local readers, remote scrape, simulator)."""
-
-    async def start(self) -> None:
-        """Open devices and prime counters; the first ``collect`` after it is real."""
-        ...
-
-    async def collect(self, t_ms: int) -> Frame: ...
-
-    def hosts(self) -> tuple[str, ...]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class GuardedCall:
@@ -201,7 +189,7 @@ class LocalSource:
                 cpus=section("cpu", host.read_cpu),
                 memory=section("memory", host.read_memory),
                 storage=section("storage", host.read_storage),
-                chassis=section("chassis", lambda: host.read_chassis(None)),
+                chassis=section("chassis", host.read_chassis),
                 errors=tuple(found),
             )
 
@@ -221,31 +209,17 @@ class LocalSource:
         errors: list[str],
     ) -> Frame:
         gpus: tuple[Gpu, ...] | None = gpu.reading.gpus if gpu is not None else None
-        processes = gpu.processes if gpu is not None else None
         chassis = host.chassis if host is not None else None
         if chassis is not None and gpus:
-            chassis = tuple(_with_gpu_power(c, gpus) for c in chassis)
-        return Frame(
-            t_ms=t_ms,
-            source="local",
-            gpus=gpus if "gpu" in self.include else None,
-            cpus=host.cpus if host is not None else None,
-            memory=host.memory if host is not None else None,
-            chassis=chassis,
-            processes=processes,
-            storage=host.storage if host is not None else None,
-            errors=tuple(errors),
-        )
-
-
-def _with_gpu_power(chassis: Chassis, gpus: tuple[Gpu, ...]) -> Chassis:
-    """Chassis power = sum of GPU power when nothing better exists (DESIGN.md §3)."""
-    if chassis.total_power_watts is not None:
-        return chassis
-    readings = [g.power_consumption for g in gpus if g.power_consumption is not None]
-    if not readings:
-        return chassis
-    return attrs.evolve(chassis, total_power_watts=round(sum(readings), 3))
+            chassis = tuple(with_gpu_power(c, gpus) for c in chassis)
+        rows: SectionRows = {
+            "gpu": gpus,  # read for the processes too: build_frame keeps them if included
+            "process": gpu.processes if gpu is not None else None,
+            "chassis": chassis,
+        }
+        if host is not None:
+            rows = {**rows, "cpu": host.cpus, "memory": host.memory, "storage": host.storage}
+        return build_frame(t_ms, rows, include=self.include, source="local", errors=errors)
 
 
 def local_hostname() -> str:

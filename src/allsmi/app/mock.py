@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import resource
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,13 +25,13 @@ from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
 from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
 from allsmi.adapters.recording.files import atomic_write
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec, NodeReading
-from allsmi.app.clock import Clock, RealClock
+from allsmi.app.clock import Clock, RealClock, run_every
+from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import SourceUnavailable, UsageError
 from allsmi.domain.model import Frame
-from allsmi.domain.schedule import next_deadline
+from allsmi.domain.sections import build_frame
 
 FAILURE_MODES: Final = ("503", "hang", "garbage")
-MOCK_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
 MOCK_LIMITS: Final = Limits(max_connections=8, keep_alive_timeout_s=60.0)
 GARBAGE: Final = b'{"schema":1,"t":"\xff\xfe garbage \x00\x01 not json]]]\n'
 
@@ -50,17 +49,9 @@ class MockPlan:
 
 
 def node_frame(reading: NodeReading, t_ms: int) -> Frame:
-    """One node's own view of itself, as its exporter's ``/snapshot`` would serve it."""
-    return Frame(
-        t_ms=t_ms,
-        source="local",
-        gpus=reading.gpus,
-        cpus=reading.cpus,
-        memory=reading.memory,
-        chassis=reading.chassis,
-        processes=reading.processes,
-        storage=reading.storage,
-    )
+    """One node's own view of itself, every section, as its exporter's ``/snapshot`` would
+    serve it."""
+    return build_frame(t_ms, reading.rows(), source="local")
 
 
 def failure_handler(mode: str) -> Handler:
@@ -106,16 +97,17 @@ class MockCluster:
         return FrameEndpoints(self.feeds[index], version=__version__).handle
 
     async def advance_forever(self, clock: Clock) -> None:
-        never = anyio.Event()
+        """Advance and publish once per interval, from one interval after the call."""
         last = clock.wall_ms()
-        deadline = clock.monotonic_ms()
-        while True:
-            deadline, _ = next_deadline(deadline, self.plan.interval_ms, clock.monotonic_ms())
-            await clock.wait_until(deadline, never)
+
+        async def advance(_missed: int) -> None:
+            nonlocal last
             now = clock.wall_ms()
             self.sim.advance(max(0, now - last))
             last = now
             self.publish(now)
+
+        await run_every(clock, self.plan.interval_ms, advance, at_start=False)
 
 
 def raise_open_file_limit(needed: int) -> int:
@@ -189,7 +181,5 @@ async def _main(cluster: MockCluster, hostfile: str) -> None:
             "Ctrl-C stops\n"
         )
         sys.stderr.flush()
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
-            async for _ in sigs:
-                break
+        await wait_for_signal(*STOP_SIGNALS)
         tg.cancel_scope.cancel()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +35,16 @@ from allsmi.adapters.recording.sink import (
     SinkConfig,
     codec_for,
 )
-from allsmi.app.clock import Clock, RealClock
-from allsmi.app.local import FrameSource, build_local_source
+from allsmi.app.clock import Clock, RealClock, run_every
+from allsmi.app.local import build_local_source
+from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
 from allsmi.domain.model import Frame, Header, Source
+from allsmi.domain.oversize import oversize_fallbacks, unrecordable
 from allsmi.domain.parse import format_offset
-from allsmi.domain.schedule import clamp_time, flush_due, next_deadline, within_duration
+from allsmi.domain.ports import FrameSource
+from allsmi.domain.schedule import clamp_time, flush_due
 
 MAX_HOSTS = 1024
 # Typical stream compression of metric frames (library-notes.md §4), for the retention estimate.
@@ -80,32 +82,34 @@ async def record_loop(
     on_frame: StatusCallback | None = None,
 ) -> RecordResult:
     """Record until ``plan.duration_ms`` has passed or ``stop`` is set; close the sink."""
-    stop = stop or anyio.Event()
     result = RecordResult(first_seq=first_seq)
-    start = deadline = clock.monotonic_ms()
+    start = clock.monotonic_ms()
     last_t: int | None = None
     last_flush: int | None = None
-    note: str | None = None
     seq = first_seq
+
+    async def cycle(missed: int) -> None:
+        nonlocal last_t, last_flush, seq
+        result.skipped_deadlines += missed
+        note = _skip_note(missed, plan.interval_ms) if missed else None
+        t_ms = clamp_time(clock.wall_ms(), last_t)
+        frame = await source.collect(t_ms)
+        frame = attrs.evolve(frame, seq=seq, errors=_with_note(frame.errors, note))
+        sink.append(fit_line(frame), seq, t_ms)
+        now = clock.monotonic_ms()
+        if flush_due(now, last_flush, plan.interval_ms):
+            sink.flush()
+            last_flush = now
+        result.frames += 1
+        result.errors += len(frame.errors)
+        last_t, seq = t_ms, seq + 1
+        if on_frame is not None:
+            on_frame(result, sink, now - start)
+
     try:
-        while not stop.is_set() and within_duration(start, clock.monotonic_ms(), plan.duration_ms):
-            t_ms = clamp_time(clock.wall_ms(), last_t)
-            frame = await source.collect(t_ms)
-            frame = attrs.evolve(frame, seq=seq, errors=_with_note(frame.errors, note))
-            sink.append(fit_line(frame), seq, t_ms)
-            now = clock.monotonic_ms()
-            if flush_due(now, last_flush, plan.interval_ms):
-                sink.flush()
-                last_flush = now
-            result.frames += 1
-            result.errors += len(frame.errors)
-            last_t, seq = t_ms, seq + 1
-            if on_frame is not None:
-                on_frame(result, sink, now - start)
-            deadline, missed = next_deadline(deadline, plan.interval_ms, now)
-            result.skipped_deadlines += missed
-            note = _skip_note(missed, plan.interval_ms) if missed else None
-            await clock.wait_until(deadline, stop)
+        result.skipped_deadlines = await run_every(
+            clock, plan.interval_ms, cycle, stop=stop, duration_ms=plan.duration_ms
+        )
     finally:
         with anyio.CancelScope(shield=True):
             sink.close()
@@ -121,38 +125,20 @@ def _skip_note(missed: int, interval_ms: int) -> str:
 
 
 def fit_line(frame: Frame) -> bytes:
-    """Encode a frame within the 16 MiB line cap, dropping its heaviest sections if needed.
-    A frame that cannot be encoded at all still leaves an errors-only frame behind."""
+    """Encode a frame within the 16 MiB line cap, lightened as :mod:`allsmi.domain.oversize`
+    decides if needed. A frame that cannot be encoded at all still leaves an errors-only frame
+    behind."""
     try:
         line = wire.encode_line(frame)
     except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
-        return wire.encode_line(
-            Frame(
-                t_ms=frame.t_ms,
-                seq=frame.seq,
-                source=frame.source,
-                errors=(*frame.errors, f"recorder: frame not recordable ({err})"),
-            )
-        )
+        return wire.encode_line(unrecordable(frame, str(err)))
     if len(line) <= MAX_LINE_BYTES:
         return line
-    lighter = attrs.evolve(
-        frame,
-        processes=None,
-        cpus=tuple(attrs.evolve(c, per_core_utilization=()) for c in frame.cpus or ()) or None,
-        errors=(*frame.errors, "recorder: frame over 16 MiB, dropped processes and per-core lists"),
-    )
-    line = wire.encode_line(lighter)
-    if len(line) <= MAX_LINE_BYTES:
-        return line
-    return wire.encode_line(
-        Frame(
-            t_ms=frame.t_ms,
-            seq=frame.seq,
-            source=frame.source,
-            errors=("recorder: frame over 16 MiB even without processes; not recorded",),
-        )
-    )
+    for lighter in oversize_fallbacks(frame, MAX_LINE_BYTES):
+        line = wire.encode_line(lighter)
+        if len(line) <= MAX_LINE_BYTES:
+            break
+    return line
 
 
 # ----------------------------------------------------------------------------- the command
@@ -245,11 +231,8 @@ async def _record_until_signal(
     stopped_by: list[str] = []
 
     async def watch_signals() -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                stopped_by.append(signal.Signals(signum).name)
-                stop.set()
-                return
+        stopped_by.append((await wait_for_signal(*STOP_SIGNALS)).name)
+        stop.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_signals)

@@ -12,16 +12,17 @@ from pathlib import Path
 import anyio
 
 from allsmi.adapters.terminal.painter import AsciimaticsTerminal, require_terminal
-from allsmi.app.clock import Clock, RealClock
-from allsmi.app.local import FrameSource, build_local_source
+from allsmi.app.clock import Clock, RealClock, run_every
+from allsmi.app.local import build_local_source
 from allsmi.app.replay_driver import ReplayDriver, local_zone
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
-from allsmi.domain.schedule import next_deadline
+from allsmi.domain.model import SECTIONS
+from allsmi.domain.ports import FrameSource
+from allsmi.domain.sections import REMOTE_SECTIONS
 
-LOCAL_SECTIONS = ("gpu", "cpu", "memory", "chassis", "process", "storage")
-REMOTE_SECTIONS = ("gpu", "cpu", "memory", "chassis", "storage")
+LOCAL_SECTIONS = SECTIONS  # the cluster view scrapes REMOTE_SECTIONS (no process rows)
 
 
 class ScreenTerminal(AsciimaticsTerminal):
@@ -92,15 +93,13 @@ async def collect_into(
     model: LiveModel, source: FrameSource, clock: Clock, interval_ms: int
 ) -> None:
     """The live collector: fixed-rate frames into the model until cancelled."""
-    never = anyio.Event()
+
+    async def show(_missed: int) -> None:
+        model.show(await source.collect(clock.wall_ms()))
+
     await source.start()
     try:
-        deadline = clock.monotonic_ms()
-        while True:
-            frame = await source.collect(clock.wall_ms())
-            model.show(frame)
-            deadline, _ = next_deadline(deadline, interval_ms, clock.monotonic_ms())
-            await clock.wait_until(deadline, never)
+        await run_every(clock, interval_ms, show)
     finally:
         with anyio.CancelScope(shield=True):
             await source.aclose()

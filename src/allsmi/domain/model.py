@@ -10,6 +10,9 @@ Rules this module obeys:
   trailing slash) by :func:`normalise_host_id`.
 - Sections of a frame are tuples of rows, any number of hosts. A section that was not
   collected is ``None`` (drawn as ``no data``); a collected but empty one is ``()``.
+- :data:`SECTION_TABLE` is the one list of sections: every other list of them (the wire keys,
+  ``--include``, the sources' defaults, the remote scrape, the builder in
+  :mod:`allsmi.domain.sections`) is derived from it.
 
 The field order of each class is the key order on the wire.
 """
@@ -25,8 +28,6 @@ FORMAT_CHUNKED: Final = "chunked-1"
 WRITER_NAME: Final = "allsmi"
 
 Source = Literal["local", "remote"]
-SECTIONS: Final = ("gpu", "cpu", "memory", "chassis", "process", "storage")
-DEFAULT_SECTIONS: Final = ("gpu", "cpu", "memory", "chassis")
 # Integers a reading may hold: what JSON writers (orjson) and readers agree on. A peer that
 # sends more is sending nonsense, and it must not be able to make the recorder fail.
 INT_MIN: Final = -(2**63)
@@ -229,10 +230,12 @@ class Frame:
     errors: tuple[str, ...] = ()
 
     def hosts(self) -> tuple[str, ...]:
-        """The host ids present in this frame, in first-seen order."""
+        """The host ids present in this frame, in first-seen order (host sections only: a
+        process row names the host of its GPU, which the GPU rows already count)."""
         seen: dict[str, None] = {}
-        for section in (self.gpus, self.cpus, self.memory, self.chassis, self.storage):
-            for row in section or ():
+        for attr in HOST_SECTION_ATTRS:
+            rows: tuple[Row, ...] | None = getattr(self, attr)
+            for row in rows or ():
                 seen.setdefault(row.host_id, None)
         return tuple(seen)
 
@@ -259,3 +262,35 @@ class IndexLine:
 
 
 Record = Frame | Header | IndexLine
+Row = Gpu | Cpu | Memory | Chassis | GpuProcess | Storage
+
+
+@attrs.frozen
+class Section:
+    """One section of a frame, and every name it goes by."""
+
+    name: str  # canonical: --include, the sources' include tuples, error texts
+    key: str  # key of a data line (DESIGN.md §4) and of a /snapshot answer
+    attr: str  # attribute of Frame
+    row_type: type[Row]
+    default: bool  # in the default --include of record and snapshot
+    remote: bool  # scraped by the live cluster view, served by the exporter without --processes
+    per_host: bool  # a row describes one host (process rows describe a process on one)
+    aliases: tuple[str, ...] = ()  # other spellings --include accepts
+
+
+# The sections, in the key order of a data line (DESIGN.md §4) and of every list of them.
+# fmt: off
+SECTION_TABLE: Final[tuple[Section, ...]] = (
+    #       name       key          attr         row type    default remote per_host aliases
+    Section("gpu",     "gpus",      "gpus",      Gpu,        True,   True,  True,   ("gpus",)),
+    Section("cpu",     "cpus",      "cpus",      Cpu,        True,   True,  True,   ("cpus",)),
+    Section("memory",  "memory",    "memory",    Memory,     True,   True,  True),
+    Section("chassis", "chassis",   "chassis",   Chassis,    True,   True,  True),
+    Section("process", "processes", "processes", GpuProcess, False,  False, False,  ("processes",)),
+    Section("storage", "storage",   "storage",   Storage,    False,  True,  True,   ("disk",)),
+)
+# fmt: on
+SECTIONS: Final = tuple(s.name for s in SECTION_TABLE)
+DEFAULT_SECTIONS: Final = tuple(s.name for s in SECTION_TABLE if s.default)
+HOST_SECTION_ATTRS: Final = tuple(s.attr for s in SECTION_TABLE if s.per_host)

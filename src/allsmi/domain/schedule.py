@@ -1,4 +1,5 @@
-"""Fixed-rate scheduling for the recorder (DESIGN.md §2, STYLE.md rule 6). Pure.
+"""Fixed-rate scheduling for the recorder and every periodic loop of the shell
+(:func:`allsmi.app.clock.run_every`; DESIGN.md §2, STYLE.md rule 6). Pure.
 
 Deadlines are absolute — ``start + k × interval`` — so a 1 s recorder does not drift over an
 hour. A cycle that overruns skips the deadlines it missed (and says how many) instead of

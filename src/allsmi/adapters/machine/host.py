@@ -529,9 +529,10 @@ class HostReader:
 
     # -- chassis
 
-    def read_chassis(self, gpu_power_w: float | None) -> tuple[Chassis, ...]:
-        """One ``Chassis`` row: DMI identity, fans, and power = the GPUs' sum (no better
-        local source); inlet/outlet only from sensors labelled so."""
+    def read_chassis(self) -> tuple[Chassis, ...]:
+        """One ``Chassis`` row: DMI identity and fans; inlet/outlet only from sensors
+        labelled so. Power is left unknown: no local reading has it, and the local source
+        puts in the GPUs' sum (DESIGN.md §3)."""
         if self._chassis_detail is None:
             self._chassis_detail = self._read_dmi()
         sensors = _temperature_sensors()
@@ -540,7 +541,7 @@ class HostReader:
                 host_id=self.host_id,
                 hostname=self.hostname,
                 instance=self.hostname,
-                total_power_watts=gpu_power_w,
+                total_power_watts=None,
                 inlet_temperature=_labelled_temperature(sensors, "inlet"),
                 outlet_temperature=_labelled_temperature(sensors, "outlet"),
                 thermal_pressure=None,

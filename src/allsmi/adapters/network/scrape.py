@@ -43,7 +43,8 @@ from allsmi.adapters import wire
 from allsmi.adapters.network.client import HttpFailed, HttpOrigin, size_text
 from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, parse_metrics
 from allsmi.domain.errors import AllsmiError
-from allsmi.domain.model import Frame, normalise_host_id
+from allsmi.domain.model import DEFAULT_SECTIONS, SECTION_TABLE, Frame, normalise_host_id
+from allsmi.domain.sections import build_frame, rows_of
 
 # Per-host limits: the one source of these numbers (the README quotes them).
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # one answer, as it arrives
@@ -71,14 +72,8 @@ _MEASURE_BATCH: Final = 512  # rows encoded at a time to measure a host's share 
 
 SNAPSHOT: Final = "snapshot"
 METRICS: Final = "metrics"
-SECTION_KEYS: Final = {
-    "gpu": "gpus",
-    "cpu": "cpus",
-    "memory": "memory",
-    "chassis": "chassis",
-    "process": "processes",
-    "storage": "storage",
-}
+# Section name → its key in a /snapshot answer and in the rows a host yields.
+SECTION_KEYS: Final = {s.name: s.key for s in SECTION_TABLE}
 
 
 T = TypeVar("T")
@@ -91,7 +86,7 @@ class ScrapeFailed(Exception):
 @attrs.frozen
 class RemoteConfig:
     hosts: tuple[str, ...]
-    include: tuple[str, ...] = ("gpu", "cpu", "memory", "chassis")
+    include: tuple[str, ...] = DEFAULT_SECTIONS
     request_timeout_s: float = 5.0
     cycle_deadline_s: float = 8.0
     max_in_flight: int = 64
@@ -298,22 +293,9 @@ class RemoteSource:
             elif result.sections is not None:
                 for key, rows in result.sections.items():
                     merged[key].extend(rows)
-        wanted = {SECTION_KEYS[s] for s in self.config.include}
-
-        def section(key: str) -> tuple[Any, ...] | None:
-            return tuple(merged[key]) if key in wanted else None
-
-        return Frame(
-            t_ms=t_ms,
-            source="remote",
-            gpus=section("gpus"),
-            cpus=section("cpus"),
-            memory=section("memory"),
-            chassis=section("chassis"),
-            processes=section("processes"),
-            storage=section("storage"),
-            errors=tuple(errors),
-        )
+        by_name = {name: merged[key] for name, key in SECTION_KEYS.items()}
+        include = self.config.include
+        return build_frame(t_ms, by_name, include=include, source="remote", errors=errors)
 
 
 class _NotSnapshot(Exception):
@@ -451,22 +433,14 @@ def read_metrics(
         failure = str(err)
     if failure:
         raise ScrapeFailed(failure)
-    found = (rows.gpus, rows.cpus, rows.memory, rows.chassis, rows.processes, rows.storage)
-    if not any(found):
+    sections: dict[str, list[Any]] = {s.key: list(getattr(rows, s.attr)) for s in SECTION_TABLE}
+    if not any(sections.values()):
         bad = (
             f" ({rows.skipped_lines} lines not in the exposition format)"
             if rows.skipped_lines
             else ""
         )
         raise ScrapeFailed(f"invalid /metrics: no all-smi metrics{bad}")
-    sections: dict[str, list[Any]] = {
-        "gpus": list(rows.gpus),
-        "cpus": list(rows.cpus),
-        "memory": list(rows.memory),
-        "chassis": list(rows.chassis),
-        "processes": list(rows.processes),
-        "storage": list(rows.storage),
-    }
     if measure:
         _check_share(sections, wanted)
     return sections
@@ -477,13 +451,12 @@ def _check_share(sections: dict[str, list[Any]], wanted: frozenset[str]) -> None
     as a whole is capped (16 MiB), and one host's rows must not push the others out. Encoded
     a batch at a time, stopping past the cap: 100,000 rows encoded at once took 150 MB."""
     size = 0
-    empty = Frame(t_ms=0, source="remote")
     with wire.collector_paused():
-        for key in SECTION_KEYS.values():
-            rows = sections[key] if key in wanted else []
+        for section in SECTION_TABLE:
+            rows = sections[section.key] if section.key in wanted else []
             for start in range(0, len(rows), _MEASURE_BATCH):
-                section: dict[str, Any] = {key: tuple(rows[start : start + _MEASURE_BATCH])}
-                batch = attrs.evolve(empty, **section)
+                part = {section.name: rows[start : start + _MEASURE_BATCH]}
+                batch = build_frame(0, part, source="remote")
                 try:
                     size += len(wire.encode_line(batch))
                 except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
@@ -511,7 +484,7 @@ def _snapshot_rows(
         raise ScrapeFailed(f"invalid /snapshot ({_reason(err)})") from None
     if not isinstance(frame, Frame):
         raise ScrapeFailed("invalid /snapshot (not a data frame)")
-    return {key: list(getattr(frame, key) or ()) for key in SECTION_KEYS.values()}
+    return {s.key: list(rows_of(frame, s) or ()) for s in SECTION_TABLE}
 
 
 def _reason(err: AllsmiError) -> str:

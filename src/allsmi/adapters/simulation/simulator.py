@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Final, Literal, NamedTuple, TypeVar
 
@@ -34,6 +34,7 @@ import attrs
 
 from allsmi.domain.model import (
     DEFAULT_SECTIONS,
+    SECTION_TABLE,
     SECTIONS,
     Chassis,
     CoreUtilization,
@@ -45,9 +46,11 @@ from allsmi.domain.model import (
     GpuProcess,
     Memory,
     Psu,
+    Row,
     Storage,
 )
 from allsmi.domain.parse import format_elapsed
+from allsmi.domain.sections import build_frame
 
 GIB: Final = 1024**3
 TIB: Final = 1024**4
@@ -164,7 +167,7 @@ class ClusterSpec:
 
 @attrs.frozen
 class NodeReading:
-    """The rows one node answers with at one instant."""
+    """The rows one node answers with at one instant (every section, named as in Frame)."""
 
     host_id: str
     hostname: str
@@ -174,6 +177,10 @@ class NodeReading:
     chassis: tuple[Chassis, ...]
     processes: tuple[GpuProcess, ...]
     storage: tuple[Storage, ...]
+
+    def rows(self) -> dict[str, tuple[Row, ...]]:
+        """Every section's rows by name: :func:`~allsmi.domain.sections.build_frame`'s input."""
+        return {s.name: getattr(self, s.attr) for s in SECTION_TABLE}
 
 
 class _Idle(NamedTuple):
@@ -447,17 +454,18 @@ class _Node:
             self._processes = _process_rows(self, self.shown)
         return self._processes
 
-    def cpus(self) -> tuple[Cpu, ...]:
+    # A gpu_idle incident leaves these alone; ``_idle`` makes every row maker alike (NODE_ROWS).
+    def cpus(self, _idle: _Idle | None = None) -> tuple[Cpu, ...]:
         if self._cpus is None:
             self._cpus = _cpu_rows(self)
         return self._cpus
 
-    def memory(self) -> tuple[Memory, ...]:
+    def memory(self, _idle: _Idle | None = None) -> tuple[Memory, ...]:
         if self._memory is None:
             self._memory = _memory_rows(self)
         return self._memory
 
-    def storage(self) -> tuple[Storage, ...]:
+    def storage(self, _idle: _Idle | None = None) -> tuple[Storage, ...]:
         if self._storage is None:
             self._storage = _storage_rows(self)
         return self._storage
@@ -717,18 +725,20 @@ class ClusterSimulator:
                 errors.append(f"{node.host_id}: connection refused")
             else:
                 live.append((node, node.idle_at(t_ms)))
-        nodes = [node for node, _ in live]
-        return Frame(
-            t_ms=t_ms,
-            source="remote",
-            gpus=_joined(n.gpus(i) for n, i in live) if "gpu" in include else None,
-            cpus=_joined(n.cpus() for n in nodes) if "cpu" in include else None,
-            memory=_joined(n.memory() for n in nodes) if "memory" in include else None,
-            chassis=_joined(n.chassis(i) for n, i in live) if "chassis" in include else None,
-            processes=_joined(n.processes(i) for n, i in live) if "process" in include else None,
-            storage=_joined(n.storage() for n in nodes) if "storage" in include else None,
-            errors=tuple(errors),
-        )
+        nodes, idles = [node for node, _ in live], [idle for _, idle in live]
+        rows = {name: _joined(map(NODE_ROWS[name], nodes, idles)) for name in include}
+        return build_frame(t_ms, rows, source="remote", errors=errors)
+
+
+# How a node makes each section's rows, by section name (idle: a gpu_idle incident's state).
+NODE_ROWS: Final[dict[str, Callable[[_Node, _Idle | None], tuple[Row, ...]]]] = {
+    "gpu": _Node.gpus,
+    "cpu": _Node.cpus,
+    "memory": _Node.memory,
+    "chassis": _Node.chassis,
+    "process": _Node.processes,
+    "storage": _Node.storage,
+}
 
 
 _R = TypeVar("_R")
