@@ -27,6 +27,7 @@ test: system $(STAMP) lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check src tests property_tests bench
 	$(BIN)/ruff format --check src tests property_tests bench
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests property_tests

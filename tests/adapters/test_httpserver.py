@@ -559,12 +559,15 @@ def test_a_trickling_head_is_closed_at_its_deadline_not_reset_by_each_byte() -> 
                         await s.send(f"X-{i}: v\r\n".encode())
                         await anyio.sleep(0.05)
 
+            start = anyio.current_time()
             await s.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
             async with anyio.create_task_group() as tg:
                 tg.start_soon(trickle)
                 with anyio.fail_after(2.0):  # well before the trickle would end
                     await wait_closed(s)
                 tg.cancel_scope.cancel()
+            # not before the deadline either: the trickle is cut at it, not at its first line
+            assert anyio.current_time() - start >= QUICK.header_timeout_s * 0.9
 
     run(main)
 

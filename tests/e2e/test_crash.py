@@ -19,7 +19,7 @@ import pytest
 from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.domain.errors import RecordingUnreadable
 
-from .conftest import run_allsmi, start_allsmi, user_env
+from .conftest import allsmi_path, run_allsmi, user_env
 
 TRIALS = 54
 NAMES = ("c.ndjson.zst", "c.ndjson.gz", "c.ndjson")
@@ -37,9 +37,11 @@ def one_trial(directory: Path, name: str, seed: int) -> None:
     rng = random.Random(seed)
     directory.mkdir()
     out = directory / name
+    # Not start_allsmi: trials run three at a time in worker threads and read no output, so
+    # the recorder writes to DEVNULL (a pipe nobody reads could fill and stall it).
     proc = subprocess.Popen(
         [
-            str(Path(start_allsmi.__globals__["allsmi_path"]())),
+            allsmi_path(),
             "record",
             "-o",
             str(out),
