@@ -58,7 +58,7 @@ class ReplayAgainstList(RuleBasedStateMachine):
         self.exact = 0  # opens on the first frame, even when others share its time
 
     def expected_by_time(self) -> int:
-        target = self.driver.state.first_t_ms + self.driver.state.position_ms
+        target = self.driver.state.first_key_ms + self.driver.state.position_ms
         return max(0, bisect.bisect_right(self.keys, target) - 1)
 
     def feed(self, event: r.Event) -> None:
@@ -109,7 +109,7 @@ class ReplayAgainstList(RuleBasedStateMachine):
         mem = self.driver.frame().memory
         assert mem is not None and mem[0].used_bytes == shown
         assert (
-            self.keys[shown] <= self.driver.state.first_t_ms + self.driver.state.position_ms
+            self.keys[shown] <= self.driver.state.first_key_ms + self.driver.state.position_ms
             or self.exact is not None
         )
 

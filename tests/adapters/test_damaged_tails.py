@@ -14,6 +14,7 @@ import zstandard
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import decoding, seektable, sink
+from allsmi.adapters.recording.damage import Damage
 from allsmi.adapters.recording.sink import Codec
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.verify import build_report
@@ -244,7 +245,7 @@ def test_where_decoding_resumes_never_depends_on_how_the_reads_fell(piece: int) 
     cut = at + len(junk) + piece
     split = _decode_in_pieces(bytes(path_bytes), [cut, len(path_bytes) - cut])
     assert split == whole
-    assert whole[1] == [decoding.Damage(at, len(junk) + 4 + 20, zeros=False)]
+    assert whole[1] == [Damage.region(at, len(junk) + 4 + 20, zeros=False)]
 
 
 def _sink_bytes(n: int) -> bytes:
@@ -256,7 +257,7 @@ def _sink_bytes(n: int) -> bytes:
         return path.read_bytes()
 
 
-def _decode_in_pieces(data: bytes, sizes: list[int]) -> tuple[bytes, list[decoding.Damage]]:
+def _decode_in_pieces(data: bytes, sizes: list[int]) -> tuple[bytes, list[Damage]]:
     stats = decoding.LineStats()
     decoder = decoding.StreamDecoder("zstd", decoding.Start(0), stats, restarts=False)
     out, at = [], 0

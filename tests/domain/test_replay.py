@@ -19,6 +19,7 @@ from allsmi.domain.replay import (
     ShowIndex,
     TickElapsed,
     TimelineGrew,
+    TimelineRebuilt,
 )
 
 T0 = 1_776_513_600_000  # 2026-04-18T12:00:00Z
@@ -28,7 +29,7 @@ def opened(**kw: object) -> ReplayState:
     """A 100-frame, 1 s-interval recording (99 s long), open on frame 0."""
     args: dict[str, object] = {
         "frame_count": 100,
-        "first_t_ms": T0,
+        "first_key_ms": T0,
         "duration_ms": 99_000,
         "interval_ms": 1000,
     }
@@ -41,7 +42,7 @@ def shown(state: ReplayState, index: int, gap_after: int = 0) -> ReplayState:
     """What the shell answers after a seek: frame ``index`` of the 1 s recording."""
     t = T0 + index * 1000
     nxt = None if index >= state.last_index else t + 1000 + gap_after
-    state, _ = r.step(state, FrameShown(index, t, nxt))
+    state, _ = r.step(state, FrameShown(index, t, nxt, t))
     return state
 
 
@@ -133,7 +134,7 @@ def test_close_bracket_on_the_last_frame_wraps_with_loop() -> None:
 
 def test_a_step_moves_the_playhead_to_the_frame_shown() -> None:
     state = opened()
-    state, _ = r.step(state, FrameShown(7, T0 + 7000, T0 + 8000, stepped=True))
+    state, _ = r.step(state, FrameShown(7, T0 + 7000, T0 + 8000, T0 + 7000, stepped=True))
     assert state.cursor == 7 and state.position_ms == 7000
 
 
@@ -278,10 +279,10 @@ def test_a_key_clears_the_previous_message() -> None:
 
 def test_playing_on_after_the_recording_grew_under_the_last_frame() -> None:
     state = attrs.evolve(shown(opened(follow=True), 99), mode=Mode.PAUSED, position_ms=99_000)
-    assert state.next_t_ms is None
+    assert state.next_key_ms is None
     state, commands = r.step(state, TimelineGrew(105, 104_000))
     assert Seek(99_000) in commands  # the shell re-reads the frame after the one on screen
-    state, _ = r.step(state, FrameShown(99, T0 + 99_000, T0 + 100_000))
+    state, _ = r.step(state, FrameShown(99, T0 + 99_000, T0 + 100_000, T0 + 99_000))
     state, _ = key(state, "space")
     state, commands = r.step(state, TickElapsed(1000))
     assert commands == (Seek(100_000), RENDER)  # the next frame is due: playback moves on
@@ -293,3 +294,40 @@ def test_a_malformed_timecode_message_quotes_the_whole_entry() -> None:
         state, _ = key(state, name)
     state, _ = key(state, "enter")
     assert state.message == "invalid timecode '12:75'"
+
+
+def test_a_frame_shows_its_own_time_and_seeks_by_its_key() -> None:
+    # a clock that went back: frame 8 was recorded 5 s before frame 7, so its key is 7's
+    state = opened()
+    state, _ = r.step(state, FrameShown(8, T0 + 7000, T0 + 9000, T0 + 2000, stepped=True))
+    assert state.cursor_t_ms == T0 + 2000  # what the status shows: its recorded time
+    assert state.cursor_key_ms == T0 + 7000 and state.position_ms == 7000  # where it sits
+
+
+def test_a_rebuilt_timeline_is_recounted_and_the_frame_found_again() -> None:
+    state = shown(attrs.evolve(opened(), position_ms=60_000), 60)
+    state, commands = r.step(state, TimelineRebuilt(40, 39_000, T0))
+    assert state.frame_count == 40 and state.duration_ms == 39_000
+    assert state.cursor == 39 and state.position_ms == 39_000
+    assert commands == (Seek(39_000), RENDER)  # the shell finds the frame by its key again
+
+
+def test_a_rebuilt_timeline_keeps_the_playhead_where_it_was_when_nothing_moved() -> None:
+    state = shown(attrs.evolve(opened(), position_ms=20_000), 20)
+    state, commands = r.step(state, TimelineRebuilt(100, 99_000, T0))
+    assert state.position_ms == 20_000 and commands == (Seek(20_000), RENDER)
+
+
+def test_a_rebuilt_timeline_keeps_live_at_the_new_edge() -> None:
+    state = attrs.evolve(opened(follow=True), mode=Mode.LIVE, position_ms=99_000)
+    state, commands = r.step(state, TimelineRebuilt(30, 29_000, T0))
+    assert state.mode is Mode.LIVE and state.position_ms == 29_000
+    assert commands == (Seek(29_000), RENDER)
+
+
+def test_a_rebuilt_timeline_whose_start_moved_keeps_the_same_instant_and_says_so() -> None:
+    state = shown(attrs.evolve(opened(), position_ms=50_000), 50)
+    state, commands = r.step(state, TimelineRebuilt(60, 59_000, T0 + 40_000, dropped=40))
+    assert state.first_key_ms == T0 + 40_000 and state.position_ms == 10_000
+    assert state.message == "40 oldest frames were evicted by rotation"
+    assert commands == (Seek(10_000), RENDER)

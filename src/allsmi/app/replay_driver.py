@@ -1,10 +1,13 @@
 """The replay composition root: the pure core driven against a recording.
 
 The driver feeds events into :func:`allsmi.domain.replay.step`, performs the commands it
-returns against the :class:`RecordingSource` (``Seek`` → the last frame at or before a time,
-``ShowIndex`` → one frame by position) and feeds each outcome back as ``FrameShown``. Only
-the frame on screen is ever structured, and only when it is drawn, so fast playback skips
-frames instead of queueing them. The terminal shell (``allsmi view --replay``) and the tests
+returns against the :class:`RecordingSource` (``Seek`` → the last frame at or before a seek
+key, ``ShowIndex`` → one frame by position) and feeds each outcome back as ``FrameShown``.
+When the recording changes under it — a followed file grew, was rotated, truncated or
+replaced, or reading found that a seek table lied — the core hears of it (``TimelineGrew``,
+``TimelineRebuilt``), so its frame count is never stale. Only the frame on screen is ever
+structured, and only when it is drawn, so fast playback skips frames instead of queueing
+them. The terminal shell (``allsmi view --replay``) and the tests
 use the same driver; tests simply never attach a screen.
 """
 
@@ -43,7 +46,7 @@ def local_zone() -> tzinfo:
 class ReplayDriver:
     """The core, the recording, and what the screen should show next."""
 
-    source: RecordingSource
+    source: RecordingSource | FollowingSource
     state: core.ReplayState
     view_keys: list[str] = attrs.field(factory=list)  # keys for tabs, scrolling, help
     dirty: bool = True
@@ -52,6 +55,7 @@ class ReplayDriver:
     _shown: Frame | None = None
     _shown_index: int = -1
     _dropped: int = 0  # frames evicted while the timeline was empty, not yet told
+    _generation: int = 0  # the source's generation the core was last told of
 
     @classmethod
     def open(
@@ -65,7 +69,9 @@ class ReplayDriver:
         tz: tzinfo | None = None,
     ) -> ReplayDriver:
         path = Path(path)
-        source = FollowingSource(path) if follow else RecordingSource(path)
+        source: RecordingSource | FollowingSource = (
+            FollowingSource(path) if follow else RecordingSource(path)
+        )
         zone = tz or local_zone()
         first, duration = source.key_at(0), source.duration_ms
         start_ms = 0
@@ -84,7 +90,7 @@ class ReplayDriver:
             tz=zone,
             live=follow and not start,
         )
-        driver = cls(source=source, state=state)
+        driver = cls(source=source, state=state, generation=source.generation)
         driver.perform(commands)
         return driver
 
@@ -104,16 +110,27 @@ class ReplayDriver:
             # the screen keeps what it shows until the timeline has a frame again.
             self.dirty = True
             return False
-        self.feed(
-            core.TimelineGrew(
-                frame_count=self.source.frame_count,
-                duration_ms=self.source.duration_ms,
-                dropped=self._dropped,
-                first_t_ms=self.source.key_at(0),
-            )
-        )
-        self._dropped = 0
+        dropped, self._dropped = self._dropped, 0
+        self._generation = self.source.generation
+        count, duration, first = self._timeline()
+        if update.rebuilt:
+            self.feed(core.TimelineRebuilt(count, duration, first, dropped=dropped))
+        else:
+            self.feed(core.TimelineGrew(count, duration, dropped=dropped, first_key_ms=first))
         return True
+
+    def _timeline(self) -> tuple[int, int, int]:
+        """Frame count, duration and first seek key, as the core is told them."""
+        return self.source.frame_count, self.source.duration_ms, self.source.key_at(0)
+
+    def _tell_rebuilt(self) -> None:
+        """Reading counted frames anew (a chunk that held fewer frames than its seek table
+        said, a segment rescanned): the core finds the frame to show again."""
+        source = self.source
+        if source.generation == self._generation or source.frame_count == 0:
+            return
+        self._generation = source.generation
+        self.feed(core.TimelineRebuilt(*self._timeline()))
 
     def feed(self, event: core.Event) -> None:
         self.state, commands = core.step(self.state, event)
@@ -126,7 +143,7 @@ class ReplayDriver:
             match command:
                 case core.Seek(position_ms=position):
                     self.seeks += 1
-                    index = self.source.index_at_or_before(self.state.first_t_ms + position)
+                    index = self.source.index_at_or_before(self.state.first_key_ms + position)
                     queue.extend(self._show(index, stepped=False))
                 case core.ShowIndex(index=index):
                     queue.extend(self._show(index, stepped=True))
@@ -136,13 +153,20 @@ class ReplayDriver:
                     self.view_keys.append(key)
                 case core.Quit():
                     self.quit = True
+        self._tell_rebuilt()
 
     def _show(self, index: int, *, stepped: bool) -> tuple[core.Command, ...]:
         count = self.source.frame_count
         index = min(max(0, index), count - 1)
         key = self.source.key_at(index)
         following = self.source.key_at(index + 1) if index + 1 < count else None
-        event = core.FrameShown(index=index, t_ms=key, next_t_ms=following, stepped=stepped)
+        event = core.FrameShown(
+            index=index,
+            key_ms=key,
+            next_key_ms=following,
+            t_ms=self.source.time_at(index),
+            stepped=stepped,
+        )
         self.state, commands = core.step(self.state, event)
         return commands
 

@@ -13,7 +13,6 @@ screen in-process and keeps every bit of state.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Coroutine
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ import attrs
 
 from allsmi.app.clock import Clock
 from allsmi.app.replay_driver import ReplayDriver
+from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
 from allsmi.domain.screen import (
@@ -103,10 +103,8 @@ async def run_tui(
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
+    await wait_for_signal(*TUI_STOP_SIGNALS)
+    scope.cancel()
 
 
 async def _loop(terminal: Terminal, model: Model, clock: Clock) -> None:
@@ -156,7 +154,7 @@ class ReplayModel:
                 self.driver.frame(),
                 self._hosts(),
                 self.size,
-                self.status(self.driver.frame()),
+                self.status(),
             )
             self.dirty = True
         self.driver.view_keys.clear()
@@ -195,17 +193,14 @@ class ReplayModel:
             self.view,
             width,
             height,
-            self.status(frame),
+            self.status(),
             expected_hosts=self._hosts(),
             title="allsmi replay",
         )
 
-    def status(self, frame: Frame) -> Status:
+    def status(self) -> Status:
         source = self.driver.source
-        replay = attrs.evolve(
-            replay_status(self.driver.state, self.tz, source.skipped_lines),
-            recorded_at=format_local(frame.t_ms, self.tz),
-        )
+        replay = replay_status(self.driver.state, self.tz, source.skipped_lines)
         message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
         keys = REPLAY_KEYS_HELP if self.driver.state.follow else NOT_FOLLOWING_KEYS_HELP
         return Status(replay=replay, message=message, keys_help=keys)

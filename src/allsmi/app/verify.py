@@ -21,8 +21,9 @@ from typing import Final, TextIO
 import attrs
 
 from allsmi.adapters import wire
-from allsmi.adapters.recording.source import RecordingSource, SegmentInfo
-from allsmi.domain.model import Frame
+from allsmi.adapters.recording.damage import Damage, DamageKind
+from allsmi.adapters.recording.index import SegmentInfo
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
 
 MAX_GAPS_LISTED = 10
@@ -57,6 +58,18 @@ FINDINGS: Final = (
     Rule("clock", NOTE, "time goes back {n} time(s) between concatenated recordings"),
 )
 _RULES: Final = {rule.name: rule for rule in FINDINGS}
+# The finding each kind of damage the reader records is counted under.
+RULE_OF_DAMAGE: Final = {
+    DamageKind.CORRUPT_LINE: "corrupt",
+    DamageKind.OVERSIZED_LINE: "oversized",
+    DamageKind.TORN_TAIL: "torn",
+    DamageKind.UNDECODABLE: "undecodable",
+    DamageKind.TABLE_DAMAGED: "table",
+    DamageKind.SHORT_CHUNK: "short",
+    DamageKind.UNSTRUCTURED: "unstructured",
+    DamageKind.ZEROS: "zeros",
+    DamageKind.CUT_SHORT: "unclosed",
+}
 
 
 @attrs.frozen
@@ -119,12 +132,14 @@ def build_report(source: RecordingSource, *, deep: bool) -> Report:
     interval = header.interval_ms if header else None
     walk = _walk(source)
     hosts: dict[str, None] = dict.fromkeys(header.hosts if header else ())
-    unreadable = 0
+    unstructured: list[Damage] = []
     if deep or not hosts:
         for i in range(source.frame_count) if deep else range(min(1, source.frame_count)):
-            frame = source.frame(i)
-            unreadable += _unreadable(frame)
-            hosts.update(dict.fromkeys(frame.hosts()))
+            found = source.structure(i)
+            if isinstance(found, Damage):
+                unstructured.append(found)
+            else:
+                hosts.update(dict.fromkeys(found.hosts()))
     segments = source.segments
     times = walk.times
     return Report(
@@ -139,42 +154,45 @@ def build_report(source: RecordingSource, *, deep: bool) -> Report:
         interval_ms=interval,
         hosts=tuple(hosts),
         gaps=_gaps(times, interval),
-        findings=_findings(segments, walk, unreadable),
+        findings=_findings(segments, walk, unstructured),
         deep=deep,
-        unreadable_frames=unreadable,
+        unreadable_frames=len(unstructured),
     )
 
 
-def _findings(segments: list[SegmentInfo], walk: _Walk, unreadable: int) -> list[Finding]:
-    counts = {
-        "corrupt": sum(s.corrupt_lines for s in segments),
-        "oversized": sum(s.oversized_lines for s in segments),
-        "torn": sum(s.torn_tail for s in segments),
-        "table": sum(s.table_damaged for s in segments),
-        "short": sum(s.short_chunks for s in segments),
-        "unstructured": unreadable,
-        "duplicate": walk.duplicates,
-        "backwards": walk.backwards,
-        "overlap": walk.overlaps,
-        "unclosed": sum(_unclosed(s) for s in segments),
-        "runs": sum(s.runs for s in segments) if any(s.runs > 1 for s in segments) else 0,
-        "clock": walk.between_runs,
-    }
+def _findings(segments: list[SegmentInfo], walk: _Walk, frames: list[Damage]) -> list[Finding]:
+    """Every finding: the reader's damage records counted by kind (regions of stored bytes
+    also say where they are), then what the walk over the frames saw."""
+    counts = dict.fromkeys((rule.name for rule in FINDINGS), 0)
+    regions: dict[str, list[tuple[SegmentInfo, Damage]]] = {"undecodable": [], "zeros": []}
+    for segment in segments:
+        for damage in segment.damage:
+            name = RULE_OF_DAMAGE[damage.kind]
+            if name in regions:
+                regions[name].append((segment, damage))
+            elif name != "unclosed":  # once per segment, however it shows: _unclosed
+                counts[name] += damage.count
+    for damage in frames:
+        counts[RULE_OF_DAMAGE[damage.kind]] += damage.count
+    counts["unclosed"] = sum(_unclosed(s) for s in segments)
+    counts["duplicate"] = walk.duplicates
+    counts["backwards"] = walk.backwards
+    counts["overlap"] = walk.overlaps
+    counts["runs"] = sum(s.runs for s in segments) if any(s.runs > 1 for s in segments) else 0
+    counts["clock"] = walk.between_runs
     found = [Finding(_RULES[name], n) for name, n in counts.items() if n]
-    for name, zeros in (("undecodable", False), ("zeros", True)):
-        regions = [(s, d) for s in segments for d in s.damage if d.zeros == zeros]
-        if regions:
-            where = ", ".join(f"{s.path.name} at {d.offset:,}" for s, d in regions[:3])
-            more = f", … {len(regions) - 3} more" if len(regions) > 3 else ""
-            total = sum(d.length for _, d in regions)
-            found.append(Finding(_RULES[name], total, where + more))
+    for name, listed in regions.items():
+        if listed:
+            where = ", ".join(f"{s.path.name} at {d.offset:,}" for s, d in listed[:3])
+            more = f", … {len(listed) - 3} more" if len(listed) > 3 else ""
+            found.append(Finding(_RULES[name], sum(d.count for _, d in listed), where + more))
     order = {rule.name: i for i, rule in enumerate(FINDINGS)}
     return sorted(found, key=lambda f: order[f.rule.name])
 
 
 def _unclosed(segment: SegmentInfo) -> bool:
     """Our zstd file without its footer, or a compressed unit cut short at the end."""
-    return segment.opened_by == "markers" or segment.cut_short
+    return segment.opened_by == "markers" or bool(segment.count(DamageKind.CUT_SHORT))
 
 
 def _walk(source: RecordingSource) -> _Walk:
@@ -234,10 +252,6 @@ def _ours(segment: SegmentInfo) -> bool:
 def _seq(raw: bytes) -> int | None:
     info = wire.slice_line(raw)
     return info.seq if info is not None else None
-
-
-def _unreadable(frame: Frame) -> int:
-    return int(any(e.startswith("unreadable frame") for e in frame.errors))
 
 
 def _gaps(times: list[int], interval_ms: int | None) -> list[tuple[int, int]]:

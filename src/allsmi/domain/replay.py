@@ -3,19 +3,26 @@
 Rules this module obeys:
 - ``step(state, event) -> (state, commands)`` is total: every state × every event gives a
   valid state and never raises. No I/O, no clock: time arrives as ``TickElapsed(dt_ms)``.
-- Frames are reached by *index* (their order in the recording) for stepping and by *time*
-  for seeking, so frames sharing a timestamp are all reachable. The core asks the shell to
-  ``Seek`` (show the last frame with t ≤ first + position) or ``ShowIndex``; the shell
-  answers with ``FrameShown``, which carries the shown frame's time and its successor's.
+- Frames are reached by *index* (their order in the recording) for stepping and by *seek
+  key* for seeking, so frames sharing a timestamp are all reachable. A frame's key is the
+  running maximum of the recorded times up to it: it never goes back, even where the
+  recorded clock did. The core asks the shell to ``Seek`` (show the last frame whose key is
+  ≤ first + position) or ``ShowIndex``; the shell answers with ``FrameShown``, which carries
+  the shown frame's key, its successor's key, and its recorded time (what the status shows).
+- The shell tells the core when the recording changes under it: ``TimelineGrew`` (frames
+  added at the end, evicted from the start) or ``TimelineRebuilt`` (frames counted anew:
+  a file truncated or replaced, a seek table that lied), so the frame count never goes
+  stale.
 - Keys are names (``"space"``, ``"]"``, ``"enter"``) looked up in a data table; a key the
   replay does not use is handed back as ``PassToView`` (tabs, scrolling, help). While a
   timecode is being typed (``pending``) every key belongs to the entry.
 
-Theory of operation. ``position_ms`` is the playhead as an offset from the first frame;
-``cursor`` is the frame on screen. Playing advances the playhead by ``dt × speed`` and asks
-for a seek only when the next frame becomes due, so an idle tick costs nothing. A gap to the
-next frame longer than ten intervals is jumped over with a message. Reaching the end wraps
-(loop) or stops in mode ``end``; SPACE at the end restarts.
+Theory of operation. ``position_ms`` is the playhead as an offset from the first frame's
+key; ``cursor`` is the frame on screen. Playing advances the playhead by ``dt × speed`` and
+asks for a seek only when the next frame becomes due, so an idle tick costs nothing. A gap to
+the next frame longer than ten intervals is jumped over with a message. Reaching the end wraps
+(loop) or stops in mode ``end``; SPACE at the end restarts. A rebuilt timeline is sought
+again at the playhead: the index on screen may name another frame now.
 """
 
 from __future__ import annotations
@@ -51,12 +58,13 @@ def _check_speed(_: object, __: attrs.Attribute[float], value: float) -> None:
 @attrs.frozen
 class ReplayState:
     frame_count: int  # frames in the recording (≥ 1)
-    first_t_ms: int  # time of the first frame, ms since the epoch
+    first_key_ms: int  # seek key (and time) of the first frame, ms since the epoch
     duration_ms: int  # last seek key − first, ≥ 0
     cursor: int = 0  # index of the frame shown
-    cursor_t_ms: int = 0  # its recorded time
-    next_t_ms: int | None = None  # time of the frame after it; None at the last frame
-    position_ms: int = attrs.field(default=0)  # playhead, offset from the first frame
+    cursor_t_ms: int = 0  # its recorded time (what the status shows)
+    cursor_key_ms: int = 0  # its seek key
+    next_key_ms: int | None = None  # seek key of the frame after it; None at the last frame
+    position_ms: int = attrs.field(default=0)  # playhead, offset from the first key
     speed: float = attrs.field(default=1.0, validator=_check_speed)
     mode: Mode = Mode.PAUSED
     loop: bool = False
@@ -92,20 +100,33 @@ class TickElapsed:
 @attrs.frozen
 class FrameShown:
     index: int
-    t_ms: int
-    next_t_ms: int | None
+    key_ms: int  # the shown frame's seek key
+    next_key_ms: int | None  # the seek key of the frame after it; None at the last frame
+    t_ms: int  # the shown frame's recorded time
     stepped: bool = False  # the answer to ShowIndex: the playhead moves to the frame
 
 
 @attrs.frozen
 class TimelineGrew:
     """The recording being followed changed: frames were added at the end, and ``dropped``
-    frames were evicted from the start (which then begins at ``first_t_ms``)."""
+    frames were evicted from the start (which then begins at ``first_key_ms``)."""
 
     frame_count: int
     duration_ms: int
     dropped: int = 0
-    first_t_ms: int | None = None
+    first_key_ms: int | None = None
+
+
+@attrs.frozen
+class TimelineRebuilt:
+    """The frames were counted anew (a followed file truncated or replaced, a seek table
+    that lied): indexes no longer name the frames they named, so the frame to show is found
+    again by the playhead. ``dropped`` frames were evicted from the start meanwhile."""
+
+    frame_count: int
+    duration_ms: int
+    first_key_ms: int
+    dropped: int = 0
 
 
 @attrs.frozen
@@ -114,7 +135,7 @@ class Resized:
     height: int
 
 
-Event = KeyPressed | TickElapsed | FrameShown | TimelineGrew | Resized
+Event = KeyPressed | TickElapsed | FrameShown | TimelineGrew | TimelineRebuilt | Resized
 
 
 # --------------------------------------------------------------------------- commands
@@ -122,7 +143,7 @@ Event = KeyPressed | TickElapsed | FrameShown | TimelineGrew | Resized
 
 @attrs.frozen
 class Seek:
-    position_ms: int  # show the last frame with t ≤ first + position
+    position_ms: int  # show the last frame whose seek key is ≤ first + position
 
 
 @attrs.frozen
@@ -167,7 +188,7 @@ def parse_speed(text: str) -> float:
 
 def initial(
     frame_count: int,
-    first_t_ms: int,
+    first_key_ms: int,
     duration_ms: int,
     *,
     start_ms: int = 0,
@@ -182,9 +203,10 @@ def initial(
     position = _clamp(start_ms, duration_ms)
     state = ReplayState(
         frame_count=max(1, frame_count),
-        first_t_ms=first_t_ms,
+        first_key_ms=first_key_ms,
         duration_ms=max(0, duration_ms),
-        cursor_t_ms=first_t_ms,
+        cursor_t_ms=first_key_ms,
+        cursor_key_ms=first_key_ms,
         position_ms=position,
         speed=speed,
         loop=loop,
@@ -215,6 +237,8 @@ def step(state: ReplayState, event: Event) -> Result:
             return _shown(state, event)
         case TimelineGrew():
             return _grew(state, event)
+        case TimelineRebuilt():
+            return _rebuilt(state, event)
         case Resized():
             return state, (RENDER,)
         case _:
@@ -344,9 +368,11 @@ def _timecode_key(state: ReplayState, key: str) -> Result:
 def _enter_timecode(state: ReplayState, text: str) -> Result:
     if not text:
         return state, (RENDER,)
-    last_t = state.first_t_ms + state.duration_ms
+    last_key = state.first_key_ms + state.duration_ms
     try:
-        target = resolve_timecode(parse_timecode(text), state.first_t_ms, last_t, state.tz or UTC)
+        target = resolve_timecode(
+            parse_timecode(text), state.first_key_ms, last_key, state.tz or UTC
+        )
     except (UsageError, ValueError, OverflowError) as err:
         return attrs.evolve(state, message=_short(err)), (RENDER,)
     moved, commands = _seek(state, target)
@@ -377,22 +403,22 @@ def _tick(state: ReplayState, dt_ms: int) -> Result:
     if position >= state.duration_ms:
         return _reached_end(state)
     state = attrs.evolve(state, position_ms=position, message=message)
-    due = state.next_t_ms is not None and state.first_t_ms + position >= state.next_t_ms
+    due = state.next_key_ms is not None and state.first_key_ms + position >= state.next_key_ms
     return state, ((Seek(position), RENDER) if due else (RENDER,))
 
 
 def _gap_jump(state: ReplayState, position: int) -> tuple[int, str] | None:
     """Jump over a gap longer than ten intervals once the next frame would normally have
     come: the new playhead and the message saying how long the gap was."""
-    interval, next_t = state.interval_ms, state.next_t_ms
-    if interval is None or next_t is None:
+    interval, next_key = state.interval_ms, state.next_key_ms
+    if interval is None or next_key is None:
         return None
-    gap = next_t - state.cursor_t_ms
+    gap = next_key - state.cursor_key_ms
     if gap <= GAP_INTERVALS * interval:
         return None
-    if state.first_t_ms + position < state.cursor_t_ms + interval:
+    if state.first_key_ms + position < state.cursor_key_ms + interval:
         return None
-    return max(position, next_t - state.first_t_ms), f"gap {format_gap(gap)}"
+    return max(position, next_key - state.first_key_ms), f"gap {format_gap(gap)}"
 
 
 def _reached_end(state: ReplayState) -> Result:
@@ -408,41 +434,61 @@ def _shown(state: ReplayState, event: FrameShown) -> Result:
     index = min(max(0, event.index), state.last_index)
     position = state.position_ms
     if event.stepped:
-        position = _clamp(event.t_ms - state.first_t_ms, state.duration_ms)
+        position = _clamp(event.key_ms - state.first_key_ms, state.duration_ms)
     state = attrs.evolve(
         state,
         cursor=index,
         cursor_t_ms=event.t_ms,
-        next_t_ms=event.next_t_ms,
+        cursor_key_ms=event.key_ms,
+        next_key_ms=event.next_key_ms,
         position_ms=position,
     )
     return state, (RENDER,)
 
 
 def _grew(state: ReplayState, event: TimelineGrew) -> Result:
-    count = max(1, event.frame_count)
-    duration = max(0, event.duration_ms)
-    first = state.first_t_ms if event.first_t_ms is None else event.first_t_ms
-    # Keep the playhead on the same recorded instant when the start moves (eviction).
-    position = _clamp(state.position_ms + state.first_t_ms - first, duration)
-    grown = attrs.evolve(
+    first = state.first_key_ms if event.first_key_ms is None else event.first_key_ms
+    grown = _recounted(state, event.frame_count, event.duration_ms, first, event.dropped)
+    if grown.mode is Mode.LIVE:
+        return attrs.evolve(grown, position_ms=grown.duration_ms), (Seek(grown.duration_ms), RENDER)
+    if event.dropped > 0 or state.next_key_ms is None:
+        # The start moved, or the frame on screen was the last: ask the shell again, so
+        # the cursor and the key of the frame after it are current (playing goes on).
+        return grown, (Seek(grown.position_ms), RENDER)
+    return grown, (RENDER,)
+
+
+def _rebuilt(state: ReplayState, event: TimelineRebuilt) -> Result:
+    """Whatever the mode, the frame to show is found again by the playhead (live: the
+    edge), since the index on screen may now name another frame."""
+    rebuilt = _recounted(
+        state, event.frame_count, event.duration_ms, event.first_key_ms, event.dropped
+    )
+    if rebuilt.mode is Mode.LIVE:
+        rebuilt = attrs.evolve(rebuilt, position_ms=rebuilt.duration_ms)
+    return rebuilt, (Seek(rebuilt.position_ms), RENDER)
+
+
+def _recounted(
+    state: ReplayState, frame_count: int, duration_ms: int, first_key_ms: int, dropped: int
+) -> ReplayState:
+    """The state over a timeline of ``frame_count`` frames from ``first_key_ms``, the
+    playhead kept on the same recorded instant when the start moved (eviction)."""
+    count = max(1, frame_count)
+    duration = max(0, duration_ms)
+    position = _clamp(state.position_ms + state.first_key_ms - first_key_ms, duration)
+    recounted = attrs.evolve(
         state,
         frame_count=count,
         duration_ms=duration,
-        first_t_ms=first,
+        first_key_ms=first_key_ms,
         position_ms=position,
-        cursor=min(max(0, state.cursor - max(0, event.dropped)), count - 1),
-        message=_evicted_message(event.dropped) or state.message,
+        cursor=min(max(0, state.cursor - max(0, dropped)), count - 1),
+        message=_evicted_message(dropped) or state.message,
     )
-    if grown.mode is Mode.LIVE:
-        return attrs.evolve(grown, position_ms=duration), (Seek(duration), RENDER)
-    if grown.mode is Mode.END and duration > state.duration_ms:
-        grown = attrs.evolve(grown, mode=Mode.PAUSED)
-    if event.dropped > 0 or state.next_t_ms is None:
-        # The start moved, or the frame on screen was the last: ask the shell again, so
-        # the cursor and the time of the frame after it are current (playing goes on).
-        return grown, (Seek(position), RENDER)
-    return grown, (RENDER,)
+    if recounted.mode is Mode.END and duration > state.duration_ms:
+        recounted = attrs.evolve(recounted, mode=Mode.PAUSED)  # there is more to play now
+    return recounted
 
 
 def _evicted_message(dropped: int) -> str | None:

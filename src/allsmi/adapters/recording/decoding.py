@@ -23,6 +23,7 @@ import attrs
 import zstandard
 
 from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.damage import Damage, DamageKind
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 MAX_LINE: Final = 16 * 1024 * 1024
@@ -144,24 +145,11 @@ def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded
 # --------------------------------------------------------------------------- damage
 
 
-@attrs.frozen
-class Damage:
-    """Stored bytes that did not decode: where they begin, how many, and whether they were
-    all zeros (what a power cut leaves after the end of a file: nothing was lost there)."""
-
-    offset: int
-    length: int
-    zeros: bool
-
-    def describe(self, name: str) -> str:
-        what = "zero bytes" if self.zeros else "undecodable bytes"
-        return f"{name}: {self.length:,} {what} at offset {self.offset:,}"
-
-
 @attrs.define
 class LineStats:
     """What decoding and line splitting noticed: oversized lines skipped, a torn tail,
-    regions of stored bytes that did not decode, a compressed unit cut short at the end."""
+    regions of stored bytes that did not decode (:class:`Damage` records of kind
+    ``UNDECODABLE`` or ``ZEROS``), a compressed unit cut short at the end."""
 
     oversized: int = 0
     torn_tail: bool = False
@@ -174,8 +162,19 @@ class LineStats:
             self.damage.append(damage)
             return
         last = self.damage[-1]
-        end = damage.offset + damage.length
-        self.damage[-1] = Damage(last.offset, end - last.offset, last.zeros and damage.zeros)
+        zeros = last.kind is DamageKind.ZEROS and damage.kind is DamageKind.ZEROS
+        self.damage[-1] = Damage.region(last.offset, damage.end - last.offset, zeros=zeros)
+
+    def records(self) -> list[Damage]:
+        """Everything noticed, as damage records."""
+        found = list(self.damage)
+        if self.oversized:
+            found.append(Damage(DamageKind.OVERSIZED_LINE, self.oversized))
+        if self.torn_tail:
+            found.append(Damage(DamageKind.TORN_TAIL))
+        if self.cut_short:
+            found.append(Damage(DamageKind.CUT_SHORT))
+        return found
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -190,7 +189,7 @@ class StreamDecoder:
     block (128 KiB): a zstd frame is walked by its block headers (RFC 8878 §3.1.1) and each
     complete block is decoded alone, a gzip member is inflated with ``max_length``, and a
     skippable frame is counted past, never buffered. Bytes that are not a frame, a member
-    or a block (junk, zeros, a decoder error) become one :class:`Damage` record and the
+    or a block (junk, zeros, a decoder error) become one :class:`Damage` region and the
     decoder resynchronises on the next zstd frame or skippable frame (gzip: member) that
     begins after them, keeping everything decoded before. A line cut by damage is ended
     with a newline so that it is skipped as one corrupt line, never glued to the next.
@@ -298,9 +297,10 @@ class StreamDecoder:
         self._skip = 0
         self._search_from = self.offset + 1
         last = self.stats.damage[-1] if self.stats.damage else None
-        if self._resumed_at == self.offset and last and last.offset + last.length == self.offset:
+        if self._resumed_at == self.offset and last and last.end == self.offset:
             self.stats.damage.pop()
-            self._lost_at, self._lost_nonzero = last.offset, not last.zeros
+            self._lost_at = last.offset
+            self._lost_nonzero = last.kind is not DamageKind.ZEROS
             return b""
         self._lost_at = self.offset
         self._lost_nonzero = False
@@ -339,8 +339,8 @@ class StreamDecoder:
     def _note_lost(self) -> None:
         assert self._lost_at is not None
         if self.offset > self._lost_at:
-            zeros = not self._lost_nonzero
-            self.stats.note(Damage(self._lost_at, self.offset - self._lost_at, zeros))
+            length = self.offset - self._lost_at
+            self.stats.note(Damage.region(self._lost_at, length, zeros=not self._lost_nonzero))
         self._lost_at = None
 
     def _find_unit(self, data: bytes, begin: int) -> tuple[int, bool]:
@@ -585,7 +585,7 @@ def _zstd_header_size(head: bytes) -> int:
 class RawLine(NamedTuple):
     raw: bytes
     position: int  # decoded offset of the line's first byte, counted from the start
-    restart: Start | None  # the last start at or before this line (scan mode only)
+    restart: Start  # the last start at or before this line
     restart_position: int  # decoded offset of that start
 
 
@@ -597,58 +597,87 @@ def start_at(codec: str, restart: Start, restart_position: int, position: int) -
     return restart.skipping(position - restart_position)
 
 
-def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[RawLine]:
-    """Complete lines (without ``\\n``, ``\\r`` stripped) with where they begin, and the
-    last start at or before each: a start may fall mid-line (a zlib checkpoint), so a line
-    carries the start that was in effect when its first byte was decoded."""
-    pending = bytearray()
-    pending_at = 0
-    pending_from: tuple[Start, int] = (first, 0)
-    position = 0  # decoded offset of the next byte
-    current: tuple[Start, int] = (first, 0)  # the latest start and its decoded offset
-    oversized = False
-    for data, new_restart in blocks:
+class LineSplitter:
+    """Complete lines out of decoded pieces as they come: the one splitter of the scan and
+    the follower. Each line (without ``\\n``, ``\\r`` stripped) comes with the decoded offset
+    it begins at and the last start at or before it — a start may fall mid-line (a zlib
+    checkpoint), so a line carries the start that was in effect when its first byte was
+    decoded. A line over 16 MiB (counted before its ``\\r`` is stripped, as
+    :func:`fast_lines` does) is dropped whole and never held past the cap; an empty line is
+    no line. An unfinished last line is pending until :meth:`finish` calls it torn."""
+
+    def __init__(self, stats: LineStats, first: Start) -> None:
+        self.stats = stats
+        self.at = 0  # decoded offset of the next byte
+        self._current: tuple[Start, int] = (first, 0)  # the latest start, its decoded offset
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._pending_from: tuple[Start, int] = self._current  # in effect at its first byte
+        self._pending_at = 0
+        self._oversized = False  # inside a line over the cap: drop it up to its newline
+
+    def push(self, data: bytes) -> list[RawLine]:
+        """The lines that ``data`` completes."""
+        lines: list[RawLine] = []
         begin = 0
-        while True:
-            nl = data.find(b"\n", begin)
-            if nl < 0:
-                if not oversized:
-                    if not pending:
-                        pending_at, pending_from = position + begin, current
-                    pending += data[begin:]
-                    if len(pending) > MAX_LINE:
-                        pending.clear()
-                        oversized = True
-                        stats.oversized += 1
-                break
-            if oversized:
-                oversized = False
-            else:
-                if pending:
-                    pending += data[begin:nl]
-                    raw, at, origin = bytes(pending), pending_at, pending_from
-                    pending.clear()
+        while (nl := data.find(b"\n", begin)) >= 0:
+            if self._oversized:
+                self._oversized = False
+            elif self._pending:
+                size = self._pending_size + nl - begin
+                if size > MAX_LINE:
+                    self.stats.oversized += 1
                 else:
-                    raw, at, origin = data[begin:nl], position + begin, current
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
-                if not raw:
-                    pass  # an empty line is no line (as in fast_lines)
-                elif len(raw) > MAX_LINE:  # the same cap as fast_lines, or scan and seek disagree
-                    stats.oversized += 1
-                else:
-                    yield RawLine(raw, at, origin[0], origin[1])
+                    raw = b"".join([*self._pending, data[begin:nl]])
+                    self._keep(lines, raw, self._pending_at, self._pending_from)
+                self._pending, self._pending_size = [], 0
+            elif nl - begin > MAX_LINE:
+                self.stats.oversized += 1
+            elif nl > begin:
+                self._keep(lines, data[begin:nl], self.at + begin, self._current)
             begin = nl + 1
-        position += len(data)
-        if new_restart is not None:
-            current = (new_restart, position)  # decoding can begin right here
-    if pending or oversized:
-        stats.torn_tail = True
+        if begin < len(data) and not self._oversized:
+            if not self._pending:
+                self._pending_at, self._pending_from = self.at + begin, self._current
+            self._pending.append(data[begin:])
+            self._pending_size += len(data) - begin
+            if self._pending_size > MAX_LINE:
+                self._pending, self._pending_size, self._oversized = [], 0, True
+                self.stats.oversized += 1
+        self.at += len(data)
+        return lines
+
+    @staticmethod
+    def _keep(lines: list[RawLine], raw: bytes, at: int, origin: tuple[Start, int]) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if raw:
+            lines.append(RawLine(raw, at, origin[0], origin[1]))
+
+    def restart(self, start: Start) -> None:
+        """Decoding can begin again right here (at :attr:`at`)."""
+        self._current = (start, self.at)
+
+    def finish(self) -> None:
+        """The end of what will come: a line still pending is a torn tail."""
+        if self._pending or self._oversized:
+            self.stats.torn_tail = True
+
+
+def split_lines(blocks: Iterator[Decoded], stats: LineStats, first: Start) -> Iterator[RawLine]:
+    """Every complete line of ``blocks`` (decoded from ``first``), as :class:`LineSplitter`
+    cuts them; a torn tail is noted at the end."""
+    splitter = LineSplitter(stats, first)
+    for data, restart in blocks:
+        yield from splitter.push(data)
+        if restart is not None:
+            splitter.restart(restart)
+    splitter.finish()
 
 
 def fast_lines(blocks: Iterator[bytes], stats: LineStats) -> Iterator[bytes]:
     """Complete lines of decoded blocks, split in C (``bytes.split``): the seek path, which
-    needs no positions. Same rules as :func:`split_lines`: 16 MiB cap, torn tail noted."""
+    needs no positions. Same rules as :class:`LineSplitter`: 16 MiB cap, torn tail noted."""
     pending = b""
     skipping = False  # inside a line over the cap: drop it up to its newline
     for data in blocks:

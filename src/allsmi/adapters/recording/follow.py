@@ -1,11 +1,16 @@
 """Following a recording while it is written (DESIGN.md §5, ``--follow``).
 
-:class:`FollowingSource` is the seekable file source plus a *tail*: the reader's own bounded
-decoder (:class:`~allsmi.adapters.recording.decoding.StreamDecoder`) kept at the end of the active
-file, so each poll decodes only the bytes added since the last one — no rescans. A poll
-stats the active path: the same inode with more bytes means new lines; another inode means
-the recorder rotated, so the old file (still open, now a numbered segment) is drained to its
-end and the new active file is followed from its start. Numbered segments that disappear
+:class:`FollowingSource` is a :class:`~allsmi.adapters.recording.source.RecordingSource` (held,
+not extended) plus a *tail*: the reader's own bounded decoder
+(:class:`~allsmi.adapters.recording.decoding.StreamDecoder`) and line splitter
+(:class:`~allsmi.adapters.recording.decoding.LineSplitter`) kept at the end of the active
+file, so each poll decodes only the bytes added since the last one — no rescans. What the
+tail reads is added to the reader's :class:`~allsmi.adapters.recording.timeline.Timeline`;
+the lines of the growing chunk are held in the reader's line cache, outside its bound.
+
+A poll stats the active path: the same inode with more bytes means new lines; another inode
+means the recorder rotated, so the old file (still open, now a numbered segment) is drained to
+its end and the new active file is followed from its start. Numbered segments that disappear
 were evicted: their frames leave the timeline and its start moves. An incomplete last line
 is pending, not damage.
 
@@ -23,24 +28,34 @@ from __future__ import annotations
 import contextlib
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 import attrs
 
 from allsmi.adapters import wire
+from allsmi.adapters.recording.cache import CACHE_BYTES
+from allsmi.adapters.recording.damage import Damage, DamageKind
 from allsmi.adapters.recording.decoding import (
-    MAX_LINE,
     READ_SIZE,
+    LineSplitter,
     LineStats,
     Start,
     StreamDecoder,
     sniff,
     start_at,
 )
-from allsmi.adapters.recording.source import CHUNK_FRAMES, Chunk, RecordingSource, SegmentInfo
+from allsmi.adapters.recording.index import (
+    CHUNK_FRAMES,
+    Chunk,
+    Progress,
+    SegmentInfo,
+    parse_header,
+)
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.errors import RecordingUnreadable
+from allsmi.domain.model import Frame, Header
 from allsmi.domain.segments import numbered_segments
 
 READ_LIMIT: Final = 4 * 1024 * 1024  # stored bytes read per poll at most
@@ -53,55 +68,14 @@ class FollowUpdate:
     added: int = 0  # frames appended at the end
     dropped: int = 0  # frames evicted from the start
     rotated: bool = False
-    rebuilt: bool = False  # frames left elsewhere (a truncation, a rescan): count anew
-
-
-class LineCutter:
-    """Complete lines out of decoded pieces as they come, each with the decoded offset it
-    begins at; the same 16 MiB cap as the reader: a longer line is dropped whole and never
-    held past the cap. An incomplete last line is pending, not damage."""
-
-    def __init__(self, stats: LineStats) -> None:
-        self.stats = stats
-        self.at = 0  # decoded offset of the next byte
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._pending_at = 0
-        self._oversized = False
-
-    def push(self, data: bytes) -> list[tuple[int, bytes]]:
-        lines = []
-        begin = 0
-        while (nl := data.find(b"\n", begin)) >= 0:
-            if self._oversized:
-                self._oversized = False
-            elif self._pending_size + nl - begin > MAX_LINE:
-                self.stats.oversized += 1
-            else:
-                at = self._pending_at if self._pending else self.at + begin
-                raw = b"".join([*self._pending, data[begin:nl]])
-                raw = raw[:-1] if raw.endswith(b"\r") else raw
-                if raw:  # an empty line is no line (as in the reader)
-                    lines.append((at, raw))
-            self._pending, self._pending_size = [], 0
-            begin = nl + 1
-        if begin < len(data) and not self._oversized:
-            if not self._pending:
-                self._pending_at = self.at + begin
-            self._pending.append(data[begin:])
-            self._pending_size += len(data) - begin
-            if self._pending_size > MAX_LINE:
-                self._pending, self._pending_size, self._oversized = [], 0, True
-                self.stats.oversized += 1
-        self.at += len(data)
-        return lines
+    rebuilt: bool = False  # frames were counted anew since the last poll: find them again
 
 
 class TailDecoder:
     """Incremental decoding of one growing file from a start: stored bytes in, complete
-    lines out, through the reader's bounded decoder, with the start each line can be
-    decoded from again (the latest frame, member or checkpoint at or before its first
-    byte — a line may span several)."""
+    lines out, through the reader's bounded decoder and line splitter, with the start each
+    line can be decoded from again (the latest frame, member or checkpoint at or before its
+    first byte — a line may span several)."""
 
     def __init__(self, path: Path, codec_name: str, start: Start, stats: LineStats) -> None:
         self.fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - kept open across polls
@@ -114,8 +88,7 @@ class TailDecoder:
     def _begin(self, start: Start, *, lost: bool) -> None:
         self.fh.seek(start.offset)
         self._decoder = StreamDecoder(self.codec, start, self.stats, restarts=True, lost=lost)
-        self._cutter = LineCutter(self.stats)
-        self._starts = [(attrs.evolve(start, skip=0), 0)]  # (start, its decoded offset)
+        self._splitter = LineSplitter(self.stats, attrs.evolve(start, skip=0))
         self._skip = start.skip
 
     def close(self) -> None:
@@ -157,59 +130,136 @@ class TailDecoder:
                 self._decoder.feed(data)
                 continue
             decoded += len(block.data)
-            for at, raw in self._cutter.push(block.data):
-                if at >= self._skip:
-                    lines.append((self._start_of(at), raw))
+            for line in self._splitter.push(block.data):
+                if line.position >= self._skip:
+                    start = start_at(self.codec, line.restart, line.restart_position, line.position)
+                    lines.append((start, line.raw))
             if block.restart is not None:
-                self._starts.append((block.restart, self._cutter.at))
+                self._splitter.restart(block.restart)
         return lines
 
-    def _start_of(self, at: int) -> Start:
-        """The start for a line beginning at decoded offset ``at``: the latest one at or
-        before it (lines come in order, so older starts are dropped as they pass)."""
-        while len(self._starts) > 1 and self._starts[1][1] <= at:
-            del self._starts[0]
-        restart, restart_at = self._starts[0]
-        return start_at(self.codec, restart, restart_at, at)
 
+class FollowingSource:
+    """A recording that may still be growing: ``poll()`` brings in what was added. Reads
+    as a :class:`RecordingSource` does (it holds one, :attr:`reader`, and grows it)."""
 
-class FollowingSource(RecordingSource):
-    """A recording that may still be growing: ``poll()`` brings in what was added."""
-
-    def __init__(self, path: Path, **kw: Any) -> None:
+    def __init__(
+        self, path: Path, *, cache_bytes: int = CACHE_BYTES, progress: Progress | None = None
+    ) -> None:
+        self.path = path
+        self.reader = RecordingSource(path, cache_bytes=cache_bytes, progress=progress)
         self._tail: TailDecoder | None = None
-        self._tail_chunk: Chunk | None = None
-        self._tail_lines: list[bytes] = []
+        self._tail_chunk: Chunk | None = None  # the chunk the tail adds to
+        self._tail_lines: list[bytes] = []  # its lines (held in the reader's cache)
+        self._tail_bytes = 0
+        self._tail_scans = 0  # scans of the active segment when the tail was put there
+        self._pinned: list[Chunk] = []  # held lines whose bytes were truncated away
         self._gone: set[int] = set()
         self._vanished: set[int] = set()  # rotated and deleted before we found its new name
-        self._tail_bytes = 0  # bytes of the growing chunk's lines
         self._replaced = False  # the active file was replaced, the old one is nowhere
         self._told_oversized = 0  # lines over 16 MiB the tail found and we said so
-        self._pinned: dict[Chunk, list[bytes]] = {}  # lines whose bytes are gone
         self._last_number: int | None = None  # the newest numbered segment in the timeline
-        super().__init__(path, **kw)
         self._attach()
+        self._told_generation = self.reader.generation
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        return self.reader.segments
+
+    @property
+    def chunks(self) -> Sequence[Chunk]:
+        return self.reader.chunks
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.reader.warnings
+
+    @property
+    def generation(self) -> int:
+        return self.reader.generation
+
+    @property
+    def frame_count(self) -> int:
+        return self.reader.frame_count
+
+    @property
+    def header(self) -> Header | None:
+        return self.reader.header
+
+    @property
+    def first_t_ms(self) -> int:
+        return self.reader.first_t_ms
+
+    @property
+    def last_t_ms(self) -> int:
+        return self.reader.last_t_ms
+
+    @property
+    def duration_ms(self) -> int:
+        return self.reader.duration_ms
+
+    @property
+    def skipped_lines(self) -> int:
+        return self.reader.skipped_lines
+
+    def segment_of(self, index: int) -> int:
+        return self.reader.segment_of(index)
+
+    def chunk_starts(self) -> list[tuple[int, int]]:
+        return self.reader.chunk_starts()
+
+    def time_at(self, index: int) -> int:
+        return self.reader.time_at(index)
+
+    def key_at(self, index: int) -> int:
+        return self.reader.key_at(index)
+
+    def index_at_or_before(self, key_ms: int) -> int:
+        return self.reader.index_at_or_before(key_ms)
+
+    def raw(self, index: int) -> bytes:
+        return self.reader.raw(index)
+
+    def structure(self, index: int) -> Frame | Damage:
+        return self.reader.structure(index)
+
+    def frame(self, index: int) -> Frame:
+        return self.reader.frame(index)
+
+    def close(self) -> None:
+        if self._tail is not None:
+            self._tail.close()
+            self._tail = None
+
+    def __enter__(self) -> FollowingSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ----------------------------------------------------------------- attaching
 
     def _attach(self) -> None:
         """Put the tail at the end of the active file's last chunk (what is known so far)."""
-        active = self.segments[-1] if self.segments else None
+        reader = self.reader
+        active = reader.segments[-1] if reader.segments else None
         if active is None or active.path != self.path:
             return
-        seg_index = len(self.segments) - 1
-        ats = [i for i, c in enumerate(self.chunks) if c.segment == seg_index]
-        if not ats:  # the active file holds no frame yet: follow it from its start
-            self._open_tail(active)
-            return
-        last = ats[-1]
-        lines = list(self._lines(last))
-        chunk = self.chunks[last]
+        while True:
+            self._tail_scans = active.scans
+            span = reader.timeline.segment_span(len(reader.segments) - 1)
+            if span is None:  # the active file holds no frame yet: follow it from its start
+                self._open_tail(active)
+                return
+            lines = list(reader.chunk_lines(span[1]))
+            if active.scans == self._tail_scans:
+                break  # (reading a chunk a seek table lied about rescans the file: again)
+        chunk = reader.chunks[span[1]]
         self._tail = TailDecoder(active.path, active.codec, chunk.start, LineStats())
         self._told_oversized = 0
-        self._tail_chunk, self._tail_lines = chunk, lines
-        self._tail_bytes = sum(map(len, lines))
-        self._forget_lines([chunk])  # its lines live with the tail from now on
+        self._grow_into(chunk, lines)  # its lines live with the tail from now on
         known, seen = len(lines), 0  # (lines grows as the tail adds to it)
 
         def skip_known(start: Start, raw: bytes) -> None:
@@ -224,6 +274,22 @@ class FollowingSource(RecordingSource):
 
         self._drain(skip_known)
 
+    def _reattach_if_rescanned(self) -> None:
+        """A read that found the active file's seek table lying rescanned it: its chunks
+        were rebuilt, so the tail is put back at the end of the new last chunk — nothing is
+        read twice or left out."""
+        if self._tail is None or self.reader.segments[-1].scans == self._tail_scans:
+            return
+        self._tail.close()
+        self._tail = None
+        self._grow_into(None, [])
+        timeline = self.reader.timeline
+        for chunk in self._pinned:  # rebuilt away with the rest of the segment
+            if chunk not in timeline:
+                self.reader.cache.release(chunk)
+        self._pinned = [c for c in self._pinned if c in timeline]
+        self._attach()
+
     def _open_tail(self, segment: SegmentInfo) -> bool:
         """Follow the active file from its start once it has bytes (its codec is read from
         them: an empty file right after a rotation has none yet)."""
@@ -233,8 +299,9 @@ class FollowingSource(RecordingSource):
             self._tail = None
             return False
         segment.codec = sniff(head)
+        self._tail_scans = segment.scans
         self._tail = TailDecoder(self.path, segment.codec, Start(0), LineStats())
-        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
+        self._grow_into(None, [])
         self._told_oversized = 0
         self._drain(self._take)
         return True
@@ -249,28 +316,23 @@ class FollowingSource(RecordingSource):
                 self._report_tail()
                 return
 
-    def _lines(self, at: int) -> list[bytes]:
-        chunk = self.chunks[at]
-        if self._tail_chunk is not None and chunk is self._tail_chunk:
-            return self._tail_lines  # the growing chunk lives here, never evicted
-        pinned = self._pinned.get(chunk)
-        if pinned is not None:
-            return pinned  # its bytes were truncated away: only these lines remain
-        return super()._lines(at)
-
-    def _rescan(self, seg_index: int) -> None:
-        """A rescan rebuilds the segment's chunks; for the active file the tail is put back
-        at the end of the new last chunk, so nothing is read twice or left out."""
-        super()._rescan(seg_index)
-        if seg_index == len(self.segments) - 1 and self._tail is not None:
-            self._tail.close()
-            self._tail, self._tail_chunk, self._tail_lines = None, None, []
-            self._attach()
+    def _grow_into(self, chunk: Chunk | None, lines: list[bytes]) -> None:
+        """The chunk the tail adds to from now on, with its lines so far (None: the next
+        data line begins one). The chunk before is read from its file again, if it can be."""
+        cache = self.reader.cache
+        before = self._tail_chunk
+        if before is not None and not any(c is before for c in self._pinned):
+            cache.release(before)
+        self._tail_chunk, self._tail_lines, self._tail_bytes = chunk, lines, sum(map(len, lines))
+        if chunk is not None:
+            cache.hold(chunk, lines)
 
     # ----------------------------------------------------------------- polling
 
     def poll(self) -> FollowUpdate:
-        before, generation = self.frame_count, self.generation
+        reader = self.reader
+        before = reader.frame_count
+        self._reattach_if_rescanned()
         rotated = self._follow_rotation()
         dropped = self._drop_evicted()
         if self._tail is not None:
@@ -280,67 +342,70 @@ class FollowingSource(RecordingSource):
             for start, raw in self._tail.read_lines():
                 self._take(start, raw)
             self._report_tail()
-        self._renumber()
-        added = self.frame_count - before + dropped
-        rebuilt = self.generation != generation + (1 if dropped else 0)
+        added = reader.frame_count - before + dropped
+        rebuilt = reader.generation - (1 if dropped else 0) != self._told_generation
+        self._told_generation = reader.generation
         return FollowUpdate(added=max(0, added), dropped=dropped, rotated=rotated, rebuilt=rebuilt)
 
     def _truncated(self, size: int) -> None:
         """The active file was cut to ``size``: chunks that began past it are gone (those
         whose lines are held stay, pinned), and the next line starts a chunk of its own."""
-        seg_index = len(self.segments) - 1
-        kept, gone = [], 0
-        for chunk in self.chunks:
-            if chunk.segment == seg_index and chunk is self._tail_chunk:
-                self._pinned[chunk] = self._tail_lines
-            elif chunk.segment == seg_index and chunk.start.offset >= size:
-                gone += chunk.count or 0
-                continue
-            kept.append(chunk)
-        self.chunks = kept
-        self._tail_chunk, self._tail_lines, self._tail_bytes = None, [], 0
-        self._cache.clear()
-        self._cache_bytes = 0
-        self.generation += 1
-        lost = f"; {gone} frames after that point are gone" if gone else ""
-        self.warnings.append(
-            f"{self.path.name} was truncated to {size:,} bytes{lost}: following what comes next"
+        reader = self.reader
+        seg_index = len(reader.segments) - 1
+        tail = self._tail_chunk
+        if tail is not None:
+            self._pinned.append(tail)
+        gone = [
+            c
+            for c in reader.chunks
+            if c.segment == seg_index and c is not tail and c.start.offset >= size
+        ]
+        lost = reader.timeline.remove(gone)
+        self._grow_into(None, [])
+        reader.cache.clear()
+        said = f"; {lost} frames after that point are gone" if lost else ""
+        reader.warnings.append(
+            f"{self.path.name} was truncated to {size:,} bytes{said}: following what comes next"
         )
 
     def _report_tail(self) -> None:
         """Tell (on the message line) what the tail found that was not known before."""
         assert self._tail is not None
         stats = self._tail.stats
-        segment = self.segments[-1]
+        segment = self.reader.segments[-1]
+        warnings = self.reader.warnings
         for damage in segment.take_stats(LineStats(damage=stats.damage)):
-            self.warnings.append(damage.describe(self.path.name) + " skipped; following on")
+            warnings.append(damage.describe(self.path.name) + " skipped; following on")
         if stats.oversized > self._told_oversized:
-            segment.oversized_lines += stats.oversized - self._told_oversized
+            oversized = Damage(DamageKind.OVERSIZED_LINE, stats.oversized - self._told_oversized)
+            segment.note(oversized)
             self._told_oversized = stats.oversized
-            self.warnings.append(f"{self.path.name}: a line over 16 MiB skipped")
+            warnings.append(oversized.describe(self.path.name))
 
     def _drop_evicted(self) -> int:
+        reader = self.reader
         gone = {
             i
-            for i, segment in enumerate(self.segments[:-1])
+            for i, segment in enumerate(reader.segments[:-1])
             if i not in self._gone and (i in self._vanished or not segment.path.exists())
         }
         if not gone:
             return 0
         self._gone |= gone
-        dropped = sum(c.count or 0 for c in self.chunks if c.segment in gone)
-        self.chunks = [c for c in self.chunks if c.segment not in gone]
-        self._cache.clear()
-        self._cache_bytes = 0
+        evicted = [c for c in reader.chunks if c.segment in gone]
+        dropped = reader.timeline.remove(evicted)
+        for chunk in evicted:  # held lines of chunks no longer in the timeline
+            reader.cache.release(chunk)
+        self._pinned = [c for c in self._pinned if c.segment not in gone]
+        reader.cache.clear()
         if self._replaced:
-            self.warnings.append(
+            reader.warnings.append(
                 f"{self.path.name} was replaced and the file before is gone "
                 f"({dropped} frames): following the new one"
             )
         else:
-            self.warnings.append(f"{dropped} frames at the start were evicted by rotation")
+            reader.warnings.append(f"{dropped} frames at the start were evicted by rotation")
         self._replaced = False
-        self.generation += 1
         return dropped
 
     def _follow_rotation(self) -> bool:
@@ -350,9 +415,10 @@ class FollowingSource(RecordingSource):
             return False  # between the rename and the new file: try again next poll
         if self._tail is not None and inode == self._tail.inode:
             return False
-        last = len(self.segments) - 1
+        segments = self.reader.segments
+        last = len(segments) - 1
         if self._tail is None and self._waiting(last):
-            self._open_tail(self.segments[last])  # it had no bytes when we looked: now?
+            self._open_tail(segments[last])  # it had no bytes when we looked: now?
             return False
         if self._tail is not None:
             self._drain(self._take)  # the rotated file, to its end, through our open fd
@@ -360,7 +426,7 @@ class FollowingSource(RecordingSource):
             if self._last_number is None:
                 # Renamed and already evicted (--max-files 1), or replaced by another file:
                 # its frames are gone with it.
-                self._vanished.add(len(self.segments) - 1)
+                self._vanished.add(len(segments) - 1)
                 self._replaced = True
             self._tail.close()
             self._tail = None
@@ -370,7 +436,7 @@ class FollowingSource(RecordingSource):
             if not fh.read(1):
                 return False  # the new active file has no bytes yet: next poll
         segment = SegmentInfo(path=self.path, codec="none", size=0)
-        self.segments.append(segment)
+        segments.append(segment)
         self._open_tail(segment)
         return True
 
@@ -378,9 +444,9 @@ class FollowingSource(RecordingSource):
         """Whether segment ``last`` is the active file, followed before it had a byte."""
         return (
             last >= 0
-            and self.segments[last].path == self.path
+            and self.reader.segments[last].path == self.path
             and last not in self._vanished
-            and not any(c.segment == last for c in self.chunks)
+            and self.reader.timeline.segment_span(last) is None
         )
 
     def _rename_rotated(self, inode: int) -> int | None:
@@ -391,7 +457,7 @@ class FollowingSource(RecordingSource):
             candidate = self.path.parent / name
             with contextlib.suppress(OSError):
                 if candidate.stat().st_ino == inode:
-                    self.segments[-1].path = candidate
+                    self.reader.segments[-1].path = candidate
                     return number
         return None
 
@@ -402,17 +468,19 @@ class FollowingSource(RecordingSource):
         for later, name in numbered_segments(self.path.name, names):
             if later > number:
                 with contextlib.suppress(RecordingUnreadable):  # evicted meanwhile
-                    self._open_segment(self.path.parent / name)
+                    self.reader.open_segment(self.path.parent / name)
                 self._last_number = later
-        self._renumber()
+
+    # ----------------------------------------------------------------- taking lines
 
     def _take(self, start: Start, raw: bytes) -> None:
         info = wire.slice_line(raw)
+        segment = self.reader.segments[-1]
         if info is None:
-            self.segments[-1].corrupt_lines += 1
+            segment.note(Damage(DamageKind.CORRUPT_LINE))
         elif info.kind == wire.KIND_HEADER:
-            if self.segments[-1].header is None:
-                self.segments[-1].header = self._header(raw)
+            if segment.header is None:
+                segment.header = parse_header(raw, self.reader.warnings)
         elif info.kind == wire.KIND_INDEX and info.seq is not None:
             if self._ours():  # a chunk of ours begins: decodable from its index line
                 self._new_chunk(start, info.t_ms, info.seq)
@@ -427,15 +495,16 @@ class FollowingSource(RecordingSource):
             self._add_line(raw, info.t_ms)
 
     def _ours(self) -> bool:
-        header = self.segments[-1].header
+        header = self.reader.segments[-1].header
         return header is not None and header.writer == "allsmi"
 
     def _new_chunk(self, start: Start, t_ms: int | None, seq: int | None) -> None:
-        key = self._last_key()
+        timeline = self.reader.timeline
+        key = timeline.last_key()
         chunk = Chunk(
-            segment=len(self.segments) - 1,
+            segment=len(self.reader.segments) - 1,
             start=start,
-            first_index=self.frame_count,
+            first_index=0,
             count=0,
             t_first=_first_key(key, t_ms),
             seq_first=seq,
@@ -443,24 +512,15 @@ class FollowingSource(RecordingSource):
             times=array("q"),
             verified=seq is not None,
         )
-        self.chunks.append(chunk)
-        self._tail_chunk, self._tail_lines, self._tail_bytes = chunk, [], 0
+        timeline.append(chunk)
+        self._grow_into(chunk, [])
 
-    def _add_line(self, raw: bytes, t_ms: int | None) -> None:
+    def _add_line(self, raw: bytes, t_ms: int) -> None:
         chunk = self._tail_chunk
-        assert chunk is not None and chunk.keys is not None and chunk.times is not None
-        assert t_ms is not None
-        key = chunk.keys[-1] if chunk.keys else self._key_before(self.chunks.index(chunk))
-        chunk.times.append(t_ms)
-        chunk.keys.append(t_ms if key is None else max(key, t_ms))
-        chunk.count = (chunk.count or 0) + 1
+        assert chunk is not None
+        self.reader.timeline.add_frame(chunk, t_ms)
         self._tail_lines.append(raw)
         self._tail_bytes += len(raw)
-
-    def close(self) -> None:
-        if self._tail is not None:
-            self._tail.close()
-            self._tail = None
 
 
 def _first_key(key: int | None, t_ms: int | None) -> int:
