@@ -314,10 +314,32 @@ def test_slice_falls_back_to_a_parse_for_reordered_keys() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"garbage", b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}', b'{"schema":1}']
+    "raw",
+    [
+        b"",
+        b"garbage",
+        b'{"schema":2,"t":"2026-04-18T12:00:00.000Z"}',
+        b'{"schema":1,"t":"yesterday"}',
+        b'{"schema":1,"timestamp":5}',
+        b'[{"schema":1}]',
+    ],
 )
 def test_slice_of_a_non_recording_line_is_none(raw: bytes) -> None:
     assert wire.slice_line(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"schema":1,"event":true,"at":"2026-04-18T12:00:16.500Z","text":"fan 3 replaced"}',
+        b'{"schema":1,"summary":true,"gpus":{"max_util":97}}',
+        b'{"schema":1}',
+    ],
+)
+def test_slice_of_a_later_line_kind_is_other_so_readers_skip_it(raw: bytes) -> None:
+    # docs/recording-format.md §3.2: a schema-1 object that is no header, no index line and
+    # has no t or timestamp is a kind this reader does not know: skipped, not damage
+    assert wire.slice_line(raw) == wire.LineInfo(wire.KIND_OTHER, None, None)
 
 
 def test_frame_hosts_lists_each_host_once_in_first_seen_order() -> None:

@@ -356,6 +356,7 @@ def _error_text(error: object) -> str:
 KIND_DATA: Final = 0
 KIND_HEADER: Final = 1
 KIND_INDEX: Final = 2
+KIND_OTHER: Final = 3  # a schema-1 line of a kind this reader does not know: skipped, not damage
 
 
 class LineInfo(NamedTuple):
@@ -378,7 +379,10 @@ def slice_line(raw: bytes) -> LineInfo | None:
 
     Our lines carry them in their first bytes; all-smi's sorted keys put ``timestamp`` last.
     Anything else (``jq``-reordered keys, say) falls back to one full parse. ``None`` means
-    the line is not a schema-1 recording line at all (the caller counts it as corrupt).
+    the line is not a schema-1 recording line at all (the caller counts it as corrupt);
+    :data:`KIND_OTHER` is a schema-1 object of a kind this reader does not know (neither a
+    header nor an index line, and no ``t`` or ``timestamp``), which readers skip without
+    counting (docs/recording-format.md §10.1).
     """
     try:
         if raw.startswith(_OURS_DATA):
@@ -457,6 +461,9 @@ def _slice_by_parsing(raw: bytes) -> LineInfo | None:
     t_ms = _parse_or_none(stamp, parse_rfc3339_ms)
     if obj.get("index") is True:
         return LineInfo(KIND_INDEX, t_ms, seq)
+    if stamp is None and "t" not in obj and "timestamp" not in obj:
+        # a later kind (docs/recording-format.md §10.3: no top-level t or timestamp)
+        return LineInfo(KIND_OTHER, None, None)
     return None if t_ms is None else LineInfo(KIND_DATA, t_ms, seq)
 
 

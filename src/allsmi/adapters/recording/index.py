@@ -275,7 +275,7 @@ def scan(
             if segment.header is None:
                 segment.header = parse_header(line.raw, warnings)
             continue
-        if info.kind == wire.KIND_INDEX:
+        if info.kind in (wire.KIND_INDEX, wire.KIND_OTHER):
             continue
         t_ms = info.t_ms
         assert t_ms is not None
@@ -340,7 +340,7 @@ def read_chunk(
                         break
                     continue
             info = wire.slice_line(raw)
-            if info is None or info.kind == wire.KIND_HEADER:
+            if info is None or info.kind in (wire.KIND_HEADER, wire.KIND_OTHER):
                 continue
             if info.kind == wire.KIND_INDEX:
                 if not promised:
