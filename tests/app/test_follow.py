@@ -435,3 +435,88 @@ def test_a_rescan_between_polls_puts_the_tail_back_and_is_told_as_a_rebuild(
     assert update.rebuilt
     assert frame_ids(follower) == [*kept, *range(50, 60)]  # nothing twice, nothing lost
     follower.close()
+
+
+def _rotating_sink(path: Path, kind: Codec, keep: int) -> RecordingSink:
+    """A sink whose every flush closes the segment (rotated at the next append), one frame
+    per chunk (each append writes the frame before it)."""
+    config = SinkConfig(path=path, codec=kind, max_size=1, max_files=keep, chunk_max_frames=1)
+    return RecordingSink(config, Header(interval_ms=1000, hosts=("h",)))
+
+
+def _append(sink: RecordingSink, *idents: int) -> None:
+    for i in idents:
+        sink.append(wire.encode_line(rec.make_frame(i, T0 + i * 1000, i)), i, T0 + i * 1000)
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP, Codec.NONE])
+def test_a_segment_rotated_after_the_followed_one_evicted_is_still_read(
+    tmp_path: Path, kind: Codec
+) -> None:
+    path = tmp_path / f"b.ndjson.{kind.value}"
+    sink = _rotating_sink(path, kind, keep=2)
+    _append(sink, 0, 1)
+    sink.flush()
+    follower = FollowingSource(path, cache_bytes=1)
+    assert frame_ids(follower) == [0, 1]
+    _append(sink, 2, 3)  # the followed file is renamed .0001; 2 and 3 go to the next one
+    sink.flush()
+    _append(sink, 4)  # which is renamed .0002, and .0001 evicted: all before the next poll
+    sink.flush()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"b.0002.ndjson.{kind.value}",
+        path.name,
+    ]
+    update = follower.poll()
+    assert update.dropped == 2 and update.added == 3
+    assert frame_ids(follower) == [2, 3, 4]  # .0002 is still there: none of it left out
+    follower.close()
+    sink.close()
+
+
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.GZIP, Codec.NONE])
+def test_the_followed_file_evicted_before_the_new_one_has_bytes_leaves_at_once(
+    tmp_path: Path, kind: Codec
+) -> None:
+    path = tmp_path / f"a.ndjson.{kind.value}"
+    sink = _rotating_sink(path, kind, keep=1)
+    _append(sink, 0, 1)  # frame 0 written, frame 1 pending
+    follower = FollowingSource(path, cache_bytes=1)
+    assert frame_ids(follower) == [0]
+    _append(sink, 2)
+    sink.flush()
+    _append(sink, 3)  # rotated and evicted (--max-files 1); 3 is not in the new file yet
+    assert path.stat().st_size == 0
+    update = follower.poll()
+    # Its file is gone: what was read of it leaves the timeline now (its path names the new
+    # active file, which must never be read for it), and 1 and 2 were evicted unread.
+    assert update.dropped == 1 and follower.frame_count == 0
+    sink.flush()
+    update = follower.poll()
+    assert update.rotated and update.dropped == 0
+    assert frame_ids(follower) == [3]
+    follower.close()
+    sink.close()
+
+
+@pytest.mark.parametrize("keep", [2, 3])
+@pytest.mark.parametrize("kind", [Codec.ZSTD, Codec.NONE])
+def test_an_empty_active_file_rotated_before_a_poll_saw_a_byte_is_read_whole(
+    tmp_path: Path, kind: Codec, keep: int
+) -> None:
+    path = tmp_path / f"c.ndjson.{kind.value}"
+    sink = _rotating_sink(path, kind, keep=keep)
+    _append(sink, 0, 1)
+    sink.flush()
+    _append(sink, 2)  # rotated: the new active file has no bytes yet (2 is pending)
+    follower = FollowingSource(path, cache_bytes=1)
+    assert frame_ids(follower) == [0, 1]
+    sink.flush()  # 2 is written to the file the follower waits on ...
+    _append(sink, 3)  # ... which is rotated (.0002) before the follower polls again
+    sink.flush()
+    update = follower.poll()
+    assert update.rotated
+    survivors = [0, 1, 2, 3] if keep == 3 else [2, 3]  # keep 2: .0001 is evicted
+    assert frame_ids(follower) == survivors  # 2 is in .0002, still there: not left out
+    follower.close()
+    sink.close()

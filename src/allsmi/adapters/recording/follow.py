@@ -56,7 +56,7 @@ from allsmi.adapters.recording.index import (
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.errors import RecordingUnreadable
 from allsmi.domain.model import Frame, Header
-from allsmi.domain.segments import numbered_segments
+from allsmi.domain.segments import numbered_segments, segment_number
 
 READ_LIMIT: Final = 4 * 1024 * 1024  # stored bytes read per poll at most
 DECODE_LIMIT: Final = 32 * 1024 * 1024  # decoded bytes per poll at most (a bomb waits)
@@ -77,8 +77,11 @@ class TailDecoder:
     line can be decoded from again (the latest frame, member or checkpoint at or before its
     first byte — a line may span several)."""
 
-    def __init__(self, path: Path, codec_name: str, start: Start, stats: LineStats) -> None:
-        self.fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - kept open across polls
+    def __init__(
+        self, file: Path | BinaryIO, codec_name: str, start: Start, stats: LineStats
+    ) -> None:
+        # (a path is opened; an open file is taken over) kept open across polls
+        self.fh: BinaryIO = open(file, "rb") if isinstance(file, Path) else file  # noqa: SIM115
         self.inode = os.fstat(self.fh.fileno()).st_ino
         self.codec = codec_name
         self.stats = stats
@@ -149,6 +152,9 @@ class FollowingSource:
         self.path = path
         self.reader = RecordingSource(path, cache_bytes=cache_bytes, progress=progress)
         self._tail: TailDecoder | None = None
+        # The active file (the last segment) while it has no bytes: held open, so that it is
+        # found by its inode if it is rotated before a poll sees a byte of it.
+        self._empty: BinaryIO | None = None
         self._tail_chunk: Chunk | None = None  # the chunk the tail adds to
         self._tail_lines: list[bytes] = []  # its lines (held in the reader's cache)
         self._tail_bytes = 0
@@ -232,6 +238,7 @@ class FollowingSource:
         if self._tail is not None:
             self._tail.close()
             self._tail = None
+        self._hold_empty(None)
 
     def __enter__(self) -> FollowingSource:
         return self
@@ -290,21 +297,34 @@ class FollowingSource:
         self._pinned = [c for c in self._pinned if c in timeline]
         self._attach()
 
-    def _open_tail(self, segment: SegmentInfo) -> bool:
-        """Follow the active file from its start once it has bytes (its codec is read from
-        them: an empty file right after a rotation has none yet)."""
-        with open(self.path, "rb") as fh:
-            head = fh.read(8)
+    def _open_tail(self, segment: SegmentInfo, fh: BinaryIO | None = None) -> bool:
+        """Follow the last segment's file (``fh``, else the active path opened now) from its
+        start once it has bytes (its codec is read from them: an empty file right after a
+        rotation has none yet). Until then the file is held open, waiting."""
+        if fh is None:
+            fh = open(self.path, "rb")  # noqa: SIM115 - held by the tail or while empty
+        fh.seek(0)
+        head = fh.read(8)
         if not head:
             self._tail = None
+            self._hold_empty(fh)
             return False
+        if self._empty is fh:
+            self._empty = None  # the tail's now
+        self._hold_empty(None)
         segment.codec = sniff(head)
         self._tail_scans = segment.scans
-        self._tail = TailDecoder(self.path, segment.codec, Start(0), LineStats())
+        self._tail = TailDecoder(fh, segment.codec, Start(0), LineStats())
         self._grow_into(None, [])
         self._told_oversized = 0
         self._drain(self._take)
         return True
+
+    def _hold_empty(self, fh: BinaryIO | None) -> None:
+        """Hold ``fh`` as the empty active file (None: none), closing the one held before."""
+        if self._empty is not None and self._empty is not fh:
+            self._empty.close()
+        self._empty = fh
 
     def _drain(self, take: Callable[[Start, bytes], None]) -> None:
         """Everything the tail's file holds now, however much (reads come 4 MiB at a time)."""
@@ -383,11 +403,18 @@ class FollowingSource:
             warnings.append(oversized.describe(self.path.name))
 
     def _drop_evicted(self) -> int:
+        """Drop the frames of segments whose files are gone: numbered segments deleted by
+        eviction, and the followed file when it vanished at a rotation. That one may still
+        be the last segment (the new active file has no bytes yet), and its path still
+        names the active file: it is dropped now, so that nothing reads its frames from
+        the new file."""
         reader = self.reader
+        last = len(reader.segments) - 1
         gone = {
             i
-            for i, segment in enumerate(reader.segments[:-1])
-            if i not in self._gone and (i in self._vanished or not segment.path.exists())
+            for i, segment in enumerate(reader.segments)
+            if i not in self._gone
+            and (i in self._vanished or (i < last and not segment.path.exists()))
         }
         if not gone:
             return 0
@@ -416,18 +443,23 @@ class FollowingSource:
         if self._tail is not None and inode == self._tail.inode:
             return False
         segments = self.reader.segments
-        last = len(segments) - 1
-        if self._tail is None and self._waiting(last):
-            self._open_tail(segments[last])  # it had no bytes when we looked: now?
-            return False
-        if self._tail is not None:
-            self._drain(self._take)  # the rotated file, to its end, through our open fd
-            self._last_number = self._rename_rotated(self._tail.inode)
-            if self._last_number is None:
-                # Renamed and already evicted (--max-files 1), or replaced by another file:
-                # its frames are gone with it.
-                self._vanished.add(len(segments) - 1)
-                self._replaced = True
+        empty = self._empty
+        if empty is not None:
+            empty_inode = os.fstat(empty.fileno()).st_ino
+            if inode == empty_inode:
+                self._open_tail(segments[-1], empty)  # it had no bytes when we looked: now?
+                return False
+            # Rotated before we saw a byte of it: read it whole, through our open fd.
+            self._last_number = self._find_rotated(empty_inode)
+            if len(segments) - 1 not in self._vanished and self._open_tail(segments[-1], empty):
+                assert self._tail is not None
+                self._tail.close()
+                self._tail = None
+            self._hold_empty(None)
+        elif self._tail is not None:
+            self._last_number = self._find_rotated(self._tail.inode)
+            if len(segments) - 1 not in self._vanished:
+                self._drain(self._take)  # the rotated file, to its end, through our open fd
             self._tail.close()
             self._tail = None
         if self._last_number is not None:
@@ -440,14 +472,19 @@ class FollowingSource:
         self._open_tail(segment)
         return True
 
-    def _waiting(self, last: int) -> bool:
-        """Whether segment ``last`` is the active file, followed before it had a byte."""
-        return (
-            last >= 0
-            and self.reader.segments[last].path == self.path
-            and last not in self._vanished
-            and self.reader.timeline.segment_span(last) is None
-        )
+    def _find_rotated(self, inode: int) -> int:
+        """The followed file (``inode``) left the active path: its number under its new
+        name. If it is nowhere (renamed and already evicted, or replaced by another file)
+        its frames are gone with it (what it got since the last poll is never read: evicted
+        unread), and the segments rotated after it, still there to be read, are numbered
+        past every segment we know of: the newest of those numbers."""
+        number = self._rename_rotated(inode)
+        if number is not None:
+            return number
+        self._vanished.add(len(self.reader.segments) - 1)
+        self._replaced = True
+        numbers = (segment_number(self.path.name, s.path.name) for s in self.reader.segments)
+        return max((n for n in numbers if n is not None), default=0)
 
     def _rename_rotated(self, inode: int) -> int | None:
         """The active file was renamed to a numbered segment: find it by its inode; its
