@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from allsmi.domain.errors import UsageError
-from allsmi.domain.model import Frame, normalise_host_id
+from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Row, normalise_host_id
 
 
 def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
@@ -122,8 +122,9 @@ def reported_hostnames(frames: Iterable[Frame]) -> dict[str, str | None]:
     claim = reported.setdefault  # the first row's hostname stays; a different one is noted
     mixed: set[str] = set()
     for frame in frames:
-        for section in (frame.gpus, frame.cpus, frame.memory, frame.chassis, frame.storage):
-            for row in section or ():
+        for attr in HOST_SECTION_ATTRS:
+            rows: tuple[Row, ...] | None = getattr(frame, attr)
+            for row in rows or ():
                 name = row.hostname
                 if claim(row.host_id, name) != name:
                     mixed.add(row.host_id)

@@ -702,11 +702,9 @@ def fast_lines(blocks: Iterator[bytes], stats: LineStats) -> Iterator[bytes]:
         stats.torn_tail = True
 
 
-def iter_file_lines(
-    path: os.PathLike[str] | str, stats: LineStats | None = None
-) -> Iterator[bytes]:
+def iter_file_lines(path: os.PathLike[str] | str) -> Iterator[bytes]:
     """Every complete line of a whole stored file, decoded; the simple front-to-back read."""
-    stats = stats or LineStats()
+    stats = LineStats()
     with open(path, "rb") as fh:
         codec = sniff(fh.read(8))
         start = Start(0)

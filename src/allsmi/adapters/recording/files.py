@@ -60,14 +60,12 @@ def refuse_symlink(path: Path) -> None:
         raise SinkFailed(f"refusing to write through symlink {path}")
 
 
-def open_private(
-    path: Path, *, exclusive: bool = False, append: bool = False, keep: bool = False
-) -> int:
+def open_private(path: Path, *, exclusive: bool = False, keep: bool = False) -> int:
     """Open ``path`` for writing with ``O_NOFOLLOW``, creating it ``0600``; returns the fd.
 
-    ``exclusive``: it must not exist yet. ``append``: write at its end. ``keep``: open it
-    read-write and leave its content as it is (a lock file, whose pid must survive until the
-    lock says whose it is). Otherwise it is truncated. An existing path is opened with
+    ``exclusive``: it must not exist yet. ``keep``: open it read-write and leave its content
+    as it is (a lock file, whose pid must survive until the lock says whose it is).
+    Otherwise it is truncated. An existing path is opened with
     ``O_NONBLOCK``, so a FIFO put there is refused (``ENXIO``), never waited on.
     """
     flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -75,7 +73,7 @@ def open_private(
     # An exclusive create never opens what already exists; any other open might meet a FIFO.
     flags |= os.O_EXCL if exclusive else os.O_NONBLOCK
     if not keep:
-        flags |= os.O_APPEND if append else os.O_TRUNC
+        flags |= os.O_TRUNC
     try:
         return os.open(path, flags, PRIVATE_MODE)
     except OSError as err:
