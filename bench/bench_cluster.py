@@ -1,5 +1,6 @@
-"""The recorder scraping a mock cluster (DESIGN.md §6): what ``allsmi record --source remote``
-costs against ``allsmi mock``, both real commands in their own processes on loopback.
+"""The recorder scraping a mock cluster (docs/architecture.md §3.2): what
+``allsmi record --source remote`` costs against ``allsmi mock``, both real commands in
+their own processes on loopback.
 
 Cases:
 
@@ -23,7 +24,7 @@ missed cycle.
 
 Run: ``.venv/bin/python bench/bench_cluster.py [seconds [collects]]`` (defaults 60 s per
 recording, 50 collects; the whole run takes about 5 minutes). Prints tables; asserts
-nothing (DESIGN §7).
+nothing (docs/architecture.md §9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The exporter side of DESIGN.md §6 against a real Prometheus, in one run.
+"""The exporter side of docs/architecture.md §3.2 against a real Prometheus, in one run.
 
 1. Side by side: one ``allsmi mock --nodes 100 --interval 1`` cluster (8 GPUs, processes and
    disks per node) is scraped for SECONDS s by a real Prometheus (every node's ``/metrics``
@@ -28,7 +28,7 @@
 
 Run: ``.venv/bin/python bench/bench_exporter.py [seconds]`` (default 60). Needs
 ``prometheus`` and ``promtool`` (scripts/setup-system). Prints tables; asserts nothing
-(DESIGN §7: figures go to the README, never into tests).
+(docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Scrape latency of ``allsmi api`` while idle clients hold its connections (DESIGN.md §6).
+"""Scrape latency of ``allsmi api`` while idle clients hold its connections
+(docs/architecture.md §3.2).
 
 One ``allsmi api -i 1`` on loopback; SCRAPES sequential ``GET /metrics``, each on a fresh
 connection (``Connection: close``, read to the end), timed from connect to the last byte.
@@ -15,7 +16,7 @@ For each: scrapes answered, p50 / p99 / worst latency, and how many flood connec
 server closed while the scrapes ran. A scrape waits at most SCRAPE_TIMEOUT_S, a flood
 FLOOD_BUDGET_S in all (enough to see the old behaviour: a scrape waiting for a silent client's
 10 s header timeout). Run: ``.venv/bin/python bench/bench_idle_flood.py [scrapes]`` (default
-200). Prints a table; asserts nothing (DESIGN §7).
+200). Prints a table; asserts nothing (docs/architecture.md §9).
 """
 
 from __future__ import annotations

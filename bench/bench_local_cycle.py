@@ -2,7 +2,7 @@
 cycle (min / median over N runs), and the CPU time of one cycle (``time.process_time``).
 
 Run: ``PYTHONPATH=src .venv/bin/python bench/bench_local_cycle.py [runs]``. Prints a table;
-asserts nothing (DESIGN §7: figures go to the README, never into tests).
+asserts nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

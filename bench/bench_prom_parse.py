@@ -1,5 +1,5 @@
-"""Cost of reading a ``/metrics`` page (DESIGN.md §6: "prometheus_client's parser, unless the
-benchmark shows ours must be faster").
+"""Cost of reading a ``/metrics`` page (docs/architecture.md §3.3: ``prometheus_client``'s
+parser, unless a benchmark shows ours must be faster).
 
 The page is one simulator node (8 GPUs, 64 cores, chassis, 2 disks; processes off, as
 ``all-smi api`` defaults) rendered with ``render_metrics`` — about the size of a real
@@ -18,7 +18,7 @@ ms per 100 pages, min / median over ``rounds`` rounds:
 - ``decode_line``: that JSON all the way to model rows (``allsmi.adapters.wire``).
 
 Run: ``.venv/bin/python bench/bench_prom_parse.py [rounds]`` (default 15). Prints a table;
-asserts nothing (DESIGN §7: figures go to the README, never into tests).
+asserts nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

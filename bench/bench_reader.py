@@ -1,4 +1,4 @@
-"""The recording reader on big files (DESIGN.md §4, Reading): open, duration, seek, step and
+"""The recording reader on big files (docs/recording-format.md §7.7): open, duration, seek, step and
 peak RSS of ``RecordingSource``, against ``zstd -dc FILE > /dev/null`` in the same run.
 
 Two recordings, written by the real sink through the real recorder root (``record_loop`` on a
@@ -22,7 +22,7 @@ Run:
   ``.venv/bin/python bench/bench_reader.py --write-only [1m] [100host]`` — only write the files
   (the 1M file takes minutes: ``nohup … &`` it);
   ``.venv/bin/python bench/bench_reader.py --measure FILE [--seed S]`` — one pass, prints JSON.
-Asserts nothing (DESIGN §7: figures go to the README, never into tests).
+Asserts nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

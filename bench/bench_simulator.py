@@ -6,7 +6,7 @@ of 60 consecutive frames (how it will sit in a recording).
 state (rows come from the per-node cache, as when ``mock`` serves one state many times).
 
 Run: ``PYTHONPATH=src .venv/bin/python bench/bench_simulator.py [runs]``. Prints a table;
-asserts nothing (DESIGN §7: figures go to the README, never into tests).
+asserts nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

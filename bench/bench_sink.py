@@ -1,5 +1,6 @@
-"""Cost of writing a recording (DESIGN.md §4): the sink's throughput and size per codec, the
-CPU of one real local collection cycle, and what that makes of ``allsmi record -i 1``.
+"""Cost of writing a recording (docs/recording-format.md §6–§8): the sink's throughput and
+size per codec, the CPU of one real local collection cycle, and what that makes of
+``allsmi record -i 1``.
 
 1. Sink. Frames come from the simulator, advanced 1 s between frames so values move like real
    data: a *local* frame (1 node × 8 GPUs, gpu,cpu,memory,chassis,process; ~14 KB) and a
@@ -22,7 +23,7 @@ CPU of one real local collection cycle, and what that makes of ``allsmi record -
 
 Run: ``.venv/bin/python bench/bench_sink.py [local_frames] [cluster_frames] [cycles]``
 (defaults 2000 60 50; ``--no-real`` skips the 30 s child). Prints tables; asserts nothing
-(DESIGN §7: figures go to the README, never into tests).
+(docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

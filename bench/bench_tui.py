@@ -23,8 +23,8 @@ a 1 s recording stays smooth).
    paused with no keys (a still screen should write nothing), ``q`` and the exit status.
 
 Run: ``.venv/bin/python bench/bench_tui.py [runs]`` (runs: build runs, default 50; paints
-are 30 each). Prints a table; asserts nothing (DESIGN §7: figures go to the README, never
-into tests). Needs a Linux pty; no terminal of its own.
+are 30 each). Prints a table; asserts nothing (docs/architecture.md §9: figures go to
+the README, never into tests). Needs a Linux pty; no terminal of its own.
 """
 
 from __future__ import annotations

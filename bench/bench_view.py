@@ -7,7 +7,7 @@ window is; what grows with the cluster is the one pass that groups rows by host 
 overview's sums.
 
 Run: ``PYTHONPATH=src .venv/bin/python bench/bench_view.py [runs]``. Prints a table; asserts
-nothing (DESIGN §7: figures go to the README, never into tests).
+nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations

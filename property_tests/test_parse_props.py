@@ -1,4 +1,5 @@
-"""Round trips of the parsers and formatters in ``allsmi.domain.parse`` (STYLE.md rule 13)."""
+"""Round trips of the parsers and formatters in ``allsmi.domain.parse``
+(docs/architecture.md §8, rule 13)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_unavailable_readings_are_written_as_null_never_nan() -> None:
 
 
 # all-smi writes sorted keys, `timestamp` near the end, −1/0 sentinels, error objects
-# and scrape targets with a scheme (reference/all-smi-behaviour.md §1–§2).
+# and scrape targets with a scheme (docs/recording-format.md Appendix A).
 ALL_SMI_LINE = orjson.dumps(
     {
         "cpus": [

@@ -1,4 +1,4 @@
-"""``snapshot --format csv``: one RFC 4180 row per device (reference §8), read back with csv."""
+"""``snapshot --format csv``: one row per device in all-smi's columns, read back with csv."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Idle connections never starve requests: the server core under floods of silent clients,
-over real loopback sockets (DESIGN.md §6). The server runs with the exporter's limits (256
-connections, a 10 s header timeout); before idle connections were shed, every request here
-waited in the listen backlog until a silent client's header timeout freed a slot (9-30 s)."""
+over real loopback sockets (docs/architecture.md §3.2). The server runs with the exporter's
+limits (256 connections, a 10 s header timeout); before idle connections were shed, every
+request here waited in the listen backlog until a silent client's header timeout freed a
+slot (9-30 s)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exporter's text: all-smi's families and labels (reference §6.1), written strictly.
+"""The exporter's text: all-smi's families and labels (docs/architecture.md §3.3), written strictly.
 
 Output is read back with ``prometheus_client``'s parser, an implementation independent of
 ours, and with a few line-level checks for what that parser forgives (repeated HELP/TYPE,

@@ -1,4 +1,5 @@
-"""Parsers of durations, sizes, intervals, timecodes and RFC 3339 times (DESIGN.md §1, §4, §5)."""
+"""Parsers of durations, sizes, intervals, timecodes and RFC 3339 times
+(docs/architecture.md §7.2; docs/recording-format.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""STYLE.md rule 1: ``domain`` imports the standard library's pure parts and ``attrs`` only."""
+"""``domain`` imports the standard library's pure parts and ``attrs`` only
+(docs/architecture.md §2.2, §2.5)."""
 
 from __future__ import annotations
 

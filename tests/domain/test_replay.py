@@ -1,4 +1,4 @@
-"""The replay core, one test per row of the DESIGN.md §5 table (and its notes)."""
+"""The replay core, one test per row of the docs/architecture.md §5.4 table (and its notes)."""
 
 from __future__ import annotations
 

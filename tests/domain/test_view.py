@@ -1,4 +1,4 @@
-"""The view model as data (STYLE rule 11; DESIGN.md §5 "Status bar" and "The screen")."""
+"""The view model as data (docs/architecture.md §6, the status line and the screen; §8, rule 11)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``allsmi api`` as a user runs it (DESIGN.md §6): scraped by a real Prometheus, linted by
-the real ``promtool``, subscribed to over ``/events``, guarded by a token, bounded, stopped.
+"""``allsmi api`` as a user runs it (docs/architecture.md §3.2): scraped by a real
+Prometheus, linted by the real ``promtool``, subscribed to over ``/events``, guarded by a
+token, bounded, stopped.
 
 Prometheus and promtool come from the Debian ``prometheus`` package (scripts/setup-system);
 our Prometheus runs on loopback ports of its own with a temporary data directory.
@@ -35,7 +36,7 @@ from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
 
 TOKEN: Final = "s3cret"
 # promtool's one complaint we accept: the `_count` suffix on all-smi's legacy gauge names,
-# kept so dashboards built for all-smi keep working (DESIGN.md §6).
+# kept so dashboards built for all-smi keep working (docs/architecture.md §3.3).
 LEGACY_COUNT_NAMES: Final = frozenset(
     f"all_smi_cpu_{kind}_count"
     for kind in ("core", "socket", "thread", "s_core", "p_core", "e_core", "gpu_core")

@@ -1,7 +1,8 @@
-"""``allsmi api`` keeps answering scrapes while idle clients hold its connections (DESIGN.md
-§6): 2000 silent connections, or 256 silent clients that reconnect as soon as they are closed,
-and 50 ``/metrics`` scrapes on fresh connections, each answered 200 within seconds. Before
-idle connections were shed, a scrape waited for a silent client's 10 s header timeout."""
+"""``allsmi api`` keeps answering scrapes while idle clients hold its connections
+(docs/architecture.md §3.2): 2000 silent connections, or 256 silent clients that
+reconnect as soon as they are closed, and 50 ``/metrics`` scrapes on fresh connections,
+each answered 200 within seconds. Before idle connections were shed, a scrape waited for a
+silent client's 10 s header timeout."""
 
 from __future__ import annotations
 

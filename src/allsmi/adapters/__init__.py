@@ -1,1 +1,1 @@
-"""adapters layer of allsmi (see README, Architecture)."""
+"""adapters layer of allsmi (docs/architecture.md §2.3, §3)."""

@@ -1,4 +1,4 @@
-"""A frame as the ``snapshot --format csv`` table (reference/all-smi-behaviour.md §8).
+"""A frame as the ``snapshot --format csv`` table (all-smi's columns; docs/architecture.md §3.7).
 
 One row per device across sections, in the section order of the model (gpu, cpu, memory,
 chassis, process, storage), under all-smi's default columns plus ``host_id`` so rows of a

@@ -1,16 +1,17 @@
-"""The one serializer (DESIGN.md §2): the schema-1 model to compact JSON lines and back.
+"""The one serializer (docs/architecture.md §3.7): the schema-1 model to compact JSON
+lines and back.
 
 Every JSON line allsmi writes or reads goes through this module — ``snapshot``, ``record``,
 the exporter's ``/snapshot`` and ``/events``, and the recording reader. It is a single cattrs
 converter over orjson.
 
 Rules it obeys:
-- Lines are compact, ``\\n``-terminated, with the exact key order of DESIGN.md §4:
+- Lines are compact, ``\\n``-terminated, with the key order of docs/recording-format.md §3–§6:
   ``schema`` first, then the kind (``header``/``index``) or ``t``, so a reader learns a
   line's kind and time from its first bytes (see :func:`slice_line`).
 - NaN and ±Inf are never written (orjson writes them as ``null``; the model's readers never
   produce them anyway).
-- Reading accepts all-smi's lines too (reference/all-smi-behaviour.md §1–§2): ``timestamp``
+- Reading accepts all-smi's lines too (docs/recording-format.md Appendix A): ``timestamp``
   and ``hostname`` keys, sorted keys, −1/0 sentinels for missing readings, error objects
   instead of strings, ``http://`` host ids. They become the same model as ours.
 - Malformed input raises :class:`RecordingCorrupt` naming the line and the reason; a line
@@ -110,7 +111,8 @@ _SECTIONS: Final = tuple(
 
 
 def frame_to_dict(frame: Frame) -> dict[str, Any]:
-    """The wire object of a data frame, keys in DESIGN.md §4 order; absent sections omitted."""
+    """The wire object of a data frame, keys in the order of docs/recording-format.md §5.1;
+    absent sections omitted."""
     out: dict[str, Any] = {"schema": SCHEMA_VERSION, "t": format_rfc3339_ms(frame.t_ms)}
     if frame.seq is not None:
         out["seq"] = frame.seq
@@ -301,7 +303,8 @@ def _structure_rows(rows: object, target: Any, key: str) -> tuple[Any, ...]:
 
 # --------------------------------------------------------------------------- all-smi lines
 
-# all-smi writes −1 for "no reading" in these GPU fields and 0 in these (§1.1).
+# all-smi writes −1 for "no reading" in these GPU fields and 0 in these (docs/recording-format.md
+# Appendix A).
 _MINUS_ONE_MEANS_NONE: Final = ("utilization", "power_consumption")
 _ZERO_MEANS_NONE: Final = ("temperature", "frequency")
 # Sections whose rows carry their host's id (process rows get theirs from the line's hostname).

@@ -1,1 +1,1 @@
-"""app layer of allsmi (see README, Architecture)."""
+"""app layer of allsmi (docs/architecture.md §2.4, §7)."""

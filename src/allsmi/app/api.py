@@ -1,4 +1,4 @@
-"""``allsmi api``: this machine as an exporter (DESIGN.md §6).
+"""``allsmi api``: this machine as an exporter (docs/architecture.md §3.2).
 
 Collection runs on its own fixed-rate cadence and publishes each frame; requests only read
 the latest one. Binds 127.0.0.1 unless told otherwise; with ``--token-file`` or

@@ -1,4 +1,5 @@
-"""The ``allsmi`` command line (DESIGN.md §1): parsing, and errors mapped to exit statuses.
+"""The ``allsmi`` command line (docs/architecture.md §1, §7.3): parsing, and errors mapped
+to exit statuses.
 
 Every failure the user can meet ends here as one line on stderr and a status: 0 success,
 1 runtime failure, 2 usage error / unsupported or unreadable input. Never a traceback
@@ -449,7 +450,8 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
 
 
 def _prefix(args: argparse.Namespace) -> str:
-    """Errors of ``view --replay`` read ``replay: …`` (DESIGN.md §4); others name the command."""
+    """Errors of ``view --replay`` read ``replay: …``; others name the command
+    (docs/architecture.md §7.3)."""
     if args.command == "view" and getattr(args, "replay", None):
         return "replay"
     return f"allsmi {args.command}"

@@ -1,4 +1,4 @@
-"""The shell's clock, injected into every composition root (STYLE.md rule 6), and the one
+"""The shell's clock, injected into every composition root (docs/architecture.md §7.4), and the one
 fixed-rate loop every periodic task runs on.
 
 ``RealClock`` reads the OS; ``SimClock`` is a simulated clock whose waits return at once

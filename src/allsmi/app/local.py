@@ -1,8 +1,8 @@
 """Local collection: NVML and psutil readers behind worker threads, one frame per call.
 
-Rules (DESIGN.md §2): blocking reads go through ``anyio.to_thread``, each source has at most
-one call in flight and each call a timeout. A read that times out is abandoned, its thread
-left to finish; until it does, that source reports ``"<source>: previous read still
+Rules (docs/architecture.md §7.6): blocking reads go through ``anyio.to_thread``, each source
+has at most one call in flight and each call a timeout. A read that times out is abandoned,
+its thread left to finish; until it does, that source reports ``"<source>: previous read still
 running"`` rather than piling up threads. Sample time is stamped by the caller's clock.
 """
 

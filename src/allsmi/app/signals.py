@@ -1,6 +1,6 @@
 """Waiting for the signals that end a command, the one way every composition root does it.
 
-``record``, ``api`` and ``mock`` stop on SIGTERM, SIGINT and SIGHUP (DESIGN.md §1, §4); the
+``record``, ``api`` and ``mock`` stop on SIGTERM, SIGINT and SIGHUP (docs/architecture.md §7.5); the
 TUI stops on SIGTERM and SIGHUP only (Ctrl-C is a key there). The handlers are anyio's: they
 are installed when :func:`wait_for_signal` starts waiting and removed when it returns (the
 signal's default action is back). Main thread only, as anyio requires.

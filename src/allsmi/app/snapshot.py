@@ -1,4 +1,4 @@
-"""``allsmi snapshot``: read this machine once and print it (DESIGN.md §1).
+"""``allsmi snapshot``: read this machine once and print it (docs/architecture.md §7.1).
 
 JSON goes through the one serializer, so a compact snapshot is a valid one-frame recording.
 Exit 1 when no requested section yielded a single row (e.g. ``--include gpu`` on a machine

@@ -1,4 +1,4 @@
-"""The TUI composition root: one loop for live view and replay (DESIGN.md §2, §5).
+"""The TUI composition root: one loop for live view and replay (docs/architecture.md §5.6).
 
 The loop runs on the main thread (asciimatics installs signal handlers there): draw if
 something changed, drain the keys, feed the time that passed, then wait on stdin until the

@@ -1,4 +1,5 @@
-"""``allsmi verify PATH [--deep]``: integrity and coverage of a recording (DESIGN.md §4).
+"""``allsmi verify PATH [--deep]``: integrity and coverage of a recording
+(docs/architecture.md §7.1).
 
 Reads the whole recording once (every frame's time and ``seq``; with ``--deep`` every frame
 is also structured) and reports segments, frames, time span, hosts, gaps longer than twice

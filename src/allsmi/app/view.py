@@ -26,7 +26,7 @@ LOCAL_SECTIONS = SECTIONS  # the cluster view scrapes REMOTE_SECTIONS (no proces
 
 
 class ScreenTerminal(AsciimaticsTerminal):
-    """The asciimatics terminal, waiting on stdin the anyio way (DESIGN.md §2)."""
+    """The asciimatics terminal, waiting on stdin the anyio way (docs/architecture.md §5.6)."""
 
     async def wait_input(self, timeout_ms: int) -> None:
         with anyio.move_on_after(max(0, timeout_ms) / 1000):

@@ -1,1 +1,1 @@
-"""domain layer of allsmi (see README, Architecture)."""
+"""domain layer of allsmi (docs/architecture.md §2.2, §4)."""

@@ -1,4 +1,4 @@
-"""Readings derived from other readings when no better source exists (DESIGN.md §3).
+"""Readings derived from other readings when no better source exists (docs/architecture.md §3.4).
 
 A derived reading never replaces a measured one, and is ``None`` (not available) when what
 it derives from is not available either: never an invented 0.

@@ -1,4 +1,5 @@
-"""The few errors allsmi raises, each named at the boundary it belongs to (STYLE.md rule 10).
+"""The few errors allsmi raises, each named at the boundary it belongs to
+(docs/architecture.md §4.5).
 
 The CLI maps every one of them to a single line on stderr and the exit status it carries:
 2 for usage errors, unsupported schemas and unreadable input; 1 for runtime failures.

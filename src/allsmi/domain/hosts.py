@@ -1,4 +1,5 @@
-"""Host lists for cluster sources (DESIGN.md §6), and host identity, once. Pure.
+"""Host lists for cluster sources (docs/architecture.md §3.2), and host identity (§4.4),
+once. Pure.
 
 A hostfile holds one host per line (``host:port`` or a URL); ``#`` comments and blank lines
 are ignored. A host is kept as its *scrape target*: the host id (no scheme, no trailing slash)

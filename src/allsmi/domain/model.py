@@ -1,7 +1,7 @@
-"""The schema-1 metric model (DESIGN.md §3, §4) as frozen attrs values.
+"""The schema-1 metric model (docs/recording-format.md §5) as frozen attrs values.
 
 Rules this module obeys:
-- Field names are all-smi's (reference/all-smi-behaviour.md §1), so a scrape of either tool
+- Field names are those of all-smi's snapshot JSON, so a scrape of either tool
   maps onto one model. Units are in the field name or in the trailing comment.
 - A reading that is not available is ``None``, never an invented 0.
 - Time is integer milliseconds since the Unix epoch (UTC); the wire form (RFC 3339) is the
@@ -270,7 +270,7 @@ class Section:
     """One section of a frame, and every name it goes by."""
 
     name: str  # canonical: --include, the sources' include tuples, error texts
-    key: str  # key of a data line (DESIGN.md §4) and of a /snapshot answer
+    key: str  # key of a data line (docs/recording-format.md §5.1), and of /snapshot
     attr: str  # attribute of Frame
     row_type: type[Row]
     default: bool  # in the default --include of record and snapshot
@@ -279,7 +279,8 @@ class Section:
     aliases: tuple[str, ...] = ()  # other spellings --include accepts
 
 
-# The sections, in the key order of a data line (DESIGN.md §4) and of every list of them.
+# The sections, in the key order of a data line (docs/recording-format.md §5.1) and of every
+# list of them.
 # fmt: off
 SECTION_TABLE: Final[tuple[Section, ...]] = (
     #       name       key          attr         row type    default remote per_host aliases

@@ -1,4 +1,5 @@
-"""What the recorder drops from a frame whose line is over the line cap (DESIGN.md §4).
+"""What the recorder drops from a frame whose line is over the line cap
+(docs/recording-format.md §3.1).
 
 The shell encodes and measures; this module only decides. A frame is tried as collected,
 then without its heaviest parts — process rows and per-core lists, the two that grow without

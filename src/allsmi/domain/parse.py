@@ -1,4 +1,5 @@
-"""Parsers and formatters for what users type and what recordings carry (DESIGN.md §1, §4, §5).
+"""Parsers and formatters for what users type and what recordings carry (docs/architecture.md
+§4.3, §7.2; docs/recording-format.md §2).
 
 Rules this module obeys:
 - Pure: the standard library and attrs only. No clock, no I/O, and no local zone: the shell
@@ -68,7 +69,7 @@ def _seconds_to_ms(seconds: Fraction) -> int:
     return round(seconds * MS_PER_SECOND)
 
 
-# --- durations, sizes, intervals (DESIGN.md §1) -------------------------------------------
+# --- durations, sizes, intervals (docs/architecture.md §7.2) ------------------------------
 
 # Units in descending order, each at most once: "1h1h" and "30m1h" do not match.
 _DURATION: Final = re.compile(
@@ -133,7 +134,7 @@ def parse_interval_ms(text: str) -> int:
     return _seconds_to_ms(seconds)
 
 
-# --- timecodes (DESIGN.md §1, §5: --start and the g key) -----------------------------------
+# --- timecodes (docs/architecture.md §7.2: --start and the g key) --------------------------
 
 
 @attrs.frozen
@@ -257,7 +258,7 @@ def _local_date(ms: int, tz: tzinfo) -> date:
     return (_EPOCH + ms * _ONE_MS).astimezone(tz).date()
 
 
-# --- RFC 3339 (the recording's `t`, DESIGN.md §4) -------------------------------------------
+# --- RFC 3339 (the recording's `t`, docs/recording-format.md §2) ----------------------------
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:

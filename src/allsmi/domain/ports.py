@@ -2,7 +2,7 @@
 
 Rules: typing only. A port names what the composition roots need from an edge and nothing
 about how an adapter provides it, so this module imports the standard library's ``typing``
-and the domain model alone (STYLE.md rule 1; ``tests/domain/test_purity.py`` checks).
+and the domain model alone (docs/architecture.md §2.2; ``tests/domain/test_purity.py`` checks).
 """
 
 from __future__ import annotations

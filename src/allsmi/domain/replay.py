@@ -1,4 +1,5 @@
-"""The replay state machine (DESIGN.md §5): every replay control as one total function.
+"""The replay state machine (docs/architecture.md §5): every replay control as one total
+function.
 
 Rules this module obeys:
 - ``step(state, event) -> (state, commands)`` is total: every state × every event gives a

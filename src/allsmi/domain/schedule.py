@@ -1,5 +1,5 @@
 """Fixed-rate scheduling for the recorder and every periodic loop of the shell
-(:func:`allsmi.app.clock.run_every`; DESIGN.md §2, STYLE.md rule 6). Pure.
+(:func:`allsmi.app.clock.run_every`; docs/architecture.md §7.4; §8, rule 6). Pure.
 
 Deadlines are absolute — ``start + k × interval`` — so a 1 s recorder does not drift over an
 hour. A cycle that overruns skips the deadlines it missed (and says how many) instead of

@@ -1,4 +1,4 @@
-"""The view model (DESIGN.md §2 "one render pipeline", §5 "The screen"; STYLE rule 11).
+"""The view model (docs/architecture.md §6, "one render pipeline"; §8, rule 11).
 
 Rules this module obeys:
 - Pure: ``render(frame, view, width, height, status)`` returns styled lines and does nothing

@@ -1,4 +1,4 @@
-"""Styled text and the row builders of the view (DESIGN.md §5 "The screen").
+"""Styled text and the row builders of the view (docs/architecture.md §6).
 
 Rules this module obeys:
 - Pure: the standard library and attrs only; no terminal, no clock.
@@ -13,7 +13,7 @@ Rules this module obeys:
   :class:`allsmi.domain.hosts.HostNames` per frame), never by its own ``hostname``: tabs
   and rows read the same.
 
-The look follows all-smi's (reference/all-smi-behaviour.md §8, reference/screens/): two
+The look follows all-smi's TUI (as on a 200-node cluster, docs/architecture.md §6): two
 lines per GPU (identity and readings, then Util/Mem gauges coloured by level), then per host
 CPU, memory and disk rows, and all-smi's ``PID USER … COMMAND`` process table.
 """
@@ -227,7 +227,7 @@ def halves(width: int) -> tuple[int, int]:
 
 @attrs.frozen
 class RowLayout:
-    """Which form of the reading lines fits ``width`` (DESIGN §5: readable at 80×24)."""
+    """Which form of the reading lines fits ``width`` (docs/architecture.md §6: 80×24)."""
 
     width: int
     wide: bool  # "Util: 45.2%" with spaces, else "Util:45.2%"

@@ -1,4 +1,4 @@
-"""Names of a rotated recording set (DESIGN.md §4, the rotation table). Pure string logic.
+"""Names of a rotated recording set (docs/recording-format.md §8.1). Pure string logic.
 
 The active file keeps the ``-o`` name; rotated segments insert a number of at least four
 digits before the extension chain (everything from the first dot of the name on):

@@ -1,16 +1,17 @@
-"""Local host readers: CPU, memory, storage and chassis of this machine (DESIGN.md §3).
+"""Local host readers: CPU, memory, storage and chassis of this machine (docs/architecture.md §3.4).
 
 Rules this module obeys:
-- Each field comes from the source DESIGN §3 names: psutil for utilization, memory, storage
-  and sensors; ``/proc/cpuinfo`` and sysfs for model, sockets and frequencies;
-  ``/sys/class/dmi/id`` for chassis identity. A reading that is not available is ``None``,
-  never an invented 0 (STYLE rule 8).
+- Each field comes from the source docs/architecture.md §3.4 names: psutil for utilization,
+  memory, storage and sensors; ``/proc/cpuinfo`` and sysfs for model, sockets and
+  frequencies; ``/sys/class/dmi/id`` for chassis identity. A reading that is not available
+  is ``None``, never an invented 0 (docs/architecture.md §8, rule 8).
 - A missing or unreadable file, or an absent sensor, gives ``None``; an unexpected failure
   of a psutil call the row cannot do without becomes ``SourceUnavailable("psutil: <what>")``.
 - Plain sync methods, no threads, no clock: the composition root runs each call in a worker
-  thread with a timeout (STYLE rules 6–7). Samples are stamped by the caller.
+  thread with a timeout (docs/architecture.md §7.6). Samples are stamped by the caller.
 - Storage never touches a network, cluster or pseudo filesystem: mounts are filtered by
-  fstype from ``/etc/mtab`` (read, not stat'ed) *before* any ``statvfs`` (library-notes §6).
+  fstype from ``/etc/mtab`` (read, not stat'ed) *before* any ``statvfs`` (a hung mount would
+  block it).
 
 Theory of operation: the static facts (cpuinfo parse, sysfs topology and cpufreq limits, DMI
 identity, core counts) are read once, on the first call, and cached on the reader. Each
@@ -74,7 +75,7 @@ SKIPPED_MOUNT_PREFIXES: Final = (
     "/proc/", "/sys/", "/dev/", "/snap/", "/var/lib/docker/", "/var/lib/containers/",
 )  # fmt: skip
 
-# /sys/class/dmi/id file → all-smi's chassis ``detail`` key (all-smi-behaviour §1.6).
+# /sys/class/dmi/id file → all-smi's chassis ``detail`` key (the names all-smi writes).
 DMI_DETAIL_KEYS: Final = (
     ("product_name", "Product Name"),
     ("sys_vendor", "Vendor"),
@@ -532,7 +533,7 @@ class HostReader:
     def read_chassis(self) -> tuple[Chassis, ...]:
         """One ``Chassis`` row: DMI identity and fans; inlet/outlet only from sensors
         labelled so. Power is left unknown: no local reading has it, and the local source
-        puts in the GPUs' sum (DESIGN.md §3)."""
+        puts in the GPUs' sum (docs/architecture.md §3.4)."""
         if self._chassis_detail is None:
             self._chassis_detail = self._read_dmi()
         sensors = _temperature_sensors()

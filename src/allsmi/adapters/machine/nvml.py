@@ -1,4 +1,4 @@
-"""The NVML reader: this machine's NVIDIA GPUs and their processes (DESIGN.md §3).
+"""The NVML reader: this machine's NVIDIA GPUs and their processes (docs/architecture.md §3.4).
 
 Rules this module obeys:
 - nvidia-ml-py (module ``pynvml``) is untyped. It is reached only through :class:`NvmlApi`,
@@ -8,8 +8,8 @@ Rules this module obeys:
   ``None`` ("not available", as nvitop's ``nvmlQuery`` does). Two kinds are not local: a GPU
   that is lost or needs a reset is reported in ``errors`` and skipped (the other GPUs are still
   read); a driver-level failure ends the cycle with an ``errors`` entry. ``NVMLError`` never
-  leaves this module (STYLE.md rule 8); only :meth:`NvmlReader.open` raises, and it raises
-  :class:`SourceUnavailable`.
+  leaves this module (docs/architecture.md §8, rule 8); only :meth:`NvmlReader.open` raises,
+  and it raises :class:`SourceUnavailable`.
 - A value NVML does not give is ``None``, never 0. Units are converted here: NVML's mW → W.
 - Static values (name, limits, thresholds, core count, PCI bus id, NUMA node, driver and CUDA
   versions) are read once per device, keyed by index and UUID, so a cycle costs only the

@@ -1,8 +1,8 @@
-"""Enriches NVML's GPU processes with what psutil knows about each PID (DESIGN.md §3).
+"""Enriches NVML's GPU processes with what psutil knows about each PID (docs/architecture.md §3.4).
 
 Rules this module obeys:
-- Only the PIDs NVML reported are looked at, never the whole process table (library-notes §6:
-  ~0.3 ms per process).
+- Only the PIDs NVML reported are looked at, never the whole process table (psutil
+  costs ~0.3 ms per process).
 - ``psutil.Process`` objects are kept between cycles, keyed by (pid, create time), so
   ``cpu_percent`` measures the interval since the previous cycle. On a process's first cycle
   it is ``None``, not psutil's meaningless 0.0. A recycled pid has a new create time, so it

@@ -4,8 +4,8 @@ Why not httpx here: scraping a hundred hosts every second is the recorder's whol
 httpx's per-request machinery (request/response models, the connection pool, its locks and
 traces) cost ~0.75 ms of CPU a request — most of a cycle's budget (bench/bench_cluster.py).
 This client does one thing: ``GET`` a path from one origin, again and again, on one
-connection. h11 does all the parsing and framing (DESIGN.md §2: no hand-written HTTP); this
-module only moves bytes and applies limits.
+connection. h11 does all the parsing and framing (docs/architecture.md §3.2: no hand-written
+HTTP); this module only moves bytes and applies limits.
 
 Rules this module obeys:
 - One connection per :class:`HttpOrigin`, reused while both sides say keep-alive; a request

@@ -1,4 +1,4 @@
-"""The remote source: one frame per cycle from many hosts' exporters (DESIGN.md §6).
+"""The remote source: one frame per cycle from many hosts' exporters (docs/architecture.md §3.2).
 
 Each host is scraped concurrently, at most ``max_in_flight`` requests at a time, each with
 its own timeout, and the whole cycle with a deadline — one hanging host never delays a frame.

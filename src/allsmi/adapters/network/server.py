@@ -1,8 +1,10 @@
-"""A small, strict HTTP/1.1 server core shared by ``allsmi api`` and ``allsmi mock`` (DESIGN.md §6).
+"""A small, strict HTTP/1.1 server core shared by ``allsmi api`` and ``allsmi mock``
+(docs/architecture.md §3.2).
 
 Rules this module obeys:
-- h11 does all the parsing and framing (DESIGN §2: no hand-written HTTP); this module only moves
-  bytes between an anyio byte stream and an ``h11.Connection``, applies limits and dispatches.
+- h11 does all the parsing and framing (docs/architecture.md §3.2: no hand-written HTTP); this
+  module only moves bytes between an anyio byte stream and an ``h11.Connection``, applies
+  limits and dispatches.
 - Every input is bounded (:class:`Limits`): the request head and body together (431 for the
   head, 413 for the body), the header count (431), the time to send a head (connection closed),
   the idle time between keep-alive requests (closed), the time each write may take (closed),

@@ -6,7 +6,7 @@ family adds to its entity's. The parser's side takes a sample back: its value to
 its labels to fields (the ``*_read`` functions). Where a family carries its reading in labels,
 the two directions sit side by side, so one is seen to undo the other.
 
-all-smi's forms (reference/all-smi-behaviour.md §6.1) are kept: the platform as its enum's
+all-smi's exporter forms (docs/architecture.md §3.3) are kept: the platform as its enum's
 Debug form (``Other("x")``), chassis detail keys as snake-case labels, a process's age in
 seconds, no swap families without swap, no buffer or cache sample for 0 bytes.
 """

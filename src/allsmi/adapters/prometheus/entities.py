@@ -1,6 +1,6 @@
 """What the samples of the ``/metrics`` page are about: the entities (a host, a GPU, a CPU
 socket, a fan…) that families describe, and the base labels that name each one
-(reference/all-smi-behaviour.md §6.1).
+(all-smi's exporter labels, docs/architecture.md §3.3).
 
 An :class:`Entity` is a kind of row with its base label names, in all-smi's order, and a
 function that yields each such row of a frame with those labels' values. Every family of

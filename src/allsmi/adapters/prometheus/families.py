@@ -1,7 +1,7 @@
 """The metric families of the ``/metrics`` page, as one table that reads both ways.
 
 Each :class:`Family` row of :data:`FAMILIES` is all there is to know about one family: its
-name, ``# HELP`` text and type (reference/all-smi-behaviour.md §6.1: dashboards built for
+name, ``# HELP`` text and type (all-smi's exporter names and help: dashboards built for
 ``all-smi api`` must work unchanged), the :class:`~.entities.Entity` its samples are about
 (so its base labels), the labels it adds, how the writer gets a sample from a row
 (``value``, ``extra``), and how the parser puts a sample back into a row (``read``). The

@@ -2,7 +2,7 @@
 
 The inverse of :func:`allsmi.adapters.prometheus.writer.render_metrics`: our own page parses
 back to the rows it was rendered from, for every field the page carries. It also reads
-all-smi's page better than all-smi does (reference/all-smi-behaviour.md §6.3): free memory,
+all-smi's page better than all-smi's own scraper does (docs/architecture.md §3.3): free memory,
 CPU sockets, chassis, negative values and exponents are all kept.
 
 Grammar: ``prometheus_client``'s text parser (exposition 0.0.4: exponents, ``NaN``, ``±Inf``,

@@ -1,7 +1,7 @@
 """A frame as Prometheus text exposition 0.0.4 with all-smi's metric names and labels.
 
-The names and label sets are the contract of reference/all-smi-behaviour.md §6.1, so
-dashboards built for ``all-smi api`` work unchanged (DESIGN.md §6). The writing is stricter
+The names and label sets are those of all-smi's exporter, so dashboards built for
+``all-smi api`` work unchanged (docs/architecture.md §3.3). The writing is stricter
 than all-smi's own exporter:
 
 - Each family's ``# HELP`` and ``# TYPE`` lines appear exactly once, and all of its samples

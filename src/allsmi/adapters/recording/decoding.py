@@ -5,9 +5,9 @@ zstd frame or gzip member boundary (our chunks), a zlib checkpoint inside a gzip
 (``Decompress.copy()``), or any line of a plain file; plus how many decoded bytes to skip
 to reach the first wanted line. Everything that reads a recording goes through here.
 
-Limits against hostile files, enforced while reading (DESIGN.md §4): a line is at most
-16 MiB decompressed (a longer one is skipped whole, never buffered), the zstd window is
-at most 128 MiB, and decompression output is produced in bounded pieces, so a zstd or gzip
+Limits against hostile files, enforced while reading (docs/recording-format.md §11): a line
+is at most 16 MiB decompressed (a longer one is skipped whole, never buffered), the zstd
+window is at most 128 MiB, and decompression output is produced in bounded pieces, so a zstd or gzip
 bomb costs time, not memory. A truncated compressed tail ends the stream quietly after the
 last complete line; a torn last line (no ``\\n``) is reported, never returned.
 """

@@ -1,4 +1,4 @@
-"""Which files make up a recording, oldest first (DESIGN.md §4, Reading).
+"""Which files make up a recording, oldest first (docs/recording-format.md §8.1).
 
 A recording is named by its active file: ``trace.ndjson.zst`` stands for its rotated segments
 ``trace.0001.ndjson.zst``, ``trace.0002.ndjson.zst`` … (higher is newer) and then itself. Only

@@ -1,4 +1,4 @@
-"""Following a recording while it is written (DESIGN.md §5, ``--follow``).
+"""Following a recording while it is written (docs/architecture.md §5.7, ``--follow``).
 
 :class:`FollowingSource` is a :class:`~allsmi.adapters.recording.source.RecordingSource` (held,
 not extended) plus a *tail*: the reader's own bounded decoder

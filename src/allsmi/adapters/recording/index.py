@@ -1,4 +1,5 @@
-"""The chunk index of one segment: where its frames can be decoded from (DESIGN.md §4).
+"""The chunk index of one segment: where its frames can be decoded from
+(docs/recording-format.md §7.7).
 
 A segment (one file of a recording) is seen as a list of *chunks*: runs of data lines
 decodable from a known :class:`Start`, each with its first seek key and, once known, its frame

@@ -1,4 +1,4 @@
-"""The zstd seek table of a recording (DESIGN.md §4): markers, footer table and trailer.
+"""The zstd seek table of a recording (docs/recording-format.md §7): markers, table, trailer.
 
 All three are zstd *skippable frames* (RFC 8878 §3.1.2): a little-endian u32 magic in
 0x184D2A50..0x184D2A5F, a u32 payload size, then the payload. ``zstd -d`` and every zstd

@@ -1,4 +1,4 @@
-"""The rotating compressed sink: how a recording reaches the disk (DESIGN.md §4, writing).
+"""The rotating compressed sink: how a recording reaches the disk (docs/recording-format.md §6–§8).
 
 Theory of operation. A recording is a set of *segments* (the active file plus rotated,
 numbered ones). A segment is a sequence of *chunks*; a chunk is one independent

@@ -1,4 +1,4 @@
-"""The seekable file source: random access to the frames of a recording (DESIGN.md §4).
+"""The seekable file source: random access to the frames of a recording (docs/architecture.md §3.1).
 
 A thin façade over the reader's parts: :mod:`.discovery` finds the set's files, :mod:`.index`
 finds each segment's chunks (footer, markers, or one scan), a :class:`Timeline` numbers the

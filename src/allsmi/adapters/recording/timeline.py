@@ -1,4 +1,4 @@
-"""The timeline of a recording: every frame's place, time and seek key (DESIGN.md §4).
+"""The timeline of a recording: every frame's place, time and seek key (docs/architecture.md §5.1).
 
 Frames are addressed by their ordinal *index* across the whole set (0 … N−1), so frames
 that share a timestamp, and recordings whose ``seq`` has gaps (``jq``-filtered, evicted),

@@ -1,4 +1,5 @@
-"""A seeded model of GPU nodes (DESIGN.md §6): the one simulator behind ``mock`` and ``demo``.
+"""A seeded model of GPU nodes (docs/architecture.md §3.6): the one simulator behind
+``mock`` and ``demo``.
 
 Rules this module obeys:
 - Deterministic: every node owns a ``random.Random`` seeded from ``(seed, node index)``, so the
@@ -6,7 +7,7 @@ Rules this module obeys:
   and nodes do not disturb each other's streams. Reading never draws from a generator.
 - Time is an input: :meth:`~ClusterSimulator.advance` takes ``dt_ms``; readings take the
   simulated ``t_ms`` (ms since the epoch) only to decide which incidents apply.
-- Ranges and formats follow all-smi's mock (reference/all-smi-behaviour.md §7): utilization
+- Ranges and formats follow all-smi's mock server: utilization
   walks ±5 per 3 s clamped to 0–100 and is written with 2 decimals, memory drifts ±3 GiB,
   power is idle + load + memory + per-GPU bias + noise clamped to 80 W–TDP with 3 decimals,
   temperature follows power clamped to 35–85 °C, frequency is 1200 + 6·util ± 100 clamped to

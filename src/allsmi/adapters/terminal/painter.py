@@ -1,9 +1,10 @@
-"""The asciimatics painter: paints styled lines and reads keys, nothing else (STYLE rule 11).
+"""The asciimatics painter: paints styled lines and reads keys, nothing else
+(docs/architecture.md §3.5).
 
 It turns the view model's lines into ``print_at`` calls and asciimatics key codes into key
 names (``"space"``, ``"left"``, ``"]"``) before anyone else sees them. It decides nothing.
 
-Facts it relies on (reference/library-notes.md §3): curses must own a real terminal on
+Facts it relies on (measured in tmux and in a pty): curses must own a real terminal on
 stdin/stdout; ``ESCDELAY`` must be set before the screen opens or Esc takes a second;
 ``print_at`` does not clear the rest of a line (our lines are always full width); a resized
 terminal needs the screen closed and opened again.
