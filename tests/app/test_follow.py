@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 import pytest
 
 from allsmi.adapters import wire
-from allsmi.adapters.recording import follow
+from allsmi.adapters.recording import follow, seektable
 from allsmi.adapters.recording.damage import DamageKind
 from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
@@ -359,8 +360,6 @@ def test_growth_while_the_follower_attaches_is_chunked_as_written(
 
 
 def test_following_from_a_cut_right_after_a_marker_reads_every_frame(tmp_path: Path) -> None:
-    from allsmi.adapters.recording import seektable
-
     whole = tmp_path / "w.ndjson.zst"
     rec.write_sink(whole, 100, Codec.ZSTD, chunk_frames=25)
     data = whole.read_bytes()
@@ -378,24 +377,27 @@ def test_following_from_a_cut_right_after_a_marker_reads_every_frame(tmp_path: P
     follower.close()
 
 
-def test_attaching_to_a_chunk_whose_marker_lied_follows_the_rescanned_file(
-    tmp_path: Path,
-) -> None:
-    import re
-
-    from allsmi.adapters.recording import seektable
-
-    path = tmp_path / "m.ndjson.zst"
-    rec.write_sink(path, 30, Codec.ZSTD, close=False, chunk_frames=10)
+def _second_chunk_broken(path: Path, frames: int) -> tuple[bytes, list[int]]:
+    """An unclosed zstd recording of ``frames`` frames in chunks of 10 whose second chunk no
+    longer decodes (its marker still promises it), and the offsets of every marker."""
+    rec.write_sink(path, frames, Codec.ZSTD, close=False, chunk_frames=10)
     data = bytearray(path.read_bytes())
     marker = re.escape(seektable.MARKER_MAGIC.to_bytes(4, "little"))
     marks = [m.start() for m in re.finditer(marker, bytes(data))]
-    head = seektable.read_head(bytes(data[marks[2] : marks[2] + 8]))
-    assert head is not None
     second = bytes(data).find(seektable.ZSTD_MAGIC, marks[1])
-    data[second + 30 : second + 70] = b"\xff" * 40  # the second chunk no longer decodes
+    data[second + 30 : second + 70] = b"\xff" * 40
+    return bytes(data), marks
+
+
+def test_attaching_to_a_chunk_whose_marker_lied_follows_the_rescanned_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.ndjson.zst"
+    data, marks = _second_chunk_broken(path, 30)
+    head = seektable.read_head(data[marks[2] : marks[2] + 8])
+    assert head is not None
     cut = marks[2] + 8 + head[1] + 10  # the third chunk only begun: its marker is the last
-    path.write_bytes(bytes(data[:cut]))
+    path.write_bytes(data[:cut])
     follower = FollowingSource(path)  # the tail goes to the second chunk: a rescan
     assert follower.segments[0].opened_by == "scan"
     kept = frame_ids(follower)
@@ -409,19 +411,9 @@ def test_attaching_to_a_chunk_whose_marker_lied_follows_the_rescanned_file(
 def test_a_rescan_between_polls_puts_the_tail_back_and_is_told_as_a_rebuild(
     tmp_path: Path,
 ) -> None:
-    import re
-
-    from allsmi.adapters.recording import seektable
-
-    whole = tmp_path / "w.ndjson.zst"
-    rec.write_sink(whole, 60, Codec.ZSTD, close=False, chunk_frames=10)
-    data = bytearray(whole.read_bytes())
-    marker = re.escape(seektable.MARKER_MAGIC.to_bytes(4, "little"))
-    marks = [m.start() for m in re.finditer(marker, bytes(data))]
-    second = bytes(data).find(seektable.ZSTD_MAGIC, marks[1])
-    data[second + 30 : second + 70] = b"\xff" * 40  # the second chunk no longer decodes
+    data, marks = _second_chunk_broken(tmp_path / "w.ndjson.zst", 60)
     path = tmp_path / "f.ndjson.zst"
-    path.write_bytes(bytes(data[: marks[4]]))  # four chunks: opened by their markers
+    path.write_bytes(data[: marks[4]])  # four chunks: opened by their markers
     follower = FollowingSource(path)
     assert follower.segments[0].opened_by == "markers" and follower.frame_count == 40
     with open(path, "ab") as fh:

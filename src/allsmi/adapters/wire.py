@@ -411,7 +411,7 @@ _MINUTES: dict[bytes, int] = {}  # "2026-04-18T12:00" → its epoch ms (a seek-p
 
 def data_time(raw: bytes) -> int | None:
     """``t`` of one of our data lines read straight from fixed offsets — the seek path runs
-    this on every line of a chunk; anything unusual goes through :func:`slice_line`."""
+    this on every line of a chunk. ``None``: not that common shape; :func:`slice_line` it."""
     if raw.startswith(_OURS_DATA) and raw[40:42] == b'Z"' and raw[36] == 46:
         seconds, millis = raw[34:36], raw[37:40]
         # ASCII digits only (for bytes), seconds 00..59: what slice_line accepts, or a scan
@@ -423,8 +423,7 @@ def data_time(raw: bytes) -> int | None:
                 base = _minute_base(head)
             if base is not None:
                 return base + int(seconds) * 1000 + int(millis)
-    info = slice_line(raw)
-    return info.t_ms if info is not None and info.kind == KIND_DATA else None
+    return None
 
 
 def _minute_base(head: bytes) -> int | None:

@@ -215,7 +215,7 @@ def _walk(source: RecordingSource) -> _Walk:
                 walk.between_runs += behind
         else:
             if prev_t is not None and t_ms < prev_t:
-                if _ours(info):  # our writer never lets time go back within a run
+                if info.ours:  # our writer never lets time go back within a run
                     walk.backwards += 1
                 else:
                     walk.between_runs += 1
@@ -244,10 +244,6 @@ def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, bytes]]:
         yield segment, within, source.time_at(index), raw
         within += 1
         index += 1
-
-
-def _ours(segment: SegmentInfo) -> bool:
-    return segment.header is not None and segment.header.writer == "allsmi"
 
 
 def _seq(raw: bytes) -> int | None:

@@ -75,7 +75,6 @@ __all__ = [
     "render",
     "replay_status",
     "status_line",
-    "tab_hosts",
     "tab_labels",
     "view_key",
 ]
@@ -236,12 +235,6 @@ def status_line(status: Status, width: int) -> StyledLine:
 
 
 # --------------------------------------------------------------------------- hosts and tabs
-
-
-def tab_hosts(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:
-    """The ids of the tabs: the expected hosts in their order, then any other host the frame
-    holds, first seen first."""
-    return host_names(frame, expected_hosts).ids
 
 
 def tab_labels(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple[str, ...]:

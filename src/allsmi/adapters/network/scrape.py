@@ -46,6 +46,10 @@ from allsmi.domain.errors import AllsmiError
 from allsmi.domain.model import DEFAULT_SECTIONS, SECTION_TABLE, Frame, normalise_host_id
 from allsmi.domain.sections import build_frame, rows_of
 
+# Sections whose rows share MAX_OTHER_ROWS: every section but the GPUs and processes, which
+# have caps of their own.
+_OTHER_ROW_KEYS: Final = tuple(s.key for s in SECTION_TABLE if s.name not in ("gpu", "process"))
+
 # Per-host limits: the one source of these numbers (the README quotes them).
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # one answer, as it arrives
 MAX_SERIES: Final = 100_000  # samples on one /metrics page
@@ -396,7 +400,7 @@ def read_snapshot(
             rows = obj.get(key)
             if key in wanted and isinstance(rows, list) and len(rows) > cap:
                 raise ScrapeFailed(f"over {cap} {what}")  # before a row is structured
-        others = [obj.get(key) for key in ("cpus", "memory", "storage", "chassis")]
+        others = [obj.get(key) for key in _OTHER_ROW_KEYS]
         if sum(len(rows) for rows in others if isinstance(rows, list)) > limits.rows:
             raise ScrapeFailed(f"over {limits.rows} CPU, core, memory, disk or chassis rows")
         sections = _snapshot_rows(obj, host_id, wanted)

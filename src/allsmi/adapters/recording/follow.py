@@ -519,7 +519,7 @@ class FollowingSource:
             if segment.header is None:
                 segment.header = parse_header(raw, self.reader.warnings)
         elif info.kind == wire.KIND_INDEX and info.seq is not None:
-            if self._ours():  # a chunk of ours begins: decodable from its index line
+            if segment.ours:  # a chunk of ours begins: decodable from its index line
                 self._new_chunk(start, info.t_ms, info.seq)
         elif info.kind == wire.KIND_DATA and info.t_ms is not None:
             chunk = self._tail_chunk
@@ -530,10 +530,6 @@ class FollowingSource:
             ):
                 self._new_chunk(start, info.t_ms, None)
             self._add_line(raw, info.t_ms)
-
-    def _ours(self) -> bool:
-        header = self.reader.segments[-1].header
-        return header is not None and header.writer == "allsmi"
 
     def _new_chunk(self, start: Start, t_ms: int | None, seq: int | None) -> None:
         timeline = self.reader.timeline

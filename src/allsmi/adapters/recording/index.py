@@ -44,7 +44,7 @@ from allsmi.adapters.recording.decoding import (
 )
 from allsmi.adapters.recording.discovery import open_segment
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
-from allsmi.domain.model import Header
+from allsmi.domain.model import WRITER_NAME, Header
 
 CHUNK_FRAMES: Final = 1000  # frames per chunk built by a scan
 CHUNK_BYTES: Final = 8 * 1024 * 1024  # or fewer, once their lines hold this many bytes
@@ -53,7 +53,6 @@ MARKER_SEARCH: Final = (1 << 20, 8 << 20, 64 << 20)  # tail windows searched for
 MARKER_BYTES: Final = seektable.MARKER_MAGIC.to_bytes(4, "little")
 TRAILER_BYTES: Final = seektable.encode_trailer(0)[:8]  # magic and payload size
 TRAILER_SEARCH: Final = 64 * 1024  # bytes after a trailer that still let it be found
-_DATA_PREFIX: Final = b'{"schema":1,"t":"'
 
 Progress = Callable[[float], None]
 
@@ -89,6 +88,12 @@ class SegmentInfo:
         factory=list
     )  # frame of the segment each later run starts at
     scans: int = 0  # passes of a scan over it (a second one rebuilt its chunks)
+
+    @property
+    def ours(self) -> bool:
+        """Written by allsmi (its header says so): chunks begin at index lines, and time never
+        goes back within a run."""
+        return self.header is not None and self.header.writer == WRITER_NAME
 
     def note(self, damage: Damage) -> bool:
         """Keep a damage record; False when it was known already."""
@@ -332,7 +337,7 @@ def read_chunk(
     with open_segment(segment.path) as fh:
         for raw in _chunk_lines(fh, segment, chunk.start, stats):
             chunk.empty = False
-            if raw.startswith(_DATA_PREFIX) and (chunk.verified or not promised):
+            if chunk.verified or not promised:
                 t_ms = wire.data_time(raw)  # the common line: no full slice needed
                 if t_ms is not None:
                     lines.append(raw)
