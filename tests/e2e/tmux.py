@@ -66,13 +66,20 @@ class Tmux:
         return int(out.stdout.split()[0])
 
     def wait_for(self, what: str | Callable[[str], bool], timeout: float = 15.0) -> str:
+        """The first settled screen that passes `what`.
+
+        A capture can catch the program mid-paint (half a status line), so a screen counts
+        only once two captures in a row are the same: what the caller asserts next about the
+        returned screen is then about a whole paint, not a torn one.
+        """
         test = (lambda s: what in s) if isinstance(what, str) else what
         deadline = time.monotonic() + timeout
-        screen = ""
+        screen, previous = "", None
         while time.monotonic() < deadline:
             screen = self.screen()
-            if test(screen):
+            if screen == previous and test(screen):
                 return screen
+            previous = screen
             time.sleep(0.05)
         pytest.fail(f"timed out waiting for {what!r}; the screen was:\n{screen}")
 
