@@ -12,6 +12,11 @@ Rules this module obeys:
 - A row names its host by the display name the caller passes in (one
   :class:`allsmi.domain.hosts.HostNames` per frame), never by its own ``hostname``: tabs
   and rows read the same.
+- One unit system for every byte count on screen: binary, ``GiB`` (1024**3 bytes) and
+  ``TiB`` (1024**4) — GPU memory, host memory, swap, disks, processes and the overview
+  totals alike — since NVML and the kernel count bytes and a board's name is nearest its
+  binary figure (an H100 80GB has 81559 MiB = 79.6 GiB). Only product names keep their own
+  words (``H200 141GB HBM3`` is a name, not a reading).
 
 The look follows all-smi's TUI (as on a 200-node cluster, docs/architecture.md §6): two
 lines per GPU (identity and readings, then Util/Mem gauges coloured by level), then per host
@@ -61,7 +66,6 @@ DIM: Final = Style(fg="white")  # the empty part of a gauge (░ is light by its
 HEADER: Final = Style(fg="cyan", bold=True)
 NO_DATA: Final = Style(fg="red")
 
-GB: Final = 10**9  # GPU memory in decimal GB, as the board names it ("141GB")
 GIB: Final = 1024**3
 TIB: Final = 1024**4
 FULL: Final = "█"
@@ -139,14 +143,25 @@ def _num(value: float | None, unit: float, digits: int) -> str:
     return "N/A" if value is None else f"{value / unit:.{digits}f}"
 
 
+VRAM_WIDE: Final = 14  # cells of the GPU line's VRAM value, wide and compact
+VRAM_COMPACT: Final = 11
+# (digits of used, digits of total), most precise first: the total gives way first
+_VRAM_DIGITS: Final = ((1, 1), (1, 0), (0, 0))
+
+
 def vram(used: int | None, total: int | None, wide: bool) -> str:
-    """``12.3/141.0 GB`` (wide) or ``12.3/141GB``: decimal GB, as boards are named."""
+    """``12.3/140.4 GiB`` (wide) or ``12.3/140GiB``, in GiB like every byte count here: the
+    most precise form that fits the field (14 or 11 cells), the total losing its decimal
+    first, then the used (``126.1/140.4 GiB`` → ``126.1/140 GiB``; ``126/140GiB``)."""
     if _finite(used) is None and _finite(total) is None:
         return "N/A"
-    if wide:
-        return f"{_num(used, GB, 1)}/{_num(total, GB, 1)} GB"
-    digits = 0 if total is not None and total >= 100 * GB else 1
-    return f"{_num(used, GB, 1)}/{_num(total, GB, digits)}GB"
+    unit, cells = (" GiB", VRAM_WIDE) if wide else ("GiB", VRAM_COMPACT)
+    text = ""
+    for used_digits, total_digits in _VRAM_DIGITS:
+        text = f"{_num(used, GIB, used_digits)}/{_num(total, GIB, total_digits)}{unit}"
+        if len(text) <= cells:
+            break
+    return text
 
 
 def binary_pair(used: float | None, total: float | None) -> str:
@@ -238,7 +253,7 @@ class RowLayout:
 # (label, cells of the value when wide, when compact, label style, is it the Freq field)
 _GPU_FIELDS: Final = (
     ("Util", 6, 6, YELLOW, False),
-    ("VRAM", 14, 11, CYAN, False),
+    ("VRAM", VRAM_WIDE, VRAM_COMPACT, CYAN, False),
     ("Temp", 5, 5, YELLOW, False),
     ("Freq", 8, 7, YELLOW, True),
     ("Pwr", 10, 9, RED, False),
@@ -349,10 +364,10 @@ def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
     ]
     first += fields(layout, items)
     left, right = halves(layout.width)
-    mem_text = vram(gpu.used_memory, gpu.total_memory, False)
+    mem_text = vram(gpu.used_memory, gpu.total_memory, False).rjust(VRAM_COMPACT)
     second = two_gauges(
         gauge("Util", gpu.utilization, pct(gpu.utilization).rjust(6), left),
-        gauge("Mem ", share(gpu.used_memory, gpu.total_memory), mem_text.rjust(11), right),
+        gauge("Mem ", share(gpu.used_memory, gpu.total_memory), mem_text, right),
     )
     return first, second
 
@@ -511,14 +526,6 @@ def _sum(values: Sequence[float]) -> float | None:
     return sum(values) if values else None
 
 
-def decimal_pair(used: float | None, total: float | None) -> str:
-    """``110.3/219.2TB`` or ``24.0/141.0GB`` (decimal, like the GPU lines)."""
-    if _finite(used) is None and _finite(total) is None:
-        return "N/A"
-    unit, name = (1000 * GB, "TB") if total is not None and total >= 1000 * GB else (GB, "GB")
-    return f"{_num(used, unit, 1)}/{_num(total, unit, 1)}{name}"
-
-
 def _card(label: str, value: str) -> Spans:
     return [Span(f"{label} ", CYAN), Span(value, BOLD), Span("  ", PLAIN)]
 
@@ -538,7 +545,7 @@ def overview_lines(gpus: Sequence[Gpu], cpus: Sequence[Cpu], memory: Sequence[Me
         *_card("Nodes", f"{nodes[0]}/{nodes[1]}"),
         *_card("GPUs", str(len(gpus))),
         *_card("GPU Util", pct(_mean(_known(g.utilization for g in gpus)))),
-        *_card("VRAM", decimal_pair(vram_used, vram_total)),
+        *_card("VRAM", binary_pair(vram_used, vram_total)),
         *_card("RAM", binary_pair(ram_used, _sum(_known(m.total_bytes for m in memory)))),
     ]
     temp = celsius(_mean(temps)) + ("" if spread is None else f" ±{spread:.1f}°C")
