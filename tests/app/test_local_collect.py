@@ -34,6 +34,7 @@ from allsmi.app.tui import LiveModel
 from allsmi.domain.model import Chassis, Cpu, Frame, Gpu, GpuProcess, Header, Memory, Storage
 from allsmi.domain.parse import format_elapsed
 
+from ..adapters.test_host import core_percents, cpu_script, weighted_percent
 from ..adapters.test_nvml_fake_module import FakeNvml, ProcessInfo
 
 HOST = "node-7"
@@ -304,3 +305,19 @@ def test_build_local_source_wires_this_machines_readers_under_its_hostname() -> 
     rows: list[Cpu | Memory | Storage] = [*frame.cpus, *frame.memory, *(frame.storage or ())]
     assert {(row.host_id, row.hostname) for row in rows} == {(hostname, hostname)}
     assert frame.errors == ()
+
+
+def test_each_cycle_s_cpu_figures_come_from_the_previous_sample_to_this_one() -> None:
+    cpus = psutil.cpu_count() or 1  # the real /proc/cpuinfo names this many processors
+    first, second = [(0.2, 0.05)] * cpus, [(0.0, 0.25)] * (cpus - 1) + [(0.25, 0.0)]
+    script = cpu_script(cpus, first, second)
+    host = HostReader(HOST, HOST, cpu_times=script)
+
+    frames = collect(source(("cpu",), host=host), cycles=2)
+
+    assert script.calls == 3  # one sample at start (the priming window opens), one a cycle
+    for frame, window in zip(frames, (first, second), strict=True):
+        assert frame.cpus is not None
+        (cpu,) = frame.cpus
+        assert cpu.utilization == weighted_percent(window)
+        assert [c.utilization for c in cpu.per_core_utilization] == core_percents(window)

@@ -16,10 +16,19 @@ Rules this module obeys:
 Theory of operation: the static facts (cpuinfo parse, sysfs topology and cpufreq limits, DMI
 identity, core counts) are read once, on the first call, and cached on the reader. Each
 ``read_*`` then costs a handful of psutil calls, all well under a millisecond on a small box.
-psutil's ``cpu_percent`` measures since its previous call, so the caller must ``prime()``
-once and wait at least 0.1 s before the first ``read_cpu()``; otherwise the first reading is
-0.0. psutil keeps that previous sample in module-global state, so two readers in one process
-share (and disturb) each other's interval: build one ``HostReader`` per process.
+
+CPU utilization comes from ONE measurement window per reading: one per-CPU times sample
+(``psutil.cpu_times(percpu=True)``, one call per cycle) at each ``read_cpu``, compared with the
+reader's own previous sample. Every figure is derived from those same per-CPU deltas: a core
+is its busy share of its own time; the overall figure is busy time over total time summed
+across all CPUs (so it is the time-weighted mean of the cores); a socket is the mean of its
+cores. psutil's ``cpu_percent`` is not used: it keeps a hidden "last call" per thread and per
+``percpu`` flag, so figures read in different worker threads measured different windows.
+The first window starts at ``prime()`` (the local source waits ``CPU_PRIME_S`` after it); a
+``read_cpu`` with no usable previous sample (never primed, or the CPU count changed) has no
+window, and its utilizations are ``None``, never an invented 0. The sample is the reader's
+state, so ``read_cpu`` must not run twice at once (one call in flight per source,
+docs/architecture.md §7.6).
 """
 
 from __future__ import annotations
@@ -213,17 +222,73 @@ def platform_type(vendor: str | None, model: str | None, machine: str) -> str | 
     return vendor
 
 
+CpuTimes = Mapping[str, float]
+"""One logical CPU's cumulative seconds per state (``user``, ``idle``…), named as psutil does."""
+
+# Not busy: idle, and iowait (Linux keeps it out of idle). Guest time is already inside
+# user/nice on Linux, so it is left out of the total. The accounting psutil and top use.
+_IDLE_FIELDS: Final = ("idle", "iowait")
+_GUEST_FIELDS: Final = frozenset({"guest", "guest_nice"})
+
+
+@attrs.frozen
+class CpuWindow:
+    """Utilization (percent) over one window between two per-CPU samples.
+
+    ``overall`` is busy over total time summed across the CPUs (the time-weighted mean of
+    ``per_cpu``). ``None``: no window (no previous sample) or no time passed in it.
+    """
+
+    overall: float | None
+    per_cpu: tuple[float | None, ...]
+
+
+def _busy_and_total(before: CpuTimes, after: CpuTimes) -> tuple[float, float]:
+    """One CPU's busy and total seconds between two samples; a counter that went backwards
+    (Linux iowait can) counts as 0."""
+    deltas = {name: max(0.0, value - before.get(name, value)) for name, value in after.items()}
+    total = sum(value for name, value in deltas.items() if name not in _GUEST_FIELDS)
+    idle = sum(deltas.get(name, 0.0) for name in _IDLE_FIELDS)
+    return total - idle, total
+
+
+def _percent(busy: float, total: float) -> float | None:
+    if total <= 0.0:
+        return None
+    return round(min(100.0, max(0.0, 100.0 * busy / total)), 1)
+
+
+def cpu_window(before: Sequence[CpuTimes] | None, after: Sequence[CpuTimes]) -> CpuWindow:
+    """Every CPU figure from one window: the per-CPU deltas between ``before`` and ``after``.
+
+    CPUs are paired by position; when the counts differ (a CPU went on- or offline) there is
+    no consistent window, so nothing is measured.
+    """
+    if before is None or len(before) != len(after):
+        return CpuWindow(overall=None, per_cpu=(None,) * len(after))
+    spans = [_busy_and_total(b, a) for b, a in zip(before, after, strict=True)]
+    return CpuWindow(
+        overall=_percent(sum(busy for busy, _ in spans), sum(total for _, total in spans)),
+        per_cpu=tuple(_percent(busy, total) for busy, total in spans),
+    )
+
+
+def psutil_cpu_times() -> list[dict[str, float]]:
+    """The real per-CPU times source: one ``psutil.cpu_times(percpu=True)`` call."""
+    return [times._asdict() for times in psutil.cpu_times(percpu=True)]
+
+
 def socket_rows(
     processors: Sequence[Processor],
-    percpu_utilization: Sequence[float],
+    percpu_utilization: Sequence[float | None],
     percpu_frequency_mhz: Sequence[float] | None,
     temperatures: Mapping[int, int],
 ) -> tuple[CpuSocket, ...]:
     """One ``CpuSocket`` per package, when every processor's package is known.
 
-    Utilization and frequency are means over the socket's logical CPUs; psutil lists CPUs in
-    the order ``/proc/cpuinfo`` does, so a list is mapped by position only when its length
-    matches (otherwise that field is ``None``).
+    Utilization and frequency are means over the socket's logical CPUs (utilization over
+    those that have a figure); psutil lists CPUs in the order ``/proc/cpuinfo`` does, so a
+    list is mapped by position only when its length matches (otherwise that field is ``None``).
     """
     if not processors or any(p.package is None for p in processors):
         return ()
@@ -236,10 +301,11 @@ def socket_rows(
         freq = None
         if freq_ok and percpu_frequency_mhz is not None:
             freq = _positive_mhz(fmean(percpu_frequency_mhz[i] for i in members))
+        known = [u for i in members if util_ok and (u := percpu_utilization[i]) is not None]
         rows.append(
             CpuSocket(
                 socket_id=package,
-                utilization=fmean(percpu_utilization[i] for i in members) if util_ok else None,
+                utilization=fmean(known) if known else None,
                 cores=None if None in cores else len(cores),
                 threads=len(members),
                 temperature=temperatures.get(package),
@@ -333,9 +399,11 @@ class _CpuStatic:
 class HostReader:
     """Reads this machine's CPU, memory, storage and chassis rows.
 
-    Construct once per process, call :meth:`prime`, wait at least 0.1 s, then call the
-    ``read_*`` methods once per cycle (each from a worker thread is fine; they share only the
-    cached static facts, which are written once and never changed).
+    Construct, call :meth:`prime`, wait at least 0.1 s, then call the ``read_*`` methods
+    once per cycle (each from a worker thread is fine, one ``read_cpu`` at a time: it owns the
+    previous CPU sample; the rest share only the cached static facts, written once).
+    ``cpu_times`` is the per-CPU times source, :func:`psutil_cpu_times` unless a test
+    scripts it.
     """
 
     def __init__(
@@ -344,31 +412,35 @@ class HostReader:
         hostname: str,
         proc_root: Path = Path("/proc"),
         sys_root: Path = Path("/sys"),
+        cpu_times: Callable[[], Sequence[CpuTimes]] = psutil_cpu_times,
     ) -> None:
         self.host_id = host_id
         self.hostname = hostname
         self.proc_root = proc_root
         self.sys_root = sys_root
+        self._cpu_times = cpu_times
+        self._last_cpu_times: Sequence[CpuTimes] | None = None
         self._cpu_static: _CpuStatic | None = None
         self._chassis_detail: dict[str, str] | None = None
 
     # -- CPU
 
     def prime(self) -> None:
-        """Take psutil's first CPU sample, so the next ``read_cpu`` measures a real interval.
+        """Take the first per-CPU sample: the first :meth:`read_cpu`'s window starts here.
 
-        ``cpu_percent`` reports the busy share since its previous call (whole-machine and
-        per-core samples are kept apart), and returns 0.0 on its first one. The caller must
-        wait at least 0.1 s after this before the first :meth:`read_cpu`.
+        Without it the first reading has no window and its utilizations are ``None``. The
+        caller waits (at least 0.1 s: ``/proc/stat`` counts in 10 ms ticks) before that read.
         """
-        _required("cpu_percent", psutil.cpu_percent)
-        _required("cpu_percent(percpu)", lambda: psutil.cpu_percent(percpu=True))
+        self._last_cpu_times = _required("cpu_times(percpu)", self._cpu_times)
 
     def read_cpu(self) -> tuple[Cpu, ...]:
-        """One ``Cpu`` row: utilization since the previous call, per core and per socket."""
+        """One ``Cpu`` row: utilization over the window since the previous sample (the last
+        ``read_cpu`` or ``prime``), overall, per core and per socket from that one window."""
         static = self._static_cpu()
-        utilization = _required("cpu_percent", psutil.cpu_percent)
-        percpu = _required("cpu_percent(percpu)", lambda: psutil.cpu_percent(percpu=True))
+        now = _required("cpu_times(percpu)", self._cpu_times)
+        window = cpu_window(self._last_cpu_times, now)
+        self._last_cpu_times = now
+        percpu = window.per_cpu
         freqs = _optional(lambda: psutil.cpu_freq(percpu=True)) or []
         percpu_mhz = [f.current for f in freqs] or None
         load = _optional(psutil.getloadavg)
@@ -399,7 +471,7 @@ class HostReader:
                 max_frequency_mhz=static.max_frequency_mhz,
                 current_frequency_mhz=_positive_mhz(fmean(percpu_mhz) if percpu_mhz else None),
                 cache_size_mb=static.info.cache_size_mb,
-                utilization=utilization,
+                utilization=window.overall,
                 load_average=(load[0], load[1], load[2]) if load else None,
                 temperature=max(temps.values()) if temps else None,
                 power_consumption=None,  # no local source (RAPL is root-only and delta-based)
