@@ -18,7 +18,7 @@ from allsmi.domain import replay as r
 from allsmi.domain.model import Frame, Header, Memory
 
 T0 = 1_776_513_600_000
-TIME_KEYS = ("space", "j", "k", "+", "-", "L")
+TIME_KEYS = ("space", "+", "-", "L")
 
 
 class ReplayAgainstList(RuleBasedStateMachine):
@@ -61,6 +61,13 @@ class ReplayAgainstList(RuleBasedStateMachine):
         target = self.driver.state.first_key_ms + self.driver.state.position_ms
         return max(0, bisect.bisect_right(self.keys, target) - 1)
 
+    def expected_landing(self, window: tuple[int, int]) -> int:
+        """The first frame whose key lies in the window (offsets), else the last before it."""
+        first = self.driver.state.first_key_ms
+        start, until = first + window[0], first + window[1]
+        inside = [i for i, key in enumerate(self.keys) if start <= key < until]
+        return inside[0] if inside else max(0, bisect.bisect_left(self.keys, start) - 1)
+
     def feed(self, event: r.Event) -> None:
         """Feed the driver; a seek replaces any exact step as what must be on screen."""
         seeks = self.driver.seeks
@@ -70,7 +77,15 @@ class ReplayAgainstList(RuleBasedStateMachine):
 
     @rule(key=st.sampled_from(TIME_KEYS))
     def press(self, key: str) -> None:
+        before = self.driver.state
+        on_last = before.mode is r.Mode.PAUSED and self.driver.shown_index == len(self.keys) - 1
+        restarts = key == "space" and (
+            before.mode is r.Mode.END or (on_last and len(self.keys) > 1)
+        )
         self.feed(r.KeyPressed(key))
+        if restarts:  # one SPACE at the end or on the last frame plays from the first
+            assert self.driver.state.mode is r.Mode.PLAYING
+            self.exact = 0
 
     @rule(forward=st.booleans())
     def step_frame(self, forward: bool) -> None:
@@ -86,16 +101,29 @@ class ReplayAgainstList(RuleBasedStateMachine):
         assert self.driver.shown_index == expected
         self.exact = expected
 
+    @rule(back=st.booleans())
+    def ten_seconds(self, back: bool) -> None:
+        state = self.driver.state
+        last = r.label_s(state.duration_ms)
+        second = r.label_s(state.position_ms) + (-10 if back else 10)
+        expected = self.expected_landing(r.second_window(min(max(0, second), last)))
+        self.driver.feed(r.KeyPressed("j" if back else "k"))
+        assert self.driver.shown_index == expected
+        self.exact = expected
+
     @rule(dt=st.integers(0, 5000))
     def tick(self, dt: int) -> None:
         self.feed(r.TickElapsed(dt))
 
     @rule(seconds=st.integers(0, 400))
     def type_timecode(self, seconds: int) -> None:
+        expected = self.expected_landing(r.second_window(seconds))
         for key in ["g", *f"{seconds // 60:02d}:{seconds % 60:02d}", "enter"]:
-            self.feed(r.KeyPressed(key))
-        assert self.driver.state.position_ms == min(seconds * 1000, self.driver.state.duration_ms)
-        self.exact = None
+            self.driver.feed(r.KeyPressed(key))
+        assert self.driver.shown_index == expected  # the frame labelled so, or the one before
+        shown_offset = self.keys[expected] - self.keys[0]
+        assert r.label_s(shown_offset) == seconds or shown_offset < r.second_window(seconds)[0]
+        self.exact = expected
 
     @invariant()
     def shows_the_frame_the_list_says(self) -> None:

@@ -21,6 +21,7 @@ KEYS = [
     "pgup",
     "pgdn",
     "h",
+    "?",
     "tab",
     "0",
     "9",
@@ -43,7 +44,7 @@ def states(draw: st.DrawFn) -> r.ReplayState:
         count,
         first,
         duration,
-        start_ms=draw(st.integers(-(10**12), 10**12)),
+        start=draw(st.none() | st.integers(0, 10**9).map(str) | st.sampled_from(["@12:00", "1.5"])),
         speed=draw(st.sampled_from(r.SPEEDS)),
         loop=draw(st.booleans()),
         follow=draw(st.booleans()),
@@ -97,7 +98,11 @@ def check_invariants(state: r.ReplayState, commands: tuple[r.Command, ...]) -> N
     assert 0 <= state.cursor < state.frame_count
     assert state.speed in r.SPEEDS
     for command in commands:
-        assert isinstance(command, r.Seek | r.ShowIndex | r.Render | r.PassToView | r.Quit)
+        assert isinstance(
+            command, r.Seek | r.Land | r.ShowIndex | r.Render | r.PassToView | r.Quit
+        )
+        if isinstance(command, r.Land):
+            assert command.from_ms < command.until_ms
         if isinstance(command, r.Seek):
             assert 0 <= command.position_ms <= state.duration_ms
         if isinstance(command, r.ShowIndex):
@@ -119,4 +124,6 @@ def test_timecode_entry_captures_every_key(state: r.ReplayState, key: str) -> No
     after, commands = r.step(typing, r.KeyPressed(key))
     if key not in ("enter", "esc"):
         assert after.pending is not None
-        assert not any(isinstance(c, r.Quit | r.PassToView | r.ShowIndex) for c in commands)
+        assert not any(
+            isinstance(c, r.Quit | r.PassToView | r.ShowIndex | r.Land) for c in commands
+        )

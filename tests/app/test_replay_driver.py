@@ -4,6 +4,7 @@ frame count is never stale, and the status shows the frame's own recorded time."
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from pathlib import Path
 
 from allsmi.adapters import wire
@@ -12,6 +13,8 @@ from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame, Header
+from allsmi.domain.parse import format_offset
+from allsmi.domain.screen import format_label, replay_status
 from tests.adapters import recordings as rec
 
 T0 = rec.T0
@@ -80,3 +83,77 @@ def test_a_followed_file_truncated_under_the_driver_is_a_rebuild(tmp_path: Path)
     assert driver.state.frame_count == source.frame_count
     assert driver.frame().seq == 104
     source.close()
+
+
+def jittered(path: Path, offsets_ms: list[int]) -> ReplayDriver:
+    """A recording whose frames sit a few ms past the second, as real recorders stamp them
+    (first frame at 16:21:07.002 UTC), opened in UTC."""
+    first = T0 + 4 * 3_600_000 + 21 * 60_000 + 7_002  # T0 is 12:00:00 UTC
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.NONE), Header(interval_ms=1000))
+    for seq, offset in enumerate(offsets_ms):
+        t = first + offset
+        sink.append(wire.encode_line(Frame(t_ms=t, seq=seq)), seq, t)
+    sink.close()
+    return ReplayDriver.open(path, tz=UTC)
+
+
+JITTER = (0, 3, 1, 7, 2, 0, 9, 4)
+
+
+def label(driver: ReplayDriver) -> str:
+    """The position the status line shows."""
+    return format_label(replay_status(driver.state, UTC).position_ms)
+
+
+def type_keys(driver: ReplayDriver, *keys: str) -> None:
+    for name in keys:
+        driver.feed(core.KeyPressed(name))
+
+
+def test_go_to_a_second_shows_the_frame_labelled_with_it_and_steps_read_on(
+    tmp_path: Path,
+) -> None:
+    """The first-time user's report: ``g 00:00:25`` showed 00:00:25 on the frame of offset
+    24.0 s, and ``]`` then showed 00:00:25 again."""
+    driver = jittered(tmp_path / "j.ndjson", [i * 1000 + JITTER[i % 8] for i in range(60)])
+    type_keys(driver, "g", *"00:00:25", "enter")
+    assert driver.shown_index == 25 and label(driver) == "00:00:25"
+    type_keys(driver, "]")
+    assert driver.shown_index == 26 and label(driver) == "00:00:26"
+    type_keys(driver, "[", "[")
+    assert driver.shown_index == 24 and label(driver) == "00:00:24"
+    # Every frame's label is its own second: stepping through reads 0, 1, 2, ...
+    type_keys(driver, "g", "0", "enter")
+    for second in range(1, 60):
+        type_keys(driver, "]")
+        assert label(driver) == format_offset(second * 1000)
+
+
+def test_go_to_a_wall_clock_second_lands_on_the_frame_recorded_in_it(tmp_path: Path) -> None:
+    driver = jittered(tmp_path / "w.ndjson", [i * 1000 + JITTER[i % 8] for i in range(60)])
+    type_keys(driver, "g", *"@16:21:32", "enter")  # frame 25 was recorded at 16:21:32.00x
+    assert driver.shown_index == 25
+    assert replay_status(driver.state, UTC).recorded_at == "2026-04-18 16:21:32 UTC"
+
+
+def test_a_second_without_a_frame_shows_the_last_frame_before_it(tmp_path: Path) -> None:
+    offsets = [0, 1000, 2000, 3000, 63_000, 64_000]  # a minute without frames
+    driver = jittered(tmp_path / "g.ndjson", offsets)
+    type_keys(driver, "g", *"00:30", "enter")
+    assert driver.shown_index == 3 and label(driver) == "00:00:03"
+    type_keys(driver, *"kkk")  # 40, 50, 60 s: still in the gap, then past it
+    assert driver.shown_index == 3
+    type_keys(driver, "k")  # 70 s: after the gap, the last frame (64 s) is before it
+    assert driver.shown_index == 5
+
+
+def test_start_lands_like_g_and_space_on_the_last_frame_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "s.ndjson"
+    driver = jittered(path, [i * 1000 + JITTER[i % 8] for i in range(30)])
+    driver = ReplayDriver.open(path, start="00:00:25", tz=UTC)
+    assert driver.shown_index == 25 and label(driver) == "00:00:25"
+    driver = ReplayDriver.open(path, start="5:00:00", tz=UTC)
+    assert driver.shown_index == 29 and driver.state.mode is core.Mode.PAUSED
+    type_keys(driver, "space")  # one press: play from the first frame
+    after = driver.state
+    assert driver.shown_index == 0 and after.mode is core.Mode.PLAYING

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 import attrs
+import pytest
 
 from allsmi.domain import replay as r
+from allsmi.domain.errors import UsageError
 from allsmi.domain.replay import (
     RENDER,
     FrameShown,
     KeyPressed,
+    Land,
     Mode,
     PassToView,
     Quit,
@@ -56,11 +59,27 @@ def test_open_is_paused_on_the_first_frame() -> None:
     assert commands == (ShowIndex(0), RENDER)  # frame 0 even if others share its time
 
 
-def test_open_at_start_seeks_there_and_beyond_the_end_clamps() -> None:
-    state, commands = r.initial(100, T0, 99_000, start_ms=15_000)
-    assert state.position_ms == 15_000 and commands[0] == Seek(15_000)
-    state, commands = r.initial(100, T0, 99_000, start_ms=10**9)
-    assert state.position_ms == 99_000 and commands[0] == Seek(99_000)
+def test_open_at_start_lands_on_that_second_and_beyond_the_end_on_the_last_frame() -> None:
+    state, commands = r.initial(100, T0, 99_000, start="00:15")
+    assert commands[0] == Land(14_500, 15_500)  # the frames labelled 00:00:15
+    state, commands = r.initial(100, T0, 99_000, start="5:00:00")
+    assert state.position_ms == 99_000 and commands[0] == Land(18_000_000 - 500, 18_000_500)
+    assert state.message == "5:00:00 is after the end: last frame"
+
+
+def test_open_at_a_malformed_start_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="invalid timecode"):
+        r.initial(100, T0, 99_000, start="12:75")
+
+
+def test_a_frames_label_is_its_offset_rounded_half_up() -> None:
+    assert [r.label_s(ms) for ms in (0, 499, 500, 24_003, 24_499, 24_500, 25_002)] == [
+        0, 0, 1, 24, 24, 25, 25,
+    ]  # fmt: skip
+    assert r.second_window(25) == (24_500, 25_500)
+    for ms in range(23_000, 27_000, 7):  # the window of a second holds exactly its labels
+        start, until = r.second_window(r.label_s(ms))
+        assert start <= ms < until
 
 
 def test_space_toggles_playing_and_paused() -> None:
@@ -74,7 +93,18 @@ def test_space_at_the_end_restarts_from_the_first_frame() -> None:
     state = attrs.evolve(opened(), mode=Mode.END, position_ms=99_000)
     state, commands = key(state, "space")
     assert state.mode is Mode.PLAYING and state.position_ms == 0
-    assert commands == (Seek(0), RENDER)
+    assert commands == (ShowIndex(0), RENDER)
+
+
+def test_one_space_on_the_last_frame_while_paused_restarts_from_the_first() -> None:
+    state = shown(attrs.evolve(opened(), position_ms=99_000), 99)  # paused on the last
+    state, commands = key(state, "space")
+    assert state.mode is Mode.PLAYING and state.position_ms == 0
+    assert commands == (ShowIndex(0), RENDER)
+    # Following, the last frame is the live edge: SPACE plays on (into live), no restart.
+    following = shown(attrs.evolve(opened(follow=True), position_ms=99_000), 99)
+    state, commands = key(following, "space")
+    assert state.mode is Mode.PLAYING and commands == (RENDER,)
 
 
 def test_tick_while_playing_advances_position_by_dt_times_speed() -> None:
@@ -150,15 +180,26 @@ def test_plus_and_minus_walk_the_speed_ladder_and_stop_at_the_ends() -> None:
     assert state.message == "slowest speed"
 
 
-def test_j_and_k_seek_ten_seconds_clamped_to_the_recording() -> None:
+def test_j_and_k_land_ten_seconds_away_clamped_to_the_recording() -> None:
     state, commands = key(opened(), "k")
-    assert state.position_ms == 10_000 and commands == (Seek(10_000), RENDER)
+    assert commands == (Land(9_500, 10_500), RENDER)  # the frames labelled 00:00:10
+    state = shown(state, 10)
+    assert state.position_ms == 9_500  # the driver answered unstepped: kept at the window
     state, commands = key(state, "j")
-    state, commands = key(state, "j")
-    assert state.position_ms == 0 and commands == (Seek(0), RENDER)
-    state = attrs.evolve(state, position_ms=95_000)
-    state, _ = key(state, "k")
-    assert state.position_ms == 99_000
+    assert commands == (Land(-500, 500), RENDER)
+    state, commands = key(shown(state, 0), "j")
+    assert state.position_ms == 0 and commands == (Land(-500, 500), RENDER)  # clamped
+    state, commands = key(attrs.evolve(state, position_ms=95_000), "k")
+    assert state.position_ms == 98_500 and commands == (Land(98_500, 99_500), RENDER)
+
+
+def test_k_after_k_crosses_a_gap_with_no_frames() -> None:
+    """A window with no frame shows the last frame before it, and the playhead stays at the
+    window, so the next ``k`` goes on from there instead of landing on that frame again."""
+    state, commands = key(opened(), "k")
+    assert commands[0] == Land(9_500, 10_500)
+    state, commands = key(state, "k")  # no frame answered yet: the playhead is at 9.5 s
+    assert commands[0] == Land(19_500, 20_500)
 
 
 def test_g_opens_timecode_entry_that_captures_every_key() -> None:
@@ -176,8 +217,16 @@ def test_timecode_entry_edits_and_enter_seeks() -> None:
     state, _ = key(state, "backspace")
     assert state.pending == "00:00:15"
     state, commands = key(state, "enter")
-    assert state.pending is None and state.position_ms == 15_000
-    assert commands == (Seek(15_000), RENDER)
+    assert state.pending is None and state.position_ms == 14_500
+    assert commands == (Land(14_500, 15_500), RENDER)  # the frames labelled 00:00:15
+
+
+def test_a_wall_clock_second_is_the_frames_recorded_within_it() -> None:
+    state = opened()
+    assert r.target_window(state, "@12:00:15") == (15_000, 16_000)
+    assert r.target_window(state, "@2026-04-18T12:00:15Z") == (15_000, 16_000)
+    assert r.target_window(state, "@2026-04-18T12:00:15.250Z") == (15_250, 15_251)  # exact
+    assert r.target_window(state, "15.25") == (15_250, 15_251)  # a fraction: that instant
 
 
 def test_timecode_at_wall_clock_time_seeks_on_the_recording_date() -> None:
@@ -259,7 +308,7 @@ def test_a_one_frame_recording_with_loop_does_not_spin() -> None:
 def test_a_seek_leaves_live_and_capital_g_returns_to_the_live_edge() -> None:
     state = attrs.evolve(opened(follow=True), mode=Mode.LIVE, position_ms=99_000)
     state, _ = key(state, "j")
-    assert state.mode is Mode.PAUSED and state.position_ms == 89_000
+    assert state.mode is Mode.PAUSED and state.position_ms == 88_500
     state, commands = key(state, "G")
     assert state.mode is Mode.LIVE and commands == (Seek(99_000), RENDER)
 

@@ -145,6 +145,39 @@ def test_status_line_of_a_paused_replay_reads_as_in_design() -> None:
     assert line[0].text == "REPLAY" and line[0].style == CHIP_REPLAY
 
 
+def test_status_line_shows_the_frames_label_its_offset_rounded_half_up() -> None:
+    for offset, shown in ((24_003, "00:00:24"), (24_499, "00:00:24"), (24_500, "00:00:25")):
+        line = status_line(Status(replay=attrs.evolve(paused_replay(), position_ms=offset)), 200)
+        assert text(line).startswith(f"REPLAY | {shown} / 01:00:00 |")
+    at_end = attrs.evolve(paused_replay(), position_ms=3_599_700, duration_ms=3_599_700)
+    assert "| 01:00:00 / 01:00:00 |" in text(status_line(Status(replay=at_end), 200))
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (94, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | 2026-04-18 14:32:05 CEST | loop"
+             " | frame 12/1200"),
+        (90, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | 14:32:05 CEST | loop"
+             " | frame 12/1200"),
+        (80, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | 14:32:05 CEST | loop | 12/1200"),
+        (70, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | 14:32:05 CEST | loop"),
+        (60, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | loop"),
+        (40, "REPLAY | 00:12:34 / 01:00:00 | 2.0x | pa"),
+    ],
+)  # fmt: skip
+def test_a_narrow_status_line_drops_parts_in_the_stated_order(width: int, expected: str) -> None:
+    """80 columns keep REPLAY, position / duration, speed and mode; the recorded date goes
+    first, then the word "frame", then "skipped", then n/N, then the recorded time."""
+    replay = attrs.evolve(paused_replay(), skipped=0)
+    assert text(status_line(Status(replay=replay), width)).rstrip() == expected
+
+
+def test_eighty_columns_keep_position_speed_mode_and_the_frame_count() -> None:
+    line = text(status_line(Status(replay=paused_replay()), 80)).rstrip()
+    assert line == "REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | 14:32:05 CEST | loop | 12/1200"
+
+
 def test_status_line_leaves_out_loop_when_off_and_skipped_when_zero() -> None:
     line = status_line(Status(replay=attrs.evolve(paused_replay(), loop=False, skipped=0)), 200)
     assert text(line).rstrip() == (
@@ -195,9 +228,10 @@ def test_key_help_is_truncated_to_the_width() -> None:
 
 
 def test_replay_status_is_read_from_the_replay_core() -> None:
-    state, _ = r.initial(100, T0, 99_000, start_ms=5_000, speed=4.0, loop=True, tz=CEST)
-    state = attrs.evolve(state, cursor=5, cursor_t_ms=T0 + 5_000, position_ms=5_000)
+    state, _ = r.initial(100, T0, 99_000, start="00:05", speed=4.0, loop=True, tz=CEST)
+    state, _ = r.step(state, r.FrameShown(5, T0 + 5_003, T0 + 6_000, T0 + 5_003, stepped=True))
     status = replay_status(state, CEST, skipped=2)
+    assert status.position_ms == 5_003  # the shown frame's offset: its label is 00:00:05
     assert (status.frame_no, status.frame_total, status.mode) == (6, 100, "paused")
     assert status.speed == 4.0
     assert status.recorded_at == "2026-04-18 14:00:05 CEST"
@@ -231,7 +265,7 @@ def test_missing_readings_are_na_never_zero() -> None:
     shown = body(render(frame, ViewState(), 120, 20, LIVE))
     gpu_line = next(t for t in shown if t.startswith("GPU"))
     assert "Util:    N/A" in gpu_line and "Temp:   N/A" in gpu_line
-    assert "VRAM:   N/A/141.0 GB" in gpu_line and "Pwr:        N/A" in gpu_line
+    assert "VRAM:  N/A/131.3 GiB" in gpu_line and "Pwr:        N/A" in gpu_line
     assert "0.0%" not in "\n".join(shown) and " 0°C" not in "\n".join(shown)
     assert "CPU  [" in "\n".join(shown) and "]    N/A" in "\n".join(shown)
 
@@ -240,6 +274,66 @@ def test_gpu_line_shows_power_with_its_limit() -> None:
     frame = Frame(T0, gpus=(gpu(power_consumption=450.4, power_limit=700.0, utilization=45.25),))
     line = body(render(frame, ViewState(), 200, 10, LIVE))[1]
     assert "Pwr:  450/700 W" in line and "Util:  45.2%" in line
+
+
+MIB = 1024**2
+H100_80GB = 81559 * MIB  # what NVML reports for an H100 80GB: 79.6 GiB (85.5 decimal GB)
+H200_141GB = 143771 * MIB  # an H200 141GB: 140.4 GiB
+
+
+def outside_names(line: StyledLine) -> str:
+    """The line's text without the span that names a device (the one before `` @ ``):
+    a product name such as ``H200 141GB HBM3`` keeps the board's own words."""
+    spans = [span.text for span in line]
+    at = [i for i, t in enumerate(spans) if t == " @ "]
+    return "".join(t for i, t in enumerate(spans) if not (at and i == at[0] - 1))
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_no_decimal_byte_unit_appears_anywhere_on_screen(width: int) -> None:
+    cluster = ClusterSimulator(ClusterSpec(nodes=8, gpus_per_node=8))
+    frame = cluster.frame(T0, SECTIONS)
+    lines = render(frame, ViewState(), width, 1000, LIVE, expected_hosts=cluster.hosts)
+    shown = "\n".join(body(lines))
+    # every kind of row is on screen: overview, GPUs, host memory, disks, processes
+    assert "VRAM " in shown and "RAM " in shown and "GPU 7 " in shown
+    assert "MEM Host memory" in shown and "    Disk /" in shown and "COMMAND" in shown
+    assert "GiB" in shown and "TiB" in shown
+    assert width < 120 or "H200 141GB HBM3" in shown  # names stay as the board names them
+    decimal = [t for t in map(outside_names, lines) if re.search(r"(?<!i)[GT]B", t)]
+    assert decimal == []
+
+
+def test_a_byte_count_shows_its_binary_figure_on_every_row() -> None:
+    hosts = ("a", "b")
+    gpus = tuple(gpu(h, total_memory=H100_80GB, used_memory=H100_80GB) for h in hosts)
+    procs = (GpuProcess("a", "a", 0, "GPU-a", pid=7, used_memory=H100_80GB),)
+    frame = Frame(T0, source="remote", gpus=gpus, processes=procs)
+    wide = body(render(frame, ViewState(), 200, 20, LIVE, expected_hosts=hosts))
+    assert "VRAM 159.3/159.3GiB" in wide[1]  # the overview: 2 × 79.6 GiB
+    gpu_line = next(t for t in wide if t.startswith("GPU"))
+    assert "VRAM:  79.6/79.6 GiB" in gpu_line
+    assert wide[wide.index(gpu_line) + 1].endswith("]  79.6/80GiB")  # the Mem gauge
+    process = wide[next(i for i, t in enumerate(wide) if "COMMAND" in t) + 1]
+    assert process.split()[:2] == ["a", "7"] and " 79.6GiB " in process
+    compact = body(render(frame, ViewState(), 80, 20, LIVE, expected_hosts=hosts))
+    assert "VRAM: 79.6/80GiB" in next(t for t in compact if t.startswith("GPU"))
+    assert "85.5" not in "\n".join(wide + compact)  # the decimal figure is nowhere
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_vram_keeps_its_field_width_on_the_largest_boards(width: int) -> None:
+    """The total gives up its decimal first, then the used, so the readings after VRAM keep
+    their place (an H200 at 126.1 of 140.4 GiB)."""
+    used = round(126.1 * 1024**3)
+    frames = [
+        Frame(T0, gpus=(gpu(total_memory=t, used_memory=u, power_consumption=450.0),))
+        for t, u in ((H100_80GB, 0), (H100_80GB, H100_80GB), (H200_141GB, used))
+    ]
+    gpu_lines = [body(render(f, ViewState(), width, 10, LIVE))[1] for f in frames]
+    assert len({line.index("Temp:") for line in gpu_lines}) == 1
+    assert all(line.endswith("W") for line in gpu_lines)
+    assert ("126.1/140 GiB" if width == 200 else "126/140GiB") in gpu_lines[2]
 
 
 def test_gauges_are_coloured_by_level() -> None:
@@ -468,9 +562,25 @@ def test_an_expected_host_without_rows_is_named_by_its_id_in_tab_and_no_data_lin
     ids = ("127.0.0.1:10017", "127.0.0.1:10018")
     frame = scraped((ids[0], "node-0017"))
     lines = render(frame, ViewState(), 200, 40, LIVE, expected_hosts=ids)
-    assert tab_names(lines) == ["All", "node-0017", "127.0.0.1:10018"]
+    assert tab_names(lines) == ["All", "node-0017", "!127.0.0.1:10018"]  # marked failing
     assert "127.0.0.1:10018: no data" in body(lines)
     assert body(lines)[1].startswith("Nodes 1/2 ")
+
+
+def test_a_failing_hosts_tab_is_marked_and_red_until_selected() -> None:
+    ids = ("127.0.0.1:10017", "127.0.0.1:10018")
+    frame = scraped((ids[0], "node-0017"))
+    row = next(line for line in render(frame, ViewState(), 200, 40, LIVE, expected_hosts=ids)
+               if text(line).startswith("Tabs: "))  # fmt: skip
+    failing = next(span for span in row if "127.0.0.1:10018" in span.text)
+    healthy = next(span for span in row if "node-0017" in span.text)
+    assert failing.text.strip() == "!127.0.0.1:10018" and failing.style.fg == "red"
+    assert healthy.style.fg != "red"
+    # Every host reporting: no mark anywhere.
+    both = scraped((ids[0], "node-0017"), (ids[1], "node-0018"))
+    assert "!" not in "".join(
+        tab_names(render(both, ViewState(), 200, 40, LIVE, expected_hosts=ids))
+    )
 
 
 def test_eighty_by_twenty_four_keeps_host_and_readings_visible(big: Frame) -> None:

@@ -25,9 +25,10 @@ from .tmux import Tmux
 T0 = 1_776_513_600_000  # 2026-04-18T12:00:00Z
 
 
-def write_cluster(path: Path, seconds: int, nodes: int = 3) -> None:
+def write_cluster(path: Path, seconds: int, nodes: int = 3, gpus_per_node: int = 2) -> None:
     source = SimulatedCluster(
-        ClusterSpec(nodes=nodes, gpus_per_node=2, cores_per_node=8), ("gpu", "cpu", "memory")
+        ClusterSpec(nodes=nodes, gpus_per_node=gpus_per_node, cores_per_node=8),
+        ("gpu", "cpu", "memory"),
     )
     header = Header(source="remote", interval_ms=1000, hosts=source.hosts())
     sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD), header)
@@ -196,7 +197,7 @@ def test_an_empty_recording_exits_2(tmp_path: Path) -> None:
     session = Tmux("empty", ["view", "--replay", str(empty)])
     try:
         screen = session.wait_for("EXITED rc=2")
-        assert f"replay: no frames in {empty}" in screen
+        assert f"allsmi view: no frames in {empty}" in screen
     finally:
         session.close()
 

@@ -2,7 +2,8 @@
 
 The driver feeds events into :func:`allsmi.domain.replay.step`, performs the commands it
 returns against the :class:`RecordingSource` (``Seek`` → the last frame at or before a seek
-key, ``ShowIndex`` → one frame by position) and feeds each outcome back as ``FrameShown``.
+key, ``Land`` → the first frame of a second, else the last before it, ``ShowIndex`` → one
+frame by position) and feeds each outcome back as ``FrameShown``.
 When the recording changes under it — a followed file grew, was rotated, truncated or
 replaced, or reading found that a seek table lied — the core hears of it (``TimelineGrew``,
 ``TimelineRebuilt``), so its frame count is never stale. Only the frame on screen is ever
@@ -25,7 +26,6 @@ from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
-from allsmi.domain.parse import parse_timecode, resolve_timecode
 
 
 def local_zone() -> tzinfo:
@@ -72,22 +72,17 @@ class ReplayDriver:
         source: RecordingSource | FollowingSource = (
             FollowingSource(path) if follow else RecordingSource(path)
         )
-        zone = tz or local_zone()
-        first, duration = source.key_at(0), source.duration_ms
-        start_ms = 0
-        if start:
-            start_ms = resolve_timecode(parse_timecode(start), first, first + duration, zone)
         header = source.header
         state, commands = core.initial(
             source.frame_count,
-            first,
-            duration,
-            start_ms=start_ms,
+            source.key_at(0),
+            source.duration_ms,
+            start=start,
             speed=speed,
             loop=loop,
             follow=follow,
             interval_ms=header.interval_ms if header else None,
-            tz=zone,
+            tz=tz or local_zone(),
             live=follow and not start,
         )
         driver = cls(source=source, state=state, generation=source.generation)
@@ -145,6 +140,10 @@ class ReplayDriver:
                     self.seeks += 1
                     index = self.source.index_at_or_before(self.state.first_key_ms + position)
                     queue.extend(self._show(index, stepped=False))
+                case core.Land(from_ms=start, until_ms=until):
+                    self.seeks += 1
+                    index, inside = self._landing(start, until)
+                    queue.extend(self._show(index, stepped=inside))
                 case core.ShowIndex(index=index):
                     queue.extend(self._show(index, stepped=True))
                 case core.Render():
@@ -154,6 +153,18 @@ class ReplayDriver:
                 case core.Quit():
                     self.quit = True
         self._tell_rebuilt()
+
+    def _landing(self, start_ms: int, until_ms: int) -> tuple[int, bool]:
+        """The frame a ``Land`` shows, and whether it lies inside the window: the first frame
+        whose key is in [first + start, first + until), else the last one before it."""
+        first = self.state.first_key_ms
+        before = self.source.index_at_or_before(first + start_ms - 1)
+        if self.source.key_at(before) >= first + start_ms:  # no frame before the window
+            return before, self.source.key_at(before) < first + until_ms
+        after = before + 1
+        if after < self.source.frame_count and self.source.key_at(after) < first + until_ms:
+            return after, True
+        return before, False
 
     def _show(self, index: int, *, stepped: bool) -> tuple[core.Command, ...]:
         count = self.source.frame_count

@@ -27,19 +27,18 @@ from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
 from allsmi.domain.screen import (
     LIVE_KEYS_HELP,
-    REPLAY_KEYS_HELP,
     Status,
     StyledLine,
     ViewState,
     clamp_view,
     format_local,
     render,
+    replay_keys_help,
     replay_status,
     tab_labels,
     view_key,
 )
 
-NOT_FOLLOWING_KEYS_HELP = REPLAY_KEYS_HELP.replace(" G:Live", "")
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
 LIVE_POLL_MS = 100
@@ -202,7 +201,7 @@ class ReplayModel:
         source = self.driver.source
         replay = replay_status(self.driver.state, self.tz, source.skipped_lines)
         message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
-        keys = REPLAY_KEYS_HELP if self.driver.state.follow else NOT_FOLLOWING_KEYS_HELP
+        keys = replay_keys_help(self.driver.state.mode, self.driver.state.follow)
         return Status(replay=replay, message=message, keys_help=keys)
 
 

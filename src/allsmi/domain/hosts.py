@@ -51,6 +51,9 @@ from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Row, normalise_host_i
 
 
 def parse_hostfile(text: str, origin: str = "hostfile") -> tuple[str, ...]:
+    """The hosts a hostfile lists, one a line, duplicates dropped; ``#`` comments and blank
+    lines ignored. A bad line is a ``UsageError`` naming ``origin`` and its line number. A
+    file of only comments and blanks gives ``()``: the caller says it lists no hosts."""
     seen: dict[str, str] = {}
     for line_no, line in enumerate(text.splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()
@@ -148,6 +151,7 @@ class HostNames:
     # id → display name: the expected hosts first, then the others, first seen first
     shown: Mapping[str, str] = attrs.field(validator=_unique_names)
     reporting: int = 0  # hosts with rows
+    silent: frozenset[str] = frozenset()  # ids in view with no rows (failing or not yet seen)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -191,7 +195,8 @@ def name_hosts(reported: Mapping[str, str | None], expected: Sequence[str] = ())
             shown[host] = host  # shared, another host's id, or blank
         else:
             shown[host] = name
-    return HostNames(shown, len(reported))
+    silent = frozenset(host for host in shown if host not in reported)
+    return HostNames(shown, len(reported), silent)
 
 
 def host_names(frame: Frame | None, expected: Sequence[str] = ()) -> HostNames:

@@ -10,6 +10,13 @@ Rules this module obeys:
   recorded clock did. The core asks the shell to ``Seek`` (show the last frame whose key is
   ≤ first + position) or ``ShowIndex``; the shell answers with ``FrameShown``, which carries
   the shown frame's key, its successor's key, and its recorded time (what the status shows).
+- A frame's **label** is its offset from the first key rounded to the nearest second (half
+  up): 24.003 s and 24.6 s read ``00:00:24`` and ``00:00:25``. The status shows the label of
+  the frame on screen, so successive frames of a jittery 1 s recording read successive
+  seconds. Going to a second (``g``, ``--start``, ``j``/``k``) is a ``Land``: the first frame
+  whose label is that second, else the last frame before it; a wall-clock second
+  (``@16:21:32``) lands on the first frame recorded within it. The playhead moves to the
+  frame landed on.
 - The shell tells the core when the recording changes under it: ``TimelineGrew`` (frames
   added at the end, evicted from the start) or ``TimelineRebuilt`` (frames counted anew:
   a file truncated or replaced, a seek table that lied), so the frame count never goes
@@ -35,13 +42,20 @@ from typing import Final, assert_never
 import attrs
 
 from allsmi.domain.errors import UsageError
-from allsmi.domain.parse import format_gap, parse_timecode, resolve_timecode
+from allsmi.domain.parse import (
+    MS_PER_SECOND,
+    Offset,
+    format_gap,
+    parse_timecode,
+    resolve_timecode,
+)
 
 SPEEDS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SEEK_STEP_MS: Final = 10_000
 GAP_INTERVALS: Final = 10  # a gap longer than this many intervals is skipped while playing
 TIMECODE_CHARS: Final = frozenset("0123456789:@-+.TZtz")
 MAX_PENDING: Final = 32
+HALF_SECOND_MS: Final = MS_PER_SECOND // 2
 
 
 class Mode(enum.Enum):
@@ -148,6 +162,17 @@ class Seek:
 
 
 @attrs.frozen
+class Land:
+    """Go to a second: show the first frame whose seek key lies in ``[first + from_ms,
+    first + until_ms)``, else the last frame before ``first + from_ms`` (else the first
+    frame). The answer is ``FrameShown(stepped=True)`` when the frame lies in the window
+    (the playhead moves to it), else ``FrameShown(stepped=False)``."""
+
+    from_ms: int
+    until_ms: int
+
+
+@attrs.frozen
 class ShowIndex:
     index: int
 
@@ -167,7 +192,7 @@ class Quit:
     pass
 
 
-Command = Seek | ShowIndex | Render | PassToView | Quit
+Command = Seek | Land | ShowIndex | Render | PassToView | Quit
 Result = tuple[ReplayState, tuple[Command, ...]]
 RENDER: Final = Render()
 
@@ -184,6 +209,17 @@ def parse_speed(text: str) -> float:
     return value
 
 
+def label_s(offset_ms: int) -> int:
+    """A frame's label: its offset from the first key in whole seconds, rounded half up."""
+    return (offset_ms + HALF_SECOND_MS) // MS_PER_SECOND
+
+
+def second_window(second: int) -> tuple[int, int]:
+    """The offsets whose label is ``second``: ``[second − 0.5 s, second + 0.5 s)``."""
+    centre = second * MS_PER_SECOND
+    return centre - HALF_SECOND_MS, centre + HALF_SECOND_MS
+
+
 # --------------------------------------------------------------------------- opening
 
 
@@ -192,7 +228,7 @@ def initial(
     first_key_ms: int,
     duration_ms: int,
     *,
-    start_ms: int = 0,
+    start: str | None = None,
     speed: float = 1.0,
     loop: bool = False,
     follow: bool = False,
@@ -200,15 +236,14 @@ def initial(
     tz: tzinfo | None = None,
     live: bool = False,
 ) -> Result:
-    """Open paused at ``start_ms`` (clamped to the recording), or on the first frame."""
-    position = _clamp(start_ms, duration_ms)
+    """Open paused on the first frame, or landed at the timecode ``start`` (as ``g`` would
+    go there; a malformed one raises :class:`UsageError`), or following at the live edge."""
     state = ReplayState(
         frame_count=max(1, frame_count),
         first_key_ms=first_key_ms,
         duration_ms=max(0, duration_ms),
         cursor_t_ms=first_key_ms,
         cursor_key_ms=first_key_ms,
-        position_ms=position,
         speed=speed,
         loop=loop,
         follow=follow,
@@ -218,8 +253,10 @@ def initial(
     if live and follow:
         edge = state.duration_ms
         return attrs.evolve(state, mode=Mode.LIVE, position_ms=edge), (Seek(edge), RENDER)
+    if start:
+        return _go_to(state, start)
     # The first frame itself, not the last of several sharing its timestamp.
-    return state, ((Seek(position) if position else ShowIndex(0)), RENDER)
+    return state, (ShowIndex(0), RENDER)
 
 
 # --------------------------------------------------------------------------- the step
@@ -257,8 +294,10 @@ def _key(state: ReplayState, key: str) -> Result:
 
 
 def _toggle_play(state: ReplayState) -> Result:
-    if state.mode is Mode.END:
-        return attrs.evolve(state, mode=Mode.PLAYING, position_ms=0), (Seek(0), RENDER)
+    at_last = state.mode is Mode.PAUSED and state.cursor >= state.last_index and not state.follow
+    if state.mode is Mode.END or (at_last and state.frame_count > 1):
+        # One press plays from the start: the last frame has nothing left to play.
+        return attrs.evolve(state, mode=Mode.PLAYING, position_ms=0), (ShowIndex(0), RENDER)
     mode = Mode.PAUSED if state.mode in (Mode.PLAYING, Mode.LIVE) else Mode.PLAYING
     return attrs.evolve(state, mode=mode), (RENDER,)
 
@@ -298,19 +337,28 @@ def _speed(state: ReplayState, direction: int) -> Result:
 
 
 def _back_10s(state: ReplayState) -> Result:
-    return _seek(state, state.position_ms - SEEK_STEP_MS)
+    return _land_on_second(state, label_s(state.position_ms) - SEEK_STEP_MS // MS_PER_SECOND)
 
 
 def _ahead_10s(state: ReplayState) -> Result:
-    return _seek(state, state.position_ms + SEEK_STEP_MS)
+    return _land_on_second(state, label_s(state.position_ms) + SEEK_STEP_MS // MS_PER_SECOND)
 
 
-def _seek(state: ReplayState, position_ms: int) -> Result:
-    """Move the playhead (clamped) and show the last frame at or before it; a seek leaves
-    ``live`` and ``end`` (playing keeps playing)."""
-    position = _clamp(position_ms, state.duration_ms)
+def _land_on_second(state: ReplayState, second: int) -> Result:
+    last = label_s(state.duration_ms)
+    return _land(state, second_window(min(max(0, second), last)))
+
+
+def _land(state: ReplayState, window: tuple[int, int]) -> Result:
+    """Go to the frames of ``window`` (offsets): the playhead moves to its start (clamped),
+    then to the frame landed on when that frame lies inside it (``FrameShown(stepped)``); a
+    window with no frame keeps the playhead there, so ``k`` after ``k`` crosses a gap. A
+    seek leaves ``live`` and ``end``."""
+    start, until = window
+    position = _clamp(max(start, 0), state.duration_ms)
     mode = Mode.PLAYING if state.mode is Mode.PLAYING else Mode.PAUSED
-    return attrs.evolve(state, position_ms=position, mode=mode), (Seek(position), RENDER)
+    moved = attrs.evolve(state, position_ms=position, mode=mode)
+    return moved, (Land(start, until), RENDER)
 
 
 def _open_timecode(state: ReplayState) -> Result:
@@ -369,19 +417,37 @@ def _timecode_key(state: ReplayState, key: str) -> Result:
 def _enter_timecode(state: ReplayState, text: str) -> Result:
     if not text:
         return state, (RENDER,)
-    last_key = state.first_key_ms + state.duration_ms
     try:
-        target = resolve_timecode(
-            parse_timecode(text), state.first_key_ms, last_key, state.tz or UTC
-        )
+        return _go_to(state, text)
     except (UsageError, ValueError, OverflowError) as err:
         return attrs.evolve(state, message=_short(err)), (RENDER,)
-    moved, commands = _seek(state, target)
-    if target > state.duration_ms:
+
+
+def _go_to(state: ReplayState, text: str) -> Result:
+    """Land at the timecode ``text``; raises on a malformed one (the caller decides whether
+    that is a message or a usage error)."""
+    start, until = target_window(state, text)
+    moved, commands = _land(state, (start, until))
+    if start > state.duration_ms:
         return attrs.evolve(moved, message=f"{text} is after the end: last frame"), commands
-    if target < 0:
+    if until <= 0:
         return attrs.evolve(moved, message=f"{text} is before the start: first frame"), commands
     return moved, commands
+
+
+def target_window(state: ReplayState, text: str) -> tuple[int, int]:
+    """The offsets a timecode names. A whole second of offset is the frames labelled with
+    it (:func:`second_window`); a whole wall-clock second is the frames recorded within it;
+    a time with a fraction of a second is that instant exactly."""
+    timecode = parse_timecode(text)
+    first = state.first_key_ms
+    target = resolve_timecode(timecode, first, first + state.duration_ms, state.tz or UTC)
+    if isinstance(timecode, Offset):
+        if target % MS_PER_SECOND == 0:
+            return second_window(target // MS_PER_SECOND)
+        return target, target + 1
+    whole = (first + target) % MS_PER_SECOND == 0
+    return target, target + (MS_PER_SECOND if whole else 1)
 
 
 def _short(err: Exception) -> str:

@@ -16,7 +16,8 @@ Rules this module obeys:
 Theory of operation. The screen is, top to bottom: a title line, the cluster overview (two
 lines, only for more than one host), the tab row (``All`` and one tab per host), the body,
 then the message, status and key-help lines. Space goes to the status line first, then the
-message, key help, title, tab row and overview; the body gets the rest. The body is a list of
+message, key help, title and tab row; panels (the overview) only while the body keeps twelve
+lines, six GPUs (``MIN_BODY``); the body gets the rest. The body is a list of
 blocks whose heights are known before any text is made (two lines per GPU, CPU rows, memory
 rows, disks, the process table), so scrolling is clamped to the content and only the blocks
 inside the window are turned into text: a 100-host frame costs a screenful of lines, not 800
@@ -33,8 +34,8 @@ import attrs
 
 from allsmi.domain.hosts import HostNames, host_names
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
-from allsmi.domain.parse import format_offset
-from allsmi.domain.replay import ReplayState
+from allsmi.domain.parse import MS_PER_SECOND, format_offset
+from allsmi.domain.replay import Mode, ReplayState, label_s
 from allsmi.domain.screen_rows import (
     BOLD,
     CYAN,
@@ -81,7 +82,8 @@ __all__ = [
 
 SCROLL_END: Final = 1 << 30  # "end": render clamps it to the last screenful
 MAX_ERRORS: Final = 5
-MIN_BODY: Final = 3  # the overview is dropped before the body gets fewer rows than this
+MIN_GPU_ROWS: Final = 6  # the vertical budget: panels fold before fewer GPUs fit
+MIN_BODY: Final = 2 * MIN_GPU_ROWS  # body lines the panels leave (a GPU is two lines)
 MAX_TAB_LABEL: Final = 24
 CHIP_REPLAY: Final = Style(fg="black", bg="yellow")
 CHIP_LIVE: Final = Style(fg="black", bg="green")
@@ -92,6 +94,14 @@ LIVE_KEYS_HELP: Final = "h:Help q:Exit ←→:Tabs ↑↓:Scroll PgUp/PgDn:Page 
 REPLAY_KEYS_HELP: Final = (
     "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to L:Loop G:Live h:Help q:Exit ←→:Tabs"
 )
+FAILING_TAB: Final = Style(fg="red")
+FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown
+
+
+def replay_keys_help(mode: Mode, follow: bool) -> str:
+    """The key-help line of a replay: SPACE says what it will do; ``G`` only when following."""
+    keys = REPLAY_KEYS_HELP if follow else REPLAY_KEYS_HELP.replace(" G:Live", "")
+    return keys.replace("SPACE:Play", "SPACE:Pause") if mode is Mode.PLAYING else keys
 
 
 # --------------------------------------------------------------------------- view state
@@ -118,6 +128,7 @@ _VIEW_KEYS: Final[Mapping[str, _Move]] = {
     "home": lambda v, _, __: attrs.evolve(v, scroll=0),
     "end": lambda v, _, __: attrs.evolve(v, scroll=SCROLL_END),
     "h": lambda v, _, __: attrs.evolve(v, help=not v.help, scroll=0),
+    "?": lambda v, _, __: attrs.evolve(v, help=not v.help, scroll=0),
 }
 
 
@@ -135,7 +146,7 @@ def view_key(view: ViewState, key: str, tab_count: int, page: int) -> ViewState:
 
 @attrs.frozen
 class ReplayStatus:
-    position_ms: int  # playhead, ms after the first frame
+    position_ms: int  # the shown frame's offset from the first (shown as its label)
     duration_ms: int
     speed: float
     mode: str  # paused | playing | end | live
@@ -160,7 +171,7 @@ class Status:
 def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplayStatus:
     """The status of a replay core's state, its recorded time in zone ``tz``."""
     return ReplayStatus(
-        position_ms=state.position_ms,
+        position_ms=state.cursor_key_ms - state.first_key_ms,
         duration_ms=state.duration_ms,
         speed=state.speed,
         mode=state.mode.value,
@@ -206,32 +217,60 @@ def speed_text(speed: float) -> str:
     return f"{speed:.1f}x" if round(speed * 10) == speed * 10 else f"{speed:.2f}x"
 
 
-def _replay_text(replay: ReplayStatus) -> str:
+def format_label(offset_ms: int) -> str:
+    """A frame's offset as the status shows it: its label, ``HH:MM:SS`` (rounded half up)."""
+    return format_offset(label_s(max(offset_ms, 0)) * MS_PER_SECOND)
+
+
+def _replay_forms(replay: ReplayStatus) -> list[str]:
+    """The status text from its full form to its most compact, one part shortened or
+    dropped at each step (README, "The status line"): the recorded date goes first (the
+    time of day stays), then the word ``frame``, then ``skipped N``, then ``n/N``, then the
+    recorded time. Position / duration, speed, mode and ``loop`` always stay."""
+    when = clean(replay.recorded_at)
+    clock = when.split(" ", 1)[-1]  # "2026-04-18 12:00:07 UTC" → "12:00:07 UTC"
+    count = f"{replay.frame_no}/{replay.frame_total}"
+    skipped = f"skipped {replay.skipped}" if replay.skipped > 0 else None
+    steps: list[tuple[str | None, str | None, str | None]] = [
+        (when, f"frame {count}", skipped),
+        (clock, f"frame {count}", skipped),
+        (clock, count, skipped),
+        (clock, count, None),
+        (clock, None, None),
+        (None, None, None),
+    ]
+    head = [
+        f"{format_label(replay.position_ms)} / {format_label(replay.duration_ms)}",
+        speed_text(replay.speed),
+        clean(replay.mode),
+    ]
+    loop = "loop" if replay.loop else None
+    return [
+        " | ".join(part for part in (*head, at, loop, frame, damage) if part is not None)
+        for at, frame, damage in steps
+    ]
+
+
+def _replay_text(replay: ReplayStatus, room: int) -> str:
+    """The longest form of the status text that fits in ``room`` cells."""
     if replay.pending is not None:
         entry = clean(replay.pending)
         return f"go to: {entry}_  ({TIMECODE_FORMS}; Enter seek, Esc cancel)"
-    parts = [
-        f"{format_offset(replay.position_ms)} / {format_offset(replay.duration_ms)}",
-        speed_text(replay.speed),
-        clean(replay.mode),
-        clean(replay.recorded_at),
-    ]
-    if replay.loop:
-        parts.append("loop")
-    parts.append(f"frame {replay.frame_no}/{replay.frame_total}")
-    if replay.skipped > 0:
-        parts.append(f"skipped {replay.skipped}")
-    return " | ".join(parts)
+    forms = _replay_forms(replay)
+    return next((text for text in forms if len(text) <= room), forms[-1])
 
 
 def status_line(status: Status, width: int) -> StyledLine:
-    """``REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | <recorded at> | loop | frame n/N``."""
+    """``REPLAY | 00:12:34 / 01:00:00 | 2.0x | paused | <recorded at> | loop | frame n/N``,
+    compacted to fit ``width`` (:func:`_replay_forms`)."""
     replay = status.replay
     if replay is None:
         return fit([Span(clean(status.live_label), CHIP_LIVE)], width)
     live = replay.mode == "live"
     chip = Span("LIVE", CHIP_LIVE) if live else Span("REPLAY", CHIP_REPLAY)
-    return fit([chip, Span(" | " + _replay_text(replay), STATUS_TEXT)], width)
+    separator = " | "
+    room = width - len(chip.text) - len(separator)
+    return fit([chip, Span(separator + _replay_text(replay, room), STATUS_TEXT)], width)
 
 
 # --------------------------------------------------------------------------- hosts and tabs
@@ -245,6 +284,11 @@ def tab_labels(frame: Frame | None, expected_hosts: Sequence[str] = ()) -> tuple
 
 def _labels(names: HostNames) -> tuple[str, ...]:
     return ("All", *names.names) if len(names.shown) > 1 else ("All",)
+
+
+def _failing_tabs(names: HostNames) -> frozenset[int]:
+    """The tab positions of hosts with no rows in the frame shown (marked on the tab row)."""
+    return frozenset(at for at, host in enumerate(names.ids, start=1) if host in names.silent)
 
 
 def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, int]:
@@ -263,8 +307,15 @@ def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, in
     return lo, hi
 
 
-def _tab_row(labels: Sequence[str], selected: int, width: int) -> StyledLine:
-    names = [cut(clean(label), MAX_TAB_LABEL) for label in labels]
+def _tab_row(
+    labels: Sequence[str], selected: int, width: int, failing: frozenset[int] = frozenset()
+) -> StyledLine:
+    """The tabs, windowed around the selected one; a failing host's tab reads ``!name``
+    in red (unless selected)."""
+    names = [
+        (FAILING_MARK if at in failing else "") + cut(clean(label), MAX_TAB_LABEL)
+        for at, label in enumerate(labels)
+    ]
     prefix = "Tabs: "
     lo, hi = _tab_window([len(name) + 2 for name in names], selected, width - len(prefix))
     windowed = (lo, hi) != (0, len(names))
@@ -272,7 +323,8 @@ def _tab_row(labels: Sequence[str], selected: int, width: int) -> StyledLine:
     if windowed:
         spans.append(Span("<" if lo > 0 else " ", YELLOW))
     for index in range(lo, hi):
-        spans.append(Span(f" {names[index]} ", SELECTED_TAB if index == selected else PLAIN))
+        style = FAILING_TAB if index in failing else PLAIN
+        spans.append(Span(f" {names[index]} ", SELECTED_TAB if index == selected else style))
     if windowed:
         spans.append(Span(">" if hi < len(names) else " ", YELLOW))
     return fit(spans, width)
@@ -428,10 +480,10 @@ _HELP_KEYS: Final = (
     ("↑ / ↓", "scroll one line"),
     ("PgUp / PgDn", "scroll one page"),
     ("Home / End", "top / bottom"),
-    ("h", "show / hide this help"),
+    ("h / ?", "show / hide this help"),
 )
 _HELP_REPLAY: Final = (
-    ("SPACE", "play / pause (at the end: play from the start)"),
+    ("SPACE", "play / pause (on the last frame: play from the start)"),
     ("] / [", "next / previous frame (pauses)"),
     ("+ / -", "faster / slower: 0.25x 0.5x 1.0x 2.0x 4.0x 8.0x"),
     ("j / k", "back / ahead 10 s"),
@@ -455,8 +507,11 @@ def _help(replay: bool) -> list[Block]:
 
 @attrs.frozen
 class _Slots:
-    """Which parts get a line, by priority: status, message, key help, title, tabs,
-    overview (only while the body keeps MIN_BODY rows); the body gets what is left."""
+    """Which parts get a line (the vertical budget, README "The screen"). The chrome, by
+    priority: status, message, key help, title, tabs. Then the panels, each only while the
+    body keeps ``MIN_BODY`` lines (six GPUs); they fold away in the order of ``_slots``
+    (today the overview alone; panels added later fold before it). The body gets the rest:
+    at 80×24 a host tab of a cluster shows 17 body lines with the overview."""
 
     message: bool
     keys: bool
@@ -572,7 +627,7 @@ def render(
     if plan.slots.overview:
         lines += _overview(frame, plan, width)
     if plan.slots.tabs:
-        lines.append(_tab_row(_labels(plan.names), plan.tab, width))
+        lines.append(_tab_row(_labels(plan.names), plan.tab, width, _failing_tabs(plan.names)))
     lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
     lines += _footer(status, plan.slots, width)
     return tuple(lines)
