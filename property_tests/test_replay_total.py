@@ -89,6 +89,7 @@ events = st.one_of(
         st.integers(0, 2**46),
         st.integers(-5, 10**6),
     ),
+    st.builds(r.RecorderChanged, st.booleans()),
     st.builds(r.Resized, st.integers(0, 500), st.integers(0, 200)),
 )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as core
@@ -157,3 +158,51 @@ def test_start_lands_like_g_and_space_on_the_last_frame_restarts(tmp_path: Path)
     type_keys(driver, "space")  # one press: play from the first frame
     after = driver.state
     assert driver.shown_index == 0 and after.mode is core.Mode.PLAYING
+
+
+def test_following_says_recording_ended_when_the_lock_is_released_and_follows_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The recorder's lock is the signal, not a footer (every rotation writes one): held →
+    live; released, once every frame it wrote is read → "recording ended", live left; held
+    again by a new recorder on the same path → live again."""
+    path = tmp_path / "r.ndjson.zst"
+    lock = RecordingLock.acquire(path)
+    rec.write_sink(path, 20, Codec.ZSTD, close=False, chunk_frames=5)
+    driver = ReplayDriver.open(path, follow=True)
+    assert driver.state.mode is core.Mode.LIVE
+    assert not driver.poll()  # still held, nothing new: nothing to tell
+    lock.release()
+    assert driver.poll()
+    ended = driver.state
+    assert ended.mode is core.Mode.END and ended.message == "recording ended"
+    assert driver.shown_index == 19  # the last frame it wrote
+    assert not driver.poll()  # said once
+    with RecordingLock.acquire(path):
+        rec.write_sink(tmp_path / "more", 5, Codec.ZSTD, close=False, first_seq=20)
+        with open(path, "ab") as fh:
+            fh.write((tmp_path / "more").read_bytes())
+        assert driver.poll()
+        assert driver.state.mode is core.Mode.LIVE and not driver.state.ended
+        assert driver.frame().seq == 24  # the new recorder's frames, at the live edge
+    driver.source.close()
+
+
+def test_a_recording_whose_recorder_already_exited_opens_ended(tmp_path: Path) -> None:
+    path = tmp_path / "done.ndjson.gz"
+    with RecordingLock.acquire(path):
+        rec.write_sink(path, 10, Codec.GZIP, close=False)
+    driver = ReplayDriver.open(path, follow=True)  # kill -9 left no footer, only the lock
+    assert driver.state.mode is core.Mode.END and driver.state.ended
+    assert driver.state.message == "recording ended"
+    driver.source.close()
+
+
+def test_a_recording_without_a_lock_file_stays_live(tmp_path: Path) -> None:
+    """No lock file (another tool's recording, a copy): nothing says it ended."""
+    path = tmp_path / "theirs.ndjson"
+    rec.write_sink(path, 10, Codec.NONE, close=False)
+    driver = ReplayDriver.open(path, follow=True)
+    assert not driver.poll()
+    assert driver.state.mode is core.Mode.LIVE and not driver.state.ended
+    driver.source.close()

@@ -380,3 +380,43 @@ def test_a_rebuilt_timeline_whose_start_moved_keeps_the_same_instant_and_says_so
     assert state.first_key_ms == T0 + 40_000 and state.position_ms == 10_000
     assert state.message == "40 oldest frames were evicted by rotation"
     assert commands == (Seek(10_000), RENDER)
+
+
+# --------------------------------------------------------------------------- the recorder
+
+
+def live() -> ReplayState:
+    return attrs.evolve(shown(opened(follow=True), 99), mode=Mode.LIVE, position_ms=99_000)
+
+
+def test_the_recorder_stopping_ends_live_and_says_recording_ended() -> None:
+    state, commands = r.step(live(), r.RecorderChanged(running=False))
+    assert state.mode is Mode.END and state.ended and not state.has_live_edge
+    assert state.message == "recording ended" and commands == (RENDER,)
+    state, commands = key(state, "G")  # no live edge to go to: the end, said again
+    assert state.mode is Mode.END and state.message == "recording ended"
+
+
+def test_after_the_recorder_stopped_playing_reaches_the_end_not_live() -> None:
+    state, _ = r.step(live(), r.RecorderChanged(running=False))
+    state, _ = key(shown(attrs.evolve(state, mode=Mode.PAUSED, position_ms=98_000), 98), "space")
+    state, _ = r.step(state, TickElapsed(5_000))
+    assert state.mode is Mode.END
+    state, commands = key(state, "space")  # and SPACE there restarts, as for any recording
+    assert state.mode is Mode.PLAYING and commands == (ShowIndex(0), RENDER)
+
+
+def test_a_recorder_started_again_makes_the_end_live_again() -> None:
+    ended, _ = r.step(live(), r.RecorderChanged(running=False))
+    state, commands = r.step(ended, r.RecorderChanged(running=True))
+    assert state.mode is Mode.LIVE and not state.ended and commands == (Seek(99_000), RENDER)
+    paused = attrs.evolve(ended, mode=Mode.PAUSED, position_ms=10_000)
+    state, _ = r.step(paused, r.RecorderChanged(running=True))
+    assert state.mode is Mode.PAUSED and state.position_ms == 10_000 and state.has_live_edge
+
+
+def test_recorder_news_changes_nothing_when_not_following_or_already_known() -> None:
+    plain = opened()
+    assert r.step(plain, r.RecorderChanged(running=False)) == (plain, ())
+    state = live()
+    assert r.step(state, r.RecorderChanged(running=True)) == (state, ())

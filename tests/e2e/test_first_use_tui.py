@@ -4,6 +4,7 @@ terminal (tmux on its own socket), real keys, the installed command."""
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from allsmi.adapters import wire
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.domain.model import Frame, Gpu, Header, Memory
 
+from .conftest import poll, start_allsmi
 from .test_tui import position, replay, write_cluster
 from .tmux import Tmux
 
@@ -143,3 +145,34 @@ def test_a_failing_hosts_tab_is_marked(tui: list[Tmux], tmp_path: Path) -> None:
     session = replay(tui, write(tmp_path / "f.ndjson.zst", frames, hosts))
     tabs = next(line for line in session.screen().splitlines() if line.startswith("Tabs:"))
     assert "!10.0.0.2:9090" in tabs and "!10.0.0.1:9090" not in tabs
+
+
+@pytest.mark.parametrize(
+    ("name", "stop"),
+    [
+        ("z.ndjson.zst", signal.SIGTERM),
+        ("g.ndjson.gz", signal.SIGKILL),
+        ("p.ndjson", signal.SIGKILL),
+    ],
+)
+def test_follow_says_recording_ended_when_the_recorder_exits_and_follows_a_restart(
+    tui: list[Tmux], tmp_path: Path, name: str, stop: signal.Signals
+) -> None:
+    out = tmp_path / name
+    record = ("record", "-o", str(out), "-i", "0.5", "--include", "cpu,memory")
+    recorder = start_allsmi(*record)
+    poll(lambda: out.exists() and out.stat().st_size > 0, what="the recording to start")
+    session = Tmux(f"e{len(tui)}", ["view", "--replay", str(out), "--follow"])
+    tui.append(session)
+    session.wait_for(lambda s: "LIVE |" in s and "G:Live" in s)
+    recorder.send_signal(stop)
+    recorder.communicate(timeout=10)
+    screen = session.wait_for(lambda s: "recording ended" in s and "| end |" in s)
+    assert "LIVE |" not in screen and "G:Live" not in screen  # no live edge now
+    restarted = start_allsmi(*record)  # the same path again: followed again
+    try:
+        session.wait_for(lambda s: "LIVE |" in s and "recording resumed" in s, timeout=30)
+    finally:
+        restarted.terminate()
+        restarted.communicate(timeout=10)
+    session.wait_for("recording ended")

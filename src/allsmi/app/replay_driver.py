@@ -22,7 +22,8 @@ from pathlib import Path
 
 import attrs
 
-from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
+from allsmi.adapters.recording.lock import recorder_running
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
@@ -56,6 +57,7 @@ class ReplayDriver:
     _shown_index: int = -1
     _dropped: int = 0  # frames evicted while the timeline was empty, not yet told
     _generation: int = 0  # the source's generation the core was last told of
+    _running: bool | None = None  # following: the recorder as the core was last told of it
 
     @classmethod
     def open(
@@ -87,14 +89,38 @@ class ReplayDriver:
         )
         driver = cls(source=source, state=state, generation=source.generation)
         driver.perform(commands)
+        if isinstance(source, FollowingSource):
+            driver._running = True  # what the core assumes of a followed recording
+            driver._tell_recorder(recorder_running(path), caught_up=True)
         return driver
 
     def poll(self) -> bool:
-        """Follow mode: bring in what the recorder added (or evicted); True if anything."""
+        """Follow mode: bring in what the recorder added (or evicted), and whether it still
+        runs; True if the core was told anything."""
         if not isinstance(self.source, FollowingSource):
             return False
+        running = recorder_running(self.source.path)  # before reading: all it wrote is there
+        if running:
+            self._tell_recorder(running, caught_up=True)  # first, so the edge is live again
         told = len(self.source.warnings)
         update = self.source.poll()
+        changed = self._take(update, told)
+        if running is False:
+            changed = self._tell_recorder(running, caught_up=update.caught_up) or changed
+        return changed
+
+    def _tell_recorder(self, running: bool | None, *, caught_up: bool) -> bool:
+        """Tell the core the recorder stopped (once every frame it wrote has been read: the
+        lock was sampled before the read that caught up) or started again."""
+        if running is None or running == self._running or not (running or caught_up):
+            return False
+        self._running = running
+        self.feed(core.RecorderChanged(running))
+        return True
+
+    def _take(self, update: FollowUpdate, told: int) -> bool:
+        """Tell the core what a poll brought in; True if anything."""
+        assert isinstance(self.source, FollowingSource)
         self._dropped += update.dropped
         if len(self.source.warnings) != told:
             self.dirty = True  # a message to show (damage, truncation, a replaced file)

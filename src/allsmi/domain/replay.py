@@ -20,7 +20,8 @@ Rules this module obeys:
 - The shell tells the core when the recording changes under it: ``TimelineGrew`` (frames
   added at the end, evicted from the start) or ``TimelineRebuilt`` (frames counted anew:
   a file truncated or replaced, a seek table that lied), so the frame count never goes
-  stale.
+  stale. ``RecorderChanged`` says the followed recording's recorder stopped (``live`` ends:
+  the end is the end, "recording ended") or started again on the same path (followed again).
 - Keys are names (``"space"``, ``"]"``, ``"enter"``) looked up in a data table; a key the
   replay does not use is handed back as ``PassToView`` (tabs, scrolling, help). While a
   timecode is being typed (``pending``) every key belongs to the entry.
@@ -56,6 +57,7 @@ GAP_INTERVALS: Final = 10  # a gap longer than this many intervals is skipped wh
 TIMECODE_CHARS: Final = frozenset("0123456789:@-+.TZtz")
 MAX_PENDING: Final = 32
 HALF_SECOND_MS: Final = MS_PER_SECOND // 2
+RECORDING_ENDED: Final = "recording ended"
 
 
 class Mode(enum.Enum):
@@ -84,6 +86,7 @@ class ReplayState:
     mode: Mode = Mode.PAUSED
     loop: bool = False
     follow: bool = False  # the recording is still being written (--follow)
+    ended: bool = False  # following, and its recorder exited: there is no live edge now
     pending: str | None = None  # timecode text being typed after `g`
     message: str | None = None
     interval_ms: int | None = None  # the recording's interval, for gap skipping
@@ -97,6 +100,11 @@ class ReplayState:
     @property
     def last_index(self) -> int:
         return self.frame_count - 1
+
+    @property
+    def has_live_edge(self) -> bool:
+        """Following a recorder that is still running: the end is the live edge."""
+        return self.follow and not self.ended
 
 
 # --------------------------------------------------------------------------- events
@@ -145,12 +153,28 @@ class TimelineRebuilt:
 
 
 @attrs.frozen
+class RecorderChanged:
+    """Following: the recorder stopped (its lock was released: a clean exit or a kill, and
+    every frame it wrote has been read), or a recorder started on the same path again."""
+
+    running: bool
+
+
+@attrs.frozen
 class Resized:
     width: int
     height: int
 
 
-Event = KeyPressed | TickElapsed | FrameShown | TimelineGrew | TimelineRebuilt | Resized
+Event = (
+    KeyPressed
+    | TickElapsed
+    | FrameShown
+    | TimelineGrew
+    | TimelineRebuilt
+    | RecorderChanged
+    | Resized
+)
 
 
 # --------------------------------------------------------------------------- commands
@@ -277,6 +301,8 @@ def step(state: ReplayState, event: Event) -> Result:
             return _grew(state, event)
         case TimelineRebuilt():
             return _rebuilt(state, event)
+        case RecorderChanged(running=running):
+            return _recorder(state, running)
         case Resized():
             return state, (RENDER,)
         case _:
@@ -294,7 +320,8 @@ def _key(state: ReplayState, key: str) -> Result:
 
 
 def _toggle_play(state: ReplayState) -> Result:
-    at_last = state.mode is Mode.PAUSED and state.cursor >= state.last_index and not state.follow
+    on_last = state.mode is Mode.PAUSED and state.cursor >= state.last_index
+    at_last = on_last and not state.has_live_edge
     if state.mode is Mode.END or (at_last and state.frame_count > 1):
         # One press plays from the start: the last frame has nothing left to play.
         return attrs.evolve(state, mode=Mode.PLAYING, position_ms=0), (ShowIndex(0), RENDER)
@@ -373,6 +400,9 @@ def _go_live(state: ReplayState) -> Result:
     if not state.follow:
         return attrs.evolve(state, message="not following a live recording"), (RENDER,)
     edge = state.duration_ms
+    if state.ended:
+        ended = attrs.evolve(state, mode=Mode.END, position_ms=edge, message=RECORDING_ENDED)
+        return ended, (Seek(edge), RENDER)
     return attrs.evolve(state, mode=Mode.LIVE, position_ms=edge), (Seek(edge), RENDER)
 
 
@@ -492,7 +522,7 @@ def _reached_end(state: ReplayState) -> Result:
     if state.loop and state.duration_ms > 0:
         return attrs.evolve(state, position_ms=0), (Seek(0), RENDER)
     end = state.duration_ms
-    if state.follow:  # caught up with a recording still being written
+    if state.has_live_edge:  # caught up with a recording still being written
         return attrs.evolve(state, position_ms=end, mode=Mode.LIVE), (Seek(end), RENDER)
     return attrs.evolve(state, position_ms=end, mode=Mode.END), (Seek(end), RENDER)
 
@@ -556,6 +586,21 @@ def _recounted(
     if recounted.mode is Mode.END and duration > state.duration_ms:
         recounted = attrs.evolve(recounted, mode=Mode.PAUSED)  # there is more to play now
     return recounted
+
+
+def _recorder(state: ReplayState, running: bool) -> Result:
+    """The recorder stopped: leave ``live`` (the end is the end now) and say so. It started
+    again: what is at the end is live again, and a replay sitting there follows it."""
+    if not state.follow or running != state.ended:
+        return state, ()
+    if not running:
+        mode = Mode.END if state.mode is Mode.LIVE else state.mode
+        return attrs.evolve(state, ended=True, mode=mode, message=RECORDING_ENDED), (RENDER,)
+    resumed = attrs.evolve(state, ended=False, message="recording resumed: following it")
+    if state.mode is Mode.END:
+        edge = state.duration_ms
+        return attrs.evolve(resumed, mode=Mode.LIVE, position_ms=edge), (Seek(edge), RENDER)
+    return resumed, (RENDER,)
 
 
 def _evicted_message(dropped: int) -> str | None:

@@ -98,9 +98,10 @@ FAILING_TAB: Final = Style(fg="red")
 FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown
 
 
-def replay_keys_help(mode: Mode, follow: bool) -> str:
-    """The key-help line of a replay: SPACE says what it will do; ``G`` only when following."""
-    keys = REPLAY_KEYS_HELP if follow else REPLAY_KEYS_HELP.replace(" G:Live", "")
+def replay_keys_help(mode: Mode, live_edge: bool) -> str:
+    """The key-help line of a replay: SPACE says what it will do; ``G`` only while there is
+    a live edge to go to."""
+    keys = REPLAY_KEYS_HELP if live_edge else REPLAY_KEYS_HELP.replace(" G:Live", "")
     return keys.replace("SPACE:Play", "SPACE:Pause") if mode is Mode.PLAYING else keys
 
 

@@ -69,6 +69,7 @@ class FollowUpdate:
     dropped: int = 0  # frames evicted from the start
     rotated: bool = False
     rebuilt: bool = False  # frames were counted anew since the last poll: find them again
+    caught_up: bool = True  # the poll read to the end of what the files held
 
 
 class TailDecoder:
@@ -365,7 +366,8 @@ class FollowingSource:
         added = reader.frame_count - before + dropped
         rebuilt = reader.generation - (1 if dropped else 0) != self._told_generation
         self._told_generation = reader.generation
-        return FollowUpdate(added=max(0, added), dropped=dropped, rotated=rotated, rebuilt=rebuilt)
+        caught_up = self._tail is None or self._tail.exhausted
+        return FollowUpdate(max(0, added), dropped, rotated, rebuilt, caught_up)
 
     def _truncated(self, size: int) -> None:
         """The active file was cut to ``size``: chunks that began past it are gone (those

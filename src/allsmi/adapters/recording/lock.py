@@ -125,6 +125,16 @@ def holder(active: Path) -> int | None:
         os.close(fd)
 
 
+def recorder_running(active: Path) -> bool | None:
+    """Whether an allsmi recorder still writes the set ``active``: True while its lock is
+    held; False when the lock file is there and nobody holds it (the recorder exited,
+    cleanly or killed); None when there is no lock file (a recording by another tool, or a
+    copy): nothing to tell. Never takes the lock."""
+    if holder(active) is not None:
+        return True
+    return False if os.path.lexists(lock_path(active)) else None
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
