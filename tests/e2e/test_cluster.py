@@ -219,7 +219,8 @@ def test_the_replay_shows_the_overview_and_windows_the_tabs(
     session.send(*["Right"] * (NODES - 23))  # the last tab: a failing node
     failing = recorded.failing[-1]
     screen = session.wait_for(f"{failing}: no data")
-    assert failing in tab_row(screen).split()  # no rows, so no hostname: shown by its id
+    # No rows, so no hostname: shown by its id, marked failing.
+    assert f"!{failing}" in tab_row(screen).split()
 
     session.send("q")
     session.wait_for("EXITED rc=0")

@@ -144,9 +144,19 @@ def test_file_size_limit_is_one_line_and_keeps_what_was_written(tmp_path: Path) 
     assert len(frames_in(out)) >= 3
 
 
-def test_an_unwritable_directory_is_one_line(tmp_path: Path) -> None:
+def test_an_output_directory_that_does_not_exist_is_refused_not_made(tmp_path: Path) -> None:
     line = assert_one_line_error(run_allsmi("record", "-o", "/proc/allsmi/t.ndjson"), 2)
-    assert "cannot create directory /proc/allsmi" in line
+    assert line == (
+        "allsmi record: cannot write /proc/allsmi/t.ndjson: directory /proc/allsmi does not exist"
+    )
+
+
+@pytest.mark.parametrize("where", ["/proc", "/proc/self"])
+def test_an_existing_directory_that_takes_no_files_says_why(where: str) -> None:
+    """It exists, so "directory does not exist" (what this said before) was wrong."""
+    out = f"{where}/t.ndjson.zst"
+    line = assert_one_line_error(run_allsmi("record", "-o", out, *FAST), 2)
+    assert line == f"allsmi record: cannot write {out}: creating files in {where} is not supported"
 
 
 def test_a_symlink_at_the_output_is_refused(tmp_path: Path) -> None:
@@ -294,6 +304,7 @@ def test_holder_names_the_recorder_until_it_exits(
 
 def test_a_deleted_output_directory_stops_the_recorder_with_one_line(tmp_path: Path) -> None:
     out = tmp_path / "d" / "t.ndjson.zst"
+    out.parent.mkdir()  # a directory named with -o must already exist
     proc = start_allsmi("record", "-o", str(out), "-i", "0.2", *FAST)
     poll(lambda: count_frames(out) >= 2, what="two frames on disk")
     shutil.rmtree(out.parent)

@@ -74,9 +74,18 @@ def test_output_through_a_symlink_is_refused(tmp_path: Path) -> None:
     assert "symlink" in line and victim.read_text() == "keep"
 
 
-def test_output_into_a_missing_directory_is_one_clear_line(tmp_path: Path) -> None:
-    line = assert_one_line_error(run_allsmi("snapshot", "-o", str(tmp_path / "no/such.json")), 1)
-    assert "directory does not exist" in line
+def test_output_into_a_missing_directory_is_refused_before_reading(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such.json"
+    line = assert_one_line_error(run_allsmi("snapshot", "-o", str(out)), 2)
+    assert line == f"allsmi snapshot: cannot write {out}: directory {out.parent} does not exist"
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "/proc/self/x"])
+def test_output_where_no_file_can_be_made_names_the_path_not_a_temp_file(out: str) -> None:
+    line = assert_one_line_error(run_allsmi("snapshot", "-o", out), 2)
+    assert line.startswith(f"allsmi snapshot: cannot write {out}: ")
+    assert "not supported" in line and ".tmp" not in line
 
 
 @pytest.mark.parametrize(

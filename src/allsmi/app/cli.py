@@ -132,7 +132,8 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
             "recording back in the same TUI, paused on its first frame. Keys: SPACE "
             "play/pause, ] and [ step one frame, + and - speed, j/k back/ahead 10 s, "
             "g go to a time (HH:MM:SS offset, @HH:MM wall clock, @2026-04-18T14:32:00Z), "
-            "L loop, arrows tabs and scrolling, h help, q quit."
+            "G back to the live edge (with --follow), L loop, arrows tabs and scrolling, "
+            "h or ? help, q quit."
         ),
     )
     _add_interval(p, None, "seconds between live collections (default 2; 3 for a cluster)")
@@ -163,11 +164,13 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
 
     p = commands.add_parser(
         "demo",
-        help="record a simulated one-hour cluster incident, then replay it",
+        help="record a simulated hour of a cluster with an incident to find, then replay it",
         description=(
-            "Simulate a 4-node x 8-GPU cluster for one hour (node-03's GPUs go idle at "
-            "00:14:32), record it through the real recorder in seconds, and open the replay. "
-            "Without a terminal, print the recording's path and its verify summary."
+            "Simulate a 4-node x 8-GPU cluster for one hour, record it through the real "
+            "recorder in seconds, and open the replay. Somewhere in that hour an incident "
+            "hides: find it. Play at 8x (SPACE, then + to speed up), step with ] and [, jump "
+            "with j/k, and press g to go to a time. Without a terminal, print the "
+            "recording's path and its verify summary."
         ),
     )
     p.add_argument(
@@ -420,7 +423,10 @@ def _resolve_hosts(args: argparse.Namespace) -> argparse.Namespace:
             raise UsageError(f"cannot read hostfile {args.hostfile}: {err.strerror}") from None
         except UnicodeDecodeError:
             raise UsageError(f"hostfile {args.hostfile} is not text") from None
-        hosts.extend(parse_hostfile(text, origin=args.hostfile))
+        listed = parse_hostfile(text, origin=args.hostfile)
+        if not listed:  # only comments and blank lines: say so, not "needs --hosts"
+            raise UsageError(f"hostfile {args.hostfile} lists no hosts")
+        hosts.extend(listed)
     args.hosts = merge_hosts(hosts)
     return args
 
@@ -450,10 +456,8 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
 
 
 def _prefix(args: argparse.Namespace) -> str:
-    """Errors of ``view --replay`` read ``replay: …``; others name the command
+    """Every error names its command, ``view --replay``'s too: ``allsmi view: …``
     (docs/architecture.md §7.3)."""
-    if args.command == "view" and getattr(args, "replay", None):
-        return "replay"
     return f"allsmi {args.command}"
 
 

@@ -3,8 +3,10 @@
 It runs the real recorder root (:func:`allsmi.app.record.record_loop`) with the node
 simulator as its source and a simulated clock, writing one hour of a 4-node × 8-GPU cluster
 through the real sink in seconds. At 00:14:32 one node's GPUs collapse to idle and its
-power drops. On a terminal the replay opens on it; without one, the recording's path and
-its ``verify`` summary are printed and the exit status is 0.
+power drops. The banner and ``--help`` say only that there is an incident to find and which
+keys look for it, never when or where (the README's tour tells). On a terminal the replay
+opens paused on its first frame; without one, the recording's path and its ``verify``
+summary are printed and the exit status is 0.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from allsmi.app.record import RecordPlan, record_loop
 from allsmi.app.verify import summary
 from allsmi.domain.errors import RecordingUnreadable
 from allsmi.domain.model import SECTIONS, Frame, Header
-from allsmi.domain.parse import format_offset
 
 DEMO_START_MS = 1_776_513_600_000  # 2026-04-18T12:00:00Z
 DEMO_LENGTH_MS = 3_601_000  # frames at 00:00:00 … 01:00:00 inclusive
@@ -97,9 +98,9 @@ def write_demo(path: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     path = demo_path()
     sys.stderr.write(
-        "allsmi demo: simulating one hour of a 4-node x 8-GPU cluster; at "
-        f"{format_offset(INCIDENT_AT_MS)} (12:14:32 UTC) node-03's GPUs go idle: in the "
-        "replay press g, type 00:14:30, Enter, then SPACE…\n"
+        "allsmi demo: simulating one hour of a 4-node x 8-GPU cluster; somewhere in that "
+        "hour there is an incident to find. In the replay: SPACE plays, + up to 8x, ] and [ "
+        "step a frame, j/k jump 10 s, g goes to a time, h help…\n"
     )
     started = time.monotonic()
     frames = write_demo(path)

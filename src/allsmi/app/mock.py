@@ -5,7 +5,9 @@ Each node serves ``/snapshot``, ``/metrics`` and ``/events`` from the node simul
 same model ``allsmi demo`` records), all advancing on one cadence. ``--failure-nodes K``
 makes the last K nodes misbehave in turn: one answers 503, the next hangs without
 answering, the next sends garbage. The open-file limit is raised to fit the sockets, and
-a hostfile lists the nodes for ``record --hostfile`` and ``view --hostfile``.
+a hostfile lists the nodes for ``record --hostfile`` and ``view --hostfile``: written only
+once every node listens, so a port in use fails the command (one line naming the port)
+with no hostfile written and an earlier one at that path left as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import attrs
 from allsmi import __version__
 from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
 from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
-from allsmi.adapters.recording.files import atomic_write
+from allsmi.adapters.recording.files import atomic_write, require_writable_output
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec, NodeReading
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
@@ -164,17 +166,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{plan.nodes} nodes from port {plan.base_port} run past port 65535")
     if plan.failure_nodes > plan.nodes:
         raise UsageError("--failure-nodes cannot exceed --nodes")
+    hostfile = Path(args.hostfile)
+    require_writable_output(hostfile, "hostfile")  # exit 2 before any port is bound
     raise_open_file_limit(plan.nodes * (MOCK_LIMITS.max_connections + 2) + 64)
-    atomic_write(Path(args.hostfile), hostfile_text(plan).encode())
     cluster = MockCluster(plan)
-    anyio.run(_main, cluster, args.hostfile)
+    anyio.run(_main, cluster, hostfile)
     return 0
 
 
-async def _main(cluster: MockCluster, hostfile: str) -> None:
+async def _main(cluster: MockCluster, hostfile: Path) -> None:
     plan = cluster.plan
     async with anyio.create_task_group() as tg:
         await tg.start(serve_cluster, cluster, RealClock())
+        # Every node listens now: only then is the hostfile written (a failed bind leaves
+        # no hostfile, and an earlier one at that path untouched).
+        atomic_write(hostfile, hostfile_text(plan).encode())
         last = plan.base_port + plan.nodes - 1
         sys.stderr.write(
             f"allsmi mock: {plan.nodes} nodes x {plan.gpus} GPUs on 127.0.0.1:{plan.base_port}"

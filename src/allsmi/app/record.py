@@ -25,7 +25,7 @@ import attrs
 
 from allsmi import __version__
 from allsmi.adapters import wire
-from allsmi.adapters.recording.files import require_regular_file
+from allsmi.adapters.recording.files import require_writable_output
 from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.recovery import last_seq_of_set
 from allsmi.adapters.recording.sink import (
@@ -165,17 +165,14 @@ def build_source(args: argparse.Namespace) -> FrameSource:
     return build_local_source(args.include)
 
 
-def prepare_output(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as err:
-        raise UsageError(f"cannot create directory {path.parent}: {err.strerror}") from None
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory; -o takes a file name")
-    # A FIFO would block the first open forever; a device or socket would be renamed aside.
-    require_regular_file(path, "output")
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write in {path.parent}: permission denied")
+def prepare_output(path: Path, *, create_parent: bool = True) -> None:
+    """Refuse (exit 2) an output that could not be written, before any collection.
+
+    ``create_parent`` only for the default cache directory: a directory the user names
+    with ``-o`` must already exist (:func:`require_writable_output`). A FIFO would block
+    the first open forever; a device or socket would be renamed aside: both are refused.
+    """
+    require_writable_output(path, "output", create_parent=create_parent)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--hosts and --hostfile go with --source remote")
     if len(hosts) > MAX_HOSTS:
         raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
-    prepare_output(path)
+    prepare_output(path, create_parent=not args.output)  # only our default dir is made
     source = build_source(args)
     plan = RecordPlan(
         args.interval_ms, args.duration_ms, args.source, host_ids(hosts) or source.hosts()

@@ -2,7 +2,9 @@
 
 JSON goes through the one serializer, so a compact snapshot is a valid one-frame recording.
 Exit 1 when no requested section yielded a single row (e.g. ``--include gpu`` on a machine
-without an NVIDIA driver), with the readers' errors on the one stderr line.
+without an NVIDIA driver), with the readers' errors on the one stderr line. An ``-o`` that
+could not be written is refused before anything is read (exit 2, in a directory that must
+already exist); a write that fails after reading exits 1, naming the ``-o`` path.
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ from allsmi import __version__
 from allsmi.adapters import wire
 from allsmi.adapters.csv_out import render_csv
 from allsmi.adapters.prometheus.writer import render_metrics
-from allsmi.adapters.recording.files import atomic_write
+from allsmi.adapters.recording.files import atomic_write, require_writable_output
 from allsmi.app.local import LocalSource, build_local_source
 from allsmi.domain.errors import SourceUnavailable
 from allsmi.domain.model import Frame
 
 
 def run(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output and args.output != "-" else None
+    if output is not None:
+        require_writable_output(output)  # exit 2, before reading anything
     source = build_local_source(args.include)
     frame = anyio.run(_collect_once, source)
     _require_something(frame)
     data = render(frame, args.format, pretty=args.pretty)
-    if args.output and args.output != "-":
-        atomic_write(Path(args.output), data)
+    if output is not None:
+        atomic_write(output, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -2,6 +2,8 @@
 
 Both go through the one TUI loop (:mod:`allsmi.app.tui`); this module wires the real
 terminal, the OS clock, the local collector or the recording, and maps the flags.
+``--replay`` opens the recording before it asks for a terminal, so what is wrong with the
+file is what the user hears first (docs/architecture.md §7.3).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    require_terminal()
+    """The recording is opened first, once: a missing, unreadable, non-regular or empty one
+    is reported as such (exit 2) wherever this runs; only then is a terminal required."""
     driver = ReplayDriver.open(
         Path(args.replay),
         speed=args.speed,
@@ -54,8 +57,10 @@ def run_replay(args: argparse.Namespace) -> int:
         loop=args.loop,
         follow=args.follow,
     )
-    model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone())
-    anyio.run(run_tui, ScreenTerminal(), model, RealClock())
+    with driver.source:
+        require_terminal()
+        model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone())
+        anyio.run(run_tui, ScreenTerminal(), model, RealClock())
     return 0
 
 

@@ -6,6 +6,15 @@ path we are about to write is refused with :class:`SinkFailed`, never followed o
 A path that exists but is not a regular file (a FIFO would block the open forever, a device
 or socket would be renamed aside by a restart) is refused with :class:`UsageError` before
 anything opens it: :func:`require_regular_file`.
+
+One rule for every path a user names for allsmi to write (``record -o``, ``snapshot -o``,
+``mock --hostfile``): its directory must already exist — allsmi creates only its own default
+directories — and :func:`require_writable_output` checks, before any collection, that a file
+can be created there, refusing with :class:`UsageError` (exit 2, docs/architecture.md §7.3).
+A write that fails later is :class:`SinkFailed` (exit 1). Either way the one line names the
+user's path, never an internal temp or probe file, and gives the reason the errno gives:
+a missing directory, a file where a directory should be, permission denied, a read-only
+file system, or a file system that does not support creating files (``/proc``).
 """
 
 from __future__ import annotations
@@ -54,19 +63,105 @@ def require_regular_file(path: Path, what: str) -> None:
         raise UsageError(f"{what} {path}: not a regular file ({file_kind(mode)})")
 
 
+def require_writable_output(
+    path: Path, what: str = "output", *, create_parent: bool = False
+) -> None:
+    """Raise ``UsageError`` (exit 2) unless a file can be created at ``path``.
+
+    Run before any collection. The directory must exist unless ``create_parent`` (allsmi's
+    own default directories only); ``path`` must not be a directory or another kind of
+    non-regular file; and a private probe file is created and removed beside it, so the
+    real reason a write would fail (read-only, not supported, permission denied) is found
+    from the errno, as root too, where ``os.access`` says yes to everything.
+    """
+    if create_parent:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            failed = Path(err.filename) if err.filename else path.parent  # the dir not made
+            reason = (
+                _directory_problem(path.parent)  # a file stands where a directory should
+                if isinstance(err, FileExistsError)
+                else None
+            ) or write_failure_reason(err, failed)
+            raise UsageError(f"cannot write {path}: {reason}") from None
+    problem = _directory_problem(path.parent)
+    if problem is not None:
+        raise UsageError(f"cannot write {path}: {problem}")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory (name a file)")
+    require_regular_file(path, what)
+    probe = path.with_name(f".allsmi-probe.{os.getpid()}")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, PRIVATE_MODE)
+    except FileExistsError:
+        return  # a leftover probe: creating files there worked before
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {write_failure_reason(err, path)}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
+
+
+def _directory_problem(directory: Path) -> str | None:
+    """What is wrong with ``directory`` as a place for a new file, or None when it is one.
+
+    The deepest ancestor that exists says which: a file where a directory should be, or a
+    directory that does not exist yet.
+    """
+    for ancestor in (directory, *directory.parents):
+        try:
+            mode = os.stat(ancestor).st_mode
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            continue  # an ancestor further up is the file; the loop reaches it
+        except OSError:
+            return None  # cannot be examined: the open that follows says why
+        if not stat.S_ISDIR(mode):
+            return f"{ancestor} is not a directory ({file_kind(mode)})"
+        if ancestor == directory:
+            return None
+        return f"directory {directory} does not exist"
+    return f"directory {directory} does not exist"
+
+
+def write_failure_reason(err: OSError, path: Path) -> str:
+    """Why creating or writing ``path`` failed, in words, from the errno."""
+    code = err.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        # ENOENT in a directory that exists: its file system creates no files (/proc).
+        problem = _directory_problem(path.parent)
+        return problem or f"creating files in {path.parent} is not supported"
+    if code == errno.EROFS:
+        return "read-only file system"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+        return "not supported by its file system"
+    if code == errno.EISDIR:
+        return "it is a directory (name a file)"
+    if code == errno.ENXIO:  # O_NONBLOCK met a FIFO without a reader, or a socket
+        return "not a regular file"
+    return err.strerror or str(err)
+
+
 def refuse_symlink(path: Path) -> None:
     """Raise ``SinkFailed`` when ``path`` is a symlink (dangling ones included)."""
     if path.is_symlink():
         raise SinkFailed(f"refusing to write through symlink {path}")
 
 
-def open_private(path: Path, *, exclusive: bool = False, keep: bool = False) -> int:
+def open_private(
+    path: Path, *, exclusive: bool = False, keep: bool = False, named: Path | None = None
+) -> int:
     """Open ``path`` for writing with ``O_NOFOLLOW``, creating it ``0600``; returns the fd.
 
     ``exclusive``: it must not exist yet. ``keep``: open it read-write and leave its content
     as it is (a lock file, whose pid must survive until the lock says whose it is).
     Otherwise it is truncated. An existing path is opened with
     ``O_NONBLOCK``, so a FIFO put there is refused (``ENXIO``), never waited on.
+    ``named``: the path the user gave, which an error names instead of ``path`` (a temp file).
     """
     flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     flags |= os.O_RDWR if keep else os.O_WRONLY
@@ -77,7 +172,7 @@ def open_private(path: Path, *, exclusive: bool = False, keep: bool = False) -> 
     try:
         return os.open(path, flags, PRIVATE_MODE)
     except OSError as err:
-        raise SinkFailed(describe_os_error(err, path)) from None
+        raise SinkFailed(describe_os_error(err, named or path)) from None
 
 
 def open_for_reading(path: Path) -> int | None:
@@ -99,36 +194,28 @@ def describe_os_error(err: OSError, path: Path) -> str:
         return f"disk quota exceeded while writing {path}"
     if err.errno == errno.EFBIG:
         return f"file size limit reached while writing {path}"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write {path}: {err.strerror}"
-    if err.errno == errno.ENOENT:
-        return f"cannot write {path}: directory does not exist"
-    if err.errno == errno.ENXIO:  # O_NONBLOCK met a FIFO without a reader, or a socket
-        return f"cannot write {path}: not a regular file"
-    return f"cannot write {path}: {err.strerror or err}"
+    return f"cannot write {path}: {write_failure_reason(err, path)}"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a private temp file, fsync and rename (never torn)."""
     refuse_symlink(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = open_private(tmp, exclusive=True)
+    fd = open_private(tmp, exclusive=True, named=path)  # errors name the user's path
     try:
-        _write_all(fd, data, tmp)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    try:
+        try:
+            _write_all(fd, data, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         refuse_symlink(path)
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise SinkFailed(describe_os_error(err, path)) from None
+            tmp.unlink()  # no temp file is left behind, whatever failed
+        if isinstance(exc, OSError):
+            raise SinkFailed(describe_os_error(exc, path)) from None
+        raise
 
 
 def _write_all(fd: int, data: bytes, path: Path) -> None:
