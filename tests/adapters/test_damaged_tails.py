@@ -286,7 +286,7 @@ def test_a_table_that_leaves_chunks_out_is_not_believed(tmp_path: Path) -> None:
     assert build_report(source, deep=False).count("table") == 1
 
 
-@pytest.mark.parametrize("extra", [0, 4, 10, 30])
+@pytest.mark.parametrize("extra", [0, 4, 6])  # nothing, part of a frame header, all of it
 def test_a_crash_right_after_a_marker_is_not_closed_cleanly_not_damage(
     tmp_path: Path, extra: int
 ) -> None:
@@ -301,6 +301,30 @@ def test_a_crash_right_after_a_marker_is_not_closed_cleanly_not_damage(
     report = build_report(source, deep=False)
     assert report.frames == 250 and report.status == 0
     assert [note.rule.name for note in report.notes] == ["unclosed"]
+
+
+@pytest.mark.parametrize("into_block", [1, 2, 24])
+def test_a_cut_inside_a_chunks_first_block_lost_those_bytes_and_is_damage(
+    tmp_path: Path, into_block: int
+) -> None:
+    """The marker, frame header and first block reach the file in one write: a file that
+    ends inside that block was cut (docs/recording-format.md §9), not left by a crash."""
+    data = _sink_bytes(300)
+    at = marker_offsets(data)[5]
+    head = seektable.read_head(data[at : at + 8])
+    assert head is not None
+    block_at = at + 8 + head[1] + decoding._zstd_header_size(data[at + 8 + head[1] :][:14])
+    path = tmp_path / "cut.ndjson.zst"
+    path.write_bytes(data[: block_at + into_block])
+    source = RecordingSource(path)
+    assert ids(source) == list(range(250))
+    report = build_report(source, deep=False)
+    assert report.status == 1 and report.notes == []
+    [cut] = [f for f in report.findings if f.rule.name == "cut"]
+    assert (cut.n, cut.where) == (
+        into_block,
+        f"cut.ndjson.zst at {block_at:,}, 250 complete frame(s) kept",
+    )
 
 
 def test_a_line_whose_seconds_are_impossible_costs_that_line_only(tmp_path: Path) -> None:

@@ -267,7 +267,7 @@ def test_the_mock_cluster_shuts_down_on_sigterm(tmp_path: Path) -> None:
     async def main() -> None:
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(mock._main, cluster, str(tmp_path / "hosts"))
+                tg.start_soon(mock._main, cluster, tmp_path / "hosts")
                 await anyio.wait_all_tasks_blocked()
                 client = await anyio.connect_tcp("127.0.0.1", plan.base_port)  # serving
                 await client.aclose()

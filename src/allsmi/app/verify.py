@@ -5,9 +5,11 @@ Reads the whole recording once (every frame's time and ``seq``; with ``--deep`` 
 is also structured) and reports segments, frames, time span, hosts, gaps longer than twice
 the interval, and its *findings*. What each finding is and what it does to the exit status
 is one table, :data:`FINDINGS`, that the README reproduces: 0 when nothing was lost (notes,
-such as a recording that was not closed cleanly but whose flushed frames are all intact), 1
-when damage lost data or the recording contradicts itself, 2 (raised before any report) when
-the file cannot be read at all, is not a recording or has another schema.
+such as a recording that was not closed cleanly but whose flushed frames are all intact: it
+ends where a flush ended), 1 when damage lost data (a file cut inside a compressed block: the
+stored bytes after its last complete block are counted, with the complete frames kept) or
+the recording contradicts itself, 2 (raised before any report) when the file cannot be read
+at all, is not a recording or has another schema (docs/recording-format.md §9).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ FINDINGS: Final = (
     Rule("corrupt", DAMAGE, "{n} corrupt line(s) skipped"),
     Rule("oversized", DAMAGE, "{n} line(s) over 16 MiB skipped"),
     Rule("torn", DAMAGE, "torn last line"),
+    Rule(
+        "cut",
+        DAMAGE,
+        "cut inside a compressed block: the {n} stored byte(s) after the last decodable point "
+        "lost ({where})",
+    ),
     Rule("undecodable", DAMAGE, "{n} undecodable byte(s) skipped ({where})"),
     Rule("table", DAMAGE, "seek table points at the wrong bytes (scanned instead)"),
     Rule("short", DAMAGE, "{n} chunk(s) held fewer frames than their seek table said"),
@@ -64,6 +72,7 @@ RULE_OF_DAMAGE: Final = {
     DamageKind.CORRUPT_LINE: "corrupt",
     DamageKind.OVERSIZED_LINE: "oversized",
     DamageKind.TORN_TAIL: "torn",
+    DamageKind.CUT_INSIDE: "cut",
     DamageKind.UNDECODABLE: "undecodable",
     DamageKind.TABLE_DAMAGED: "table",
     DamageKind.SHORT_CHUNK: "short",
@@ -122,6 +131,7 @@ class _Walk:
     """What one pass over every frame learns: times, and seq/time order per run."""
 
     times: list[int] = attrs.field(factory=list)
+    per_segment: dict[int, int] = attrs.field(factory=dict)  # frames of each segment
     duplicates: int = 0
     backwards: int = 0  # within a run of one writer
     between_runs: int = 0  # at the start of a concatenated run
@@ -165,7 +175,12 @@ def _findings(segments: list[SegmentInfo], walk: _Walk, frames: list[Damage]) ->
     """Every finding: the reader's damage records counted by kind (regions of stored bytes
     also say where they are), then what the walk over the frames saw."""
     counts = dict.fromkeys((rule.name for rule in FINDINGS), 0)
-    regions: dict[str, list[tuple[SegmentInfo, Damage]]] = {"undecodable": [], "zeros": []}
+    regions: dict[str, list[tuple[SegmentInfo, Damage]]] = {
+        "undecodable": [],
+        "cut": [],
+        "zeros": [],
+    }
+    kept = {s.path: walk.per_segment.get(i, 0) for i, s in enumerate(segments)}
     for segment in segments:
         for damage in segment.damage:
             name = RULE_OF_DAMAGE[damage.kind]
@@ -184,7 +199,11 @@ def _findings(segments: list[SegmentInfo], walk: _Walk, frames: list[Damage]) ->
     found = [Finding(_RULES[name], n) for name, n in counts.items() if n]
     for name, listed in regions.items():
         if listed:
-            where = ", ".join(f"{s.path.name} at {d.offset:,}" for s, d in listed[:3])
+            where = ", ".join(
+                f"{s.path.name} at {d.offset:,}"
+                + (f", {kept[s.path]:,} complete frame(s) kept" if name == "cut" else "")
+                for s, d in listed[:3]
+            )
             more = f", … {len(listed) - 3} more" if len(listed) > 3 else ""
             found.append(Finding(_RULES[name], sum(d.count for _, d in listed), where + more))
     order = {rule.name: i for i, rule in enumerate(FINDINGS)}
@@ -192,7 +211,10 @@ def _findings(segments: list[SegmentInfo], walk: _Walk, frames: list[Damage]) ->
 
 
 def _unclosed(segment: SegmentInfo) -> bool:
-    """Our zstd file without its footer, or a compressed unit cut short at the end."""
+    """Our zstd file without its footer, or a compressed unit cut short at the end — unless
+    the end is cut inside a block: that lost bytes, and is damage instead."""
+    if segment.count(DamageKind.CUT_INSIDE):
+        return False
     return segment.opened_by == "markers" or bool(segment.count(DamageKind.CUT_SHORT))
 
 
@@ -224,6 +246,7 @@ def _walk(source: RecordingSource) -> _Walk:
         prev_seq = seq if seq is not None else prev_seq
         latest = t_ms if latest is None else max(latest, t_ms)
         walk.times.append(t_ms)
+        walk.per_segment[segment] = frame_in_segment + 1
     return walk
 
 
@@ -279,7 +302,7 @@ def render(report: Report, out: TextIO) -> None:
         ("hosts", _hosts(report.hosts)),
         ("gaps", _gap_text(report)),
         ("skipped", f"{report.count('corrupt')} corrupt, {report.count('oversized')} oversized"),
-        ("torn tail", "yes" if report.count("torn") else "no"),
+        ("torn tail", _torn_text(report)),
     ]
     if report.deep:
         rows.append(("deep", f"every frame structured; {report.unreadable_frames} failed"))
@@ -288,6 +311,14 @@ def render(report: Report, out: TextIO) -> None:
         out.write(f"{key + ':':<12}{value}\n")
     damage = report.damage
     out.write(("DAMAGED: " + "; ".join(damage) if damage else "OK") + "\n")
+
+
+def _torn_text(report: Report) -> str:
+    """A torn last line (plain), or a compressed file cut inside a block: both end in
+    bytes that are no complete frame, and both are damage."""
+    if report.count("cut"):
+        return f"yes: cut inside a compressed block, {report.count('cut'):,} stored byte(s) lost"
+    return "yes" if report.count("torn") else "no"
 
 
 def _segments(names: list[str]) -> str:

@@ -8,6 +8,14 @@ line shows :meth:`Damage.describe`. Nothing downstream ever reads the text back.
 Records of a segment are kept by :class:`DamageLog`: counted kinds (lines, chunks) add up
 into one record each, flags (a torn tail, a unit cut short, a damaged table) are kept once,
 and byte regions are kept one by one, in file order.
+
+A file that ends where the writer's flush ended (a complete block, a sync flush: what
+``kill -9`` leaves) is *cut short*: nothing lost. One that ends inside a block is *cut inside
+a block*: the stored bytes after the last complete block (zstd: the incomplete block, from
+its header, or an incomplete checksum; gzip: everything after the member's last sync flush,
+a block of our writer) are what is left of a block that never completed. Their region is
+the record, one per segment (a file has one end); all zeros there are a power cut's tail,
+not a cut (docs/recording-format.md §9).
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ class DamageKind(enum.Enum):
     OVERSIZED_LINE = "oversized line"  # a line over 16 MiB, skipped whole
     TORN_TAIL = "torn tail"  # the last line has no newline
     CUT_SHORT = "cut short"  # the last zstd frame / gzip member ends mid-way (crash, live)
+    CUT_INSIDE = "cut inside a block"  # the file ends inside a block: its stored bytes lost
     TABLE_DAMAGED = "table damaged"  # a seek table pointed at the wrong bytes: scanned
     SHORT_CHUNK = "short chunk"  # a chunk held fewer frames than its seek table said
     UNSTRUCTURED = "unstructured"  # a frame line that does not structure
 
 
-REGIONS: Final = frozenset({DamageKind.UNDECODABLE, DamageKind.ZEROS})  # bytes, with offsets
+# bytes, with offsets
+REGIONS: Final = frozenset({DamageKind.UNDECODABLE, DamageKind.ZEROS, DamageKind.CUT_INSIDE})
 FLAGS: Final = frozenset({DamageKind.TORN_TAIL, DamageKind.CUT_SHORT, DamageKind.TABLE_DAMAGED})
 
 
@@ -60,6 +70,11 @@ class Damage:
             case DamageKind.UNDECODABLE | DamageKind.ZEROS:
                 what = "zero bytes" if self.kind is DamageKind.ZEROS else "undecodable bytes"
                 return f"{name}: {self.count:,} {what} at offset {self.offset:,}"
+            case DamageKind.CUT_INSIDE:
+                return (
+                    f"{name}: cut inside a compressed block at offset {self.offset:,}: the "
+                    f"{self.count:,} stored byte(s) after the last decodable point lost"
+                )
             case DamageKind.TORN_TAIL:
                 return f"{name}: torn last line dropped"
             case DamageKind.OVERSIZED_LINE:
@@ -101,6 +116,8 @@ class DamageLog:
         if damage.kind in REGIONS:
             if damage in self._regions:
                 return False
+            if damage.kind is DamageKind.CUT_INSIDE and self.count(DamageKind.CUT_INSIDE):
+                return False  # a file has one end: the first read that reached it says where
             self._regions.append(damage)
             return True
         if damage.kind in FLAGS:

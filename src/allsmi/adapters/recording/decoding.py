@@ -8,8 +8,11 @@ to reach the first wanted line. Everything that reads a recording goes through h
 Limits against hostile files, enforced while reading (docs/recording-format.md §11): a line
 is at most 16 MiB decompressed (a longer one is skipped whole, never buffered), the zstd
 window is at most 128 MiB, and decompression output is produced in bounded pieces, so a zstd or gzip
-bomb costs time, not memory. A truncated compressed tail ends the stream quietly after the
-last complete line; a torn last line (no ``\\n``) is reported, never returned.
+bomb costs time, not memory. A truncated compressed tail ends the stream after the last
+complete line, noted as *cut short* when the file ends where a flush ended (a complete zstd
+block, a gzip sync flush: nothing lost) and as *cut inside a block* otherwise, with the
+stored bytes after the last complete block (docs/recording-format.md §9); a torn last line
+(no ``\\n``) is reported, never returned.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ OUT_SIZE: Final = 1024 * 1024  # most decoded bytes produced per step
 CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip checkpoints
 BLOCK_MAX: Final = 128 * 1024  # a zstd block never holds more (RFC 8878 §3.1.1.2.4)
 GZIP_MEMBER: Final = b"\x1f\x8b\x08"  # magic and deflate: where a gzip member can begin
+GZIP_HEADER: Final = 10  # a gzip member's fixed header (RFC 1952 §2.3), all of ours
+SYNC_FLUSH: Final = b"\x00\x00\xff\xff"  # how a sync flush ends (RFC 1951 §3.2.4: empty stored)
 MAX_DAMAGE_NOTED: Final = 1000  # damaged regions kept per read (the last grows past it)
 
 
@@ -80,12 +85,19 @@ def decode_blocks(
 
 
 def decode_with_restarts(
-    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool | None = True
+    fh: BinaryIO,
+    codec: str,
+    start: Start,
+    stats: LineStats,
+    *,
+    restarts: bool | None = True,
+    judge_end: bool = True,
 ) -> Iterator[Decoded]:
     """Like :func:`decode_blocks`, announcing the starts met on the way (for one scan);
-    ``restarts=None``: announce none, and decode carefully."""
+    ``restarts=None``: announce none, and decode carefully. ``judge_end`` False: a reader
+    that keeps no findings skips learning how a zstd file ends (:func:`_judge_zstd_end`)."""
     if codec == "zstd" and restarts is False:
-        blocks = _zstd_fast(fh, start, stats)
+        blocks = _zstd_fast(fh, start, stats, judge_end=judge_end)
     else:
         blocks = _careful(fh, codec, attrs.evolve(start, skip=0), stats, restarts=bool(restarts))
     skip = start.skip
@@ -116,7 +128,9 @@ def _careful(
         decoder.feed(data)
 
 
-def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded]:
+def _zstd_fast(
+    fh: BinaryIO, start: Start, stats: LineStats, *, judge_end: bool = True
+) -> Iterator[Decoded]:
     """zstd at C speed (libzstd's streaming reader, bounded reads) for the common case: our
     chunks are flushed block by block, and walking thousands of tiny blocks in Python costs
     ten times the decoding. At the first decoder error — junk, zeros after the end — the
@@ -131,8 +145,10 @@ def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded
             data = reader.read(OUT_SIZE)
         except zstandard.ZstdError:
             break
-        if not data:
-            return  # the end (a frame cut short ends here too, with what it produced)
+        if not data:  # the end (a frame cut short ends here too, with what it produced)
+            if judge_end:
+                _judge_zstd_end(fh, start, stats)
+            return
         produced += len(data)
         yield Decoded(data, None)
     for block in _careful(fh, "zstd", attrs.evolve(start, skip=0), stats, restarts=False):
@@ -142,6 +158,23 @@ def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded
             yield Decoded(block.data[cut:], None)
 
 
+def _judge_zstd_end(fh: BinaryIO, start: Start, stats: LineStats) -> None:
+    """libzstd read to the end without an error but says nothing of how the last frame
+    ended: walk the same bytes again by their headers alone (nothing decoded, O(blocks))
+    and keep what :meth:`StreamDecoder.finish` makes of the end — cut short, or cut inside
+    a block. Whatever else the walk notices is libzstd's to judge, and it judged it good."""
+    walked = LineStats()
+    walker = StreamDecoder("zstd", Start(start.offset), walked, restarts=False, decode=False)
+    fh.seek(start.offset)
+    while data := fh.read(READ_SIZE):
+        walker.feed(data)
+        while walker.read() is not None:
+            pass
+    walker.finish()
+    stats.cut_short |= walked.cut_short
+    stats.damage += [d for d in walked.damage if d.kind is DamageKind.CUT_INSIDE]
+
+
 # --------------------------------------------------------------------------- damage
 
 
@@ -149,7 +182,8 @@ def _zstd_fast(fh: BinaryIO, start: Start, stats: LineStats) -> Iterator[Decoded
 class LineStats:
     """What decoding and line splitting noticed: oversized lines skipped, a torn tail,
     regions of stored bytes that did not decode (:class:`Damage` records of kind
-    ``UNDECODABLE`` or ``ZEROS``), a compressed unit cut short at the end."""
+    ``UNDECODABLE`` or ``ZEROS``, and ``CUT_INSIDE`` for an end inside a block), a
+    compressed unit cut short at the end."""
 
     oversized: int = 0
     torn_tail: bool = False
@@ -166,15 +200,23 @@ class LineStats:
         self.damage[-1] = Damage.region(last.offset, damage.end - last.offset, zeros=zeros)
 
     def records(self) -> list[Damage]:
-        """Everything noticed, as damage records."""
+        """Everything noticed, as damage records. A file cut inside a block is that region
+        alone: the torn line it leaves is part of the bytes it lost, and it is no clean
+        cut (docs/recording-format.md §9)."""
         found = list(self.damage)
         if self.oversized:
             found.append(Damage(DamageKind.OVERSIZED_LINE, self.oversized))
-        if self.torn_tail:
+        cut = any(d.kind is DamageKind.CUT_INSIDE for d in self.damage)
+        if self.torn_tail and not cut:
             found.append(Damage(DamageKind.TORN_TAIL))
-        if self.cut_short:
+        if self.cut_short and not cut:
             found.append(Damage(DamageKind.CUT_SHORT))
         return found
+
+    def cut_inside(self, offset: int, length: int) -> None:
+        """The stored bytes from ``offset`` to the end are an incomplete block: lost. Kept
+        past the limit on regions (there is one end)."""
+        self.damage.append(Damage(DamageKind.CUT_INSIDE, length, offset))
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -196,10 +238,19 @@ class StreamDecoder:
     """
 
     def __init__(
-        self, codec: str, start: Start, stats: LineStats, *, restarts: bool, lost: bool = False
+        self,
+        codec: str,
+        start: Start,
+        stats: LineStats,
+        *,
+        restarts: bool,
+        lost: bool = False,
+        decode: bool = True,
     ) -> None:
         """``lost``: the bytes at ``start`` may begin mid-unit (a file truncated under a
-        follower): decoding begins at the first unit found from ``start`` on."""
+        follower): decoding begins at the first unit found from ``start`` on. ``decode``
+        False (zstd): walk the units by their headers only, producing nothing — to learn
+        where bytes libzstd already decoded end (:func:`_judge_zstd_end`)."""
         self.codec = codec
         self.stats = stats
         self.offset = start.offset  # stored offset of the next byte not yet consumed
@@ -213,6 +264,15 @@ class StreamDecoder:
         self._zstd: _ZstdFrame | None = None
         self._gzip: Any = start.zlib_state.copy() if start.zlib_state is not None else None
         self._since_checkpoint = 0
+        self._decode = decode
+        # Where the gzip member's last sync flush ended (its header's end until one did;
+        # a checkpoint decodes from where it was taken), and the last stored bytes of it
+        # passed to zlib, for a flush split across reads.
+        self._gzip_flushed = start.offset
+        self._gzip_tail = b""
+        self._gzip_zeros = True  # every byte passed since that flush is zero
+        self._gzip_synced = start.zlib_state is None  # False: no sync flush in this member yet
+        self._gzip_step_was: tuple[Any, int, bytes, int] | None = None  # state, at, bytes, used
 
     @property
     def in_unit(self) -> bool:
@@ -254,16 +314,65 @@ class StreamDecoder:
 
     def finish(self) -> None:
         """No more input: note what was left undecoded at the end. Bytes between units
-        that cannot begin one are damage (zeros: a note); a unit that began and did not
-        end is a file cut short (a crash, or still being written)."""
+        that cannot begin one are damage (zeros: a note). A unit that began and did not
+        end is cut short (a crash, or still being written: nothing lost) where a flush of
+        the writer ends — after a complete zstd block or a gzip sync flush, or inside a
+        unit's header or a skippable frame — and cut inside a block anywhere else: the
+        stored bytes after the last complete block are lost (docs/recording-format.md §9)."""
         if self._lost_at is None and not self.in_unit and self._buf:
             if self._begins_unit(self._buf):
-                self.stats.cut_short = True  # a unit's first bytes: written, then a crash
+                self._unit_head_cut()  # a unit's first bytes: written, then a crash
                 return
             self._lose()
         if self._lost_at is not None:
             self._resync(at_end=True)  # what is left can no longer complete a unit
         elif self.in_unit:
+            self._cut(self._last_complete())
+
+    def _last_complete(self) -> int:
+        """The stored offset where the last complete part of the open unit ends: a zstd
+        block (or the frame header, before any), a gzip sync flush (or the member's
+        header, before any); a skippable frame carries no frames, so its end. Zero bytes
+        after it are a power cut's tail (as zeros after the end are): they lost nothing."""
+        end = self.offset + len(self._buf)
+        if self._zstd is not None:
+            header = min(self._zstd.header, len(self._buf))
+            return end if not self._buf[header:].strip(b"\0") else self.offset + header
+        if self._gzip is not None:
+            if self._gzip_zeros:
+                return end
+            return min(self._gzip_flushed if self._gzip_synced else self._gzip_output_end(), end)
+        return end
+
+    def _gzip_output_end(self) -> int:
+        """A member never sync-flushed (another writer): its deflate blocks cannot be found
+        without a bit-level walk, so the last decodable point is just past the stored byte
+        that completed the last complete line, found by feeding the last step's bytes again
+        one at a time from the state before it (the step's start if none completed one)."""
+        if self._gzip_step_was is None:
+            return self._gzip_flushed
+        state, at, data, used = self._gzip_step_was
+        dobj = state.copy()
+        last = at
+        for i in range(used):
+            if b"\n" in dobj.decompress(data[i : i + 1]):
+                last = at + i + 1
+        return max(last, self._gzip_flushed)
+
+    def _unit_head_cut(self) -> None:
+        """The end holds the first bytes of a unit that never opened: a zstd frame whose
+        header is there and whose first block is not (too short to open) is cut inside
+        that block; anything shorter only began (cut short)."""
+        header = _zstd_header_size(self._buf[:14]) if self.codec == "zstd" else 0
+        is_frame = self._buf[:4] == seektable.ZSTD_MAGIC
+        self._cut(self.offset + header if is_frame and header else self.offset + len(self._buf))
+
+    def _cut(self, complete: int) -> None:
+        """The file ends; everything up to ``complete`` decoded whole."""
+        end = self.offset + len(self._buf)
+        if complete < end:
+            self.stats.cut_inside(complete, end - complete)
+        else:
             self.stats.cut_short = True
 
     def _begins_unit(self, head: bytes) -> bool:
@@ -385,7 +494,8 @@ class StreamDecoder:
                     break  # the block (or checksum) has not fully arrived
                 if need < 0:
                     raise zstandard.ZstdError("bad block header")
-                data = frame.dobj.decompress(buf[pos : pos + need])
+                part = buf[pos : pos + need]
+                data = b"" if frame.dobj is None else frame.dobj.decompress(part)
                 pos += need
                 if data:
                     out.append(data)
@@ -419,7 +529,7 @@ class StreamDecoder:
             return None
         checksum = bool(buf[4] & 0x04)
         dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
-        self._zstd = _ZstdFrame(dctx.decompressobj(), header, checksum)
+        self._zstd = _ZstdFrame(dctx.decompressobj() if self._decode else None, header, checksum)
         restart = Start(self.offset) if self._restarts else None
         return b"", restart
 
@@ -438,6 +548,9 @@ class StreamDecoder:
                 return self._lose(), None
             dobj = self._gzip = zlib.decompressobj(31)
             self._since_checkpoint = 0
+            self._gzip_flushed, self._gzip_tail = self.offset + GZIP_HEADER, b""
+            self._gzip_zeros = False  # the header's own bytes, until a flush
+            self._gzip_synced = False
             if self._restarts:
                 restart = Start(self.offset)
                 return b"", restart
@@ -448,6 +561,9 @@ class StreamDecoder:
         except zlib.error:
             return self._inflate_to_damage(saved, room), None
         used = len(pending) - len(dobj.unconsumed_tail) - len(dobj.unused_data)
+        self._track_flush(pending, used)
+        if used:
+            self._gzip_step_was = (saved, self.offset, pending, used)
         self.offset += used
         self._since_checkpoint += used
         self._buf = dobj.unconsumed_tail or dobj.unused_data
@@ -490,7 +606,28 @@ class StreamDecoder:
             return self._lose()  # no byte goes in and nothing comes out: stuck on damage
         return b"".join(out)
 
+    def _track_flush(self, data: bytes, used: int) -> None:
+        """Note where the last sync flush in the first ``used`` bytes of ``data`` (stored
+        at :attr:`offset`, about to be passed) ends, one split across reads included."""
+        found = data.rfind(SYNC_FLUSH, 0, used)
+        since = 0  # where in ``data`` the bytes after the last flush begin
+        if found >= 0:
+            self._gzip_flushed = self.offset + found + len(SYNC_FLUSH)
+            since, self._gzip_zeros = found + len(SYNC_FLUSH), True
+            self._gzip_synced = True
+        elif used:
+            edge = (self._gzip_tail + data[: min(used, 3)]).rfind(SYNC_FLUSH)
+            if edge >= 0:
+                self._gzip_flushed = self.offset - len(self._gzip_tail) + edge + len(SYNC_FLUSH)
+                since, self._gzip_zeros = edge + len(SYNC_FLUSH) - len(self._gzip_tail), True
+                self._gzip_synced = True
+        if since < used:
+            self._gzip_zeros &= data.count(0, since, used) == used - since
+        if used:
+            self._gzip_tail = (self._gzip_tail + data[max(0, used - 3) : used])[-3:]
+
     def _advance(self, consumed: int) -> None:
+        self._track_flush(self._buf, consumed)
         self._buf = self._buf[consumed:]
         self.offset += consumed
         self._since_checkpoint += consumed
@@ -708,7 +845,6 @@ def iter_file_lines(path: os.PathLike[str] | str) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         codec = sniff(fh.read(8))
         start = Start(0)
-        for line in split_lines(
-            decode_with_restarts(fh, codec, start, stats, restarts=False), stats, start
-        ):
+        blocks = decode_with_restarts(fh, codec, start, stats, restarts=False, judge_end=False)
+        for line in split_lines(blocks, stats, start):
             yield line.raw

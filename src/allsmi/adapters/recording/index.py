@@ -309,11 +309,10 @@ def scan(
     segment.runs = max(1, headers)
     if corrupt:
         segment.note(Damage(DamageKind.CORRUPT_LINE, corrupt))
-    segment.damage.forget(
-        (DamageKind.OVERSIZED_LINE, DamageKind.TORN_TAIL, DamageKind.UNDECODABLE, DamageKind.ZEROS)
-    )
+    segment.damage.forget((DamageKind.OVERSIZED_LINE, DamageKind.TORN_TAIL, *REGIONS))
     segment.take_stats(stats)
-    if stats.torn_tail:
+    found = stats.records()  # a torn line is told only when no cut inside a block holds it
+    if any(d.kind is DamageKind.TORN_TAIL for d in found):
         warnings.append(Damage(DamageKind.TORN_TAIL).describe(segment.path.name))
     warnings += [d.describe(segment.path.name) for d in stats.damage]
     return chunks
