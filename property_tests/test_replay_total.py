@@ -99,9 +99,7 @@ def check_invariants(state: r.ReplayState, commands: tuple[r.Command, ...]) -> N
     assert 0 <= state.cursor < state.frame_count
     assert state.speed in r.SPEEDS
     for command in commands:
-        assert isinstance(
-            command, r.Seek | r.Land | r.ShowIndex | r.Render | r.PassToView | r.Quit
-        )
+        assert isinstance(command, r.Seek | r.Land | r.ShowIndex | r.Render | r.PassToView | r.Quit)
         if isinstance(command, r.Land):
             assert command.from_ms < command.until_ms
         if isinstance(command, r.Seek):
