@@ -70,6 +70,8 @@ class Chunk:
     keys: array[int] | None = None  # per-frame seek keys (running max of t), once known
     times: array[int] | None = None  # per-frame t, once known
     verified: bool = False
+    approx: bool = False  # its count came from a bulk scan: reading it may correct it
+    span: int | None = None  # decoded bytes of its lines (bulk scan): where reading it stops
     empty: bool = False  # decoding it gave no line at all
 
 
@@ -332,19 +334,23 @@ def read_chunk(
     lines: list[bytes] = []
     times: list[int] = []
     promised = chunk.seq_first is not None
+    corrupt = 0  # lines that are no recording line (a bulk scan counted them as frames)
     chunk.empty = True
+    # An exact count (a scan's) may end the read; a bulk scan's span always does.
+    limit = chunk.count if not (promised or chunk.approx) else None
     with open_segment(segment.path) as fh:
-        for raw in _chunk_lines(fh, segment, chunk.start, stats):
+        for raw in _chunk_lines(fh, segment, chunk.start, stats, chunk.span):
             chunk.empty = False
             if chunk.verified or not promised:
                 t_ms = wire.data_time(raw)  # the common line: no full slice needed
                 if t_ms is not None:
                     lines.append(raw)
                     times.append(t_ms)
-                    if not promised and chunk.count is not None and len(lines) >= chunk.count:
+                    if limit is not None and len(lines) >= limit:
                         break
                     continue
             info = wire.slice_line(raw)
+            corrupt += info is None
             if info is None or info.kind in (wire.KIND_HEADER, wire.KIND_OTHER):
                 continue
             if info.kind == wire.KIND_INDEX:
@@ -361,8 +367,10 @@ def read_chunk(
             assert info.t_ms is not None
             lines.append(raw)
             times.append(info.t_ms)
-            if not promised and chunk.count is not None and len(lines) >= chunk.count:
+            if limit is not None and len(lines) >= limit:
                 break
+    if corrupt and chunk.approx and chunk.keys is None:  # first read: the scan never saw them
+        segment.note(Damage(DamageKind.CORRUPT_LINE, corrupt))
     if promised and not chunk.verified and not (last and chunk.empty):
         segment.note(Damage(DamageKind.TABLE_DAMAGED))
         warnings.append(
@@ -401,11 +409,24 @@ def running_max(times: list[int], before: int | None) -> array[int]:
 
 
 def _chunk_lines(
-    fh: BinaryIO, segment: SegmentInfo, start: Start, stats: LineStats
+    fh: BinaryIO, segment: SegmentInfo, start: Start, stats: LineStats, span: int | None = None
 ) -> Iterator[bytes]:
-    """A chunk's lines; a scanned segment (damaged, or foreign) is decoded carefully."""
+    """A chunk's lines; a scanned segment (damaged, or foreign) is decoded carefully. With a
+    ``span``, only the lines within that many decoded bytes (a bulk-scanned chunk's own)."""
     careful = segment.opened_by == "scan"
-    return fast_lines(decode_blocks(fh, segment.codec, start, stats, careful=careful), stats)
+    blocks = decode_blocks(fh, segment.codec, start, stats, careful=careful)
+    return fast_lines(blocks if span is None else _within(blocks, span), stats)
+
+
+def _within(blocks: Iterator[bytes], span: int) -> Iterator[bytes]:
+    """The first ``span`` decoded bytes of ``blocks``."""
+    left = span
+    for data in blocks:
+        if len(data) >= left:
+            yield data[:left]
+            return
+        left -= len(data)
+        yield data
 
 
 def _start_for(codec_name: str, line: RawLine) -> Start:

@@ -6,7 +6,14 @@ frames and knows their times, and a :class:`LineCache` keeps recently read raw l
 byte limit. Only the frame asked for is structured.
 
 Chunks are decoded lazily: the first time a frame of a chunk is asked for, its lines are read
-and their times learned. A chunk a seek table promised that does not decode as promised sends
+and their times learned.
+
+Opened with ``background=True`` (replay), a segment with no seek table is indexed by the bulk
+scan (:mod:`.bulk`) in a thread: the source opens as soon as its first chunk is known, and
+:meth:`RecordingSource.poll_index` takes in what the thread found since (on the caller's
+thread: the timeline is only ever changed there). Segments after it are opened when it is
+done; :attr:`RecordingSource.indexing` is the fraction of the set's bytes indexed, or None
+once all is. A chunk a seek table promised that does not decode as promised sends
 its segment to the scan (the timeline is rebuilt: :attr:`RecordingSource.generation` bumps);
 a chunk that held fewer frames than promised shrinks the timeline. Either way the frame asked
 for is found again, or the last one that remains stands in for it.
@@ -14,11 +21,16 @@ for is found again, or the last one that remains stands in for it.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import attrs
+
 from allsmi.adapters import wire
+from allsmi.adapters.recording.bulk import Batch, Findings, bulk_scan
 from allsmi.adapters.recording.cache import CACHE_BYTES, LineCache
 from allsmi.adapters.recording.damage import Damage, DamageKind
 from allsmi.adapters.recording.decoding import LineStats, sniff
@@ -31,6 +43,7 @@ from allsmi.adapters.recording.index import (
     first_lines,
     from_footer,
     from_markers,
+    parse_header,
     read_chunk,
     scan,
 )
@@ -38,14 +51,60 @@ from allsmi.adapters.recording.timeline import Timeline
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.model import Frame, Header
 
-__all__ = ["RecordingSource", "discover"]  # discover: where its callers have always found it
+__all__ = ["IndexUpdate", "RecordingSource", "discover"]  # discover: where callers found it
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@attrs.frozen
+class IndexUpdate:
+    """What :meth:`RecordingSource.poll_index` took in."""
+
+    added: int = 0  # frames appended
+    rebuilt: bool = False  # frames were counted anew meanwhile (a chunk read corrected one)
+
+
+class _Indexer:
+    """The bulk scan of one segment in a daemon thread, its batches in a queue."""
+
+    def __init__(self, path: Path, codec: str, seg_index: int, key_before: int | None) -> None:
+        self.batches: queue.Queue[Batch | BaseException] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, codec, seg_index, key_before), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path, codec: str, seg_index: int, key_before: int | None) -> None:
+        try:
+            with open_segment(path) as fh:
+                for batch in bulk_scan(fh, codec, seg_index, key_before=key_before):
+                    self.batches.put(batch)
+                    if self._stop.is_set():
+                        return
+        except BaseException as err:  # handed to the reader's thread, which raises it
+            self.batches.put(err)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class RecordingSource:
     """Random access to the frames of the recording at ``path``."""
 
     def __init__(
-        self, path: Path, *, cache_bytes: int = CACHE_BYTES, progress: Progress | None = None
+        self,
+        path: Path,
+        *,
+        cache_bytes: int = CACHE_BYTES,
+        progress: Progress | None = None,
+        background: bool = False,
     ) -> None:
         self.path = path
         self.segments: list[SegmentInfo] = []
@@ -55,14 +114,30 @@ class RecordingSource:
         self.warnings: list[str] = []  # for the message line, oldest first
         self.schema = SchemaCheck()
         self._progress = progress
-        for seg_path in discover(path):
-            self.open_segment(seg_path)
+        self._background = background
+        self._indexer: _Indexer | None = None
+        self._later: list[Path] = []  # segments to open once the one indexed is done
+        self._bytes_done = 0  # stored bytes of the segments indexed before the current one
+        self._bytes_read = 0  # of the one being indexed
+        self._total_bytes = 0
+        paths = discover(path)
+        for seg_path in paths:
+            self._total_bytes += _size(seg_path)
+        for seg_path in paths:
+            if self._indexer is not None:
+                self._later.append(seg_path)
+            else:
+                self.open_segment(seg_path)
+        while self.frame_count == 0 and self._indexer is not None:
+            self._take(block=True)  # the first chunk: the first frame can be shown
         if self.frame_count == 0:
             raise RecordingUnreadable(f"no frames in {path}")
 
     def close(self) -> None:
-        """Release what the source holds open (nothing: each read opens its segment)."""
-        return None
+        """Stop a background index (each read opens its segment: nothing else is held)."""
+        if self._indexer is not None:
+            self._indexer.stop()
+            self._indexer = None
 
     def __enter__(self) -> RecordingSource:
         return self
@@ -236,7 +311,7 @@ class RecordingSource:
             return self._lines(min(at, len(chunks) - 1), rescan=True)
         first_read = chunk.keys is None
         promised = chunk.count
-        if self.timeline.learn(at, times):
+        if self.timeline.learn(at, times) and not chunk.approx:
             if first_read:
                 segment.note(Damage(DamageKind.SHORT_CHUNK))
             self.warnings.append(
@@ -275,7 +350,15 @@ class RecordingSource:
                         fh, segment, seg_index
                     )
                 if chunks is None or not self._adopt(seg_index, chunks):
-                    self.timeline.extend(self._scan(fh, seg_index, self.timeline.last_key()))
+                    if self._background:
+                        segment.opened_by = "scan"
+                        segment.scans += 1
+                        key = self.timeline.last_key()
+                        self._indexer = _Indexer(path, codec_name, seg_index, key)
+                    else:
+                        self.timeline.extend(self._scan(fh, seg_index, self.timeline.last_key()))
+            if self._indexer is None:
+                self._bytes_done += size
         except OSError as err:
             raise RecordingUnreadable(f"cannot read {path}: {err.strerror or err}") from None
 
@@ -300,6 +383,74 @@ class RecordingSource:
         segment.note(Damage(DamageKind.TABLE_DAMAGED))
         self.warnings.append(Damage(DamageKind.TABLE_DAMAGED).describe(segment.path.name))
         return False
+
+    # ----------------------------------------------------------------- the background index
+
+    @property
+    def indexing(self) -> float | None:
+        """The fraction of the set's stored bytes indexed so far; None once all is."""
+        if self._indexer is None and not self._later:
+            return None
+        done = self._bytes_done + self._bytes_read
+        return min(0.999, done / max(1, self._total_bytes))
+
+    def estimated_frames(self) -> int:
+        """The frame count, extrapolated from the bytes indexed while the index grows."""
+        fraction = self.indexing
+        if fraction is None or fraction <= 0:
+            return self.frame_count
+        return max(self.frame_count, round(self.frame_count / fraction))
+
+    def poll_index(self) -> IndexUpdate:
+        """Take in what the background index found since the last call (never waits)."""
+        before, generation = self.frame_count, self.generation
+        while self._indexer is not None and self._take(block=False):
+            pass
+        rebuilt = self.generation != generation
+        return IndexUpdate(added=max(0, self.frame_count - before), rebuilt=rebuilt)
+
+    def _take(self, *, block: bool) -> bool:
+        """One batch of the index in (waiting for it when ``block``); False when none was
+        there."""
+        indexer = self._indexer
+        assert indexer is not None
+        try:
+            batch = indexer.batches.get(block=block)
+        except queue.Empty:
+            return False
+        if isinstance(batch, BaseException):
+            self._indexer = None
+            if isinstance(batch, OSError):
+                raise RecordingUnreadable(f"cannot read {self.segments[-1].path}: {batch}")
+            raise batch
+        segment = self.segments[-1]
+        if batch.head and not segment.header:
+            self.schema.check(list(batch.head))  # an unsupported schema fails the open at once
+            info = wire.slice_line(batch.head[0])
+            if info is not None and info.kind == wire.KIND_HEADER:
+                segment.header = parse_header(batch.head[0], self.warnings)
+        self.timeline.extend(batch.chunks)
+        self._bytes_read = batch.read
+        if batch.done is not None:
+            self._finish_index(batch.done)
+        return True
+
+    def _finish_index(self, found: Findings) -> None:
+        """The segment is indexed: what the pass learned becomes the segment's; the
+        segments after it are opened (one may start the next background index)."""
+        segment = self.segments[-1]
+        self.schema.check(found.first_lines)
+        if segment.header is None and found.header_line is not None:
+            segment.header = parse_header(found.header_line, self.warnings)
+        segment.runs = found.runs
+        segment.run_starts = found.run_starts
+        found.stats.oversized = 0  # counted as the chunks holding them are read
+        self.warnings += [d.describe(segment.path.name) for d in segment.take_stats(found.stats)]
+        self._indexer = None
+        self._bytes_done += segment.size
+        self._bytes_read = 0
+        while self._later and self._indexer is None:
+            self.open_segment(self._later.pop(0))
 
     def _scan(self, fh: BinaryIO, seg_index: int, key_before: int | None) -> list[Chunk]:
         return scan(

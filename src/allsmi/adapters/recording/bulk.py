@@ -1,0 +1,263 @@
+"""The bulk index of a segment that has no seek table: lines counted, not parsed
+(docs/recording-format.md §7.7, 3; docs/architecture.md §3.1).
+
+The exact scan (:func:`allsmi.adapters.recording.index.scan`) slices every line for its
+kind and time: about a microsecond and a half a line in Python, so a million-frame gzip file
+took longer to index than ``zcat`` took to decompress it, and a plain one 30 times longer
+than ``cat`` took to read it. Replay does not need every frame's time to open: it needs
+where chunks of about a thousand frames begin, how many frames each holds, and the time of
+its first frame. This module finds exactly that with operations that run in C over whole
+decoded blocks — ``bytes.count`` of newlines and of the header and index prefixes,
+``bytes.find`` of the next newline at each chunk boundary — and parses only the first data
+line of each chunk. A chunk's frames and their times are read when a seek or a step first
+lands in it (the reader then learns them, and corrects the count where this one was off).
+
+Rules this module obeys:
+- Chunks it makes are marked ``approx``: their ``count`` is newlines minus header and index
+  lines, which is exact for allsmi's and all-smi's files and off only by lines that are not
+  frames (corrupt, empty, over 16 MiB, unknown kinds); reading the chunk corrects it without
+  calling it damage (what it skipped is damage, counted then).
+- Their ``t_first`` is the running maximum of the chunks' first times: a seek key that never
+  goes back. Inside a chunk the reader computes the exact keys when it reads it.
+- A chunk begins at a line start and, like the exact scan's, holds about
+  :data:`~allsmi.adapters.recording.index.CHUNK_FRAMES` lines or at most
+  :data:`~allsmi.adapters.recording.index.CHUNK_BYTES` of them; it is decoded from the last
+  restart point before it (a gzip member, a zlib checkpoint, a plain offset).
+- The work comes in :class:`Batch` es, one per decoded block, each with the stored bytes read
+  so far; the caller may run it in a thread and take batches as they come. It touches nothing
+  shared: what it learns of the segment comes back in the last batch (:class:`Findings`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import BinaryIO, Final
+
+import attrs
+
+from allsmi.adapters import wire
+from allsmi.adapters.recording.decoding import (
+    MAX_LINE,
+    Decoded,
+    LineStats,
+    Start,
+    decode_with_restarts,
+    start_at,
+)
+from allsmi.adapters.recording.index import CHUNK_BYTES, CHUNK_FRAMES, Chunk
+
+HEADER_PREFIX: Final = b'{"schema":1,"header":true'
+INDEX_PREFIX: Final = b'{"schema":1,"index":true'
+MIN_SPAN: Final = 4096  # decoded bytes a chunk spans at least
+RESTARTS_KEPT: Final = 8  # restart points remembered for lines that began before them
+
+
+@attrs.define
+class Findings:
+    """What a bulk pass learned of its segment, besides the chunks."""
+
+    header_line: bytes | None = None  # the first header line, whole
+    first_lines: list[bytes] = attrs.Factory(list)  # the first two lines: the schema check
+    runs: int = 1  # headers met (concatenated recordings), at least 1
+    run_starts: list[int] = attrs.Factory(list)  # frame index (in the segment) of each later run
+    stats: LineStats = attrs.Factory(LineStats)  # what decoding noticed (damage, a torn tail)
+    frames: int = 0  # frames counted
+
+
+@attrs.frozen
+class Batch:
+    chunks: list[Chunk]
+    read: int  # stored bytes read so far
+    done: Findings | None = None  # set on the last batch
+    head: tuple[bytes, ...] = ()  # on the first batch: the segment's first lines (schema, header)
+
+
+def bulk_scan(
+    fh: BinaryIO, codec: str, seg_index: int, *, key_before: int | None
+) -> Iterator[Batch]:
+    """The chunks of ``fh`` (a segment of codec ``codec``), batch by batch."""
+    return _BulkScan(fh, codec, seg_index, key_before).run()
+
+
+class _BulkScan:
+    def __init__(self, fh: BinaryIO, codec: str, seg_index: int, key: int | None) -> None:
+        self.fh = fh
+        self.codec = codec
+        self.seg_index = seg_index
+        self.key = key  # running max of the chunks' first times
+        self.found = Findings()
+        self.restarts: deque[tuple[int, Start]] = deque([(0, Start(0))], maxlen=RESTARTS_KEPT)
+        self.current: Chunk | None = None
+        self.closed: list[Chunk] = []  # chunks closed since the last batch
+        self.current_at = 0  # decoded offset of the current chunk's first line
+        self.current_end = 0  # decoded offset just past its last line counted so far
+        self.current_frames = 0  # frames counted in it so far
+        self.lines = 0  # lines counted so far (for the average line length)
+        self.bytes = 0  # decoded bytes of those lines
+        self.headers = 0
+
+    def run(self) -> Iterator[Batch]:
+        stats = self.found.stats
+        carry = b""  # the unfinished last line of the previous block
+        skipping = False  # inside a line over 16 MiB: dropped up to its newline
+        at = 0  # decoded offset of the first byte of ``carry``
+        sent_head = False
+        for data, restart in decode_with_restarts(self.fh, self.codec, Start(0), stats):
+            end = at + len(carry) + len(data)
+            last_nl = data.rfind(b"\n")
+            if last_nl < 0:
+                carry += data
+                if len(carry) > MAX_LINE and not skipping:
+                    stats.oversized += 1
+                    skipping = True
+                if skipping:
+                    at, carry = at + len(carry), b""
+            else:
+                buf = carry + data[: last_nl + 1] if carry else data[: last_nl + 1]
+                if skipping:  # the rest of a dropped line: its newline ends it
+                    cut = buf.index(b"\n") + 1
+                    at, buf, skipping = at + cut, buf[cut:], False
+                if buf:
+                    self._block(buf, at)
+                at += len(buf)
+                carry = data[last_nl + 1 :]
+                if self.closed or not sent_head:
+                    yield Batch(self._take(), self.fh.tell(), head=tuple(self.found.first_lines))
+                    sent_head = True
+            if restart is not None:
+                self.restarts.append((end, restart))
+        if carry.strip(b"\0") or skipping:
+            stats.torn_tail = True
+        self._close()
+        self.found.runs = max(1, self.headers)
+        yield Batch(
+            self._take(), self.fh.tell(), done=self.found, head=tuple(self.found.first_lines)
+        )
+
+    def _take(self) -> list[Chunk]:
+        """The chunks closed since the last batch: only closed ones leave (their counts
+        are final; a consumer in another thread never sees one change)."""
+        closed, self.closed = self.closed, []
+        return closed
+
+    # ------------------------------------------------------------------ one block
+
+    def _block(self, buf: bytes, at: int) -> None:
+        """Count the whole lines of ``buf`` (decoded from offset ``at``) into chunks."""
+        if self.lines == 0:
+            self._first_lines(buf)
+        pos = 0
+        while pos < len(buf):
+            if self.current is None:
+                first = self._begin(buf, pos, at)
+                if first is None:  # no data line left in this block
+                    self._count(buf, pos, len(buf))
+                    break
+                pos = first
+            span = self._span()
+            target = self.current_at + span - at  # where the next chunk may begin, in buf
+            if target >= len(buf):
+                self._count(buf, pos, len(buf))
+                self.current_end = at + len(buf)
+                break
+            nl = buf.find(b"\n", max(pos, target - 1))
+            boundary = nl + 1
+            self._count(buf, pos, boundary)
+            self.current_end = at + boundary
+            pos = boundary
+            if pos < len(buf):
+                self._close()
+
+    def _count(self, buf: bytes, start: int, end: int) -> None:
+        """The lines of ``buf[start:end]`` (whole lines) into the current chunk."""
+        if end <= start:
+            return
+        lines = buf.count(b"\n", start, end)
+        headers = buf.count(HEADER_PREFIX, start, end)
+        other = headers + buf.count(INDEX_PREFIX, start, end)
+        if headers:
+            self._headers(buf, start, end)
+        self.lines += lines
+        self.bytes += end - start
+        self.current_frames += max(0, lines - other)
+
+    def _headers(self, buf: bytes, start: int, end: int) -> None:
+        """Each header line met: the first is the segment's; later ones begin a run."""
+        find = buf.find(HEADER_PREFIX, start, end)
+        while find >= 0:
+            self.headers += 1
+            if self.headers == 1:
+                self.found.header_line = buf[find : buf.index(b"\n", find)].rstrip(b"\r")
+            else:
+                frames_before = buf.count(b"\n", start, find) - buf.count(INDEX_PREFIX, start, find)
+                self.found.run_starts.append(
+                    self.found.frames + self.current_frames + frames_before
+                )
+            find = buf.find(HEADER_PREFIX, find + 1, end)
+
+    def _span(self) -> int:
+        """Decoded bytes a chunk spans: about CHUNK_FRAMES lines of the average length so
+        far, within [MIN_SPAN, CHUNK_BYTES]."""
+        average = self.bytes // self.lines if self.lines else 1024
+        return max(MIN_SPAN, min(CHUNK_BYTES, CHUNK_FRAMES * max(1, average)))
+
+    def _begin(self, buf: bytes, pos: int, at: int) -> int | None:
+        """Begin a chunk at the first data line from ``pos`` on (the lines before it hold no
+        frame); where it begins in ``buf``, or None when the block holds no data line."""
+        line_at = pos
+        while line_at < len(buf):
+            nl = buf.find(b"\n", line_at)
+            t_ms = _data_time(buf[line_at:nl])
+            if t_ms is not None:
+                self._count(buf, pos, line_at)  # header and index lines before it
+                self.key = t_ms if self.key is None else max(self.key, t_ms)
+                self.current_frames = 0
+                self.current = Chunk(
+                    segment=self.seg_index,
+                    start=self._start(at + line_at),
+                    first_index=0,
+                    count=None,
+                    t_first=self.key,
+                    approx=True,
+                )
+                self.current_at = at + line_at
+                return line_at
+            line_at = nl + 1
+        return None
+
+    def _start(self, position: int) -> Start:
+        """Where the line at decoded ``position`` can be decoded from."""
+        restart_at, restart = self.restarts[0]
+        for offset, candidate in self.restarts:
+            if offset <= position:
+                restart_at, restart = offset, candidate
+        return start_at(self.codec, restart, restart_at, position)
+
+    def _close(self) -> None:
+        if self.current is not None:
+            self.current.count = self.current_frames
+            self.current.span = self.current_end - self.current_at
+            self.found.frames += self.current_frames
+            self.closed.append(self.current)
+            self.current_frames = 0
+            self.current = None
+
+    def _first_lines(self, buf: bytes) -> None:
+        lines = buf.split(b"\n", 2)[:2]
+        self.found.first_lines = [line.rstrip(b"\r") for line in lines if line]
+
+
+def _data_time(raw: bytes) -> int | None:
+    """The time of a data line (ours by fixed offsets, else sliced); None for any other."""
+    raw = raw.rstrip(b"\r")
+    t_ms = wire.data_time(raw)
+    if t_ms is not None:
+        return t_ms
+    info = wire.slice_line(raw)
+    if info is None or info.kind != wire.KIND_DATA:
+        return None
+    return info.t_ms
+
+
+__all__ = ["Batch", "Decoded", "Findings", "bulk_scan"]
