@@ -58,6 +58,7 @@ class ReplayDriver:
     _dropped: int = 0  # frames evicted while the timeline was empty, not yet told
     _generation: int = 0  # the source's generation the core was last told of
     _running: bool | None = None  # following: the recorder as the core was last told of it
+    _indexed: int | None = None  # the index's percent as the core was last told of it
 
     @classmethod
     def open(
@@ -69,11 +70,15 @@ class ReplayDriver:
         loop: bool = False,
         follow: bool = False,
         tz: tzinfo | None = None,
+        background: bool = False,
     ) -> ReplayDriver:
+        """``background``: a recording with no seek table is indexed in a thread while it
+        is shown (:meth:`RecordingSource.poll_index`; not when following)."""
         path = Path(path)
         source: RecordingSource | FollowingSource = (
-            FollowingSource(path) if follow else RecordingSource(path)
+            FollowingSource(path) if follow else RecordingSource(path, background=background)
         )
+        indexed = _percent(source.indexing) if isinstance(source, RecordingSource) else None
         header = source.header
         state, commands = core.initial(
             source.frame_count,
@@ -86,19 +91,26 @@ class ReplayDriver:
             interval_ms=header.interval_ms if header else None,
             tz=tz or local_zone(),
             live=follow and not start,
+            indexing=indexed,
         )
-        driver = cls(source=source, state=state, generation=source.generation)
+        driver = cls(source=source, state=state, generation=source.generation, indexed=indexed)
         driver.perform(commands)
         if isinstance(source, FollowingSource):
             driver._running = True  # what the core assumes of a followed recording
             driver._tell_recorder(recorder_running(path), caught_up=True)
         return driver
 
+    @property
+    def polling(self) -> bool:
+        """Whether the recording can still change under the replay (followed, or indexed)."""
+        return self.state.follow or self.state.indexing is not None
+
     def poll(self) -> bool:
         """Follow mode: bring in what the recorder added (or evicted), and whether it still
-        runs; True if the core was told anything."""
+        runs; indexing: what the background index found. True if the core was told
+        anything."""
         if not isinstance(self.source, FollowingSource):
-            return False
+            return self._poll_index(self.source)
         running = recorder_running(self.source.path)  # before reading: all it wrote is there
         if running:
             self._tell_recorder(running, caught_up=True)  # first, so the edge is live again
@@ -108,6 +120,28 @@ class ReplayDriver:
         if running is False:
             changed = self._tell_recorder(running, caught_up=update.caught_up) or changed
         return changed
+
+    def _poll_index(self, source: RecordingSource) -> bool:
+        """Take in what the background index found; tell the core of the frames and of
+        the percent indexed (once it changes)."""
+        if self._indexed is None:
+            return False
+        update = source.poll_index()
+        told = False
+        if update.added or update.rebuilt:
+            self._generation = source.generation
+            count, duration, first = self._timeline()
+            if update.rebuilt:
+                self.feed(core.TimelineRebuilt(count, duration, first))
+            else:
+                self.feed(core.TimelineGrew(count, duration))
+            told = True
+        percent = _percent(source.indexing)
+        if percent != self._indexed:
+            self._indexed = percent
+            self.feed(core.IndexProgress(percent, source.estimated_frames()))
+            told = True
+        return told
 
     def _tell_recorder(self, running: bool | None, *, caught_up: bool) -> bool:
         """Tell the core the recorder stopped (once every frame it wrote has been read: the
@@ -207,6 +241,10 @@ class ReplayDriver:
         self.state, commands = core.step(self.state, event)
         return commands
 
+    def close(self) -> None:
+        """Stop what the source runs in the background (an index, a follower's files)."""
+        self.source.close()
+
     @property
     def shown_index(self) -> int:
         return self.state.cursor
@@ -217,3 +255,7 @@ class ReplayDriver:
             self._shown = self.source.frame(self.state.cursor)
             self._shown_index = self.state.cursor
         return self._shown
+
+
+def _percent(fraction: float | None) -> int | None:
+    return None if fraction is None else int(fraction * 100)

@@ -165,7 +165,7 @@ class ReplayModel:
             self.driver.feed(core.TickElapsed(dt_ms))
             self.dirty = self.dirty or self.driver.dirty
         self._since_poll += dt_ms
-        if self.driver.state.follow and self._since_poll >= FOLLOW_POLL_MS:
+        if self.driver.polling and self._since_poll >= FOLLOW_POLL_MS:
             self._since_poll = 0
             if self.driver.poll():
                 self.dirty = True
@@ -177,7 +177,7 @@ class ReplayModel:
     def wait_ms(self) -> int:
         if self.driver.state.mode is core.Mode.PLAYING:
             return PLAYING_REDRAW_MS
-        return FOLLOW_POLL_MS if self.driver.state.follow else IDLE_WAIT_MS
+        return FOLLOW_POLL_MS if self.driver.polling else IDLE_WAIT_MS
 
     def _hosts(self) -> tuple[str, ...]:
         header = self.driver.source.header

@@ -56,6 +56,7 @@ def run_replay(args: argparse.Namespace) -> int:
         start=args.start,
         loop=args.loop,
         follow=args.follow,
+        background=True,  # a recording with no seek table is shown while it is indexed
     )
     with driver.source:
         require_terminal()

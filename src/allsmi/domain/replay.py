@@ -87,6 +87,9 @@ class ReplayState:
     loop: bool = False
     follow: bool = False  # the recording is still being written (--follow)
     ended: bool = False  # following, and its recorder exited: there is no live edge now
+    indexing: int | None = None  # percent of the recording indexed; None once it all is
+    frames_estimate: int | None = None  # the frame count extrapolated while indexing
+    waiting: tuple[int, int] | None = None  # a Land past what is indexed yet, held until it is
     pending: str | None = None  # timecode text being typed after `g`
     message: str | None = None
     interval_ms: int | None = None  # the recording's interval, for gap skipping
@@ -153,6 +156,15 @@ class TimelineRebuilt:
 
 
 @attrs.frozen
+class IndexProgress:
+    """The background index grew: ``percent`` of the recording's bytes are indexed (None:
+    all of them), and about ``frames_estimate`` frames are expected in all."""
+
+    percent: int | None
+    frames_estimate: int | None = None
+
+
+@attrs.frozen
 class RecorderChanged:
     """Following: the recorder stopped (its lock was released: a clean exit or a kill, and
     every frame it wrote has been read), or a recorder started on the same path again."""
@@ -172,6 +184,7 @@ Event = (
     | FrameShown
     | TimelineGrew
     | TimelineRebuilt
+    | IndexProgress
     | RecorderChanged
     | Resized
 )
@@ -259,6 +272,7 @@ def initial(
     interval_ms: int | None = None,
     tz: tzinfo | None = None,
     live: bool = False,
+    indexing: int | None = None,
 ) -> Result:
     """Open paused on the first frame, or landed at the timecode ``start`` (as ``g`` would
     go there; a malformed one raises :class:`UsageError`), or following at the live edge."""
@@ -273,6 +287,7 @@ def initial(
         follow=follow,
         interval_ms=interval_ms,
         tz=tz,
+        indexing=indexing,
     )
     if live and follow:
         edge = state.duration_ms
@@ -303,6 +318,8 @@ def step(state: ReplayState, event: Event) -> Result:
             return _rebuilt(state, event)
         case RecorderChanged(running=running):
             return _recorder(state, running)
+        case IndexProgress():
+            return _indexed(state, event)
         case Resized():
             return state, (RENDER,)
         case _:
@@ -310,6 +327,11 @@ def step(state: ReplayState, event: Event) -> Result:
 
 
 def _key(state: ReplayState, key: str) -> Result:
+    if state.waiting is not None and key in MOVING_KEYS:
+        # Another move replaces a seek still waiting for the index; Esc only cancels it.
+        state = attrs.evolve(state, waiting=None)
+        if key == "esc":
+            return attrs.evolve(state, message="seek cancelled"), (RENDER,)
     action = KEYS.get(key)
     if action is None:
         return state, (PassToView(key),)
@@ -321,7 +343,7 @@ def _key(state: ReplayState, key: str) -> Result:
 
 def _toggle_play(state: ReplayState) -> Result:
     on_last = state.mode is Mode.PAUSED and state.cursor >= state.last_index
-    at_last = on_last and not state.has_live_edge
+    at_last = on_last and not state.has_live_edge and state.indexing is None
     if state.mode is Mode.END or (at_last and state.frame_count > 1):
         # One press plays from the start: the last frame has nothing left to play.
         return attrs.evolve(state, mode=Mode.PLAYING, position_ms=0), (ShowIndex(0), RENDER)
@@ -382,9 +404,12 @@ def _land(state: ReplayState, window: tuple[int, int]) -> Result:
     window with no frame keeps the playhead there, so ``k`` after ``k`` crosses a gap. A
     seek leaves ``live`` and ``end``."""
     start, until = window
+    if state.indexing is not None and start > state.duration_ms:
+        waiting = attrs.evolve(state, waiting=window)
+        return attrs.evolve(waiting, message=_waiting_message(waiting)), (RENDER,)
     position = _clamp(max(start, 0), state.duration_ms)
     mode = Mode.PLAYING if state.mode is Mode.PLAYING else Mode.PAUSED
-    moved = attrs.evolve(state, position_ms=position, mode=mode)
+    moved = attrs.evolve(state, position_ms=position, mode=mode, waiting=None)
     return moved, (Land(start, until), RENDER)
 
 
@@ -410,6 +435,7 @@ def _quit(state: ReplayState) -> Result:
     return state, (Quit(),)
 
 
+MOVING_KEYS: Final = frozenset({"space", "]", "[", "j", "k", "G", "esc"})
 KEYS: Final = {
     "space": _toggle_play,
     "]": _step_forward,
@@ -458,6 +484,8 @@ def _go_to(state: ReplayState, text: str) -> Result:
     that is a message or a usage error)."""
     start, until = target_window(state, text)
     moved, commands = _land(state, (start, until))
+    if moved.waiting is not None:
+        return moved, commands
     if start > state.duration_ms:
         return attrs.evolve(moved, message=f"{text} is after the end: last frame"), commands
     if until <= 0:
@@ -519,6 +547,9 @@ def _gap_jump(state: ReplayState, position: int) -> tuple[int, str] | None:
 
 
 def _reached_end(state: ReplayState) -> Result:
+    if state.indexing is not None:  # the end of what is indexed yet: play on as it grows
+        end = state.duration_ms
+        return attrs.evolve(state, position_ms=end), (Seek(end), RENDER)
     if state.loop and state.duration_ms > 0:
         return attrs.evolve(state, position_ms=0), (Seek(0), RENDER)
     end = state.duration_ms
@@ -546,6 +577,8 @@ def _shown(state: ReplayState, event: FrameShown) -> Result:
 def _grew(state: ReplayState, event: TimelineGrew) -> Result:
     first = state.first_key_ms if event.first_key_ms is None else event.first_key_ms
     grown = _recounted(state, event.frame_count, event.duration_ms, first, event.dropped)
+    if grown.waiting is not None and grown.waiting[0] <= grown.duration_ms:
+        return _land(attrs.evolve(grown, waiting=None, message=None), grown.waiting)
     if grown.mode is Mode.LIVE:
         return attrs.evolve(grown, position_ms=grown.duration_ms), (Seek(grown.duration_ms), RENDER)
     if event.dropped > 0 or state.next_key_ms is None:
@@ -586,6 +619,26 @@ def _recounted(
     if recounted.mode is Mode.END and duration > state.duration_ms:
         recounted = attrs.evolve(recounted, mode=Mode.PAUSED)  # there is more to play now
     return recounted
+
+
+def _indexed(state: ReplayState, event: IndexProgress) -> Result:
+    """The index grew (or is done): the status follows; a seek that waited for it lands
+    once it is done (past the end: on the last frame, said so)."""
+    estimate = None if event.percent is None else event.frames_estimate
+    state = attrs.evolve(state, indexing=event.percent, frames_estimate=estimate)
+    if state.waiting is None:
+        return state, (RENDER,)
+    if event.percent is not None:
+        return attrs.evolve(state, message=_waiting_message(state)), (RENDER,)
+    window, state = state.waiting, attrs.evolve(state, waiting=None, message=None)
+    landed, commands = _land(state, window)
+    if window[0] > state.duration_ms:
+        landed = attrs.evolve(landed, message="after the end: last frame")
+    return landed, commands
+
+
+def _waiting_message(state: ReplayState) -> str:
+    return f"indexing — {state.indexing or 0} % (the seek lands when it gets there; Esc cancels)"
 
 
 def _recorder(state: ReplayState, running: bool) -> Result:

@@ -157,6 +157,7 @@ class ReplayStatus:
     recorded_at: str  # the shown frame's wall time, already formatted (format_local)
     skipped: int = 0  # damaged lines skipped while reading
     pending: str | None = None  # timecode being typed after `g`
+    indexing: int | None = None  # percent indexed while the index is built; None when done
 
 
 @attrs.frozen
@@ -178,10 +179,13 @@ def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplaySta
         mode=state.mode.value,
         loop=state.loop,
         frame_no=state.cursor + 1,
-        frame_total=state.frame_count,
+        frame_total=state.frame_count
+        if state.indexing is None
+        else max(state.frame_count, state.frames_estimate or 0),
         recorded_at=format_local(state.cursor_t_ms, tz),
         skipped=skipped,
         pending=state.pending,
+        indexing=state.indexing,
     )
 
 
@@ -230,7 +234,8 @@ def _replay_forms(replay: ReplayStatus) -> list[str]:
     recorded time. Position / duration, speed, mode and ``loop`` always stay."""
     when = clean(replay.recorded_at)
     clock = when.split(" ", 1)[-1]  # "2026-04-18 12:00:07 UTC" → "12:00:07 UTC"
-    count = f"{replay.frame_no}/{replay.frame_total}"
+    approx = "~" if replay.indexing is not None else ""  # the total is an estimate
+    count = f"{replay.frame_no}/{approx}{replay.frame_total}"
     skipped = f"skipped {replay.skipped}" if replay.skipped > 0 else None
     steps: list[tuple[str | None, str | None, str | None]] = [
         (when, f"frame {count}", skipped),
@@ -245,6 +250,8 @@ def _replay_forms(replay: ReplayStatus) -> list[str]:
         speed_text(replay.speed),
         clean(replay.mode),
     ]
+    if replay.indexing is not None:
+        head.append(f"indexing {replay.indexing} %")
     loop = "loop" if replay.loop else None
     return [
         " | ".join(part for part in (*head, at, loop, frame, damage) if part is not None)
