@@ -50,6 +50,7 @@ def states(draw: st.DrawFn) -> r.ReplayState:
         follow=draw(st.booleans()),
         interval_ms=draw(st.none() | st.integers(1, 10**7)),
         tz=draw(st.sampled_from([None, UTC, timezone(timedelta(hours=-7))])),
+        indexing=draw(st.none() | st.integers(0, 99)),
     )
     return attrs.evolve(
         state,
@@ -90,6 +91,7 @@ events = st.one_of(
         st.integers(-5, 10**6),
     ),
     st.builds(r.RecorderChanged, st.booleans()),
+    st.builds(r.IndexProgress, st.none() | st.integers(0, 99), st.none() | st.integers(0, 10**7)),
     st.builds(r.Resized, st.integers(0, 500), st.integers(0, 200)),
 )
 

@@ -420,3 +420,74 @@ def test_recorder_news_changes_nothing_when_not_following_or_already_known() -> 
     assert r.step(plain, r.RecorderChanged(running=False)) == (plain, ())
     state = live()
     assert r.step(state, r.RecorderChanged(running=True)) == (state, ())
+
+
+# --------------------------------------------------------------------------- indexing behind
+
+
+def indexing(percent: int = 10) -> ReplayState:
+    """Open on frame 0 of what is indexed so far (99 s of a longer recording)."""
+    state, _ = r.initial(100, T0, 99_000, interval_ms=1000, indexing=percent)
+    return shown(state, 0)
+
+
+def go(state: ReplayState, timecode: str) -> tuple[ReplayState, tuple[r.Command, ...]]:
+    for name in ["g", *timecode]:
+        state, _ = key(state, name)
+    return key(state, "enter")
+
+
+def test_a_seek_past_what_is_indexed_waits_and_lands_when_the_index_gets_there() -> None:
+    state, commands = go(indexing(), "00:05:00")
+    assert state.waiting == (299_500, 300_500) and commands == (RENDER,)  # nothing shown yet
+    assert state.message is not None and state.message.startswith("indexing — 10 %")
+    state, commands = r.step(state, r.IndexProgress(40, 1000))
+    assert state.waiting is not None and (state.message or "").startswith("indexing — 40 %")
+    state, commands = r.step(state, TimelineGrew(250, 249_000))  # not there yet
+    assert state.waiting is not None and commands == (RENDER,)
+    state, commands = r.step(state, TimelineGrew(400, 399_000))
+    assert state.waiting is None and commands == (Land(299_500, 300_500), RENDER)
+
+
+def test_a_waiting_seek_past_the_end_lands_on_the_last_frame_when_indexing_is_done() -> None:
+    state, _ = go(indexing(), "9:00:00")
+    state, commands = r.step(state, r.IndexProgress(None))
+    assert state.waiting is None and state.indexing is None
+    assert commands[0] == Land(32_399_500, 32_400_500) and state.position_ms == 99_000
+    assert state.message == "after the end: last frame"
+
+
+def test_esc_cancels_a_waiting_seek_and_does_not_quit() -> None:
+    state, _ = go(indexing(), "00:05:00")
+    state, commands = key(state, "esc")
+    assert state.waiting is None and state.message == "seek cancelled"
+    assert not any(isinstance(c, Quit) for c in commands)
+    state, commands = r.step(state, TimelineGrew(400, 399_000))
+    assert not any(isinstance(c, Land) for c in commands)  # nothing lands later
+
+
+def test_another_move_replaces_a_waiting_seek() -> None:
+    state, _ = go(indexing(), "00:05:00")
+    state, commands = key(state, "]")
+    assert state.waiting is None and commands == (ShowIndex(1), RENDER)
+    state, _ = go(indexing(), "00:05:00")
+    state, commands = go(state, "00:00:30")  # within what is indexed: lands now
+    assert state.waiting is None and commands == (Land(29_500, 30_500), RENDER)
+
+
+def test_playing_to_the_end_of_what_is_indexed_keeps_playing() -> None:
+    state, _ = key(shown(attrs.evolve(indexing(), position_ms=98_000), 98), "space")
+    state, _ = r.step(state, TickElapsed(5_000))
+    assert state.mode is Mode.PLAYING and state.position_ms == 99_000
+    state, _ = key(state, "L")  # loop on: still no wrap while the index grows
+    state, _ = r.step(state, TickElapsed(5_000))
+    assert state.mode is Mode.PLAYING and state.position_ms == 99_000
+    state, _ = r.step(state, r.IndexProgress(None))  # done: the end is the end
+    state, _ = r.step(state, TickElapsed(5_000))
+    assert state.position_ms == 0  # looped
+
+
+def test_space_on_the_last_indexed_frame_plays_on_rather_than_restarting() -> None:
+    state = shown(attrs.evolve(indexing(), position_ms=99_000), 99)
+    state, commands = key(state, "space")
+    assert state.mode is Mode.PLAYING and commands == (RENDER,)

@@ -639,3 +639,16 @@ def test_each_scroll_step_moves_the_body_by_exactly_one_line() -> None:
     for scroll in range(content - 10 + 1):
         window = body(render(frame, ViewState(scroll=scroll), 100, 13, LIVE))[1:-2]
         assert window == full[scroll : scroll + 10]
+
+
+def test_while_indexing_the_status_says_how_far_and_the_total_is_an_estimate() -> None:
+    state, _ = r.initial(100, T0, 99_000, indexing=34)
+    state, _ = r.step(state, r.IndexProgress(34, 294))
+    line = text(status_line(Status(replay=replay_status(state, CEST)), 200)).rstrip()
+    assert "| paused | indexing 34 % |" in line and line.endswith("frame 1/~294")
+    state, _ = r.step(state, r.IndexProgress(None))
+    line = text(status_line(Status(replay=replay_status(state, CEST)), 200)).rstrip()
+    assert "indexing" not in line and line.endswith("frame 1/100")
+    narrow = r.step(r.initial(100, T0, 99_000, indexing=34)[0], r.IndexProgress(34, 294))[0]
+    line = text(status_line(Status(replay=replay_status(narrow, CEST)), 80)).rstrip()
+    assert "indexing 34 %" in line  # kept at 80 columns, with the position and the mode

@@ -3,6 +3,7 @@ terminal (tmux on its own socket), real keys, the installed command."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import signal
 from collections.abc import Iterator
@@ -176,3 +177,42 @@ def test_follow_says_recording_ended_when_the_recorder_exits_and_follows_a_resta
         restarted.terminate()
         restarted.communicate(timeout=10)
     session.wait_for("recording ended")
+
+
+BIG_FRAMES = 200_000
+
+
+@pytest.fixture(scope="module")
+def big_gzip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200,000 frames of one GPU, one member of gzip (the shape `gzip` and all-smi make):
+    no seek table, so replay indexes it behind the first frame."""
+    header = wire.encode_line(Header(interval_ms=1000, hosts=("h",))).rstrip(b"\n")
+    template = wire.encode_line(Frame(t_ms=T0, seq=0, gpus=(gpu("h", 0),))).rstrip(b"\n")
+    stamp = b'"t":"2026-04-18T12:00:00.000Z","seq":0,'
+    assert stamp in template
+    head, tail = template.split(stamp)
+    lines = [header]
+    for i in range(BIG_FRAMES):
+        hours, rest = divmod(i, 3600)
+        minutes, seconds = divmod(rest, 60)
+        day, hour = divmod(12 + hours, 24)
+        t = f"2026-04-{18 + day:02d}T{hour:02d}:{minutes:02d}:{seconds:02d}.000Z"
+        lines.append(head + f'"t":"{t}","seq":{i},'.encode() + tail)
+    path = tmp_path_factory.mktemp("big") / "big.ndjson.gz"
+    path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines), compresslevel=1))
+    return path
+
+
+def test_a_big_gzip_recording_opens_on_its_first_frame_and_is_indexed_behind_it(
+    tui: list[Tmux], big_gzip: Path
+) -> None:
+    session = replay(tui, big_gzip)
+    session.send("]")
+    session.wait_for(lambda s: "frame 2/" in s and "REPLAY | 00:00:01 /" in s)
+    # Once indexed, the total is exact and the whole recording is reachable.
+    session.wait_for(lambda s: f"frame 2/{BIG_FRAMES}" in s and "indexing" not in s, timeout=60)
+    session.send("g", *"50:00:00", "Enter")
+    screen = session.wait_for("REPLAY | 50:00:00 /")
+    assert f"frame 180001/{BIG_FRAMES}" in screen
+    session.send("k")
+    session.wait_for(f"frame 180011/{BIG_FRAMES}")

@@ -10,6 +10,10 @@ ends where a flush ended), 1 when damage lost data (a file cut inside a compress
 stored bytes after its last complete block are counted, with the complete frames kept) or
 the recording contradicts itself, 2 (raised before any report) when the file cannot be read
 at all, is not a recording or has another schema (docs/recording-format.md §9).
+
+On a terminal, stderr carries a progress line while the recording is read (indexing, then
+checking frames, then with ``--deep`` structuring them): :mod:`allsmi.app.progress`. It is
+erased before the report or an error is written; without a terminal nothing is drawn.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, TextIO
@@ -26,11 +31,19 @@ import attrs
 from allsmi.adapters import wire
 from allsmi.adapters.recording.damage import Damage, DamageKind
 from allsmi.adapters.recording.index import SegmentInfo
-from allsmi.adapters.recording.source import RecordingSource
+from allsmi.adapters.recording.source import RecordingSource, discover
+from allsmi.app.progress import (
+    CHECKING,
+    STRUCTURING,
+    PassProgress,
+    ProgressLine,
+    terminal_columns,
+)
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
 
 MAX_GAPS_LISTED = 10
 MAX_HOSTS_LISTED = 8
+PROGRESS_EVERY: Final = 256  # frames between two looks at the progress line's clock
 DAMAGE: Final = 1  # exit status of a finding that lost data or contradicts the recording
 NOTE: Final = 0  # reported, exit status unchanged
 
@@ -138,14 +151,20 @@ class _Walk:
     overlaps: int = 0
 
 
-def build_report(source: RecordingSource, *, deep: bool) -> Report:
+def build_report(
+    source: RecordingSource, *, deep: bool, progress: PassProgress | None = None
+) -> Report:
     header = source.header
     interval = header.interval_ms if header else None
-    walk = _walk(source)
+    walk = _walk(source, progress)
     hosts: dict[str, None] = dict.fromkeys(header.hosts if header else ())
     unstructured: list[Damage] = []
+    if deep and progress is not None:
+        progress.frames_phase(STRUCTURING, source.frame_count)
     if deep or not hosts:
         for i in range(source.frame_count) if deep else range(min(1, source.frame_count)):
+            if progress is not None and not i % PROGRESS_EVERY:
+                progress.advanced(i, source.frame_count)
             found = source.structure(i)
             if isinstance(found, Damage):
                 unstructured.append(found)
@@ -218,14 +237,18 @@ def _unclosed(segment: SegmentInfo) -> bool:
     return segment.opened_by == "markers" or bool(segment.count(DamageKind.CUT_SHORT))
 
 
-def _walk(source: RecordingSource) -> _Walk:
+def _walk(source: RecordingSource, progress: PassProgress | None = None) -> _Walk:
     """Every frame once, in order: time and seq checked within each writer's run, and each
     segment or concatenated run against everything before it."""
     walk = _Walk()
     prev_t: int | None = None  # the previous frame's time in this run
     prev_seq: int | None = None
     latest: int | None = None  # the latest time so far
-    for segment, frame_in_segment, t_ms, raw in _frames(source):
+    if progress is not None:
+        progress.frames_phase(CHECKING, source.frame_count)
+    for done, (segment, frame_in_segment, t_ms, raw) in enumerate(_frames(source)):
+        if progress is not None and not done % PROGRESS_EVERY:
+            progress.advanced(done, source.frame_count)
         info = source.segments[segment]
         seq = _seq(raw)
         if frame_in_segment == 0 or frame_in_segment in info.run_starts:
@@ -354,9 +377,54 @@ def summary(source: RecordingSource) -> str:
     )
 
 
+class _WatchedSource(RecordingSource):
+    """A recording source that tells ``progress`` which segment it opens: the reader's
+    progress callback is a fraction of the bytes of the segment being scanned."""
+
+    def __init__(self, path: Path, progress: PassProgress) -> None:
+        self._watch = progress
+        super().__init__(path, progress=progress.scanned)
+
+    def open_segment(self, path: Path) -> None:
+        self._watch.opening(path)
+        super().open_segment(path)
+        self._watch.opened(self.frame_count)
+
+
+def open_watched(path: Path, progress: PassProgress) -> RecordingSource:
+    """The recording at ``path``, its opening told to ``progress`` against the stored size of
+    every segment of the set (a missing or unreadable one counts 0: the source says why)."""
+    sizes: dict[Path, int] = {}
+    for segment in discover(path):
+        try:
+            sizes[segment] = segment.stat().st_size
+        except OSError:
+            sizes[segment] = 0
+    progress.indexing(sizes)
+    return _WatchedSource(path, progress)
+
+
+def read_report(path: Path, *, deep: bool, progress: PassProgress) -> Report:
+    """The report on the recording at ``path``, read with ``progress`` shown; the line is
+    erased however this ends, so the report or the one error line (an unreadable file, an
+    interrupt: docs/architecture.md §7.3) is all the terminal keeps."""
+    try:
+        source = open_watched(path, progress)
+        return build_report(source, deep=deep, progress=progress)
+    finally:
+        progress.clear()
+
+
 def run(args: argparse.Namespace) -> int:
-    source = RecordingSource(Path(args.path))
-    report = build_report(source, deep=args.deep)
+    stderr = sys.stderr
+    line = ProgressLine(
+        stderr,
+        time.monotonic,
+        enabled=stderr.isatty(),
+        columns=lambda: terminal_columns(stderr),
+    )
+    progress = PassProgress(line, time.monotonic)
+    report = read_report(Path(args.path), deep=args.deep, progress=progress)
     render(report, sys.stdout)
     if report.status:
         sys.stdout.flush()
