@@ -3,14 +3,23 @@ frame count is never stale, and the status shows the frame's own recorded time."
 
 from __future__ import annotations
 
+import gzip
 import re
+import threading
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording import source as source_module
+from allsmi.adapters.recording.bulk import Batch, bulk_scan
 from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame, Header
@@ -206,3 +215,124 @@ def test_a_recording_without_a_lock_file_stays_live(tmp_path: Path) -> None:
     assert not driver.poll()
     assert driver.state.mode is core.Mode.LIVE and not driver.state.ended
     driver.source.close()
+
+
+# --------------------------------------------------------------------------- background index
+
+
+class PacedIndex:
+    """The real bulk scan, held after each batch until ``go`` is set (the pace, not the
+    data, is the test's: docs/architecture.md §3.1)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.go = threading.Event()
+        real = bulk_scan  # the real scan, wrapped below
+
+        def paced(*args: Any, **kwargs: Any) -> Iterator[Batch]:
+            for batch in real(*args, **kwargs):
+                yield batch
+                self.go.wait()
+
+        monkeypatch.setattr(source_module, "bulk_scan", paced)
+
+
+def indexed_gzip(path: Path, n: int = 20_000) -> Path:
+    """``n`` frames a second apart, gzip: no seek table, so replay indexes it behind."""
+    header = wire.encode_line(Header(interval_ms=1000, hosts=("h",)))
+    frames = b"".join(wire.encode_line(rec.make_frame(i, T0 + i * 1000, i)) for i in range(n))
+    path.write_bytes(gzip.compress(header + frames, compresslevel=1))
+    return path
+
+
+def index_all(driver: ReplayDriver, pace: PacedIndex) -> None:
+    pace.go.set()
+    while driver.state.indexing is not None:
+        driver.poll()
+
+
+def test_a_replay_indexed_behind_shows_the_percent_and_the_estimate_and_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pace = PacedIndex(monkeypatch)
+    driver = ReplayDriver.open(indexed_gzip(tmp_path / "i.ndjson.gz"), background=True, tz=UTC)
+    source = driver.source
+    assert isinstance(source, RecordingSource)
+    assert source.indexing is not None
+    assert driver.state.indexing == int(source.indexing * 100) < 100
+    driver.poll()  # the core hears of the estimate with the first progress it sees
+    pace.go.set()
+    while driver.state.frames_estimate is None and driver.state.indexing is not None:
+        driver.poll()
+    if driver.state.indexing is not None:
+        assert driver.state.frames_estimate is not None
+        assert driver.state.frames_estimate >= driver.state.frame_count
+    type_keys(driver, "]", "]", "[")
+    assert driver.shown_index == 1
+    assert driver.frame().t_ms == T0 + 1000
+    index_all(driver, pace)
+    assert driver.state.frame_count == 20_000 and driver.state.frames_estimate is None
+    driver.close()
+
+
+def test_steps_work_while_the_index_is_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pace = PacedIndex(monkeypatch)
+    driver = ReplayDriver.open(indexed_gzip(tmp_path / "s.ndjson.gz"), background=True, tz=UTC)
+    assert driver.state.indexing is not None
+    type_keys(driver, "]", "]", "]", "[")
+    assert driver.shown_index == 2 and driver.frame().seq == 2
+    assert driver.state.indexing is not None  # still held: nothing waited for it
+    index_all(driver, pace)
+    driver.close()
+
+
+def test_go_to_a_second_not_indexed_yet_waits_and_lands_where_the_exact_reader_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = indexed_gzip(tmp_path / "g.ndjson.gz")
+    exact = ReplayDriver.open(path, tz=UTC)
+    type_keys(exact, "g", *"04:00:00", "enter")
+    pace = PacedIndex(monkeypatch)
+    driver = ReplayDriver.open(path, background=True, tz=UTC)
+    assert driver.state.duration_ms < 4 * 3_600_000  # the index holds less than that yet
+    type_keys(driver, "g", *"04:00:00", "enter")
+    assert driver.state.waiting is not None
+    assert driver.state.message is not None and driver.state.message.startswith("indexing —")
+    index_all(driver, pace)
+    assert driver.state.waiting is None
+    assert driver.shown_index == exact.shown_index == 14_400
+    assert driver.frame() == exact.frame()
+    driver.close()
+
+
+def test_esc_cancels_a_seek_waiting_for_the_index_and_the_replay_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pace = PacedIndex(monkeypatch)
+    driver = ReplayDriver.open(indexed_gzip(tmp_path / "e.ndjson.gz"), background=True, tz=UTC)
+    shown = driver.shown_index
+    type_keys(driver, "g", *"04:00:00", "enter")
+    assert driver.state.waiting is not None
+    type_keys(driver, "esc")
+    assert driver.state.waiting is None and not driver.quit
+    index_all(driver, pace)
+    assert driver.shown_index == shown  # the cancelled seek never landed
+    driver.close()
+
+
+def test_playing_to_the_end_of_what_is_indexed_plays_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pace = PacedIndex(monkeypatch)
+    driver = ReplayDriver.open(indexed_gzip(tmp_path / "p.ndjson.gz"), background=True, tz=UTC)
+    indexed = driver.state.frame_count
+    type_keys(driver, "space")
+    assert driver.state.mode is core.Mode.PLAYING
+    driver.feed(core.TickElapsed(dt_ms=driver.state.duration_ms + 60_000))
+    assert driver.state.mode is core.Mode.PLAYING
+    assert driver.shown_index == indexed - 1
+    index_all(driver, pace)
+    driver.feed(core.TickElapsed(dt_ms=1000))
+    assert driver.state.mode is core.Mode.PLAYING and driver.shown_index > indexed - 1
+    driver.close()

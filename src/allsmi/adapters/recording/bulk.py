@@ -17,8 +17,15 @@ Rules this module obeys:
   lines, which is exact for allsmi's and all-smi's files and off only by lines that are not
   frames (corrupt, empty, over 16 MiB, unknown kinds); reading the chunk corrects it without
   calling it damage (what it skipped is damage, counted then).
+- A header line after frames (a concatenated recording: a later run) ends the chunk before
+  it, so each run begins a chunk: the run's first frame is that chunk's first, and its
+  place in the segment is exact once the chunks before it are read (:attr:`Findings.run_chunks`).
+  Header and index lines are those that *begin* with their prefix.
 - Their ``t_first`` is the running maximum of the chunks' first times: a seek key that never
   goes back. Inside a chunk the reader computes the exact keys when it reads it.
+- Every line is some chunk's: a chunk begins at a data line (the segment's first at its
+  first byte) and ends where the next begins, so lines between data lines (corrupt, empty,
+  index, header) are read, and counted as damage, with the chunk before them.
 - A chunk begins at a line start and, like the exact scan's, holds about
   :data:`~allsmi.adapters.recording.index.CHUNK_FRAMES` lines or at most
   :data:`~allsmi.adapters.recording.index.CHUNK_BYTES` of them; it is decoded from the last
@@ -60,7 +67,7 @@ class Findings:
     header_line: bytes | None = None  # the first header line, whole
     first_lines: list[bytes] = attrs.Factory(list)  # the first two lines: the schema check
     runs: int = 1  # headers met (concatenated recordings), at least 1
-    run_starts: list[int] = attrs.Factory(list)  # frame index (in the segment) of each later run
+    run_chunks: list[int] = attrs.Factory(list)  # of each later run: its first chunk's ordinal
     stats: LineStats = attrs.Factory(LineStats)  # what decoding noticed (damage, a torn tail)
     frames: int = 0  # frames counted
 
@@ -96,6 +103,8 @@ class _BulkScan:
         self.lines = 0  # lines counted so far (for the average line length)
         self.bytes = 0  # decoded bytes of those lines
         self.headers = 0
+        self.made = 0  # chunks closed so far
+        self.full = False  # the current chunk holds its share: it ends at the next data line
 
     def run(self) -> Iterator[Batch]:
         stats = self.found.stats
@@ -149,33 +158,37 @@ class _BulkScan:
             self._first_lines(buf)
         pos = 0
         while pos < len(buf):
-            if self.current is None:
-                first = self._begin(buf, pos, at)
-                if first is None:  # no data line left in this block
-                    self._count(buf, pos, len(buf))
+            if self.current is None or self.full:
+                found = _next_data(buf, pos)
+                end = len(buf) if found is None else found[0]
+                self._count(buf, pos, end)  # no frame: the full chunk's lines (or the first's)
+                if self.current is not None:
+                    self.current_end = at + end
+                if found is None:
                     break
-                pos = first
+                self._close()
+                self._begin(found, at)
+                pos = found[0]
             span = self._span()
             target = self.current_at + span - at  # where the next chunk may begin, in buf
-            if target >= len(buf):
-                self._count(buf, pos, len(buf))
-                self.current_end = at + len(buf)
-                break
-            nl = buf.find(b"\n", max(pos, target - 1))
-            boundary = nl + 1
+            boundary = len(buf) if target >= len(buf) else buf.find(b"\n", max(pos, target - 1)) + 1
+            header = _line_start(buf, HEADER_PREFIX, pos, boundary)
+            if header >= 0:  # a later run begins: it begins a chunk (see the rules)
+                boundary = header
             self._count(buf, pos, boundary)
             self.current_end = at + boundary
+            if boundary == len(buf):
+                break
             pos = boundary
-            if pos < len(buf):
-                self._close()
+            self.full = True  # it ends before the next data line
 
     def _count(self, buf: bytes, start: int, end: int) -> None:
         """The lines of ``buf[start:end]`` (whole lines) into the current chunk."""
         if end <= start:
             return
         lines = buf.count(b"\n", start, end)
-        headers = buf.count(HEADER_PREFIX, start, end)
-        other = headers + buf.count(INDEX_PREFIX, start, end)
+        headers = _line_starts(buf, HEADER_PREFIX, start, end)
+        other = headers + _line_starts(buf, INDEX_PREFIX, start, end)
         if headers:
             self._headers(buf, start, end)
         self.lines += lines
@@ -183,18 +196,16 @@ class _BulkScan:
         self.current_frames += max(0, lines - other)
 
     def _headers(self, buf: bytes, start: int, end: int) -> None:
-        """Each header line met: the first is the segment's; later ones begin a run."""
-        find = buf.find(HEADER_PREFIX, start, end)
+        """Each header line met: the first is the segment's; later ones begin a run, whose
+        first frame begins the next chunk (:meth:`_block` fills a chunk at a header)."""
+        find = _line_start(buf, HEADER_PREFIX, start, end)
         while find >= 0:
             self.headers += 1
             if self.headers == 1:
                 self.found.header_line = buf[find : buf.index(b"\n", find)].rstrip(b"\r")
             else:
-                frames_before = buf.count(b"\n", start, find) - buf.count(INDEX_PREFIX, start, find)
-                self.found.run_starts.append(
-                    self.found.frames + self.current_frames + frames_before
-                )
-            find = buf.find(HEADER_PREFIX, find + 1, end)
+                self.found.run_chunks.append(self.made + (self.current is not None))
+            find = _line_start(buf, HEADER_PREFIX, find + 1, end)
 
     def _span(self) -> int:
         """Decoded bytes a chunk spans: about CHUNK_FRAMES lines of the average length so
@@ -202,29 +213,22 @@ class _BulkScan:
         average = self.bytes // self.lines if self.lines else 1024
         return max(MIN_SPAN, min(CHUNK_BYTES, CHUNK_FRAMES * max(1, average)))
 
-    def _begin(self, buf: bytes, pos: int, at: int) -> int | None:
-        """Begin a chunk at the first data line from ``pos`` on (the lines before it hold no
-        frame); where it begins in ``buf``, or None when the block holds no data line."""
-        line_at = pos
-        while line_at < len(buf):
-            nl = buf.find(b"\n", line_at)
-            t_ms = _data_time(buf[line_at:nl])
-            if t_ms is not None:
-                self._count(buf, pos, line_at)  # header and index lines before it
-                self.key = t_ms if self.key is None else max(self.key, t_ms)
-                self.current_frames = 0
-                self.current = Chunk(
-                    segment=self.seg_index,
-                    start=self._start(at + line_at),
-                    first_index=0,
-                    count=None,
-                    t_first=self.key,
-                    approx=True,
-                )
-                self.current_at = at + line_at
-                return line_at
-            line_at = nl + 1
-        return None
+    def _begin(self, found: tuple[int, int], at: int) -> None:
+        """Begin a chunk at the data line ``found`` (its place in the block decoded from
+        ``at``, its time); the segment's first chunk begins at its first byte, so that every
+        line is some chunk's (what lies between data lines is read, and judged, with the
+        chunk before them)."""
+        line_at, t_ms = found
+        self.key = t_ms if self.key is None else max(self.key, t_ms)
+        self.current_at = at + line_at if self.made else 0
+        self.current = Chunk(
+            segment=self.seg_index,
+            start=self._start(self.current_at) if self.made else Start(0),
+            first_index=0,
+            count=None,
+            t_first=self.key,
+            approx=True,
+        )
 
     def _start(self, position: int) -> Start:
         """Where the line at decoded ``position`` can be decoded from."""
@@ -240,12 +244,40 @@ class _BulkScan:
             self.current.span = self.current_end - self.current_at
             self.found.frames += self.current_frames
             self.closed.append(self.current)
+            self.made += 1
             self.current_frames = 0
             self.current = None
+            self.full = False
 
     def _first_lines(self, buf: bytes) -> None:
         lines = buf.split(b"\n", 2)[:2]
         self.found.first_lines = [line.rstrip(b"\r") for line in lines if line]
+
+
+def _line_starts(buf: bytes, prefix: bytes, start: int, end: int) -> int:
+    """Lines of ``buf[start:end]`` (``start`` a line start) that begin with ``prefix``."""
+    return buf.count(b"\n" + prefix, start, end) + buf.startswith(prefix, start, end)
+
+
+def _line_start(buf: bytes, prefix: bytes, start: int, end: int) -> int:
+    """Where the first line of ``buf[start:end]`` that begins with ``prefix`` begins; -1
+    when none does (``start`` is a line start)."""
+    if buf.startswith(prefix, start, end):
+        return start
+    find = buf.find(b"\n" + prefix, start, end)
+    return find + 1 if find >= 0 else -1
+
+
+def _next_data(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """The first data line of ``buf`` from ``pos`` (a line start) on: where it begins, and
+    its time; None when no line left is one."""
+    while pos < len(buf):
+        nl = buf.find(b"\n", pos)
+        t_ms = _data_time(buf[pos:nl])
+        if t_ms is not None:
+            return pos, t_ms
+        pos = nl + 1
+    return None
 
 
 def _data_time(raw: bytes) -> int | None:

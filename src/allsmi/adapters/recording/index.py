@@ -340,6 +340,8 @@ def read_chunk(
     limit = chunk.count if not (promised or chunk.approx) else None
     with open_segment(segment.path) as fh:
         for raw in _chunk_lines(fh, segment, chunk.start, stats, chunk.span):
+            if not raw:  # a "\r\n" alone: an empty line is no line, as the scan's splitter says
+                continue
             chunk.empty = False
             if chunk.verified or not promised:
                 t_ms = wire.data_time(raw)  # the common line: no full slice needed

@@ -45,6 +45,7 @@ from allsmi.adapters.recording.index import (
     from_markers,
     parse_header,
     read_chunk,
+    running_max,
     scan,
 )
 from allsmi.adapters.recording.timeline import Timeline
@@ -120,18 +121,23 @@ class RecordingSource:
         self._bytes_done = 0  # stored bytes of the segments indexed before the current one
         self._bytes_read = 0  # of the one being indexed
         self._total_bytes = 0
+        self._run_chunks: dict[int, list[int]] = {}  # bulk-indexed segments: see _place_runs
         paths = discover(path)
         for seg_path in paths:
             self._total_bytes += _size(seg_path)
-        for seg_path in paths:
-            if self._indexer is not None:
-                self._later.append(seg_path)
-            else:
-                self.open_segment(seg_path)
-        while self.frame_count == 0 and self._indexer is not None:
-            self._take(block=True)  # the first chunk: the first frame can be shown
-        if self.frame_count == 0:
-            raise RecordingUnreadable(f"no frames in {path}")
+        try:
+            for seg_path in paths:
+                if self._indexer is not None:
+                    self._later.append(seg_path)
+                else:
+                    self.open_segment(seg_path)
+            while self.frame_count == 0 and self._indexer is not None:
+                self._take(block=True)  # the first chunk: the first frame can be shown
+            if self.frame_count == 0:
+                raise RecordingUnreadable(f"no frames in {path}")
+        except BaseException:
+            self.close()  # a source that failed to open leaves no index running
+            raise
 
     def close(self) -> None:
         """Stop a background index (each read opens its segment: nothing else is held)."""
@@ -272,6 +278,8 @@ class RecordingSource:
             count = timeline.frame_count
             if index >= count > 0:
                 index = count - 1
+            if count == 0:  # every frame counted was gone when read: the file shrank
+                raise RecordingUnreadable(f"no frames left in {self.path}: it shrank while read")
             if not 0 <= index < count:
                 raise IndexError(f"frame {index} outside 0..{count - 1}")
             at = timeline.chunk_of(index)
@@ -311,7 +319,12 @@ class RecordingSource:
             return self._lines(min(at, len(chunks) - 1), rescan=True)
         first_read = chunk.keys is None
         promised = chunk.count
-        if self.timeline.learn(at, times) and not chunk.approx:
+        corrected = self.timeline.learn(at, times)
+        if first_read or corrected:
+            self._rekey_after(at)
+        if chunk.approx and corrected:
+            self._place_runs(chunk.segment)
+        elif corrected:
             if first_read:
                 segment.note(Damage(DamageKind.SHORT_CHUNK))
             self.warnings.append(
@@ -321,6 +334,22 @@ class RecordingSource:
             self.warnings += [d.describe(segment.path.name) for d in segment.take_stats(stats)]
         self.cache.put(chunk, lines)
         return lines
+
+    def _rekey_after(self, at: int) -> None:
+        """A bulk-indexed chunk read before the chunks after it: their keys were computed
+        from the key before them as then known (a chunk not read yet gives only its first
+        key); now the keys before them may be higher (a clock that went back inside chunk
+        ``at``), so they are computed again, until one does not change. Once every chunk was
+        read, every key is the running maximum of all times before it, as the exact scan's."""
+        chunks = self._chunks
+        for later in range(at + 1, len(chunks)):
+            chunk = chunks[later]
+            if chunk.keys is None or chunk.times is None:
+                return
+            keys = running_max(list(chunk.times), self.timeline.key_before(later))
+            if keys == chunk.keys:
+                return
+            chunk.keys = keys
 
     def _rescan(self, seg_index: int) -> None:
         """Replace a segment's seek-table chunks by the chunks of one scan of it."""
@@ -443,7 +472,8 @@ class RecordingSource:
         if segment.header is None and found.header_line is not None:
             segment.header = parse_header(found.header_line, self.warnings)
         segment.runs = found.runs
-        segment.run_starts = found.run_starts
+        self._run_chunks[len(self.segments) - 1] = found.run_chunks
+        self._place_runs(len(self.segments) - 1)
         found.stats.oversized = 0  # counted as the chunks holding them are read
         self.warnings += [d.describe(segment.path.name) for d in segment.take_stats(found.stats)]
         self._indexer = None
@@ -451,6 +481,22 @@ class RecordingSource:
         self._bytes_read = 0
         while self._later and self._indexer is None:
             self.open_segment(self._later.pop(0))
+
+    def _place_runs(self, seg_index: int) -> None:
+        """The frames a bulk-indexed segment's later runs begin at: each begins a chunk
+        (:mod:`.bulk`), so its place is that chunk's first index, exact once the counts
+        before it are (reading a chunk corrects its count: this runs again then)."""
+        ordinals = self._run_chunks.get(seg_index)
+        span = self.timeline.segment_span(seg_index)
+        if ordinals is None or span is None:
+            return
+        first, last = span
+        base = self._chunks[first].first_index
+        end = self._chunks[last].first_index + (self._chunks[last].count or 0)
+        self.segments[seg_index].run_starts = [
+            self._chunks[first + n].first_index - base if first + n <= last else end - base
+            for n in ordinals
+        ]
 
     def _scan(self, fh: BinaryIO, seg_index: int, key_before: int | None) -> list[Chunk]:
         return scan(
