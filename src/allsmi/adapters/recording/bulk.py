@@ -56,6 +56,7 @@ from allsmi.adapters.recording.index import CHUNK_BYTES, CHUNK_FRAMES, Chunk
 
 HEADER_PREFIX: Final = b'{"schema":1,"header":true'
 INDEX_PREFIX: Final = b'{"schema":1,"index":true'
+PLAIN_BLOCK: Final = 4 * 1024 * 1024  # stored bytes of a plain file read at once
 MIN_SPAN: Final = 4096  # decoded bytes a chunk spans at least
 RESTARTS_KEPT: Final = 8  # restart points remembered for lines that began before them
 
@@ -108,34 +109,36 @@ class _BulkScan:
 
     def run(self) -> Iterator[Batch]:
         stats = self.found.stats
-        carry = b""  # the unfinished last line of the previous block
+        carry = b""  # the unfinished last line of the previous block (never over 16 MiB)
         skipping = False  # inside a line over 16 MiB: dropped up to its newline
-        at = 0  # decoded offset of the first byte of ``carry``
+        at = 0  # decoded offset of the first byte of ``carry`` (or of the next block)
         sent_head = False
-        for data, restart in decode_with_restarts(self.fh, self.codec, Start(0), stats):
+        for data, restart in self._blocks(stats):
             end = at + len(carry) + len(data)
+            start = 0  # where this block's own whole lines begin
+            if carry or skipping:
+                first_nl = data.find(b"\n")
+                if first_nl < 0:  # the line goes on
+                    carry, skipping = self._grow(carry + data if not skipping else b"", skipping)
+                    at = end - len(carry)
+                    self._restart(end, restart)
+                    continue
+                start = first_nl + 1
+                if not skipping:  # the line that spans blocks, joined (the only copy)
+                    head = carry + data[:start]
+                    self._block(head, at, 0, len(head))
+                at, carry, skipping = at + len(carry) + start, b"", False
             last_nl = data.rfind(b"\n")
-            if last_nl < 0:
-                carry += data
-                if len(carry) > MAX_LINE and not skipping:
-                    stats.oversized += 1
-                    skipping = True
-                if skipping:
-                    at, carry = at + len(carry), b""
-            else:
-                buf = carry + data[: last_nl + 1] if carry else data[: last_nl + 1]
-                if skipping:  # the rest of a dropped line: its newline ends it
-                    cut = buf.index(b"\n") + 1
-                    at, buf, skipping = at + cut, buf[cut:], False
-                if buf:
-                    self._block(buf, at)
-                at += len(buf)
-                carry = data[last_nl + 1 :]
-                if self.closed or not sent_head:
-                    yield Batch(self._take(), self.fh.tell(), head=tuple(self.found.first_lines))
-                    sent_head = True
-            if restart is not None:
-                self.restarts.append((end, restart))
+            if last_nl >= start:  # whole lines, counted in place
+                self._block(data, at - start, start, last_nl + 1)
+                at += last_nl + 1 - start
+                start = last_nl + 1
+            carry, skipping = self._grow(data[start:], False)
+            at = end - len(carry)
+            if self.closed or not sent_head:
+                yield Batch(self._take(), self.fh.tell(), head=tuple(self.found.first_lines))
+                sent_head = True
+            self._restart(end, restart)
         if carry.strip(b"\0") or skipping:
             stats.torn_tail = True
         self._close()
@@ -143,6 +146,26 @@ class _BulkScan:
         yield Batch(
             self._take(), self.fh.tell(), done=self.found, head=tuple(self.found.first_lines)
         )
+
+    def _blocks(self, stats: LineStats) -> Iterator[Decoded]:
+        """Decoded blocks; a plain file is read in large blocks straight from the file."""
+        if self.codec != "none":
+            yield from decode_with_restarts(self.fh, self.codec, Start(0), stats)
+            return
+        self.fh.seek(0)
+        while data := self.fh.read(PLAIN_BLOCK):
+            yield Decoded(data, None)
+
+    def _grow(self, carry: bytes, skipping: bool) -> tuple[bytes, bool]:
+        """An unfinished line so far: dropped (and counted) once it is over 16 MiB."""
+        if len(carry) > MAX_LINE:
+            self.found.stats.oversized += 1
+            return b"", True
+        return carry, skipping
+
+    def _restart(self, end: int, restart: Start | None) -> None:
+        if restart is not None:
+            self.restarts.append((end, restart))
 
     def _take(self) -> list[Chunk]:
         """The chunks closed since the last batch: only closed ones leave (their counts
@@ -152,15 +175,15 @@ class _BulkScan:
 
     # ------------------------------------------------------------------ one block
 
-    def _block(self, buf: bytes, at: int) -> None:
-        """Count the whole lines of ``buf`` (decoded from offset ``at``) into chunks."""
+    def _block(self, buf: bytes, at: int, pos: int, stop: int) -> None:
+        """Count the whole lines of ``buf[pos:stop]`` into chunks (``buf[0]`` is at decoded
+        offset ``at``)."""
         if self.lines == 0:
-            self._first_lines(buf)
-        pos = 0
-        while pos < len(buf):
+            self._first_lines(buf[pos : min(stop, pos + 2 * MAX_LINE)])
+        while pos < stop:
             if self.current is None or self.full:
-                found = _next_data(buf, pos)
-                end = len(buf) if found is None else found[0]
+                found = _next_data(buf, pos, stop)
+                end = stop if found is None else found[0]
                 self._count(buf, pos, end)  # no frame: the full chunk's lines (or the first's)
                 if self.current is not None:
                     self.current_end = at + end
@@ -171,13 +194,13 @@ class _BulkScan:
                 pos = found[0]
             span = self._span()
             target = self.current_at + span - at  # where the next chunk may begin, in buf
-            boundary = len(buf) if target >= len(buf) else buf.find(b"\n", max(pos, target - 1)) + 1
+            boundary = stop if target >= stop else buf.find(b"\n", max(pos, target - 1)) + 1
             header = _line_start(buf, HEADER_PREFIX, pos, boundary)
             if header >= 0:  # a later run begins: it begins a chunk (see the rules)
                 boundary = header
             self._count(buf, pos, boundary)
             self.current_end = at + boundary
-            if boundary == len(buf):
+            if boundary == stop:
                 break
             pos = boundary
             self.full = True  # it ends before the next data line
@@ -268,10 +291,10 @@ def _line_start(buf: bytes, prefix: bytes, start: int, end: int) -> int:
     return find + 1 if find >= 0 else -1
 
 
-def _next_data(buf: bytes, pos: int) -> tuple[int, int] | None:
-    """The first data line of ``buf`` from ``pos`` (a line start) on: where it begins, and
+def _next_data(buf: bytes, pos: int, stop: int) -> tuple[int, int] | None:
+    """The first data line of ``buf[pos:stop]`` (``pos`` a line start): where it begins, and
     its time; None when no line left is one."""
-    while pos < len(buf):
+    while pos < stop:
         nl = buf.find(b"\n", pos)
         t_ms = _data_time(buf[pos:nl])
         if t_ms is not None:
