@@ -135,7 +135,7 @@ class _BulkScan:
                 start = last_nl + 1
             carry, skipping = self._grow(data[start:], False)
             at = end - len(carry)
-            if self.closed or not sent_head:
+            if self.closed or (self.found.first_lines and not sent_head):
                 yield Batch(self._take(), self.fh.tell(), head=tuple(self.found.first_lines))
                 sent_head = True
             self._restart(end, restart)
@@ -233,6 +233,8 @@ class _BulkScan:
     def _span(self) -> int:
         """Decoded bytes a chunk spans: about CHUNK_FRAMES lines of the average length so
         far, within [MIN_SPAN, CHUNK_BYTES]."""
+        if self.made == 0:  # the first chunk is small: it is in the first batch, shown at once
+            return MIN_SPAN
         average = self.bytes // self.lines if self.lines else 1024
         return max(MIN_SPAN, min(CHUNK_BYTES, CHUNK_FRAMES * max(1, average)))
 

@@ -180,6 +180,12 @@ class RecordingSource:
 
     @property
     def duration_ms(self) -> int:
+        """The last seek key less the first. While the index grows, the newest chunk is not
+        decoded for it (a gzip chunk may sit 16 MiB of deflate past its checkpoint): its
+        first key stands for it until the index is done."""
+        if self.indexing is not None:
+            last = self.timeline.last_key()
+            return max(0, (last if last is not None else self.key_at(0)) - self.key_at(0))
         return max(0, self.key_at(self.timeline.frame_count - 1) - self.key_at(0))
 
     @property
