@@ -235,7 +235,8 @@ def test_a_single_member_gzip_seeks_from_zlib_checkpoints(
 
     from allsmi.adapters.recording import decoding
 
-    monkeypatch.setattr(decoding, "CHECKPOINT_EVERY", 2048)  # ~16 MiB in real files
+    monkeypatch.setattr(decoding, "CHECKPOINT_EVERY", 2048)  # 1-16 MiB in real files
+    monkeypatch.setattr(decoding, "CHECKPOINT_MIN", 2048)
     monkeypatch.setattr(decoding, "READ_SIZE", 1024)
     plain = tmp_path / "p.ndjson"
     truth = rec.all_smi_file(plain, 3000, compress=False)
@@ -272,3 +273,13 @@ def test_a_line_just_over_16_mib_is_skipped_alike_by_scan_and_seek(tmp_path: Pat
     source = RecordingSource(path)
     assert source.skipped_lines == 1
     check(source, truth)
+
+
+def test_gzip_checkpoints_are_spaced_to_about_a_thousand_a_segment_within_bounds() -> None:
+    from allsmi.adapters.recording.decoding import checkpoint_spacing
+
+    mib = 1024 * 1024
+    assert checkpoint_spacing(72 * mib) == mib  # a 72 MB member: decoded from ≤ 1 MiB back
+    assert checkpoint_spacing(4 * 1024 * mib) == 4 * 1024 * mib // 1000  # ~1000 of them
+    assert checkpoint_spacing(100 * 1024 * mib) == 16 * mib  # never sparser than 16 MiB
+    assert checkpoint_spacing(10) == mib

@@ -37,6 +37,7 @@ Rules this module obeys:
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 from typing import BinaryIO, Final
@@ -49,6 +50,7 @@ from allsmi.adapters.recording.decoding import (
     Decoded,
     LineStats,
     Start,
+    checkpoint_spacing,
     decode_with_restarts,
     start_at,
 )
@@ -150,7 +152,11 @@ class _BulkScan:
     def _blocks(self, stats: LineStats) -> Iterator[Decoded]:
         """Decoded blocks; a plain file is read in large blocks straight from the file."""
         if self.codec != "none":
-            yield from decode_with_restarts(self.fh, self.codec, Start(0), stats)
+            size = self.fh.seek(0, os.SEEK_END)
+            every = checkpoint_spacing(size)
+            yield from decode_with_restarts(
+                self.fh, self.codec, Start(0), stats, checkpoint_every=every
+            )
             return
         self.fh.seek(0)
         while data := self.fh.read(PLAIN_BLOCK):

@@ -33,7 +33,16 @@ MAX_LINE: Final = 16 * 1024 * 1024
 MAX_WINDOW: Final = 128 * 1024 * 1024
 READ_SIZE: Final = 256 * 1024
 OUT_SIZE: Final = 1024 * 1024  # most decoded bytes produced per step
-CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip checkpoints
+CHECKPOINT_EVERY: Final = 16 * 1024 * 1024  # compressed bytes between gzip checkpoints, at most
+CHECKPOINT_MIN: Final = 1024 * 1024  # ... and at least
+CHECKPOINTS: Final = 1000  # a segment gets about this many, within those bounds (~45 KB each)
+
+
+def checkpoint_spacing(size: int) -> int:
+    """Compressed bytes between zlib checkpoints in a gzip segment of ``size`` bytes: about
+    :data:`CHECKPOINTS` of them, 1 … 16 MiB apart, so a chunk is decoded from at most that
+    far back (a 72 MB member: every 1 MiB, 3 MB of state) and state stays ≤ ~45 MB."""
+    return max(CHECKPOINT_MIN, min(CHECKPOINT_EVERY, size // CHECKPOINTS))
 BLOCK_MAX: Final = 128 * 1024  # a zstd block never holds more (RFC 8878 §3.1.1.2.4)
 GZIP_MEMBER: Final = b"\x1f\x8b\x08"  # magic and deflate: where a gzip member can begin
 GZIP_HEADER: Final = 10  # a gzip member's fixed header (RFC 1952 §2.3), all of ours
@@ -92,6 +101,7 @@ def decode_with_restarts(
     *,
     restarts: bool | None = True,
     judge_end: bool = True,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> Iterator[Decoded]:
     """Like :func:`decode_blocks`, announcing the starts met on the way (for one scan);
     ``restarts=None``: announce none, and decode carefully. ``judge_end`` False: a reader
@@ -99,7 +109,14 @@ def decode_with_restarts(
     if codec == "zstd" and restarts is False:
         blocks = _zstd_fast(fh, start, stats, judge_end=judge_end)
     else:
-        blocks = _careful(fh, codec, attrs.evolve(start, skip=0), stats, restarts=bool(restarts))
+        blocks = _careful(
+            fh,
+            codec,
+            attrs.evolve(start, skip=0),
+            stats,
+            restarts=bool(restarts),
+            checkpoint_every=checkpoint_every,
+        )
     skip = start.skip
     for block in blocks:
         if skip:
@@ -111,11 +128,19 @@ def decode_with_restarts(
 
 
 def _careful(
-    fh: BinaryIO, codec: str, start: Start, stats: LineStats, *, restarts: bool
+    fh: BinaryIO,
+    codec: str,
+    start: Start,
+    stats: LineStats,
+    *,
+    restarts: bool,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> Iterator[Decoded]:
     """The :class:`StreamDecoder` pulling from a file."""
     fh.seek(start.offset)
-    decoder = StreamDecoder(codec, start, stats, restarts=restarts)
+    decoder = StreamDecoder(
+        codec, start, stats, restarts=restarts, checkpoint_every=checkpoint_every
+    )
     while True:
         block = decoder.read()
         if block is not None:
@@ -246,6 +271,7 @@ class StreamDecoder:
         restarts: bool,
         lost: bool = False,
         decode: bool = True,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
         """``lost``: the bytes at ``start`` may begin mid-unit (a file truncated under a
         follower): decoding begins at the first unit found from ``start`` on. ``decode``
@@ -264,6 +290,7 @@ class StreamDecoder:
         self._zstd: _ZstdFrame | None = None
         self._gzip: Any = start.zlib_state.copy() if start.zlib_state is not None else None
         self._since_checkpoint = 0
+        self._checkpoint_every = checkpoint_every
         self._decode = decode
         # Where the gzip member's last sync flush ended (its header's end until one did;
         # a checkpoint decodes from where it was taken), and the last stored bytes of it
@@ -571,7 +598,7 @@ class StreamDecoder:
             self._gzip = None
         elif (
             self._restarts
-            and self._since_checkpoint >= CHECKPOINT_EVERY
+            and self._since_checkpoint >= self._checkpoint_every
             and not dobj.unconsumed_tail
         ):
             restart = Start(self.offset, zlib_state=dobj.copy())

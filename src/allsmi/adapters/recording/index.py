@@ -36,6 +36,7 @@ from allsmi.adapters.recording.decoding import (
     LineStats,
     RawLine,
     Start,
+    checkpoint_spacing,
     decode_blocks,
     decode_with_restarts,
     fast_lines,
@@ -267,7 +268,8 @@ def scan(
     headers = frames = held = corrupt = 0  # held: bytes of the current chunk's lines
     segment.run_starts = []
     reported = 0
-    blocks = decode_with_restarts(fh, segment.codec, Start(0), stats)
+    every = checkpoint_spacing(segment.size)
+    blocks = decode_with_restarts(fh, segment.codec, Start(0), stats, checkpoint_every=every)
     for line in split_lines(blocks, stats, Start(0)):
         info = wire.slice_line(line.raw)
         if info is None:
