@@ -43,6 +43,8 @@ def checkpoint_spacing(size: int) -> int:
     :data:`CHECKPOINTS` of them, 1 … 16 MiB apart, so a chunk is decoded from at most that
     far back (a 72 MB member: every 1 MiB, 3 MB of state) and state stays ≤ ~45 MB."""
     return max(CHECKPOINT_MIN, min(CHECKPOINT_EVERY, size // CHECKPOINTS))
+
+
 BLOCK_MAX: Final = 128 * 1024  # a zstd block never holds more (RFC 8878 §3.1.1.2.4)
 GZIP_MEMBER: Final = b"\x1f\x8b\x08"  # magic and deflate: where a gzip member can begin
 GZIP_HEADER: Final = 10  # a gzip member's fixed header (RFC 1952 §2.3), all of ours
