@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,9 @@ JITTER = (0, 3, 1, 7, 2, 0, 9, 4)
 
 
 @pytest.fixture
-def tui() -> Iterator[list[Tmux]]:
-    started: list[Tmux] = []
-    yield started
-    for session in started:
-        session.close()
+def tui(sessions: list[Tmux]) -> list[Tmux]:
+    """The sessions a test starts (closed afterwards by the conftest fixture)."""
+    return sessions
 
 
 def gpu(host: str, index: int) -> Gpu:
