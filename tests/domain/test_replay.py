@@ -198,8 +198,12 @@ def test_k_after_k_crosses_a_gap_with_no_frames() -> None:
     window, so the next ``k`` goes on from there instead of landing on that frame again."""
     state, commands = key(opened(), "k")
     assert commands[0] == Land(9_500, 10_500)
-    state, commands = key(state, "k")  # no frame answered yet: the playhead is at 9.5 s
-    assert commands[0] == Land(19_500, 20_500)
+    # The shell found no frame in [9.5 s, 10.5 s): it answers with the frame before (0),
+    # unstepped. The playhead stays at the window, not at that frame.
+    state = shown(state, 0, gap_after=60_000)
+    assert state.cursor == 0 and state.position_ms == 9_500
+    state, commands = key(state, "k")
+    assert commands[0] == Land(19_500, 20_500)  # on from 10 s, not 10 s after frame 0
 
 
 def test_g_opens_timecode_entry_that_captures_every_key() -> None:

@@ -72,7 +72,6 @@ class Findings:
     runs: int = 1  # headers met (concatenated recordings), at least 1
     run_chunks: list[int] = attrs.Factory(list)  # of each later run: its first chunk's ordinal
     stats: LineStats = attrs.Factory(LineStats)  # what decoding noticed (damage, a torn tail)
-    frames: int = 0  # frames counted
 
 
 @attrs.frozen
@@ -273,7 +272,6 @@ class _BulkScan:
         if self.current is not None:
             self.current.count = self.current_frames
             self.current.span = self.current_end - self.current_at
-            self.found.frames += self.current_frames
             self.closed.append(self.current)
             self.made += 1
             self.current_frames = 0
@@ -323,4 +321,4 @@ def _data_time(raw: bytes) -> int | None:
     return info.t_ms
 
 
-__all__ = ["Batch", "Decoded", "Findings", "bulk_scan"]
+__all__ = ["Batch", "Findings", "bulk_scan"]
