@@ -136,6 +136,20 @@ def test_indexing_counts_the_bytes_of_every_segment_of_the_set() -> None:
     assert drawn(line) == ["indexing  650 MB / 1.00 GB  250,000 frames  ~6 s left  65.0 MB/s"]
 
 
+def test_indexing_counts_the_frames_the_scan_has_met_on_top_of_the_open_segments() -> None:
+    clock = FakeClock()
+    line = line_on(clock)
+    progress = PassProgress(line, clock)
+    progress.indexing({Path("a.0001.gz"): 300_000_000, Path("a.gz"): 700_000_000})
+    progress.opening(Path("a.0001.gz"))
+    progress.opened(250_000)
+    progress.opening(Path("a.gz"))
+    clock.now += 10.0
+    progress.scanned(0.5, 320_000)  # the second segment's scan has met 320,000 frames so far
+    assert progress.frames == 570_000
+    assert drawn(line) == ["indexing  650 MB / 1.00 GB  570,000 frames  ~6 s left  65.0 MB/s"]
+
+
 def test_checking_frames_shows_frames_of_the_total_their_share_of_bytes_and_the_rate() -> None:
     clock = FakeClock()
     line = line_on(clock)

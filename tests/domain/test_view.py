@@ -652,3 +652,16 @@ def test_while_indexing_the_status_says_how_far_and_the_total_is_an_estimate() -
     narrow = r.step(r.initial(100, T0, 99_000, indexing=34)[0], r.IndexProgress(34, 294))[0]
     line = text(status_line(Status(replay=replay_status(narrow, CEST)), 80)).rstrip()
     assert "indexing 34 %" in line  # kept at 80 columns, with the position and the mode
+
+
+def test_while_indexing_the_duration_is_the_whole_where_known_else_marked_as_growing() -> None:
+    state, _ = r.initial(100, T0, 99_000, indexing=34)
+    growing = text(status_line(Status(replay=replay_status(state, CEST)), 200))
+    assert growing.startswith("REPLAY | 00:00:00 / ~00:01:39 |")  # indexed so far, and growing
+    state, _ = r.step(state, r.IndexProgress(40, 294, whole_ms=293_000))
+    whole = text(status_line(Status(replay=replay_status(state, CEST)), 200))
+    assert whole.startswith("REPLAY | 00:00:00 / 00:04:53 |")  # the tail told the end: no "~"
+    assert state.duration_ms == 99_000  # seeks still wait past what is indexed
+    state, _ = r.step(state, r.IndexProgress(None, whole_ms=293_000))
+    done = text(status_line(Status(replay=replay_status(state, CEST)), 200))
+    assert done.startswith("REPLAY | 00:00:00 / 00:01:39 |")  # done: the timeline's own duration

@@ -125,11 +125,19 @@ def test_on_a_terminal_verify_shows_progress_then_only_the_report(big: Path) -> 
     draws = progress_draws(out)
     assert len(draws) >= 2, out[:2000]  # the line was rewritten in place
     assert all(d.split()[0] in ("indexing", "checking") for d in draws)
-    checking = [d for d in draws if d.startswith("checking")]
     total = f"/ {format_bytes(big.stat().st_size)}"  # the file's size, in MB
     assert total.endswith(" MB")
-    assert checking and all(f"/ {FRAMES:,} frames" in d and total in d for d in checking)
-    assert any("frames/s" in d and "left" in d for d in checking)
+    # the scan is the long phase (the check then reads what it logged): it tells bytes of
+    # the total, frames met so far, time left and rate
+    indexing = [d for d in draws if d.startswith("indexing")]
+    assert indexing and all(total in d for d in indexing)
+    assert any(" frames" in d and "left" in d and "MB/s" in d for d in indexing), indexing
+    frames_told = [
+        int(d.split(total)[1].split()[0].replace(",", "")) for d in indexing if " frames" in d
+    ]
+    assert frames_told == sorted(frames_told) and 0 < frames_told[-1] <= FRAMES
+    checking = [d for d in draws if d.startswith("checking")]
+    assert all(f"/ {FRAMES:,} frames" in d and total in d for d in checking)
     expected = report_without_progress(big, deep=False)
     assert final_screen(out) == expected.splitlines()  # no progress text left behind
     assert out.decode().replace("\r\n", "\n").endswith(CLEAR + expected)

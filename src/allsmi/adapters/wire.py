@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 import typing
 from collections.abc import Callable, Iterator
 from types import GenericAlias
@@ -374,6 +375,7 @@ _OURS_DATA: Final = b'{"schema":1,"t":"'
 _OURS_HEADER: Final = b'{"schema":1,"header":true'
 _OURS_INDEX: Final = b'{"schema":1,"index":true,"t":'
 _SEQ_KEY: Final = b',"seq":'
+_DIGITS: Final = re.compile(rb"[0-9]+")
 _TIMESTAMP_KEY: Final = b'"timestamp":"'
 
 
@@ -389,7 +391,10 @@ def slice_line(raw: bytes) -> LineInfo | None:
     """
     try:
         if raw.startswith(_OURS_DATA):
-            return LineInfo(KIND_DATA, parse_rfc3339_ms(raw[17:41].decode()), _seq_after(raw, 41))
+            t_ms = data_time(raw)
+            if t_ms is None:
+                t_ms = parse_rfc3339_ms(raw[17:41].decode())
+            return LineInfo(KIND_DATA, t_ms, _seq_after(raw, 41))
         if raw.startswith(_OURS_HEADER):
             return LineInfo(KIND_HEADER, None, None)
         if raw.startswith(_OURS_INDEX):
@@ -441,11 +446,8 @@ def _seq_after(raw: bytes, start: int) -> int | None:
     at = raw.find(_SEQ_KEY, start, start + 64)
     if at < 0:
         return None
-    digits_at = at + len(_SEQ_KEY)
-    end = digits_at
-    while end < len(raw) and 48 <= raw[end] <= 57:
-        end += 1
-    return int(raw[digits_at:end]) if end > digits_at else None
+    digits = _DIGITS.match(raw, at + len(_SEQ_KEY))
+    return int(digits.group()) if digits is not None else None
 
 
 def _slice_by_parsing(raw: bytes) -> LineInfo | None:

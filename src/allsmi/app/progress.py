@@ -109,6 +109,7 @@ class PassProgress:
         self.current_bytes = 0  # the segment being opened
         self.fraction = 0.0  # of it, read so far
         self.frames = 0
+        self.frames_opened = 0  # frames of the segments already open
         self.frames_total = 0
 
     def indexing(self, sizes: Mapping[Path, int]) -> None:
@@ -119,15 +120,18 @@ class PassProgress:
     def opening(self, path: Path) -> None:
         self.current_bytes, self.fraction = self.sizes.get(path, 0), 0.0
 
-    def scanned(self, fraction: float) -> None:
+    def scanned(self, fraction: float, frames: int = 0) -> None:
+        """The scan of the segment being opened has read ``fraction`` of its stored bytes
+        and met ``frames`` frames so far."""
         if self.phase == INDEXING:  # a rescan later, while frames are checked, is not shown
             self.fraction = fraction
+            self.frames = self.frames_opened + frames
             self._tick()
 
     def opened(self, frames: int) -> None:
         self.opened_bytes += self.current_bytes
         self.current_bytes, self.fraction = 0, 0.0
-        self.frames = frames
+        self.frames = self.frames_opened = frames
         self._tick()
 
     def frames_phase(self, phase: str, total: int) -> None:

@@ -78,7 +78,9 @@ class ReplayDriver:
         source: RecordingSource | FollowingSource = (
             FollowingSource(path) if follow else RecordingSource(path, background=background)
         )
-        indexed = _percent(source.indexing) if isinstance(source, RecordingSource) else None
+        indexed, whole = None, None
+        if isinstance(source, RecordingSource):
+            indexed, whole = _percent(source.indexing), source.whole_duration_ms
         header = source.header
         state, commands = core.initial(
             source.frame_count,
@@ -92,6 +94,7 @@ class ReplayDriver:
             tz=tz or local_zone(),
             live=follow and not start,
             indexing=indexed,
+            whole_ms=whole,
         )
         driver = cls(source=source, state=state, generation=source.generation, indexed=indexed)
         driver.perform(commands)
@@ -139,7 +142,9 @@ class ReplayDriver:
         percent = _percent(source.indexing)
         if percent != self._indexed:
             self._indexed = percent
-            self.feed(core.IndexProgress(percent, source.estimated_frames()))
+            self.feed(
+                core.IndexProgress(percent, source.estimated_frames(), source.whole_duration_ms)
+            )
             told = True
         return told
 

@@ -30,7 +30,7 @@ import attrs
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording.damage import Damage, DamageKind
-from allsmi.adapters.recording.index import SegmentInfo
+from allsmi.adapters.recording.index import FrameLog, SegmentInfo
 from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.app.progress import (
     CHECKING,
@@ -246,11 +246,10 @@ def _walk(source: RecordingSource, progress: PassProgress | None = None) -> _Wal
     latest: int | None = None  # the latest time so far
     if progress is not None:
         progress.frames_phase(CHECKING, source.frame_count)
-    for done, (segment, frame_in_segment, t_ms, raw) in enumerate(_frames(source)):
+    for done, (segment, frame_in_segment, t_ms, seq) in enumerate(_frames(source)):
         if progress is not None and not done % PROGRESS_EVERY:
             progress.advanced(done, source.frame_count)
         info = source.segments[segment]
-        seq = _seq(raw)
         if frame_in_segment == 0 or frame_in_segment in info.run_starts:
             behind = latest is not None and t_ms < latest
             if frame_in_segment == 0:  # a rotated segment, or a restart: numbering goes on
@@ -277,24 +276,41 @@ def _reused(seq: int | None, before: int | None) -> bool:
     return seq is not None and before is not None and seq <= before
 
 
-def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, bytes]]:
-    """(segment, frame within it, t, raw line) of every frame; the count is re-read each
-    step, since a chunk that held fewer frames than its table said shrinks the timeline."""
+def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, int | None]]:
+    """(segment, frame within it, t, seq) of every frame. A segment the source scanned comes
+    from the scan's log of its frames (no second decoding); any other is read chunk by
+    chunk, its count re-read each step, since a chunk that held fewer frames than its table
+    said shrinks the timeline."""
     index = 0
     segment, within = -1, 0
     while index < source.frame_count:
-        raw = source.raw(index)
         at = source.segment_of(index)
+        log = _log_of(source, at) if at != segment else None
+        if log is not None:
+            for within, (t_ms, seq) in enumerate(zip(log.times, log.seqs, strict=True)):
+                yield at, within, t_ms, seq if seq >= 0 else None
+            index += len(log.times)
+            segment, within = at, len(log.times)
+            continue
+        raw = source.raw(index)
         if at != segment:
             segment, within = at, 0
-        yield segment, within, source.time_at(index), raw
+        info = wire.slice_line(raw)
+        yield segment, within, source.time_at(index), info.seq if info is not None else None
         within += 1
         index += 1
 
 
-def _seq(raw: bytes) -> int | None:
-    info = wire.slice_line(raw)
-    return info.seq if info is not None else None
+def _log_of(source: RecordingSource, segment: int) -> FrameLog | None:
+    """The scan's log of ``segment`` when it holds exactly the frames the timeline counts."""
+    log = (source.frame_logs or {}).get(segment)
+    span = source.timeline.segment_span(segment)
+    if log is None or span is None:
+        return None
+    first, last = source.chunks[span[0]], source.chunks[span[1]]
+    if last.count is None or last.first_index + last.count - first.first_index != len(log.times):
+        return None
+    return log
 
 
 def _gaps(times: list[int], interval_ms: int | None) -> list[tuple[int, int]]:
@@ -383,7 +399,7 @@ class _WatchedSource(RecordingSource):
 
     def __init__(self, path: Path, progress: PassProgress) -> None:
         self._watch = progress
-        super().__init__(path, progress=progress.scanned)
+        super().__init__(path, progress=progress.scanned, log_frames=True)
 
     def open_segment(self, path: Path) -> None:
         self._watch.opening(path)

@@ -89,6 +89,7 @@ class ReplayState:
     ended: bool = False  # following, and its recorder exited: there is no live edge now
     indexing: int | None = None  # percent of the recording indexed; None once it all is
     frames_estimate: int | None = None  # the frame count extrapolated while indexing
+    whole_ms: int | None = None  # indexing: the whole duration, where it is known ahead
     waiting: tuple[int, int] | None = None  # a Land past what is indexed yet, held until it is
     pending: str | None = None  # timecode text being typed after `g`
     message: str | None = None
@@ -158,10 +159,13 @@ class TimelineRebuilt:
 @attrs.frozen
 class IndexProgress:
     """The background index grew: ``percent`` of the recording's bytes are indexed (None:
-    all of them), and about ``frames_estimate`` frames are expected in all."""
+    all of them), and about ``frames_estimate`` frames are expected in all; the whole
+    recording lasts ``whole_ms`` when its end could be read ahead of the index (None: not
+    known yet, the duration grows with the index)."""
 
     percent: int | None
     frames_estimate: int | None = None
+    whole_ms: int | None = None
 
 
 @attrs.frozen
@@ -273,6 +277,7 @@ def initial(
     tz: tzinfo | None = None,
     live: bool = False,
     indexing: int | None = None,
+    whole_ms: int | None = None,
 ) -> Result:
     """Open paused on the first frame, or landed at the timecode ``start`` (as ``g`` would
     go there; a malformed one raises :class:`UsageError`), or following at the live edge."""
@@ -288,6 +293,7 @@ def initial(
         interval_ms=interval_ms,
         tz=tz,
         indexing=indexing,
+        whole_ms=whole_ms if indexing is not None else None,
     )
     if live and follow:
         edge = state.duration_ms
@@ -625,7 +631,8 @@ def _indexed(state: ReplayState, event: IndexProgress) -> Result:
     """The index grew (or is done): the status follows; a seek that waited for it lands
     once it is done (past the end: on the last frame, said so)."""
     estimate = None if event.percent is None else event.frames_estimate
-    state = attrs.evolve(state, indexing=event.percent, frames_estimate=estimate)
+    whole = None if event.percent is None else event.whole_ms
+    state = attrs.evolve(state, indexing=event.percent, frames_estimate=estimate, whole_ms=whole)
     if state.waiting is None:
         return state, (RENDER,)
     if event.percent is not None:

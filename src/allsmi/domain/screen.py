@@ -158,6 +158,7 @@ class ReplayStatus:
     skipped: int = 0  # damaged lines skipped while reading
     pending: str | None = None  # timecode being typed after `g`
     indexing: int | None = None  # percent indexed while the index is built; None when done
+    whole_ms: int | None = None  # indexing: the whole duration, known ahead of the index
 
 
 @attrs.frozen
@@ -186,6 +187,7 @@ def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplaySta
         skipped=skipped,
         pending=state.pending,
         indexing=state.indexing,
+        whole_ms=state.whole_ms,
     )
 
 
@@ -245,8 +247,12 @@ def _replay_forms(replay: ReplayStatus) -> list[str]:
         (clock, None, None),
         (None, None, None),
     ]
+    duration = format_label(replay.duration_ms)  # while indexing: what is indexed, growing
+    if replay.indexing is not None:
+        whole = replay.whole_ms
+        duration = "~" + duration if whole is None else format_label(max(whole, 0))
     head = [
-        f"{format_label(replay.position_ms)} / {format_label(replay.duration_ms)}",
+        f"{format_label(replay.position_ms)} / {duration}",
         speed_text(replay.speed),
         clean(replay.mode),
     ]

@@ -55,7 +55,8 @@ MARKER_BYTES: Final = seektable.MARKER_MAGIC.to_bytes(4, "little")
 TRAILER_BYTES: Final = seektable.encode_trailer(0)[:8]  # magic and payload size
 TRAILER_SEARCH: Final = 64 * 1024  # bytes after a trailer that still let it be found
 
-Progress = Callable[[float], None]
+PROGRESS_FRAMES: Final = 4096  # a scan tells its progress this many frames apart
+Progress = Callable[[float, int], None]  # fraction of the segment's bytes read, frames met
 
 
 @attrs.define(eq=False)
@@ -244,6 +245,16 @@ def from_markers(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chu
 # --------------------------------------------------------------------------- the scan
 
 
+@attrs.define
+class FrameLog:
+    """Every frame's time and ``seq`` in the order one scan met them (``-1``: no ``seq``).
+    ``allsmi verify`` keeps one per scanned segment, so its walk over every frame reads
+    these instead of decoding the segment a second time (docs/architecture.md §3.1)."""
+
+    times: array[int] = attrs.Factory(lambda: array("q"))
+    seqs: array[int] = attrs.Factory(lambda: array("q"))
+
+
 def scan(
     fh: BinaryIO,
     segment: SegmentInfo,
@@ -253,10 +264,12 @@ def scan(
     schema: SchemaCheck,
     warnings: list[str],
     progress: Progress | None = None,
+    log: FrameLog | None = None,
 ) -> list[Chunk]:
     """The chunks of one pass over the whole segment, every frame's time and seek key known
     (keys continue from ``key_before``). What the pass finds wrong replaces what earlier
-    reads of the segment found (it sees all of it again)."""
+    reads of the segment found (it sees all of it again). Each frame met is appended to
+    ``log`` when one is given."""
     segment.opened_by = "scan"
     segment.scans += 1
     stats = LineStats()
@@ -267,7 +280,6 @@ def scan(
     key = key_before
     headers = frames = held = corrupt = 0  # held: bytes of the current chunk's lines
     segment.run_starts = []
-    reported = 0
     every = checkpoint_spacing(segment.size)
     blocks = decode_with_restarts(fh, segment.codec, Start(0), stats, checkpoint_every=every)
     for line in split_lines(blocks, stats, Start(0)):
@@ -306,9 +318,11 @@ def scan(
         times.append(t_ms)
         keys.append(key)
         held += len(line.raw)
-        if progress and fh.tell() - reported > (8 << 20):
-            reported = fh.tell()
-            progress(min(1.0, reported / max(1, segment.size)))
+        if log is not None:
+            log.times.append(t_ms)
+            log.seqs.append(-1 if info.seq is None else info.seq)
+        if progress and not frames % PROGRESS_FRAMES:  # the caller's line limits its draws
+            progress(min(1.0, fh.tell() / max(1, segment.size)), frames)
     _close_scan_chunk(current, times, keys)
     segment.runs = max(1, headers)
     if corrupt:

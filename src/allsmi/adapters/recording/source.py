@@ -13,10 +13,14 @@ scan (:mod:`.bulk`) in a thread: the source opens as soon as its first chunk is 
 :meth:`RecordingSource.poll_index` takes in what the thread found since (on the caller's
 thread: the timeline is only ever changed there). Segments after it are opened when it is
 done; :attr:`RecordingSource.indexing` is the fraction of the set's bytes indexed, or None
-once all is. A chunk a seek table promised that does not decode as promised sends
-its segment to the scan (the timeline is rebuilt: :attr:`RecordingSource.generation` bumps);
-a chunk that held fewer frames than promised shrinks the timeline. Either way the frame asked
-for is found again, or the last one that remains stands in for it.
+once all is. The whole duration is known at once where the tail of the set's last file
+tells its last frame's time (:mod:`.tail`: plain files, allsmi's gzip), else it grows with
+the index (:attr:`RecordingSource.whole_duration_ms`).
+
+A chunk a seek table promised that does not decode as promised sends its segment to the
+scan (the timeline is rebuilt: :attr:`RecordingSource.generation` bumps); a chunk that held
+fewer frames than promised shrinks the timeline. Either way the frame asked for is found
+again, or the last one that remains stands in for it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from allsmi.adapters.recording.decoding import LineStats, sniff
 from allsmi.adapters.recording.discovery import discover, open_segment
 from allsmi.adapters.recording.index import (
     Chunk,
+    FrameLog,
     Progress,
     SchemaCheck,
     SegmentInfo,
@@ -48,11 +53,21 @@ from allsmi.adapters.recording.index import (
     running_max,
     scan,
 )
+from allsmi.adapters.recording.tail import tail_time
 from allsmi.adapters.recording.timeline import Timeline
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.model import Frame, Header
 
 __all__ = ["IndexUpdate", "RecordingSource", "discover"]  # discover: where callers found it
+
+
+def _codec_of(path: Path) -> str:
+    """The codec of the file at ``path`` by its first bytes (``none`` if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return sniff(fh.read(8))
+    except OSError:
+        return "none"
 
 
 def _size(path: Path) -> int:
@@ -106,6 +121,7 @@ class RecordingSource:
         cache_bytes: int = CACHE_BYTES,
         progress: Progress | None = None,
         background: bool = False,
+        log_frames: bool = False,
     ) -> None:
         self.path = path
         self.segments: list[SegmentInfo] = []
@@ -114,6 +130,8 @@ class RecordingSource:
         self.cache = LineCache(cache_bytes)
         self.warnings: list[str] = []  # for the message line, oldest first
         self.schema = SchemaCheck()
+        # scanned segments' frames, by segment, when a caller asks for them (FrameLog)
+        self.frame_logs: dict[int, FrameLog] | None = {} if log_frames else None
         self._progress = progress
         self._background = background
         self._indexer: _Indexer | None = None
@@ -123,6 +141,9 @@ class RecordingSource:
         self._total_bytes = 0
         self._run_chunks: dict[int, list[int]] = {}  # bulk-indexed segments: see _place_runs
         paths = discover(path)
+        self._last_path = paths[-1]  # the recording's end is in it
+        self._tail_ms: int | None = None  # its last frame's time, read from its tail
+        self._tail_read = False  # ... once, when the first segment is indexed behind
         for seg_path in paths:
             self._total_bytes += _size(seg_path)
         try:
@@ -182,11 +203,26 @@ class RecordingSource:
     def duration_ms(self) -> int:
         """The last seek key less the first. While the index grows, the newest chunk is not
         decoded for it (a gzip chunk may sit 16 MiB of deflate past its checkpoint): its
-        first key stands for it until the index is done."""
+        first key stands for it until the index is done. This is how far the frames reach
+        (a seek past it waits for the index); the length to show is
+        :attr:`whole_duration_ms`."""
         if self.indexing is not None:
             last = self.timeline.last_key()
             return max(0, (last if last is not None else self.key_at(0)) - self.key_at(0))
         return max(0, self.key_at(self.timeline.frame_count - 1) - self.key_at(0))
+
+    @property
+    def whole_duration_ms(self) -> int | None:
+        """The recording's whole length where it is known: once indexed, :attr:`duration_ms`;
+        while indexing, the time of the set's last frame read from its tail (:mod:`.tail`)
+        less the first key, never below what is indexed; None where the tail did not tell it
+        (the length then grows with the index). It equals the final duration unless the
+        clock went back before the last frame (the seek keys then run past its time)."""
+        if self.indexing is None:
+            return self.duration_ms
+        if self._tail_ms is None:
+            return None
+        return max(self.duration_ms, self._tail_ms - self.key_at(0))
 
     @property
     def skipped_lines(self) -> int:
@@ -386,6 +422,9 @@ class RecordingSource:
                     )
                 if chunks is None or not self._adopt(seg_index, chunks):
                     if self._background:
+                        if not self._tail_read:  # once: the set's end, for the duration
+                            self._tail_read = True
+                            self._tail_ms = tail_time(self._last_path, _codec_of(self._last_path))
                         segment.opened_by = "scan"
                         segment.scans += 1
                         key = self.timeline.last_key()
@@ -505,6 +544,9 @@ class RecordingSource:
         ]
 
     def _scan(self, fh: BinaryIO, seg_index: int, key_before: int | None) -> list[Chunk]:
+        log = None
+        if self.frame_logs is not None:  # a scan again (a rescan) logs the segment anew
+            log = self.frame_logs[seg_index] = FrameLog()
         return scan(
             fh,
             self.segments[seg_index],
@@ -513,4 +555,5 @@ class RecordingSource:
             schema=self.schema,
             warnings=self.warnings,
             progress=self._progress,
+            log=log,
         )
