@@ -43,11 +43,11 @@ def _rotated_gzip(path: Path) -> None:
     rec.write_sink(path, 900, Codec.GZIP, max_size=20_000, dup=2)
 
 
-SHAPES: dict[str, tuple[str, Callable[[Path], None]]] = {
+SHAPES: dict[str, tuple[str, Callable[[Path], object]]] = {
     "plain, shuffled": ("a.ndjson", _shuffled_plain),
     "gzip, two runs back in time": ("b.ndjson.gz", _concatenated_gzip),
     "gzip, rotated, frames sharing times": ("c.ndjson.gz", _rotated_gzip),
-    "all-smi": ("d.ndjson", lambda p: rec.all_smi_file(p, 1500) and None),
+    "all-smi": ("d.ndjson", lambda p: rec.all_smi_file(p, 1500)),
 }
 
 
