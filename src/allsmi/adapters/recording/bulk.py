@@ -33,6 +33,17 @@ Rules this module obeys:
 - The work comes in :class:`Batch` es, one per decoded block, each with the stored bytes read
   so far; the caller may run it in a thread and take batches as they come. It touches nothing
   shared: what it learns of the segment comes back in the last batch (:class:`Findings`).
+
+A large plain file that allsmi wrote is not even read whole. Its index lines (one before every
+chunk the writer made, docs/recording-format.md §6.2) say where they sit (``byte_offset``)
+and which ``seq`` their chunk begins with, and a writer numbers a run's frames one by one:
+so reading a little at every :data:`SPARSE_STRIDE` stored bytes, to the next index line,
+gives chunks whose counts are ``seq`` differences (:func:`_sparse_marks`). That path is
+taken only while everything it reads agrees — the first line our header, every index line
+met where its ``byte_offset`` says, ``seq`` only going up, no header in the last stretch
+(counted whole) — and the scan above takes the file from its first byte otherwise. Its
+chunks are ``approx`` as the others are: lines between that are no frame (or frames missing
+from a run) are corrected when the chunk is read.
 """
 
 from __future__ import annotations
@@ -40,9 +51,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Literal, TypeGuard
 
 import attrs
+import orjson
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording.decoding import (
@@ -55,12 +67,17 @@ from allsmi.adapters.recording.decoding import (
     start_at,
 )
 from allsmi.adapters.recording.index import CHUNK_BYTES, CHUNK_FRAMES, Chunk
+from allsmi.domain.parse import parse_rfc3339_ms
 
 HEADER_PREFIX: Final = b'{"schema":1,"header":true'
 INDEX_PREFIX: Final = b'{"schema":1,"index":true'
 PLAIN_BLOCK: Final = 4 * 1024 * 1024  # stored bytes of a plain file read at once
 MIN_SPAN: Final = 4096  # decoded bytes a chunk spans at least
 RESTARTS_KEPT: Final = 8  # restart points remembered for lines that began before them
+SPARSE_STRIDE: Final = CHUNK_BYTES  # a large plain file: stored bytes between samples
+SPARSE_MIN_STRIDES: Final = 4  # ... taken sparsely from this many strides up
+SPARSE_READ: Final = 1024 * 1024  # read at once while looking for the next index line
+SPARSE_BATCH: Final = 64  # chunks a sparse batch holds
 
 
 @attrs.define
@@ -72,6 +89,7 @@ class Findings:
     runs: int = 1  # headers met (concatenated recordings), at least 1
     run_chunks: list[int] = attrs.Factory(list)  # of each later run: its first chunk's ordinal
     stats: LineStats = attrs.Factory(LineStats)  # what decoding noticed (damage, a torn tail)
+    sampled: bool = False  # indexed by its index lines alone (a large plain file of ours)
 
 
 @attrs.frozen
@@ -83,10 +101,40 @@ class Batch:
 
 
 def bulk_scan(
-    fh: BinaryIO, codec: str, seg_index: int, *, key_before: int | None
+    fh: BinaryIO,
+    codec: str,
+    seg_index: int,
+    *,
+    key_before: int | None,
+    stride: int | None = None,
 ) -> Iterator[Batch]:
-    """The chunks of ``fh`` (a segment of codec ``codec``), batch by batch."""
-    return _BulkScan(fh, codec, seg_index, key_before).run()
+    """The chunks of ``fh`` (a segment of codec ``codec``), batch by batch; a large plain
+    file of ours by its index lines, ``stride`` stored bytes apart (see the module's rules)."""
+    scan = _BulkScan(fh, codec, seg_index, key_before)
+    stride = stride or SPARSE_STRIDE
+    if codec == "none":
+        size = fh.seek(0, os.SEEK_END)
+        if size >= SPARSE_MIN_STRIDES * stride:
+            return scan.sparse(size, stride)
+    return scan.run()
+
+
+@attrs.frozen
+class _Mark:
+    """An index line of a plain file: where it begins, and its chunk's first ``t`` and
+    ``seq``."""
+
+    at: int
+    t_ms: int
+    seq: int
+
+
+@attrs.frozen
+class _Tail:
+    """The stretch after the last mark, counted: frames, and whether its last line is torn."""
+
+    frames: int
+    torn: bool
 
 
 class _BulkScan:
@@ -108,13 +156,17 @@ class _BulkScan:
         self.made = 0  # chunks closed so far
         self.full = False  # the current chunk holds its share: it ends at the next data line
 
-    def run(self) -> Iterator[Batch]:
+    def run(self, start: int = 0) -> Iterator[Batch]:
+        """Every line counted, from decoded offset ``start`` (a line start; not 0 only in a
+        plain file, after :meth:`sparse`)."""
         stats = self.found.stats
         carry = b""  # the unfinished last line of the previous block (never over 16 MiB)
         skipping = False  # inside a line over 16 MiB: dropped up to its newline
-        at = 0  # decoded offset of the first byte of ``carry`` (or of the next block)
+        at = start  # decoded offset of the first byte of ``carry`` (or of the next block)
+        if start:
+            self.restarts.append((start, Start(start)))
         sent_head = False
-        for data, restart in self._blocks(stats):
+        for data, restart in self._blocks(stats, start):
             end = at + len(carry) + len(data)
             start = 0  # where this block's own whole lines begin
             if carry or skipping:
@@ -148,7 +200,55 @@ class _BulkScan:
             self._take(), self.fh.tell(), done=self.found, head=tuple(self.found.first_lines)
         )
 
-    def _blocks(self, stats: LineStats) -> Iterator[Decoded]:
+    def sparse(self, size: int, stride: int) -> Iterator[Batch]:
+        """The chunks of a large plain file of ours from its index lines: each from one mark
+        to the next, its count their ``seq`` difference; the last one to the end of the file,
+        counted. From the first mark that disagrees (module rules), the lines are counted as
+        :meth:`run` counts them."""
+        opened = _sparse_head(self.fh, size)
+        if opened is None:
+            yield from self.run()
+            return
+        head, mark = opened
+        found = self.found
+        found.header_line, found.first_lines = head[0], head
+        self.headers = 1
+        sent_head = False
+        for after in _marks_after(self.fh, mark, size, stride):
+            if after is None or after.seq <= mark.seq:  # numbering went back: another run
+                break
+            self._sampled(mark, after.at, after.seq - mark.seq)
+            mark = after
+            if len(self.closed) >= SPARSE_BATCH or not sent_head:
+                yield Batch(self._take(), mark.at, head=() if sent_head else tuple(head))
+                sent_head = True
+        else:
+            tail = _tail(_pread(self.fh, mark.at, size - mark.at))
+            if tail is not None:
+                self._sampled(mark, size, tail.frames)
+                found.stats.torn_tail = tail.torn
+                found.sampled = True
+                yield Batch(self._take(), size, done=found, head=tuple(head))
+                return
+        yield from self.run(start=mark.at)  # counted from the last mark that agreed
+
+    def _sampled(self, mark: _Mark, ends: int, frames: int) -> None:
+        """A chunk from ``mark`` to stored offset ``ends`` holding ``frames`` frames, closed."""
+        self.key = mark.t_ms if self.key is None else max(self.key, mark.t_ms)
+        begins = mark.at if self.made else 0  # the first chunk holds the header line too
+        chunk = Chunk(
+            segment=self.seg_index,
+            start=Start(begins),
+            first_index=0,
+            count=frames,
+            t_first=self.key,
+            approx=True,
+            span=ends - begins,
+        )
+        self.closed.append(chunk)
+        self.made += 1
+
+    def _blocks(self, stats: LineStats, start: int) -> Iterator[Decoded]:
         """Decoded blocks; a plain file is read in large blocks straight from the file."""
         if self.codec != "none":
             size = self.fh.seek(0, os.SEEK_END)
@@ -157,7 +257,7 @@ class _BulkScan:
                 self.fh, self.codec, Start(0), stats, checkpoint_every=every
             )
             return
-        self.fh.seek(0)
+        self.fh.seek(start)
         while data := self.fh.read(PLAIN_BLOCK):
             yield Decoded(data, None)
 
@@ -183,7 +283,7 @@ class _BulkScan:
     def _block(self, buf: bytes, at: int, pos: int, stop: int) -> None:
         """Count the whole lines of ``buf[pos:stop]`` into chunks (``buf[0]`` is at decoded
         offset ``at``)."""
-        if self.lines == 0:
+        if not self.found.first_lines:
             self._first_lines(buf[pos : min(stop, pos + 2 * MAX_LINE)])
         while pos < stop:
             if self.current is None or self.full:
@@ -281,6 +381,98 @@ class _BulkScan:
     def _first_lines(self, buf: bytes) -> None:
         lines = buf.split(b"\n", 2)[:2]
         self.found.first_lines = [line.rstrip(b"\r") for line in lines if line]
+
+
+# --------------------------------------------------------------------------- sparse plain
+
+
+def _sparse_head(fh: BinaryIO, size: int) -> tuple[list[bytes], _Mark] | None:
+    """The first two lines of a plain file of ours (its header and first index line) and the
+    first mark; None when they are not that."""
+    head = b""
+    while head.count(b"\n") < 2 and len(head) < min(size, 2 * MAX_LINE + 2):
+        head = _pread(fh, 0, min(size, 2 * MAX_LINE + 2, max(SPARSE_READ, 4 * len(head))))
+    lines = head.split(b"\n", 2)
+    if len(lines) < 3 or not lines[0].startswith(HEADER_PREFIX):
+        return None
+    first = _mark(lines[1], len(lines[0]) + 1)
+    if first is None:
+        return None
+    return [line.rstrip(b"\r") for line in lines[:2]], first
+
+
+def _marks_after(fh: BinaryIO, first: _Mark, size: int, stride: int) -> Iterator[_Mark | None]:
+    """The index lines after ``first``, the first one met in each ``stride`` (and the
+    writer's second chunk, so the first chunk is small: it is shown at once), in order;
+    None for one that is not what an index line of ours must be (then nothing more)."""
+    last = first.at
+    for at in [first.at + 1, *range(stride, size, stride)]:
+        mark = _next_mark(fh, max(at, last + 1), min(size, (at // stride + 1) * stride))
+        if mark is False:
+            yield None
+            return
+        if mark is not None:  # else no chunk begins in this stride
+            last = mark.at
+            yield mark
+
+
+def _next_mark(fh: BinaryIO, at: int, stop: int) -> _Mark | Literal[False] | None:
+    """The first index line that begins in [at, stop): None when none does; False when one
+    is not what an index line of ours must be."""
+    pos = at - 1  # an index line begins after a newline
+    carry = b""
+    while pos < stop:
+        block = carry + _pread(fh, pos, min(SPARSE_READ, stop - pos + len(INDEX_PREFIX)))
+        if len(block) <= len(carry):
+            return None
+        found = block.find(b"\n" + INDEX_PREFIX)
+        if found >= 0:
+            begins = pos - len(carry) + found + 1
+            if begins >= stop:
+                return None
+            line = _pread(fh, begins, 4096).split(b"\n", 1)[0]
+            return _mark(line, begins) or False
+        keep = len(INDEX_PREFIX)
+        pos += len(block) - len(carry)
+        carry = block[-keep:]
+    return None
+
+
+def _mark(line: bytes, at: int) -> _Mark | None:
+    """The mark of an index line of ours that says it begins at ``at``; None otherwise."""
+    if not line.startswith(INDEX_PREFIX):
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    t, seq, offset = obj.get("t"), obj.get("seq"), obj.get("byte_offset")
+    if not (isinstance(t, str) and _whole(seq) and _whole(offset) and offset == at):
+        return None
+    try:
+        return _Mark(at, parse_rfc3339_ms(t), seq)
+    except ValueError:
+        return None
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tail(buf: bytes) -> _Tail | None:
+    """The last stretch (from the last mark to the end), counted as the scan counts; None
+    when a header line is in it (another run begins there: the scan reads the file)."""
+    if _line_starts(buf, HEADER_PREFIX, 0, len(buf)):
+        return None
+    end = buf.rfind(b"\n") + 1
+    lines = buf.count(b"\n", 0, end)
+    other = _line_starts(buf, INDEX_PREFIX, 0, end)
+    return _Tail(max(0, lines - other), bool(buf[end:].strip(b"\0")))
+
+
+def _pread(fh: BinaryIO, at: int, length: int) -> bytes:
+    fh.seek(at)
+    return fh.read(max(0, length))
 
 
 def _line_starts(buf: bytes, prefix: bytes, start: int, end: int) -> int:
