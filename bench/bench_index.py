@@ -9,7 +9,10 @@ delete to rebuild):
 - ``index-1m.ndjson``: ``zstd -dc`` of it — our lines, header and index lines included, the
   shape a user gets by decompressing (~1.06 GB);
 - ``index-1m.ndjson.gz``: ``gzip -c`` of that, default level, one member — the shape ``gzip``
-  and all-smi produce (~120-160 MB). The sizes are printed.
+  and all-smi produce (~70-160 MB);
+- ``index-1m-allsmi.ndjson``: the same frames written by allsmi's sink as a plain file
+  (``record -o FILE.ndjson``): its index lines say where they sit, so the bulk index reads
+  one stretch per 8 MiB instead of every byte (``plain-allsmi`` below). The sizes are printed.
 
 Each measurement pass runs in a fresh child process (``--measure KIND FILE``, one JSON line),
 timed from after its imports (interpreter start and imports are not counted):
@@ -34,8 +37,9 @@ reference; targets: index ÷ zcat ≤ 1.3, index ÷ cat ≤ 3, verify ÷ zcat �
 ≤ 0.5 s, key p95 ≤ 100 ms.
 
 Run:
-  ``.venv/bin/python bench/bench_index.py [gzip] [plain] [--passes N] [--json]`` — derive
-  what is missing, measure, print the table (``--json``: also one JSON document at the end);
+  ``.venv/bin/python bench/bench_index.py [gzip] [plain] [plain-allsmi] [--passes N]
+  [--json]`` — derive what is missing, measure, print the table (``--json``: also one JSON
+  document at the end);
   ``.venv/bin/python bench/bench_index.py --measure KIND FILE`` — one pass, prints JSON;
   ``.venv/bin/python bench/bench_index.py --profile index|blocking FILE`` — cProfile of the
   bulk index (``bulk_scan`` run in the main thread, where cProfile sees it) or of the exact
@@ -62,13 +66,20 @@ from common import BENCH_DIR, OUT_DIR, child_cpu_s, min_med
 SOURCE_ZST: Final = OUT_DIR / "reader-1m.ndjson.zst"
 PLAIN: Final = OUT_DIR / "index-1m.ndjson"
 GZIP: Final = OUT_DIR / "index-1m.ndjson.gz"
+OURS: Final = OUT_DIR / "index-1m-allsmi.ndjson"
 ALLSMI: Final = BENCH_DIR.parent / ".venv" / "bin" / "allsmi"
 INDEX_POLL_S: Final = 0.010
 KEY_EVERY_S: Final = 0.020
 TUI_POLL_S: Final = 0.200  # allsmi.app.tui.FOLLOW_POLL_MS
 KEYS: Final = ("]", "k")
 REF_RUNS: Final = 3
-TARGETS: Final = {"index_ratio_gzip": 1.3, "index_ratio_plain": 3.0, "verify_ratio_gzip": 3.0}
+TARGETS: Final = {
+    "index_ratio_gzip": 1.3,
+    "index_ratio_plain": 3.0,
+    "index_ratio_plain-allsmi": 3.0,
+    "verify_ratio_gzip": 3.0,
+}
+KINDS: Final = ("gzip", "plain", "plain-allsmi")
 FIRST_TARGET_S: Final = 0.5
 KEY_P95_TARGET_MS: Final = 100.0
 
@@ -87,6 +98,30 @@ def _derive(path: Path, argv: Sequence[str], source: Path) -> None:
     print(f"  {time.perf_counter() - start:.1f} s", flush=True)
 
 
+def _derive_ours(path: Path, source: Path) -> None:
+    """Write ``source``'s frames through allsmi's sink as a plain recording at ``path``."""
+    from allsmi.adapters import wire
+    from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+    from allsmi.adapters.recording.source import RecordingSource
+
+    start = time.perf_counter()
+    print(f"deriving {path.name}: the sink, codec none, from {source.name} ...", flush=True)
+    tmp = path.with_name("tmp-" + path.name)
+    tmp.unlink(missing_ok=True)
+    header = RecordingSource(source).header
+    assert header is not None
+    sink = RecordingSink(SinkConfig(path=tmp, codec=Codec.NONE, max_size=0), header)
+    with subprocess.Popen(["zstd", "-dc", str(source)], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            info = wire.slice_line(line.rstrip(b"\n"))
+            if info is not None and info.kind == wire.KIND_DATA and info.t_ms is not None:
+                sink.append(line, info.seq or 0, info.t_ms)
+    sink.close()
+    os.replace(tmp, path)
+    print(f"  {time.perf_counter() - start:.1f} s", flush=True)
+
+
 def ensure() -> dict[str, Path]:
     if not SOURCE_ZST.exists():
         subprocess.run([sys.executable, str(BENCH_DIR / "bench_reader.py"), "--write-only", "1m"])
@@ -94,9 +129,11 @@ def ensure() -> dict[str, Path]:
         _derive(PLAIN, ["zstd", "-dc"], SOURCE_ZST)
     if not GZIP.exists():
         _derive(GZIP, ["gzip", "-c"], PLAIN)
-    for path in (SOURCE_ZST, PLAIN, GZIP):
-        print(f"{path.name:<24}{path.stat().st_size:>15,} B", flush=True)
-    return {"gzip": GZIP, "plain": PLAIN}
+    if not OURS.exists():
+        _derive_ours(OURS, SOURCE_ZST)
+    for path in (SOURCE_ZST, PLAIN, GZIP, OURS):
+        print(f"{path.name:<26}{path.stat().st_size:>15,} B", flush=True)
+    return {"gzip": GZIP, "plain": PLAIN, "plain-allsmi": OURS}
 
 
 # --------------------------------------------------------------------------- one pass
@@ -355,7 +392,7 @@ def main() -> None:
         profile(argv[1], Path(argv[2]))
         return
     passes = int(argv[argv.index("--passes") + 1]) if "--passes" in argv else 3
-    codecs = [a for a in argv if a in ("gzip", "plain")] or ["gzip", "plain"]
+    codecs = [a for a in argv if a in KINDS] or list(KINDS)
     print(
         f"# {platform.machine()}, {os.cpu_count()} logical CPUs, Python "
         f"{platform.python_version()}, allsmi {__version__}; {passes} passes"
