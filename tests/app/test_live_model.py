@@ -147,7 +147,7 @@ def lines_of(model: LiveModel, width: int = 100, height: int = 30) -> list[str]:
 
 
 def gpu_rows(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("GPU ")]
+    return [line for line in text.splitlines() if line.startswith("GPU ") and " @ " in line]
 
 
 # --------------------------------------------------------------------------- the newest frame

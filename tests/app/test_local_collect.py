@@ -203,7 +203,7 @@ def test_a_lost_gpu_is_an_error_and_the_others_are_still_read() -> None:
     assert frame.chassis[0].total_power_watts == 251.0  # the GPUs that were read
     lines = screen(frame)
     assert any("nvidia: GPU 1: GPU is lost" in line for line in lines)
-    assert sum(line.startswith("GPU ") for line in lines) == 2
+    assert sum(line.startswith("GPU ") and " @ " in line for line in lines) == 2
 
 
 def test_a_driver_that_will_not_open_costs_the_gpu_section_only() -> None:

@@ -24,6 +24,7 @@ from allsmi.app.clock import Clock
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
+from allsmi.domain.history import MapView
 from allsmi.domain.model import Frame
 from allsmi.domain.screen import (
     LIVE_KEYS_HELP,
@@ -38,7 +39,9 @@ from allsmi.domain.screen import (
     tab_labels,
     view_key,
 )
+from allsmi.domain.summary import Summary, bucket_of
 
+RING_BUCKETS = 360  # live: an hour of 10-s buckets for the history sparklines
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
 LIVE_POLL_MS = 100
@@ -212,11 +215,12 @@ def _navigate(
     hosts: tuple[str, ...],
     size: tuple[int, int],
     status: Status,
+    history: MapView | None = None,
 ) -> ViewState:
     """A tab/scroll/help key, clamped to what the screen can show."""
     tabs = len(tab_labels(frame, hosts))
     moved = view_key(view, key, tabs, max(1, size[1] - 8))
-    return clamp_view(frame, moved, size[0], size[1], status, expected_hosts=hosts)
+    return clamp_view(frame, moved, size[0], size[1], status, expected_hosts=hosts, history=history)
 
 
 # --------------------------------------------------------------------------- live
@@ -224,7 +228,8 @@ def _navigate(
 
 @attrs.define
 class LiveModel:
-    """``allsmi view``: the newest collected frame, tabs and scrolling."""
+    """``allsmi view``: the newest collected frame, tabs and scrolling, and the history of
+    the last hour (:data:`RING_BUCKETS` buckets of the map's width) for the sparklines."""
 
     label: str
     tz: tzinfo
@@ -235,10 +240,19 @@ class LiveModel:
     size: tuple[int, int] = (80, 24)
     quit: bool = False
     dirty: bool = True
+    ring: Summary = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.ring = Summary(expected_hosts=self.expected_hosts)
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
+        self.ring.add(frame)  # the same bucket function as the recording's map
+        self.ring.trim_before(bucket_of(frame.t_ms, self.ring.width_ms) - RING_BUCKETS + 1)
         self.dirty = True
+
+    def history(self) -> MapView | None:
+        return None if self.frame is None else MapView(self.ring, self.frame.t_ms)
 
     def key(self, name: str) -> None:
         if name == "esc" and self.view.help:
@@ -249,7 +263,13 @@ class LiveModel:
             self.quit = True
             return
         self.view = _navigate(
-            self.view, name, self.frame, self.expected_hosts, self.size, self.status()
+            self.view,
+            name,
+            self.frame,
+            self.expected_hosts,
+            self.size,
+            self.status(),
+            self.history(),
         )
         self.dirty = True
 
@@ -281,4 +301,5 @@ class LiveModel:
             self.status(),
             expected_hosts=self.expected_hosts,
             title="allsmi",
+            history=self.history(),
         )

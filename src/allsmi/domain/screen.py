@@ -32,6 +32,13 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from allsmi.domain.history import (
+    PANEL_HEIGHT,
+    MapView,
+    gpu_history_lines,
+    panel_lines,
+    strip_line,
+)
 from allsmi.domain.hosts import HostNames, host_names
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 from allsmi.domain.parse import MS_PER_SECOND, format_offset
@@ -417,6 +424,12 @@ def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str) -> Block:
     return Block(2 * len(gpus), build)
 
 
+def _gpu_history_block(history: MapView, host: str, gpus: Sequence[Gpu], width: int) -> Block:
+    """One line per GPU of the host: its utilization and memory over the last minutes."""
+    labels = [(gpu.uuid, f"GPU{gpu.detail.get('index', i)}") for i, gpu in enumerate(gpus)]
+    return _lazy_block(len(labels), lambda: gpu_history_lines(history, host, labels, width))
+
+
 def _host_blocks(rows: _HostRows, layout: RowLayout, host: str) -> list[Block]:
     """CPU rows, memory rows and disks of one host, shown as ``host``."""
     blocks = [_cpu_block(cpu, layout, host) for cpu in rows.cpus]
@@ -467,13 +480,24 @@ def _layout(shown: Sequence[tuple[str, _HostRows]], width: int) -> RowLayout:
     return row_layout(width, natural)
 
 
-def _body(frame: Frame | None, names: HostNames, hosts: Sequence[str], width: int) -> list[Block]:
-    """Errors; each host's GPUs (or ``no data``); each host's CPU, memory and disk rows; the
-    process table when the frame collected processes. ``hosts`` are the ids of the tab."""
+def _body(
+    frame: Frame | None,
+    names: HostNames,
+    hosts: Sequence[str],
+    width: int,
+    history: MapView | None = None,
+) -> list[Block]:
+    """Errors; on a host's tab of a cluster, each GPU's history; each host's GPUs (or
+    ``no data``);
+    each host's CPU, memory and disk rows; the process table when the frame collected
+    processes. ``hosts`` are the ids of the tab."""
     index, shown = _index(frame), names.shown
     present = [(shown[host], index[host]) for host in hosts if host in index]
     layout = _layout(present, width)
     blocks = _error_block(frame.errors if frame is not None else ())
+    host_tab = len(hosts) == 1 and len(names.ids) > 1
+    if history is not None and host_tab and hosts[0] in index and index[hosts[0]].gpus:
+        blocks.append(_gpu_history_block(history, hosts[0], index[hosts[0]].gpus, width))
     for host in hosts:
         rows = index.get(host)
         if rows is None:
@@ -524,30 +548,37 @@ class _Slots:
     """Which parts get a line (the vertical budget, README "The screen"). The chrome, by
     priority: status, message, key help, title, tabs. Then the panels, each only while the
     body keeps ``MIN_BODY`` lines (six GPUs); they fold away in the order of ``_slots``
-    (today the overview alone; panels added later fold before it). The body gets the rest:
-    at 80×24 a host tab of a cluster shows 17 body lines with the overview."""
+    (the history panel first, then the overview). The timeline strip (replay) comes after
+    the key help. The body gets the rest: at 80×24 a replayed cluster shows the strip, the
+    overview, the history panel and 12 body lines."""
 
     message: bool
     keys: bool
+    strip: bool
     title: bool
     tabs: bool
     overview: bool
+    panel: bool
     body: int
 
 
-def _slots(height: int, has_message: bool, multi: bool) -> _Slots:
+def _slots(height: int, has_message: bool, multi: bool, history: MapView | None) -> _Slots:
     left = height - 1  # the status line
     message = has_message and left >= 1
     left -= message
     keys = left >= 1
     left -= keys
+    strip = history is not None and history.span is not None and left >= 1
+    left -= strip
     title = left >= 1
     left -= title
     tabs = multi and left >= 1
     left -= tabs
     overview = multi and left >= 2 + MIN_BODY
     left -= 2 * overview
-    return _Slots(message, keys, title, tabs, overview, max(left, 0))
+    panel = history is not None and left >= PANEL_HEIGHT + MIN_BODY
+    left -= PANEL_HEIGHT * panel
+    return _Slots(message, keys, strip, title, tabs, overview, panel, max(left, 0))
 
 
 @attrs.frozen
@@ -561,15 +592,19 @@ class _Plan:
 
 def _plan(
     frame: Frame | None, view: ViewState, size: tuple[int, int], status: Status,
-    expected_hosts: Sequence[str],
+    expected_hosts: Sequence[str], history: MapView | None = None,
 ) -> _Plan:  # fmt: skip
     width, height = size
     names = host_names(frame, expected_hosts)  # once per frame drawn, never per row
     hosts = names.ids
     tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
-    slots = _slots(height, status.message is not None, len(hosts) > 1)
+    slots = _slots(height, status.message is not None, len(hosts) > 1, history)
     shown = hosts if tab == 0 else (hosts[tab - 1],)
-    blocks = _help(status.replay is not None) if view.help else _body(frame, names, shown, width)
+    blocks = (
+        _help(status.replay is not None)
+        if view.help
+        else _body(frame, names, shown, width, history)
+    )
     total = sum(block.height for block in blocks)
     scroll = min(view.scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
@@ -610,10 +645,14 @@ def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[StyledLine]:
     return [fit(line, width) for line in lines]
 
 
-def _footer(status: Status, slots: _Slots, width: int) -> list[StyledLine]:
+def _footer(
+    status: Status, slots: _Slots, width: int, history: MapView | None, host: str | None
+) -> list[StyledLine]:
     lines: list[StyledLine] = []
     if slots.message and status.message is not None:
         lines.append(fit([Span(clean(status.message), YELLOW)], width))
+    if slots.strip and history is not None:
+        lines.append(strip_line(history, host, width))
     lines.append(status_line(status, width))
     if slots.keys:
         lines.append(fit([Span(clean(status.keys_help), CYAN)], width))
@@ -629,21 +668,27 @@ def render(
     *,
     expected_hosts: tuple[str, ...] = (),
     title: str = "allsmi",
+    history: MapView | None = None,
 ) -> tuple[StyledLine, ...]:
-    """The whole screen: exactly ``height`` lines of exactly ``width`` cells."""
+    """The whole screen: exactly ``height`` lines of exactly ``width`` cells. ``history``:
+    the map the strip (replay) and the history panel are drawn from."""
     if height <= 0:
         return ()
     width = max(width, 0)
-    plan = _plan(frame, view, (width, height), status, expected_hosts)
+    plan = _plan(frame, view, (width, height), status, expected_hosts, history)
+    host = plan.names.ids[plan.tab - 1] if plan.tab and len(plan.names.ids) > 1 else None
     lines: list[StyledLine] = []
     if plan.slots.title:
         lines.append(_title(frame, plan.names.reporting, title, width))
     if plan.slots.overview:
         lines += _overview(frame, plan, width)
+    if plan.slots.panel and history is not None:
+        name = plan.names.shown[host] if host is not None else None
+        lines += panel_lines(history, host, width, name)
     if plan.slots.tabs:
         lines.append(_tab_row(_labels(plan.names), plan.tab, width, _failing_tabs(plan.names)))
     lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
-    lines += _footer(status, plan.slots, width)
+    lines += _footer(status, plan.slots, width, history, host)
     return tuple(lines)
 
 
@@ -655,10 +700,11 @@ def clamp_view(
     status: Status,
     *,
     expected_hosts: tuple[str, ...] = (),
+    history: MapView | None = None,
 ) -> ViewState:
     """``view`` with its tab in range and its scroll clamped as :func:`render` would clamp
     it, so that after ``end`` one ``up`` moves one line. Builds no text."""
     if height <= 0:
         return view
-    plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts)
+    plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts, history)
     return attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)

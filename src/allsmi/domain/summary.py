@@ -1,0 +1,963 @@
+"""Summaries of a recording: per-bucket min/mean/max of the series an operator scans. Pure.
+
+Buckets. Time is cut into epoch-aligned buckets of ``width_ms`` (:data:`BUCKET_MS` = 10 s):
+a frame at ``t_ms`` lies in bucket :func:`bucket_of` ``(t_ms) = t_ms // width_ms``, whatever
+chunk it was written in. Live and replay use this one function. Coarser buckets (a cell of a
+timeline strip) are derived at draw time from these (:meth:`Summary.cells`).
+
+Readings are quantized to small integers before they are counted, so that counts, sums,
+minima and maxima are integers and merging is exact, whatever way the frames were split:
+
+==========  ======================================  =====================  ============
+series      reading                                 stored unit            range
+==========  ======================================  =====================  ============
+``util``    GPU ``utilization``                     half percent           0..200
+``mem``     GPU ``used_memory / total_memory``      permyriad (1/10 000)   0..10 000
+``temp``    GPU ``temperature``                     °C                     0..255
+``power``   GPU ``power_consumption``               W                      0..65 535
+``clock``   GPU ``frequency`` (graphics clock)      MHz                    0..65 535
+``cpu``     host: mean of its CPU rows' utilization half percent           0..200
+``ram``     host: Σ used_bytes / Σ total_bytes      permyriad              0..10 000
+==========  ======================================  =====================  ============
+
+Values are rounded half up and clamped to the range. ``None``, NaN, ±infinity and negative
+values (all-smi writes ``-1`` for "unknown") are no reading: they are not counted, and
+neither extend nor break anything. GPU memory is no reading when either size is unknown or
+the total is not positive; a host's ``ram`` sums the memory rows that know both sizes (total
+positive), else it is the mean of their ``utilization``. One reading per GPU key per frame
+(the first row of a ``(host_id, uuid)``), and one per host per frame.
+
+What a summary holds, per bucket that has a frame (buckets without one are not stored):
+
+- cluster: ``frames``; ``errors`` (frames with any error); ``t_first``/``t_last`` (ms);
+  ``max_gap`` (the longest interval between consecutive frames both in the bucket).
+- per host (by id; docs/recording-format.md §12): ``seen`` (frames in which it has a row in a
+  per-host section) and ``errors`` (frames with an error naming it), and the stats of
+  ``cpu`` and ``ram``.
+- per GPU, keyed by ``(host_id, uuid)``: the stats of ``util``, ``mem``, ``temp``,
+  ``power``, ``clock``.
+
+The stats of a series in a bucket are ``n`` (readings), ``sum``, ``min``, ``max``; an
+unread series is all zeros. They live in :class:`array.array` columns, bucket-major (bucket
+``i`` of key ``j`` at ``i × keys + j``), keys kept sorted. Typecodes: ``n``/``min``/``max``
+and the frame counts ``H`` (a bucket counts at most :data:`MAX_FRAMES` = 65 535 frames, 6.5
+kHz at 10 s, 655 times allsmi's fastest interval (0.1 s); a frame past it is not counted);
+``sum`` ``I`` (≤ 65 535 × 65 535 < 2³²); times ``q``; ``max_gap`` ``I``; bucket numbers ``q``.
+
+Memory (:meth:`Summary.nbytes`): 50 bytes per GPU-bucket (5 series × 10), 24 per
+host-bucket (4 + 2 × 10), 32 per bucket for the cluster. So (a) 1M frames of one GPU on one
+host at 1 s: 100 000 buckets × 106 B = 10.6 MB; (b) 100 hosts × 8 GPUs, 2 000 frames at 5 s:
+1 000 buckets × (800 × 50 + 100 × 24 + 32) B = 42.4 MB.
+
+Errors name a host. docs/recording-format.md §5.10: an ``errors`` entry is ``"<who>: <what>"``
+and a reader must not parse it; a host's entry starts with its scrape target (docs/
+recording-format.md §12). So an entry is only *matched*, never read: it names host ``h``
+when the text before its first ``": "`` is ``h``'s scrape target (:func:`error_host`) and
+``h`` is a host of that frame alone — an expected host (the header's hosts, given at
+construction) or one with rows in it. An entry never creates a host (``"nvidia: …"`` is no
+host), and what it names does not depend on the other frames: so merging stays exact.
+
+Merging (:meth:`Summary.merge`) adds counts and sums, takes minima and maxima, and joins the
+times of a bucket as ``max_gap = max(a.max_gap, b.max_gap, b.t_first − a.t_last)`` with ``a``
+the part that starts first. It is exact for any cut of a time-ordered run of frames into
+consecutive parts (chunks), merged in any grouping of neighbours — left to right, right to
+left, pairwise. Every field but ``max_gap`` is exact for any partition and any order;
+``max_gap`` of parts that interleave in time may come out larger. Summaries merged must share
+``width_ms`` and should share ``expected_hosts`` (a recording's header: which errors name a
+host depends on it); a bucket whose merged frame count would pass :data:`MAX_FRAMES` keeps
+the receiver's values (never reached below 6.5 kHz). A frame added out of time order inside a
+bucket's span leaves its ``max_gap`` as it was (an upper bound).
+
+Serialized form (:meth:`Summary.to_bytes`), little-endian::
+
+    header  "<4sHHIqIII": magic b"ASUM", version 1, flags 0, width_ms,
+            (reserved i64 0), buckets B, GPU keys G, host keys H
+    keys    H × (u8 expected, u32 length, UTF-8 host id), then
+            G × (u32 length, UTF-8 host id, u32 length, UTF-8 uuid); each list sorted
+    columns bucket[B] q; frames, errors H; t_first, t_last q; max_gap I;
+            host seen[B×H] H; host errors H; cpu n H, sum I, min H, max H; ram likewise;
+            util, mem, temp, power, clock: n H, sum I, min H, max H of [B×G]
+
+:meth:`Summary.from_bytes` refuses anything inconsistent with :class:`SummaryInvalid` (a
+one-line reason); a summary it returns passes :meth:`Summary.check`.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Sequence
+from itertools import pairwise
+from struct import Struct
+from struct import error as StructError
+from typing import Final
+
+import attrs
+
+from allsmi.domain.model import Frame, normalise_host_id
+
+BUCKET_MS: Final = 10_000
+MAX_FRAMES: Final = 0xFFFF  # frames counted per bucket ('H')
+MAX_WIDTH_MS: Final = 0xFFFF_FFFF  # max_gap is an 'I'
+VERSION: Final = 1
+MAGIC: Final = b"ASUM"
+
+GPU_SERIES: Final = ("util", "mem", "temp", "power", "clock")
+HOST_SERIES: Final = ("cpu", "ram")
+# Stored unit → real unit (percent, °C, W, MHz, percent of memory).
+UNITS: Final = {
+    "util": 0.5,
+    "mem": 0.01,
+    "temp": 1.0,
+    "power": 1.0,
+    "clock": 1.0,
+    "cpu": 0.5,
+    "ram": 0.01,
+}
+TOPS: Final = {
+    "util": 200,
+    "mem": 10_000,
+    "temp": 255,
+    "power": 0xFFFF,
+    "clock": 0xFFFF,
+    "cpu": 200,
+    "ram": 10_000,
+}
+
+_HEADER: Final = Struct("<4sHHIqIII")
+_U32: Final = Struct("<I")
+_STAT_CODES: Final = ("H", "I", "H", "H")  # n, sum, min, max
+_BUCKET_CODES: Final = ("q", "H", "H", "q", "q", "I")  # bucket, frames, errors, t0, t1, gap
+_LITTLE: Final = array("H", [1]).tobytes() == b"\x01\x00"
+
+
+class SummaryInvalid(ValueError):
+    """A serialized summary that is not consistent; the message is one line saying why."""
+
+
+def bucket_of(t_ms: int, width_ms: int = BUCKET_MS) -> int:
+    """The epoch-aligned bucket holding ``t_ms``: the one bucket function (module header)."""
+    return t_ms // width_ms
+
+
+def error_host(error: str, hosts: Collection[str]) -> str | None:
+    """The host id among ``hosts`` that an ``errors`` entry names by its scrape target
+    (``"https://n1:443: HTTP 503"`` → ``n1:443``), else None (module header)."""
+    target, sep, _ = error.partition(": ")
+    if not sep:
+        return None
+    host = normalise_host_id(target)
+    return host if host in hosts else None
+
+
+def known(value: float | None) -> bool:
+    """Whether ``value`` is a reading: not None, NaN, ±infinity or negative."""
+    return value is not None and value >= 0 and not (isinstance(value, float) and math.isinf(value))
+
+
+def quantize(value: float | None, scale: float, top: int) -> int | None:
+    """``value × scale`` rounded half up and clamped to ``0..top``; None for no reading
+    (:func:`known`)."""
+    if value is None or not known(value):
+        return None
+    if value >= top / scale:  # compared before multiplying: a huge int never overflows
+        return top
+    return int(value * scale + 0.5)
+
+
+def permyriad(used: int | None, total: int | None) -> int | None:
+    """``used / total`` in 1/10 000, rounded half up, clamped to 0..10 000; None when either
+    is unknown or negative, or ``total`` is not positive."""
+    if used is None or total is None or used < 0 or total <= 0:
+        return None
+    return min(10_000, (used * 20_000 + total) // (2 * total))
+
+
+def gpu_readings(frame: Frame) -> dict[tuple[str, str], tuple[int | None, ...]]:
+    """Each GPU key of ``frame`` (its first row) → its quantized readings, in
+    :data:`GPU_SERIES` order."""
+    out: dict[tuple[str, str], tuple[int | None, ...]] = {}
+    for gpu in frame.gpus or ():
+        key = (gpu.host_id, gpu.uuid)
+        if key not in out:
+            out[key] = (
+                quantize(gpu.utilization, 2, 200),
+                permyriad(gpu.used_memory, gpu.total_memory),
+                quantize(gpu.temperature, 1, 255),
+                quantize(gpu.power_consumption, 1, 0xFFFF),
+                quantize(gpu.frequency, 1, 0xFFFF),
+            )
+    return out
+
+
+def host_readings(frame: Frame) -> dict[str, tuple[int | None, int | None]]:
+    """Each host with a CPU or memory row in ``frame`` → its quantized ``(cpu, ram)``."""
+    cpu: dict[str, list[float]] = {}
+    for row in frame.cpus or ():
+        values = cpu.setdefault(row.host_id, [])
+        if row.utilization is not None and known(row.utilization):
+            values.append(row.utilization)
+    sizes: dict[str, list[int]] = {}
+    shares: dict[str, list[float]] = {}
+    for mem in frame.memory or ():
+        used, total = sizes.setdefault(mem.host_id, [0, 0]), shares.setdefault(mem.host_id, [])
+        if permyriad(mem.used_bytes, mem.total_bytes) is not None:
+            assert mem.used_bytes is not None and mem.total_bytes is not None
+            used[0] += mem.used_bytes
+            used[1] += mem.total_bytes
+        elif mem.utilization is not None and known(mem.utilization):
+            total.append(mem.utilization)
+    out: dict[str, tuple[int | None, int | None]] = {}
+    for host in (*cpu, *sizes):
+        if host in out:
+            continue
+        values = cpu.get(host, [])
+        cpu_q = quantize(sum(values) / len(values), 2, 200) if values else None
+        used_total = sizes.get(host, [0, 0])
+        ram_q = permyriad(*used_total) if used_total[1] else None
+        if ram_q is None and shares.get(host):
+            ram_q = quantize(sum(shares[host]) / len(shares[host]), 100, 10_000)
+        out[host] = (cpu_q, ram_q)
+    return out
+
+
+@attrs.frozen
+class Cell:
+    """One cell of a timeline strip: the buckets whose start falls in it."""
+
+    frames: int  # frames of the cluster
+    util_mean: float | None  # percent, over the GPUs drawn (all, or the host's)
+    util_min: float | None
+    util_max: float | None
+    gap: bool  # an interval between consecutive frames over 2 × the interval overlaps it
+    missing: bool  # a known host (or the host drawn) had no rows in some frame of it
+    errors: bool  # a frame of it had an error (naming the host drawn)
+
+
+def _zeros(code: str, count: int) -> array[int]:
+    return array(code, bytes(count * array(code).itemsize))
+
+
+class _Stats:
+    """``n``, ``sum``, ``min``, ``max`` of one series, bucket-major over its keys."""
+
+    __slots__ = ("hi", "lo", "n", "s")
+
+    def __init__(self) -> None:
+        self.n: array[int] = array("H")
+        self.s: array[int] = array("I")
+        self.lo: array[int] = array("H")
+        self.hi: array[int] = array("H")
+
+    def columns(self) -> list[array[int]]:
+        return [self.n, self.s, self.lo, self.hi]
+
+    def put(self, at: int, q: int) -> None:
+        n = self.n[at]
+        if n:
+            self.n[at] = n + 1
+            self.s[at] += q
+            if q < self.lo[at]:
+                self.lo[at] = q
+            elif q > self.hi[at]:
+                self.hi[at] = q
+        else:
+            self.n[at], self.s[at], self.lo[at], self.hi[at] = 1, q, q, q
+
+    def join(self, at: int, other: _Stats, other_at: int) -> None:
+        n = other.n[other_at]
+        if not n:
+            return
+        if not self.n[at]:
+            self.n[at], self.s[at] = n, other.s[other_at]
+            self.lo[at], self.hi[at] = other.lo[other_at], other.hi[other_at]
+            return
+        self.n[at] += n
+        self.s[at] += other.s[other_at]
+        self.lo[at] = min(self.lo[at], other.lo[other_at])
+        self.hi[at] = max(self.hi[at], other.hi[other_at])
+
+    def total(self, start: int, stop: int) -> tuple[int, int, int | None, int | None]:
+        """Σn, Σsum, min, max over the positions [start, stop)."""
+        ns = self.n[start:stop]
+        n = sum(ns)
+        if not n:
+            return 0, 0, None, None
+        lo = min(v for v, c in zip(self.lo[start:stop], ns, strict=True) if c)
+        hi = max(v for v, c in zip(self.hi[start:stop], ns, strict=True) if c)
+        return n, sum(self.s[start:stop]), lo, hi
+
+
+def _rekey(columns: Iterable[array[int]], old: Sequence[object], new: dict[object, int]) -> None:
+    """Re-lay bucket-major ``columns`` of keys ``old`` for the keys ``new`` (key → position),
+    a superset; new keys' entries are zero."""
+    width, wide = len(old), len(new)
+    for column in columns:
+        buckets = len(column) // width
+        grown = _zeros(column.typecode, buckets * wide)
+        for j, key in enumerate(old):
+            grown[new[key] :: wide] = column[j::width]
+        column[:] = grown
+
+
+class Summary:
+    """A mutable accumulator of buckets (module header). Not thread-safe (the domain has no
+    threads); the adapter owns one per chunk or per scan."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        width_ms: int = BUCKET_MS,
+        expected_hosts: Iterable[str] = (),
+        interval_ms: int | None = None,
+    ) -> None:
+        if not 1 <= width_ms <= MAX_WIDTH_MS:
+            raise ValueError(f"bucket width {width_ms} ms is outside 1..{MAX_WIDTH_MS}")
+        self.width_ms = width_ms
+        self.interval_ms = interval_ms  # for gaps; not serialized
+        self._buckets: array[int] = array("q")
+        self._frames: array[int] = array("H")
+        self._errors: array[int] = array("H")
+        self._t_first: array[int] = array("q")
+        self._t_last: array[int] = array("q")
+        self._gap: array[int] = array("I")
+        self._hosts: list[str] = []
+        self._host_at: dict[str, int] = {}
+        self._expected: set[str] = set()
+        self._seen: array[int] = array("H")
+        self._host_errors: array[int] = array("H")
+        self._host_stats = {name: _Stats() for name in HOST_SERIES}
+        self._gpus: list[tuple[str, str]] = []
+        self._gpu_at: dict[tuple[str, str], int] = {}
+        self._gpu_stats = {name: _Stats() for name in GPU_SERIES}
+        expected = {normalise_host_id(h) for h in expected_hosts} - {""}
+        if expected:
+            self._expected = expected
+            self._add_keys(expected, ())
+
+    @classmethod
+    def of(
+        cls,
+        frames: Iterable[Frame],
+        width_ms: int = BUCKET_MS,
+        expected_hosts: Iterable[str] = (),
+        interval_ms: int | None = None,
+    ) -> Summary:
+        """One summary of ``frames``."""
+        summary = cls(width_ms, expected_hosts, interval_ms)
+        for frame in frames:
+            summary.add(frame)
+        return summary
+
+    # ------------------------------------------------------------------ shape
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The known host ids, sorted: the expected ones and those with rows."""
+        return tuple(self._hosts)
+
+    @property
+    def expected_hosts(self) -> frozenset[str]:
+        return frozenset(self._expected)
+
+    @property
+    def gpus(self) -> tuple[tuple[str, str], ...]:
+        """The GPU keys ``(host_id, uuid)``, sorted."""
+        return tuple(self._gpus)
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """The buckets that hold a frame, in order."""
+        return tuple(self._buckets)
+
+    def bucket_range(self) -> tuple[int, int] | None:
+        """The first and last bucket holding a frame (both included); None when empty."""
+        return (self._buckets[0], self._buckets[-1]) if self._buckets else None
+
+    def _bucket_columns(self) -> list[array[int]]:
+        return [self._buckets, self._frames, self._errors, self._t_first, self._t_last, self._gap]
+
+    def _host_columns(self) -> list[array[int]]:
+        stats = [c for name in HOST_SERIES for c in self._host_stats[name].columns()]
+        return [self._seen, self._host_errors, *stats]
+
+    def _gpu_columns(self) -> list[array[int]]:
+        return [c for name in GPU_SERIES for c in self._gpu_stats[name].columns()]
+
+    def nbytes(self) -> int:
+        """Bytes held in the arrays."""
+        return sum(len(c) * c.itemsize for c in self._columns())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return (
+            self.width_ms == other.width_ms
+            and self._expected == other._expected
+            and self._hosts == other._hosts
+            and self._gpus == other._gpus
+            and self._bucket_columns() == other._bucket_columns()
+            and self._host_columns() == other._host_columns()
+            and self._gpu_columns() == other._gpu_columns()
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Summary(width_ms={self.width_ms}, buckets={len(self._buckets)}, "
+            f"hosts={len(self._hosts)}, gpus={len(self._gpus)})"
+        )
+
+    # ------------------------------------------------------------------ building
+
+    def _add_keys(self, hosts: Iterable[str], gpus: Iterable[tuple[str, str]]) -> None:
+        """Make room for new host and GPU keys (each column re-laid once)."""
+        new_hosts = set(hosts) - self._host_at.keys()
+        if new_hosts:
+            keys = sorted({*self._hosts, *new_hosts})
+            at: dict[object, int] = {key: i for i, key in enumerate(keys)}
+            self._relay(self._host_columns(), self._hosts, at)
+            self._hosts = keys
+            self._host_at = {key: i for i, key in enumerate(keys)}
+        new_gpus = set(gpus) - self._gpu_at.keys()
+        if new_gpus:
+            gkeys = sorted({*self._gpus, *new_gpus})
+            gat: dict[object, int] = {key: i for i, key in enumerate(gkeys)}
+            self._relay(self._gpu_columns(), self._gpus, gat)
+            self._gpus = gkeys
+            self._gpu_at = {key: i for i, key in enumerate(gkeys)}
+
+    def _relay(
+        self, columns: list[array[int]], old: Sequence[object], new: dict[object, int]
+    ) -> None:
+        if old:
+            _rekey(columns, old, new)
+        else:
+            for column in columns:
+                column[:] = _zeros(column.typecode, len(self._buckets) * len(new))
+
+    def _insert_bucket(self, p: int, bucket: int) -> None:
+        for column in self._bucket_columns():
+            column.insert(p, 0)
+        self._buckets[p] = bucket
+        for columns, width in (
+            (self._host_columns(), len(self._hosts)),
+            (self._gpu_columns(), len(self._gpus)),
+        ):
+            for column in columns:
+                column[p * width : p * width] = _zeros(column.typecode, width)
+
+    def _find(self, bucket: int) -> int | None:
+        buckets = self._buckets
+        if buckets and buckets[-1] == bucket:
+            return len(buckets) - 1
+        p = bisect_left(buckets, bucket)
+        return p if p < len(buckets) and buckets[p] == bucket else None
+
+    def add(self, frame: Frame) -> None:
+        """Count ``frame`` in its bucket. Frames normally come in time order; an earlier one
+        (even before the first bucket) is counted all the same (module header: gaps)."""
+        self.add_readings(
+            frame.t_ms, frame.hosts(), gpu_readings(frame), host_readings(frame), frame.errors
+        )
+
+    def add_readings(
+        self,
+        t: int,
+        seen: Collection[str],
+        gpus: dict[tuple[str, str], tuple[int | None, ...]],
+        hosts: dict[str, tuple[int | None, int | None]],
+        errors: Sequence[str],
+    ) -> None:
+        """Count a frame given by what :meth:`add` takes from it: its time, the hosts with
+        rows in it, its quantized GPU and host readings (:func:`gpu_readings`,
+        :func:`host_readings`, or the same read from the wire form) and its errors."""
+        bucket = bucket_of(t, self.width_ms)
+        buckets = self._buckets
+        p = len(buckets) - 1 if buckets and buckets[-1] == bucket else bisect_left(buckets, bucket)
+        exists = p < len(buckets) and buckets[p] == bucket
+        if exists and self._frames[p] >= MAX_FRAMES:
+            return
+        if any(h not in self._host_at for h in seen) or any(g not in self._gpu_at for g in gpus):
+            self._add_keys(seen, gpus)
+        if not exists:
+            self._insert_bucket(p, bucket)
+        frames = self._frames[p]
+        self._frames[p] = frames + 1
+        if not frames:
+            self._t_first[p] = self._t_last[p] = t
+        elif t >= self._t_last[p]:
+            self._gap[p] = max(self._gap[p], t - self._t_last[p])
+            self._t_last[p] = t
+        elif t < self._t_first[p]:
+            self._gap[p] = max(self._gap[p], self._t_first[p] - t)
+            self._t_first[p] = t
+        nh = len(self._hosts)
+        base = p * nh
+        for host in seen:
+            self._seen[base + self._host_at[host]] += 1
+        if errors:
+            self._errors[p] += 1
+            candidates = self._expected.union(seen)
+            named = {error_host(e, candidates) for e in errors}
+            for host in filter(None, named):
+                self._host_errors[base + self._host_at[host]] += 1
+        cpu, ram = self._host_stats["cpu"], self._host_stats["ram"]
+        for host, (cpu_q, ram_q) in hosts.items():
+            at = base + self._host_at[host]
+            if cpu_q is not None:
+                cpu.put(at, cpu_q)
+            if ram_q is not None:
+                ram.put(at, ram_q)
+        if gpus:
+            base = p * len(self._gpus)
+            stats = [self._gpu_stats[name] for name in GPU_SERIES]
+            for key, readings in gpus.items():
+                at = base + self._gpu_at[key]
+                for series, q in zip(stats, readings, strict=True):
+                    if q is not None:
+                        series.put(at, q)
+
+    def trim_before(self, bucket: int) -> None:
+        """Forget the buckets before ``bucket`` (a live ring keeps the last minutes)."""
+        p = bisect_left(self._buckets, bucket)
+        if not p:
+            return
+        for column in self._bucket_columns():
+            del column[:p]
+        for columns, width in (
+            (self._host_columns(), len(self._hosts)),
+            (self._gpu_columns(), len(self._gpus)),
+        ):
+            for column in columns:
+                del column[: p * width]
+
+    def merge(self, other: Summary) -> None:
+        """Add ``other``'s buckets to this one's (exact: module header)."""
+        if other.width_ms != self.width_ms:
+            raise ValueError(f"bucket widths differ: {self.width_ms} ms, {other.width_ms} ms")
+        self._expected |= other._expected
+        self._add_keys(other._hosts, other._gpus)
+        if other is self or other._hosts != self._hosts or other._gpus != self._gpus:
+            other = other.copy()
+            other._add_keys(self._hosts, self._gpus)
+        self._join_buckets(other)
+
+    def copy(self) -> Summary:
+        """An independent copy."""
+        twin = Summary(self.width_ms, (), self.interval_ms)
+        twin._expected = set(self._expected)
+        twin._hosts, twin._host_at = list(self._hosts), dict(self._host_at)
+        twin._gpus, twin._gpu_at = list(self._gpus), dict(self._gpu_at)
+        for own, column in zip(twin._columns(), self._columns(), strict=True):
+            own[:] = column
+        return twin
+
+    def _columns(self) -> list[array[int]]:
+        return [*self._bucket_columns(), *self._host_columns(), *self._gpu_columns()]
+
+    def _join_buckets(self, other: Summary) -> None:
+        """Lay out the union of both bucket lists, then join the shared buckets. Runs of
+        buckets from one side are copied a slice at a time."""
+        mine, theirs = self._buckets, other._buckets
+        if not theirs:
+            return
+        runs: list[tuple[bool, int, int]] = []  # (from other, start, stop)
+        shared: list[tuple[int, int]] = []  # (position in the result, position in other)
+        i = k = out = 0
+        while i < len(mine) or k < len(theirs):
+            if k == len(theirs) or (i < len(mine) and mine[i] < theirs[k]):
+                run, i = (False, i, i + 1), i + 1
+            elif i == len(mine) or theirs[k] < mine[i]:
+                run, k = (True, k, k + 1), k + 1
+            else:
+                shared.append((out, k))
+                run, i, k = (False, i, i + 1), i + 1, k + 1
+            out += 1
+            if runs and runs[-1][0] == run[0] and runs[-1][2] == run[1]:
+                runs[-1] = (run[0], runs[-1][1], run[2])
+            else:
+                runs.append(run)
+        if any(source for source, _, _ in runs):
+            for own, their, width in (
+                (self._bucket_columns(), other._bucket_columns(), 1),
+                (self._host_columns(), other._host_columns(), len(self._hosts)),
+                (self._gpu_columns(), other._gpu_columns(), len(self._gpus)),
+            ):
+                for column, source in zip(own, their, strict=True):
+                    joined = array(column.typecode)
+                    for from_other, start, stop in runs:
+                        joined.extend(
+                            (source if from_other else column)[start * width : stop * width]
+                        )
+                    column[:] = joined
+        for p, k in shared:
+            self._join_bucket(p, other, k)
+
+    def _join_bucket(self, p: int, other: Summary, k: int) -> None:
+        frames = self._frames[p] + other._frames[k]
+        if frames > MAX_FRAMES:
+            return
+        self._frames[p] = frames
+        self._errors[p] += other._errors[k]
+        a_first, a_last, a_gap = self._t_first[p], self._t_last[p], self._gap[p]
+        b_first, b_last, b_gap = other._t_first[k], other._t_last[k], other._gap[k]
+        if b_first < a_first:
+            a_first, a_last, b_first, b_last = b_first, b_last, a_first, a_last
+        self._gap[p] = max(a_gap, b_gap, b_first - a_last)
+        self._t_first[p], self._t_last[p] = a_first, max(a_last, b_last)
+        nh = len(self._hosts)
+        for j in range(p * nh, (p + 1) * nh):
+            o = j - p * nh + k * nh
+            self._seen[j] += other._seen[o]
+            self._host_errors[j] += other._host_errors[o]
+        for name in HOST_SERIES:
+            stats, theirs = self._host_stats[name], other._host_stats[name]
+            for j in range(nh):
+                stats.join(p * nh + j, theirs, k * nh + j)
+        ng = len(self._gpus)
+        for name in GPU_SERIES:
+            stats, theirs = self._gpu_stats[name], other._gpu_stats[name]
+            for j in range(ng):
+                stats.join(p * ng + j, theirs, k * ng + j)
+
+    # ------------------------------------------------------------------ bytes
+
+    def to_bytes(self) -> bytes:
+        """The serialized form (module header)."""
+        parts = [
+            _HEADER.pack(
+                MAGIC,
+                VERSION,
+                0,
+                self.width_ms,
+                0,
+                len(self._buckets),
+                len(self._gpus),
+                len(self._hosts),
+            )
+        ]
+        for host in self._hosts:
+            raw = host.encode("utf-8", "surrogatepass")
+            parts += [bytes([host in self._expected]), _U32.pack(len(raw)), raw]
+        for host, uuid in self._gpus:
+            for text in (host, uuid):
+                raw = text.encode("utf-8", "surrogatepass")
+                parts += [_U32.pack(len(raw)), raw]
+        for column in self._columns():
+            if _LITTLE:
+                parts.append(column.tobytes())
+            else:  # pragma: no cover - big-endian hosts
+                swapped = array(column.typecode, column)
+                swapped.byteswap()
+                parts.append(swapped.tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Summary:
+        """The summary ``data`` holds; :class:`SummaryInvalid` (one line) if it is not
+        consistent."""
+        try:
+            magic, version, flags, width, reserved, nb, ng, nh = _HEADER.unpack_from(data, 0)
+        except StructError:
+            raise SummaryInvalid("summary truncated: no header") from None
+        if magic != MAGIC:
+            raise SummaryInvalid("not a summary (bad magic)")
+        if version != VERSION or flags or reserved:
+            raise SummaryInvalid(f"summary version {version} (flags {flags}) not supported")
+        if not 1 <= width <= MAX_WIDTH_MS:
+            raise SummaryInvalid(f"summary bucket width {width} ms")
+        at = _HEADER.size
+        view = memoryview(data)
+
+        def text() -> str:
+            nonlocal at
+            if at + 4 > len(data):
+                raise SummaryInvalid("summary truncated in its keys")
+            (size,) = _U32.unpack_from(data, at)
+            at += 4
+            if at + size > len(data):
+                raise SummaryInvalid("summary truncated in its keys")
+            try:
+                value = bytes(view[at : at + size]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise SummaryInvalid("summary key is not UTF-8") from None
+            at += size
+            return value
+
+        hosts: list[str] = []
+        expected: set[str] = set()
+        for _ in range(nh):
+            if at >= len(data):
+                raise SummaryInvalid("summary truncated in its keys")
+            flag = data[at]
+            at += 1
+            if flag > 1:
+                raise SummaryInvalid(f"summary host flag {flag}")
+            hosts.append(text())
+            if flag:
+                expected.add(hosts[-1])
+        gpus = [(text(), text()) for _ in range(ng)]
+        codes = [
+            *((code, nb) for code in _BUCKET_CODES),
+            *((code, nb * nh) for code in ("H", "H", *_STAT_CODES * len(HOST_SERIES))),
+            *((code, nb * ng) for code in _STAT_CODES * len(GPU_SERIES)),
+        ]
+        size = sum(count * array(code).itemsize for code, count in codes)
+        if len(data) - at != size:
+            raise SummaryInvalid(f"summary columns hold {len(data) - at} bytes, not {size}")
+        columns: list[array[int]] = []
+        for code, count in codes:
+            column = array(code)
+            column.frombytes(view[at : at + count * column.itemsize])
+            if not _LITTLE:  # pragma: no cover - big-endian hosts
+                column.byteswap()
+            at += count * column.itemsize
+            columns.append(column)
+        summary = cls(width)
+        summary._expected = expected
+        summary._hosts, summary._host_at = hosts, {h: i for i, h in enumerate(hosts)}
+        summary._gpus, summary._gpu_at = gpus, {g: i for i, g in enumerate(gpus)}
+        for own, column in zip(summary._columns(), columns, strict=True):
+            own[:] = column
+        summary.check()
+        return summary
+
+    def check(self) -> None:
+        """Raise :class:`SummaryInvalid` (one line) unless every invariant holds."""
+        if sorted(set(self._hosts)) != self._hosts:
+            raise SummaryInvalid("summary host keys are not sorted and unique")
+        if sorted(set(self._gpus)) != self._gpus:
+            raise SummaryInvalid("summary GPU keys are not sorted and unique")
+        if not self._expected <= self._host_at.keys():
+            raise SummaryInvalid("summary expected host is not a host key")
+        orphan = next((g for g in self._gpus if g[0] not in self._host_at), None)
+        if orphan is not None:
+            raise SummaryInvalid(f"summary GPU {orphan[1]!r} of an unknown host")
+        width, nh, ng = self.width_ms, len(self._hosts), len(self._gpus)
+        buckets = self._buckets
+        if any(a >= b for a, b in pairwise(buckets)):
+            raise SummaryInvalid("summary buckets are not increasing")
+        gpu_host = [self._host_at[h] for h, _ in self._gpus]
+        for p, bucket in enumerate(buckets):
+            frames, t_first, t_last = self._frames[p], self._t_first[p], self._t_last[p]
+            start = bucket * width
+            if not 1 <= frames <= MAX_FRAMES or self._errors[p] > frames:
+                raise SummaryInvalid(f"summary bucket {bucket}: bad frame or error count")
+            if not start <= t_first <= t_last < start + width:
+                raise SummaryInvalid(f"summary bucket {bucket}: times outside the bucket")
+            if frames == 1 and t_first != t_last:
+                raise SummaryInvalid(f"summary bucket {bucket}: one frame, two times")
+            if self._gap[p] > t_last - t_first:
+                raise SummaryInvalid(f"summary bucket {bucket}: gap longer than its span")
+            seen = self._seen[p * nh : (p + 1) * nh]
+            if any(s > frames for s in seen) or any(
+                e > frames for e in self._host_errors[p * nh : (p + 1) * nh]
+            ):
+                raise SummaryInvalid(f"summary bucket {bucket}: host counts over its frames")
+            for name in HOST_SERIES:
+                _check_stats(self._host_stats[name], p, nh, seen, range(nh), name, bucket)
+            limits = [seen[h] for h in gpu_host]
+            for name in GPU_SERIES:
+                _check_stats(self._gpu_stats[name], p, ng, limits, range(ng), name, bucket)
+
+    def check_span(self, t_lo: int, t_hi: int) -> None:
+        """:class:`SummaryInvalid` unless every frame counted lies in ``t_lo..t_hi`` (both
+        included: the time range of the chunk the summary came with)."""
+        for p, bucket in enumerate(self._buckets):
+            if self._t_first[p] < t_lo or self._t_last[p] > t_hi:
+                raise SummaryInvalid(f"summary bucket {bucket}: outside {t_lo}..{t_hi}")
+
+    # ------------------------------------------------------------------ queries
+
+    def interval_estimate(self) -> float | None:
+        """The median frame spacing observed (ms): over the mean spacing within each bucket
+        of two frames or more, and the spacings between consecutive buckets. None with
+        fewer than two frames."""
+        spacings = [
+            (self._t_last[p] - self._t_first[p]) / (frames - 1)
+            for p, frames in enumerate(self._frames)
+            if frames > 1
+        ]
+        spacings += [float(b - a) for a, b in zip(self._t_last, self._t_first[1:], strict=False)]
+        if not spacings:
+            return None
+        spacings.sort()
+        mid = len(spacings) // 2
+        return spacings[mid] if len(spacings) % 2 else (spacings[mid - 1] + spacings[mid]) / 2
+
+    def _threshold(self, interval_ms: int | None) -> float | None:
+        interval = interval_ms if interval_ms is not None else self.interval_ms
+        estimate = interval if interval is not None else self.interval_estimate()
+        return None if estimate is None else 2 * estimate
+
+    def _gpu_span(self, host: str) -> tuple[int, int]:
+        lo = bisect_left(self._gpus, (host, ""))
+        hi = lo
+        while hi < len(self._gpus) and self._gpus[hi][0] == host:
+            hi += 1
+        return lo, hi
+
+    def cells(
+        self,
+        t0_ms: int,
+        t1_ms: int,
+        ncells: int,
+        host: str | None = None,
+        interval_ms: int | None = None,
+    ) -> list[Cell]:
+        """``[t0_ms, t1_ms)`` cut into ``ncells`` equal cells; a cell aggregates the buckets
+        whose start falls in it. A gap: an interval between consecutive frames longer than
+        twice ``interval_ms`` (else the summary's, else :meth:`interval_estimate`; no gaps
+        when none is known) — inside a bucket it marks the bucket's cell, between buckets
+        every cell it overlaps."""
+        if ncells < 1 or t1_ms <= t0_ms:
+            raise ValueError(f"cells: need ncells ≥ 1 and t0 < t1, got {ncells}, {t0_ms}, {t1_ms}")
+        span, width = t1_ms - t0_ms, self.width_ms
+        threshold = self._threshold(interval_ms)
+        frames = [0] * ncells
+        n = [0] * ncells
+        s = [0] * ncells
+        lo: list[int | None] = [None] * ncells
+        hi: list[int | None] = [None] * ncells
+        gap = [False] * ncells
+        missing = [False] * ncells
+        errors = [False] * ncells
+        buckets = self._buckets
+        p0 = bisect_left(buckets, -(-t0_ms // width))
+        p1 = bisect_left(buckets, -(-t1_ms // width))
+        nh, ng = len(self._hosts), len(self._gpus)
+        hj = self._host_at.get(host) if host is not None else None
+        g0, g1 = self._gpu_span(host) if host is not None else (0, ng)
+        util = self._gpu_stats["util"]
+        for p in range(p0, p1):
+            c = (buckets[p] * width - t0_ms) * ncells // span
+            count = self._frames[p]
+            frames[c] += count
+            bn, bs, blo, bhi = util.total(p * ng + g0, p * ng + g1)
+            if bn and blo is not None and bhi is not None:
+                n[c] += bn
+                s[c] += bs
+                was_lo, was_hi = lo[c], hi[c]
+                lo[c] = blo if was_lo is None else min(blo, was_lo)
+                hi[c] = bhi if was_hi is None else max(bhi, was_hi)
+            if threshold is not None and self._gap[p] > threshold:
+                gap[c] = True
+            if host is None:
+                if any(v < count for v in self._seen[p * nh : (p + 1) * nh]):
+                    missing[c] = True
+                if self._errors[p]:
+                    errors[c] = True
+            elif hj is None:
+                missing[c] = True
+            else:
+                if self._seen[p * nh + hj] < count:
+                    missing[c] = True
+                if self._host_errors[p * nh + hj]:
+                    errors[c] = True
+        if threshold is not None:
+            for p in range(max(1, p0 - 1), min(len(buckets) - 1, p1) + 1):
+                a, b = self._t_last[p - 1], self._t_first[p]
+                first, last = max(a + 1, t0_ms), min(b - 1, t1_ms - 1)
+                if b - a > threshold and first <= last:
+                    for c in range(
+                        (first - t0_ms) * ncells // span, (last - t0_ms) * ncells // span + 1
+                    ):
+                        gap[c] = True
+        half = UNITS["util"]
+        return [
+            Cell(
+                frames=frames[c],
+                util_mean=s[c] / n[c] * half if n[c] else None,
+                util_min=None if (low := lo[c]) is None else low * half,
+                util_max=None if (high := hi[c]) is None else high * half,
+                gap=gap[c],
+                missing=missing[c],
+                errors=errors[c],
+            )
+            for c in range(ncells)
+        ]
+
+    def _mean(
+        self, series: str, bucket: int, host: str | None, gpu: tuple[str, str] | None
+    ) -> float | None:
+        p = self._find(bucket)
+        if p is None:
+            return None
+        if series in GPU_SERIES:
+            ng = len(self._gpus)
+            if gpu is not None:
+                j = self._gpu_at.get(gpu)
+                if j is None:
+                    return None
+                start, stop = j, j + 1
+            elif host is not None:
+                start, stop = self._gpu_span(host)
+            else:
+                start, stop = 0, ng
+            stats = self._gpu_stats[series]
+            base = p * ng
+        else:
+            nh = len(self._hosts)
+            if host is not None:
+                j = self._host_at.get(host)
+                if j is None:
+                    return None
+                start, stop = j, j + 1
+            else:
+                start, stop = 0, nh
+            stats = self._host_stats[series]
+            base = p * nh
+        n = sum(stats.n[base + start : base + stop])
+        return sum(stats.s[base + start : base + stop]) / n * UNITS[series] if n else None
+
+    def history(
+        self,
+        series: str,
+        t_end_ms: int,
+        buckets: int,
+        *,
+        host: str | None = None,
+        gpu: tuple[str, str] | None = None,
+        partial: Summary | None = None,
+    ) -> list[float | None]:
+        """The mean of ``series`` (real units: percent, °C, W, MHz) in each of the
+        ``buckets`` buckets ending with the one holding ``t_end_ms``, oldest first; None
+        where a bucket has no reading. Cluster-wide (Σsum / Σn over every GPU or host), one
+        host's (its GPUs, or its own host series) or one GPU's. ``partial``, when given,
+        stands for the last bucket (built from its frames up to the playhead, so a paused
+        replay shows what the live view showed then)."""
+        if series not in UNITS:
+            raise ValueError(f"unknown series {series!r}")
+        if gpu is not None and series in HOST_SERIES:
+            raise ValueError(f"series {series!r} is a host's, not a GPU's")
+        if partial is not None and partial.width_ms != self.width_ms:
+            raise ValueError("partial summary of another bucket width")
+        last = bucket_of(t_end_ms, self.width_ms)
+        values = [self._mean(series, b, host, gpu) for b in range(last - buckets + 1, last)]
+        if buckets > 0:
+            source = partial if partial is not None else self
+            values.append(source._mean(series, last, host, gpu))
+        return values
+
+
+def _check_stats(
+    stats: _Stats,
+    p: int,
+    width: int,
+    limits: Sequence[int],
+    keys: range,
+    name: str,
+    bucket: int,
+) -> None:
+    top = TOPS[name]
+    base = p * width
+    for j in keys:
+        at = base + j
+        n, s, lo, hi = stats.n[at], stats.s[at], stats.lo[at], stats.hi[at]
+        if not n:
+            if s or lo or hi:
+                raise SummaryInvalid(f"summary bucket {bucket}: {name} values with no reading")
+        elif n > limits[j] or not lo <= hi <= top or not n * lo <= s <= n * hi:
+            raise SummaryInvalid(f"summary bucket {bucket}: {name} stats inconsistent")
