@@ -271,3 +271,19 @@ def test_trim_before_forgets_older_buckets_and_keeps_the_rest_exact() -> None:
     assert whole.bucket_range() == kept.bucket_range()
     whole.trim_before(bucket_of(frames[30].t_ms))  # nothing before it now: unchanged
     assert whole == kept
+
+
+def test_history_asked_again_after_a_change_reads_the_change() -> None:
+    """Bucket means are cached for repeated paints; adding, merging or trimming drops the
+    buckets they change, so the next answer is the new one."""
+    frames = [_ring_frame(i) for i in range(25)]
+    live = Summary.of(frames[:15])
+    end = frames[24].t_ms
+    assert live.history("util", end, 3) == Summary.of(frames[:15]).history("util", end, 3)
+    live.add(frames[15])  # the same bucket as frames 10..14, and a new one
+    assert live.history("util", end, 3) == Summary.of(frames[:16]).history("util", end, 3)
+    rest = Summary.of(frames[16:])
+    live.merge(rest)
+    assert live.history("util", end, 3) == Summary.of(frames).history("util", end, 3)
+    live.trim_before(bucket_of(frames[20].t_ms))
+    assert live.history("util", end, 3) == Summary.of(frames[20:]).history("util", end, 3)

@@ -332,6 +332,10 @@ class Summary:
         self._gpus: list[tuple[str, str]] = []
         self._gpu_at: dict[tuple[str, str], int] = {}
         self._gpu_stats = {name: _Stats() for name in GPU_SERIES}
+        # bucket means already asked for, by (series, host, gpu): a paint asks for the same
+        # hundreds again; a bucket's entries go when it changes
+        self._means: dict[tuple[str, str | None, tuple[str, str] | None], dict[int, float | None]]
+        self._means = {}
         expected = {normalise_host_id(h) for h in expected_hosts} - {""}
         if expected:
             self._expected = expected
@@ -483,6 +487,7 @@ class Summary:
             self._add_keys(seen, gpus)
         if not exists:
             self._insert_bucket(p, bucket)
+        self._forget((bucket,))
         frames = self._frames[p]
         self._frames[p] = frames + 1
         if not frames:
@@ -524,6 +529,7 @@ class Summary:
         p = bisect_left(self._buckets, bucket)
         if not p:
             return
+        self._means.clear()
         for column in self._bucket_columns():
             del column[:p]
         for columns, width in (
@@ -543,6 +549,14 @@ class Summary:
             other = other.copy()
             other._add_keys(self._hosts, self._gpus)
         self._join_buckets(other)
+        self._forget(other._buckets)
+
+    def _forget(self, buckets: Iterable[int]) -> None:
+        """Drop the cached means of ``buckets`` (they changed)."""
+        if self._means:
+            for bucket in buckets:
+                for means in self._means.values():
+                    means.pop(bucket, None)
 
     def copy(self) -> Summary:
         """An independent copy."""
@@ -880,6 +894,15 @@ class Summary:
         ]
 
     def _mean(
+        self, series: str, bucket: int, host: str | None, gpu: tuple[str, str] | None
+    ) -> float | None:
+        means = self._means.setdefault((series, host, gpu), {})
+        if bucket in means:
+            return means[bucket]
+        mean = means[bucket] = self._compute_mean(series, bucket, host, gpu)
+        return mean
+
+    def _compute_mean(
         self, series: str, bucket: int, host: str | None, gpu: tuple[str, str] | None
     ) -> float | None:
         p = self._find(bucket)
