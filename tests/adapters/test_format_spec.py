@@ -97,7 +97,12 @@ class Item(NamedTuple):
     content: bytes
 
 
-KINDS: Final = {0x184D2A5A: "marker", 0x184D2A5B: "table", 0x184D2A5C: "trailer"}  # §7.6
+KINDS: Final = {
+    0x184D2A5A: "marker",
+    0x184D2A5B: "table",
+    0x184D2A5C: "trailer",
+    0x184D2A51: "summary",
+}  # §7.6
 
 
 def walk(data: bytes) -> list[Item]:
@@ -140,6 +145,7 @@ class Layout:
     data_lines: list[bytes] = attrs.field(factory=list)
     other_lines: list[bytes] = attrs.field(factory=list)  # kinds version 1 does not define
     foreign: list[int] = attrs.field(factory=list)  # magics of skippable frames not ours
+    summaries: list[list[int] | None] = attrs.field(factory=list)  # [offset, size] per chunk
 
 
 def check_layout(data: bytes) -> Layout:
@@ -163,11 +169,19 @@ def check_layout(data: bytes) -> Layout:
         if item.magic not in KINDS:
             layout.foreign.append(item.magic)
             continue
+        if KINDS[item.magic] == "summary":  # right after its chunk; one zstd frame inside
+            assert items[n - 1].magic is None, "a summary frame not right after its chunk"
+            assert len(item.content) <= 16 << 20
+            assert zstandard.ZstdDecompressor().decompress(item.content).startswith(b"ASUM")
+            layout.summaries[-1] = [item.offset, item.size]
+            continue
         if item.magic != fx.MARKER_MAGIC:
             continue
         assert len(item.content) <= 256
         marker = json.loads(item.content)
         assert marker["prev"] == prev  # §7.3
+        if entries:  # the previous chunk's summary frame, when it has one
+            assert marker.get("sum", -1) == (layout.summaries[-1] or [-1])[0]
         prev = item.offset
         chunk = items[n + 1]
         assert chunk.magic is None, "a marker not followed by its chunk"
@@ -196,6 +210,7 @@ def check_layout(data: bytes) -> Layout:
             frames += 1
         assert 1 <= frames <= 1000
         entries.append([chunk.offset, marker["seq"], ms(marker["t"]), frames])
+        layout.summaries.append(None)
     assert last is not None
     assert table == {
         **table,
@@ -204,6 +219,10 @@ def check_layout(data: bytes) -> Layout:
         "last_t": ms(last["t"]),
     }
     assert all(len(entry) == 4 for entry in table["chunks"])
+    if any(layout.summaries):
+        assert table["summaries"] == layout.summaries
+    else:
+        assert "summaries" not in table
     return layout
 
 
@@ -220,7 +239,7 @@ def write_with_sink(path: Path, codec: Codec, chunk_frames: int) -> None:
     writer = RecordingSink(config, fx.HEADER)
     for frame in fx.expected_frames():
         assert frame.seq is not None
-        writer.append(wire.encode_line(frame), frame.seq, frame.t_ms)
+        writer.append(wire.encode_line(frame), frame.seq, frame.t_ms, frame=frame)
         writer.flush()
     writer.close()
 
@@ -249,6 +268,7 @@ def test_todays_writer_lays_out_zstd_as_the_spec_says(tmp_path: Path, chunk_fram
     write_with_sink(path, Codec.ZSTD, chunk_frames)
     layout = check_layout(path.read_bytes())
     assert [wire.decode_line(raw, 1) for raw in layout.data_lines] == fx.expected_frames()
+    assert all(layout.summaries)  # every chunk is followed by its summary frame
 
 
 @pytest.mark.parametrize("codec", [Codec.GZIP, Codec.NONE])

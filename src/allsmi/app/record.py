@@ -96,7 +96,8 @@ async def record_loop(
         t_ms = clamp_time(clock.wall_ms(), last_t)
         frame = await source.collect(t_ms)
         frame = attrs.evolve(frame, seq=seq, errors=_with_note(frame.errors, note))
-        sink.append(fit_line(frame), seq, t_ms)
+        line, written = fit_frame(frame)
+        sink.append(line, seq, t_ms, frame=written)
         now = clock.monotonic_ms()
         if flush_due(now, last_flush, plan.interval_ms):
             sink.flush()
@@ -129,17 +130,25 @@ def fit_line(frame: Frame) -> bytes:
     """Encode a frame within the 16 MiB line cap, lightened as :mod:`allsmi.domain.oversize`
     decides if needed. A frame that cannot be encoded at all still leaves an errors-only frame
     behind."""
+    return fit_frame(frame)[0]
+
+
+def fit_frame(frame: Frame) -> tuple[bytes, Frame]:
+    """:func:`fit_line`'s line and the frame it encodes (what was recorded: the chunk's
+    stored summary counts that one, docs/recording-format.md §7.2)."""
     try:
         line = wire.encode_line(frame)
     except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
-        return wire.encode_line(unrecordable(frame, str(err)))
+        errors_only = unrecordable(frame, str(err))
+        return wire.encode_line(errors_only), errors_only
     if len(line) <= MAX_LINE_BYTES:
-        return line
+        return line, frame
+    written = frame
     for lighter in oversize_fallbacks(frame, MAX_LINE_BYTES):
-        line = wire.encode_line(lighter)
+        line, written = wire.encode_line(lighter), lighter
         if len(line) <= MAX_LINE_BYTES:
             break
-    return line
+    return line, written
 
 
 # ----------------------------------------------------------------------------- the command

@@ -14,6 +14,13 @@ at all, is not a recording or has another schema (docs/recording-format.md §9).
 On a terminal, stderr carries a progress line while the recording is read (indexing, then
 checking frames, then with ``--deep`` structuring them): :mod:`allsmi.app.progress`. It is
 erased before the report or an error is written; without a terminal nothing is drawn.
+
+Stored chunk summaries (our zstd files, docs/recording-format.md §7.2): each one found is read
+as the replay reads it (:mod:`allsmi.adapters.recording.summaries`: placement, bounds, counts,
+times) and compared with the summary of its chunk's frames, structured for it (with
+``--deep`` in the same pass that structures them all). Only chunks that have one are
+structured: a file without them costs what it did. One that fails either check is damage
+(``summary``); the ``summaries`` row says how many were stored and whether all held.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from allsmi.adapters import wire
 from allsmi.adapters.recording.damage import Damage, DamageKind
 from allsmi.adapters.recording.index import FrameLog, SegmentInfo
 from allsmi.adapters.recording.source import RecordingSource, discover
+from allsmi.adapters.recording.summaries import new_summary, read_stored
 from allsmi.app.progress import (
     CHECKING,
     STRUCTURING,
@@ -39,10 +47,13 @@ from allsmi.app.progress import (
     ProgressLine,
     terminal_columns,
 )
+from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
+from allsmi.domain.summary import Summary
 
 MAX_GAPS_LISTED = 10
 MAX_HOSTS_LISTED = 8
+MAX_CHUNKS_LISTED = 5  # inconsistent stored summaries named in the summaries row
 PROGRESS_EVERY: Final = 256  # frames between two looks at the progress line's clock
 DAMAGE: Final = 1  # exit status of a finding that lost data or contradicts the recording
 NOTE: Final = 0  # reported, exit status unchanged
@@ -72,6 +83,7 @@ FINDINGS: Final = (
     Rule("duplicate", DAMAGE, "{n} duplicate or reused seq(s) (two writers?)"),
     Rule("backwards", DAMAGE, "time goes back {n} time(s) within a run"),
     Rule("overlap", DAMAGE, "{n} segment(s) overlap the one before in time (two writers?)"),
+    Rule("summary", DAMAGE, "{n} stored chunk summary(ies) inconsistent with the chunk"),
     Rule("zeros", NOTE, "{n} zero byte(s) after the end ({where}): nothing lost"),
     Rule(
         "unclosed", NOTE, "not closed cleanly (a crash, or still recording): flushed frames intact"
@@ -90,6 +102,7 @@ RULE_OF_DAMAGE: Final = {
     DamageKind.TABLE_DAMAGED: "table",
     DamageKind.SHORT_CHUNK: "short",
     DamageKind.UNSTRUCTURED: "unstructured",
+    DamageKind.SUMMARY_MISMATCH: "summary",
     DamageKind.ZEROS: "zeros",
     DamageKind.CUT_SHORT: "unclosed",
 }
@@ -122,6 +135,7 @@ class Report:
     findings: list[Finding]
     deep: bool
     unreadable_frames: int = 0
+    summaries: str = "none"  # the summaries row
 
     def count(self, name: str) -> int:
         return sum(f.n for f in self.findings if f.rule.name == name)
@@ -151,6 +165,92 @@ class _Walk:
     overlaps: int = 0
 
 
+@attrs.define
+class _Pending:
+    """A stored summary that passed its reading checks, and the summary of its chunk's
+    frames as they are structured."""
+
+    name: str  # "<segment> #<chunk within it>"
+    segment: int
+    first: int
+    count: int
+    stored: Summary
+    built: Summary
+
+
+@attrs.define
+class _Summaries:
+    """What the stored chunk summaries of the recording turned out to be."""
+
+    without: list[str] = attrs.field(factory=list)  # why segments have none
+    chunks: int = 0  # chunks of the zstd segments
+    stored: int = 0  # of those, with a summary frame
+    bad: list[tuple[int, str]] = attrs.field(factory=list)  # (segment, name) inconsistent
+    pending: list[_Pending] = attrs.field(factory=list)
+
+    def take(self, index: int, found: Frame | Damage) -> None:
+        """Count frame ``index`` (structured, or not) into the summary its chunk's is
+        compared with; a chunk complete is compared. Frames come in increasing order."""
+        while self.pending and index >= self.pending[0].first + self.pending[0].count:
+            self._compare(self.pending.pop(0))
+        if self.pending and index >= self.pending[0].first and isinstance(found, Frame):
+            self.pending[0].built.add(found)
+
+    def finish(self) -> None:
+        while self.pending:
+            self._compare(self.pending.pop(0))
+
+    def _compare(self, check: _Pending) -> None:
+        if check.built != check.stored:
+            self.bad.append((check.segment, check.name))
+
+    def text(self) -> str:
+        if not self.stored:
+            return f"none ({', '.join(sorted(set(self.without)))})"
+        listed = ", ".join(name for _, name in self.bad[:MAX_CHUNKS_LISTED])
+        more = f", … {len(self.bad) - MAX_CHUNKS_LISTED} more" if len(self.bad) > 5 else ""
+        held = f"stored for {self.stored:,} of {self.chunks:,} chunks"
+        if self.bad:
+            return f"{held}; {len(self.bad):,} inconsistent (chunks {listed}{more})"
+        return f"{held}, all consistent"
+
+
+def _stored_summaries(source: RecordingSource) -> _Summaries:
+    """Every stored summary of the recording read and checked as the replay reads them; the
+    ones that pass wait for their chunk's frames."""
+    found = _Summaries()
+    for seg_index, segment in enumerate(source.segments):
+        chunks = [c for c in source.chunks if c.segment == seg_index]
+        if segment.codec != "zstd":
+            found.without.append("plain" if segment.codec == "none" else segment.codec)
+            continue
+        found.chunks += len(chunks)
+        stored = read_stored(segment.path, segment, chunks)
+        if not any(s.present for s in stored):
+            seek = segment.opened_by in ("footer", "markers")
+            found.without.append("written before summaries" if seek else "no usable seek table")
+        header = segment.header or source.header
+        for n, (chunk, one) in enumerate(zip(chunks, stored, strict=True)):
+            if not one.present:
+                continue
+            found.stored += 1
+            name = f"{segment.path.name} #{n}"
+            if one.summary is None or chunk.count is None:
+                found.bad.append((seg_index, name))
+                continue
+            found.pending.append(
+                _Pending(
+                    name,
+                    seg_index,
+                    chunk.first_index,
+                    chunk.count,
+                    one.summary,
+                    new_summary(header),
+                )
+            )
+    return found
+
+
 def build_report(
     source: RecordingSource, *, deep: bool, progress: PassProgress | None = None
 ) -> Report:
@@ -159,6 +259,7 @@ def build_report(
     walk = _walk(source, progress)
     hosts: dict[str, None] = dict.fromkeys(header.hosts if header else ())
     unstructured: list[Damage] = []
+    summaries = _stored_summaries(source)
     if deep and progress is not None:
         progress.frames_phase(STRUCTURING, source.frame_count)
     if deep or not hosts:
@@ -166,10 +267,15 @@ def build_report(
             if progress is not None and not i % PROGRESS_EVERY:
                 progress.advanced(i, source.frame_count)
             found = source.structure(i)
+            if deep:
+                summaries.take(i, found)
             if isinstance(found, Damage):
                 unstructured.append(found)
             else:
                 hosts.update(dict.fromkeys(found.hosts()))
+        if deep:
+            summaries.finish()  # every frame was taken: every chunk is complete
+    _compare_summaries(source, summaries, progress)
     segments = source.segments
     times = walk.times
     return Report(
@@ -187,7 +293,30 @@ def build_report(
         findings=_findings(segments, walk, unstructured),
         deep=deep,
         unreadable_frames=len(unstructured),
+        summaries=summaries.text(),
     )
+
+
+def _compare_summaries(
+    source: RecordingSource, summaries: _Summaries, progress: PassProgress | None
+) -> None:
+    """Structure the frames of every chunk with a stored summary not yet compared (those
+    left by a pass that was not ``--deep``), compare, and note each inconsistent one on its
+    segment as damage."""
+    total = sum(p.count for p in summaries.pending)
+    if total and progress is not None:
+        progress.frames_phase(STRUCTURING, total)
+    done = 0
+    for check in list(summaries.pending):
+        last = min(check.first + check.count, source.frame_count)
+        for i in range(check.first, last):
+            if progress is not None and not done % PROGRESS_EVERY:
+                progress.advanced(done, total)
+            summaries.take(i, source.structure(i))
+            done += 1
+    summaries.finish()
+    for seg_index, _ in summaries.bad:
+        source.segments[seg_index].note(Damage(DamageKind.SUMMARY_MISMATCH))
 
 
 def _findings(segments: list[SegmentInfo], walk: _Walk, frames: list[Damage]) -> list[Finding]:
@@ -342,6 +471,7 @@ def render(report: Report, out: TextIO) -> None:
         ("gaps", _gap_text(report)),
         ("skipped", f"{report.count('corrupt')} corrupt, {report.count('oversized')} oversized"),
         ("torn tail", _torn_text(report)),
+        ("summaries", report.summaries),
     ]
     if report.deep:
         rows.append(("deep", f"every frame structured; {report.unreadable_frames} failed"))

@@ -38,6 +38,7 @@ class DamageKind(enum.Enum):
     TABLE_DAMAGED = "table damaged"  # a seek table pointed at the wrong bytes: scanned
     SHORT_CHUNK = "short chunk"  # a chunk held fewer frames than its seek table said
     UNSTRUCTURED = "unstructured"  # a frame line that does not structure
+    SUMMARY_MISMATCH = "summary mismatch"  # a stored chunk summary its frames contradict
 
 
 # bytes, with offsets

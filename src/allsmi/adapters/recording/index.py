@@ -92,6 +92,9 @@ class SegmentInfo:
         factory=list
     )  # frame of the segment each later run starts at
     scans: int = 0  # passes of a scan over it (a second one rebuilt its chunks)
+    # per chunk its footer or markers listed: where its stored summary was said to be
+    # (docs/recording-format.md §7.4, §7.3); read by adapters.recording.summaries
+    summaries: list[seektable.SummaryRef | None] = attrs.field(factory=list)
 
     @property
     def ours(self) -> bool:
@@ -184,6 +187,7 @@ def from_footer(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chun
     if first is None or first[1] != table.chunks[0].offset:
         return None  # the table does not describe this file from its start
     segment.opened_by = "footer"
+    segment.summaries = _footer_summaries(table, table_at)
     return [
         Chunk(
             segment=seg_index,
@@ -222,12 +226,27 @@ def from_markers(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chu
     if at != 0:
         return None  # the chain starts mid-file: something precedes it (a `cat`?)
     found.reverse()
+    refs: list[seektable.SummaryRef | None] = []
     chunks = []
     for n, (_, mark, chunk_offset) in enumerate(found):
         following = found[n + 1][1].seq if n + 1 < len(found) else None
         count = following - mark.seq if following is not None else None
         if count is not None and not 0 < count <= seektable.MAX_CHUNK_FRAMES:
             return None
+        summary_at = found[n + 1][1].sum if n + 1 < len(found) else -1
+        refs.append(
+            None
+            if count is None or summary_at < 0
+            else seektable.SummaryRef(
+                offset=summary_at,
+                size=None,
+                after=chunk_offset,
+                before=found[n + 1][0],
+                t_lo=mark.t_ms,
+                t_hi=found[n + 1][1].t_ms,
+                frames=count,
+            )
+        )
         chunks.append(
             Chunk(
                 segment=seg_index,
@@ -239,7 +258,33 @@ def from_markers(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chu
             )
         )
     segment.opened_by = "markers"
+    segment.summaries = refs
     return chunks
+
+
+def _footer_summaries(table: seektable.Table, table_at: int) -> list[seektable.SummaryRef | None]:
+    """Where the table says each chunk's summary frame is (none for a table without the
+    ``summaries`` key: a file written before them)."""
+    chunks = table.chunks
+    if not table.summaries:
+        return [None] * len(chunks)
+    refs: list[seektable.SummaryRef | None] = []
+    for n, (chunk, entry) in enumerate(zip(chunks, table.summaries, strict=True)):
+        last = n + 1 == len(chunks)
+        refs.append(
+            None
+            if entry is None
+            else seektable.SummaryRef(
+                offset=entry[0],
+                size=entry[1],
+                after=chunk.offset,
+                before=table_at if last else chunks[n + 1].offset,
+                t_lo=chunk.t_ms,
+                t_hi=table.last_t_ms if last else chunks[n + 1].t_ms,
+                frames=chunk.frames,
+            )
+        )
+    return refs
 
 
 # --------------------------------------------------------------------------- the scan

@@ -7,6 +7,9 @@ index line naming its first data frame and its own stored offset; the first chun
 segment starts with the header line. A chunk ends after 1000 data frames or 8 MiB of
 uncompressed lines. For zstd, a skippable *marker* frame precedes each chunk and a clean
 close appends the *table* and *trailer* (see :mod:`allsmi.adapters.recording.seektable`).
+A zstd chunk whose every frame was given structured (``append(..., frame=)``) is followed by
+its *summary frame* (:mod:`allsmi.adapters.recording.summaries`), located by the next
+marker's ``sum`` and the table's ``summaries`` (docs/recording-format.md §7.3, §7.4).
 
 Rules this module obeys:
 - Every segment starts with a header and holds at least one data frame: a segment is
@@ -24,6 +27,11 @@ Rules this module obeys:
   count of 0 means it was deleted, its directory perhaps with it) and one ``lstat`` (another
   inode, or none, means it was moved or replaced). Otherwise the recorder would go on
   reporting frames written to a file nobody can open; it stops with one line instead.
+- A summary is of exactly the frames of its chunk, as given: a chunk with any frame given
+  without its structure, at another time than its line's, or before the chunk's first time
+  gets none (never a summary missing frames, nor one a reader must refuse). It is written
+  with the chunk's end, in the same write: a crash leaves the chunk without its summary or
+  with all of it, never a marker naming a summary that is not there.
 - One recorder per set: the composition root holds :mod:`allsmi.adapters.recording.lock` for
   the whole run, from before the first rotation to after the last close.
 """
@@ -42,12 +50,13 @@ import attrs
 import zstandard
 
 from allsmi.adapters import wire
-from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording import seektable, summaries
 from allsmi.adapters.recording.decoding import MAX_LINE
 from allsmi.adapters.recording.files import describe_os_error, open_private, refuse_symlink
 from allsmi.domain.errors import SinkFailed, UsageError
-from allsmi.domain.model import Header, IndexLine
+from allsmi.domain.model import Frame, Header, IndexLine
 from allsmi.domain.segments import numbered_segments, segment_name
+from allsmi.domain.summary import Summary
 
 CHUNK_MAX_FRAMES: Final = 1000
 CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
@@ -154,6 +163,7 @@ class _Chunk:
     encoder: _Encoder
     frames: int = 0
     raw_bytes: int = 0
+    summary: Summary | None = None  # of its frames so far (zstd); None: it gets none
 
 
 class RecordingSink:
@@ -177,6 +187,9 @@ class RecordingSink:
         self._chunk: _Chunk | None = None
         self._chunks: list[seektable.ChunkEntry] = []
         self._last_marker = -1
+        self._last_summary = -1  # offset of the summary frame of the chunk just ended
+        self._summaries: list[tuple[int, int] | None] = []  # (offset, bytes) per chunk
+        self._summary_cctx = summaries.new_compressor()
         self._last: tuple[int, int] | None = None  # (seq, t_ms) of the last frame written
         self._header_pending = b""  # the header line, until the segment's first chunk opens
         self._rotate_due = False  # the active segment is full; rotate before the next frame
@@ -186,8 +199,9 @@ class RecordingSink:
 
     # ----------------------------------------------------------------- public API
 
-    def append(self, line: bytes, seq: int, t_ms: int) -> None:
-        """Add one encoded data line (with its ``\\n``) as frame ``seq`` at time ``t_ms``."""
+    def append(self, line: bytes, seq: int, t_ms: int, frame: Frame | None = None) -> None:
+        """Add one encoded data line (with its ``\\n``) as frame ``seq`` at time ``t_ms``;
+        ``frame`` is what ``line`` encodes (it goes into the chunk's summary)."""
         if len(line) > MAX_LINE_BYTES:
             raise SinkFailed(f"frame {seq} is {len(line)} bytes, over the 16 MiB line limit")
         if self._fd is None:
@@ -206,6 +220,11 @@ class RecordingSink:
         if chunk is None:
             chunk = self._begin_chunk(seq, t_ms)
         self._pending += chunk.encoder.write(line)
+        if chunk.summary is not None:
+            if frame is None or frame.t_ms != t_ms or t_ms < chunk.t_ms:
+                chunk.summary = None
+            else:
+                chunk.summary.add(frame)
         chunk.frames += 1
         chunk.raw_bytes += len(line)
         self.stats.frames += 1
@@ -263,6 +282,8 @@ class RecordingSink:
         self._offset = 0
         self._chunks = []
         self._last_marker = -1
+        self._last_summary = -1
+        self._summaries = []
         self.stats.segments += 1
         # The header line travels inside the segment's first chunk, before its index line.
         self._header_pending = wire.encode_line(self.header)
@@ -271,9 +292,10 @@ class RecordingSink:
         if self.config.codec is Codec.ZSTD:
             marker_at = self._offset + len(self._pending)
             self._pending += seektable.encode_marker(
-                seektable.Marker(seq=seq, t_ms=t_ms, prev=self._last_marker)
+                seektable.Marker(seq=seq, t_ms=t_ms, prev=self._last_marker, sum=self._last_summary)
             )
             self._last_marker = marker_at
+            self._last_summary = -1
         offset = self._offset + len(self._pending)
         chunk = _Chunk(offset=offset, seq=seq, t_ms=t_ms, encoder=self._new_encoder())
         first, self._header_pending = self._header_pending, b""
@@ -284,6 +306,8 @@ class RecordingSink:
         self._pending += chunk.encoder.write(first + index)
         chunk.raw_bytes += len(first) + len(index)
         self.stats.raw_bytes += len(first) + len(index)
+        if self.config.codec is Codec.ZSTD:
+            chunk.summary = summaries.new_summary(self.header)
         self._chunk = chunk
         return chunk
 
@@ -299,6 +323,8 @@ class RecordingSink:
         if chunk is None:
             return
         self._pending += chunk.encoder.finish()
+        if self.config.codec is Codec.ZSTD:
+            self._summaries.append(self._summary_frame(chunk))
         self._chunks.append(
             seektable.ChunkEntry(
                 offset=chunk.offset, seq=chunk.seq, t_ms=chunk.t_ms, frames=chunk.frames
@@ -306,6 +332,19 @@ class RecordingSink:
         )
         self._chunk = None
         self._write_pending()
+
+    def _summary_frame(self, chunk: _Chunk) -> tuple[int, int] | None:
+        """Add the ended ``chunk``'s summary frame to the pending bytes (the chunk's end is
+        written with it); where it lies, or None when the chunk gets none."""
+        if chunk.summary is None or not chunk.frames:
+            return None
+        stored = summaries.summary_frame(chunk.summary, self._summary_cctx)
+        if len(stored) - 8 > seektable.MAX_SUMMARY_PAYLOAD:
+            return None
+        at = self._offset + len(self._pending)
+        self._pending += stored
+        self._last_summary = at
+        return at, len(stored)
 
     def _close_segment(self) -> None:
         if self._fd is None:
@@ -315,7 +354,10 @@ class RecordingSink:
             if self.config.codec is Codec.ZSTD and self._chunks and self._last:
                 table_at = self._offset + len(self._pending)
                 table = seektable.Table(
-                    chunks=tuple(self._chunks), last_seq=self._last[0], last_t_ms=self._last[1]
+                    chunks=tuple(self._chunks),
+                    last_seq=self._last[0],
+                    last_t_ms=self._last[1],
+                    summaries=tuple(self._summaries) if any(self._summaries) else (),
                 )
                 self._pending += seektable.encode_table(table)
                 self._pending += seektable.encode_trailer(table_at)

@@ -1,0 +1,161 @@
+"""Per-chunk summaries stored in our zstd recordings, written and read back without decoding
+a single frame (docs/recording-format.md §7.2, §7.6; the summary itself:
+:mod:`allsmi.domain.summary`).
+
+Rules this module obeys:
+- Only zstd segments carry them: a *summary frame* (skippable, magic
+  :data:`~allsmi.adapters.recording.seektable.SUMMARY_MAGIC`) right after its chunk's zstd
+  frame, before the next marker or the table, holding one zstd frame of
+  :meth:`~allsmi.domain.summary.Summary.to_bytes` of exactly the chunk's data frames. The
+  table's ``summaries`` key (footer) or the next marker's ``sum`` (a file cut short) says
+  where; the last chunk of a file without a footer has none that can be found.
+- Every summary is built by :func:`new_summary` from the segment's header (its hosts decide
+  which errors name a host), by the writer and by every check alike.
+- Nothing read is trusted. A stored summary counts only when its frame lies between its
+  chunk and the next, carries the summary magic within the 16 MiB bound, decompresses to at
+  most :data:`MAX_SUMMARY_BYTES` (no zip bombs) into a summary
+  :meth:`~allsmi.domain.summary.Summary.from_bytes` accepts, whose frames all lie within the
+  chunk's times (its first to the next chunk's first, or the last frame's) and number
+  exactly the chunk's count, in buckets of the one width (:data:`BUCKET_MS`: chunks merge).
+  Anything else is ``None`` for that chunk (the caller computes
+  it from the chunk's frames instead), with the reason kept: nothing here raises on hostile
+  bytes. Values are checked only against decoded frames (:func:`matches`; ``allsmi verify``
+  does it for every stored summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import BinaryIO, Final
+
+import attrs
+import zstandard
+
+from allsmi.adapters.recording import seektable
+from allsmi.adapters.recording.index import Chunk, SegmentInfo
+from allsmi.domain.model import Frame, Header
+from allsmi.domain.summary import BUCKET_MS, Summary, SummaryInvalid
+
+MAX_SUMMARY_BYTES: Final = 64 * 1024 * 1024  # decompressed bytes of one stored summary
+SUMMARY_LEVEL: Final = 3  # zstd level of the payload (bench: level 19 saves little, costs much)
+_HEAD: Final = 8
+
+
+@attrs.frozen
+class Stored:
+    """What one chunk's stored summary turned out to be: ``summary`` when it passed every
+    check; ``present`` when the segment named a summary frame for the chunk at all; and
+    ``problem``, the one-line reason a named one was refused."""
+
+    summary: Summary | None
+    present: bool = False
+    problem: str | None = None
+
+
+NONE: Final = Stored(None)
+
+
+def new_summary(header: Header | None) -> Summary:
+    """The empty summary of one chunk of a segment with ``header``."""
+    if header is None:
+        return Summary()
+    return Summary(expected_hosts=header.hosts, interval_ms=header.interval_ms)
+
+
+def summary_of(frames: Iterable[Frame], header: Header | None) -> Summary:
+    """The summary of ``frames`` as the writer builds it (:func:`new_summary`)."""
+    summary = new_summary(header)
+    for frame in frames:
+        summary.add(frame)
+    return summary
+
+
+def summary_frame(summary: Summary, cctx: zstandard.ZstdCompressor) -> bytes:
+    """The stored summary frame of ``summary``: its bytes compressed by ``cctx``."""
+    return seektable.encode_summary(cctx.compress(summary.to_bytes()))
+
+
+def new_compressor() -> zstandard.ZstdCompressor:
+    """The compressor of summary payloads (content size written: readers bound the output)."""
+    return zstandard.ZstdCompressor(level=SUMMARY_LEVEL, write_content_size=True)
+
+
+def frames_counted(summary: Summary) -> int:
+    """Every frame ``summary`` counts."""
+    span = summary.bucket_range()
+    if span is None:
+        return 0
+    width = summary.width_ms
+    return summary.cells(span[0] * width, (span[1] + 1) * width, 1)[0].frames
+
+
+def matches(stored: Summary, frames: Iterable[Frame], header: Header | None) -> bool:
+    """Whether ``stored`` is the summary of ``frames`` (a chunk's, decoded)."""
+    return stored == summary_of(frames, header)
+
+
+def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> list[Stored]:
+    """One :class:`Stored` per chunk of ``chunks`` (the segment's own, in order, as its
+    footer or markers listed them). A segment that was scanned, or is no zstd file, has
+    none."""
+    refs = segment.summaries
+    if segment.codec != "zstd" or segment.opened_by not in ("footer", "markers"):
+        return [NONE] * len(chunks)
+    wanted = [refs[n] if n < len(refs) else None for n in range(len(chunks))]
+    if not any(wanted):
+        return [NONE] * len(chunks)
+    try:
+        with open(path, "rb") as fh:
+            return [NONE if ref is None else _read_one(fh, ref) for ref in wanted]
+    except OSError as err:
+        why = f"cannot read {path.name}: {err.strerror or err}"
+        return [NONE if ref is None else Stored(None, True, why) for ref in wanted]
+
+
+def stored_summaries(
+    path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]
+) -> list[Summary | None]:
+    """The stored summary of each chunk of ``chunks`` that passed every check, else None
+    (the caller computes that chunk's summary from its frames)."""
+    return [found.summary for found in read_stored(path, segment, chunks)]
+
+
+def _read_one(fh: BinaryIO, ref: seektable.SummaryRef) -> Stored:
+    try:
+        return Stored(_summary_at(fh, ref), True)
+    except SummaryInvalid as err:
+        return Stored(None, True, str(err))
+
+
+def _summary_at(fh: BinaryIO, ref: seektable.SummaryRef) -> Summary:
+    """The summary ``ref`` locates, checked; :class:`SummaryInvalid` (one line) otherwise."""
+    if not ref.after < ref.offset or ref.offset + _HEAD > ref.before:
+        raise SummaryInvalid(f"summary frame at {ref.offset:,} is outside its chunk")
+    fh.seek(ref.offset)
+    head = seektable.read_head(fh.read(_HEAD))
+    if head is None or head[0] != seektable.SUMMARY_MAGIC:
+        raise SummaryInvalid(f"no summary frame at {ref.offset:,}")
+    size = head[1]
+    if size > seektable.MAX_SUMMARY_PAYLOAD or ref.offset + _HEAD + size > ref.before:
+        raise SummaryInvalid(f"summary frame at {ref.offset:,} runs past its bound")
+    if ref.size is not None and ref.size != _HEAD + size:
+        raise SummaryInvalid(f"summary frame at {ref.offset:,} is not the size listed")
+    payload = fh.read(size)
+    if len(payload) != size:
+        raise SummaryInvalid(f"summary frame at {ref.offset:,} is cut short")
+    try:
+        params = zstandard.get_frame_parameters(payload)
+        if not 0 <= params.content_size <= MAX_SUMMARY_BYTES:  # unknown size reads as -1
+            raise SummaryInvalid(f"summary at {ref.offset:,} decompresses past its bound")
+        data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=MAX_SUMMARY_BYTES)
+    except zstandard.ZstdError as err:
+        raise SummaryInvalid(f"summary at {ref.offset:,} does not decompress: {err}") from None
+    summary = Summary.from_bytes(data)
+    if summary.width_ms != BUCKET_MS:  # what every writer of ours uses: chunks must merge
+        raise SummaryInvalid(f"summary buckets of {summary.width_ms} ms, not {BUCKET_MS}")
+    summary.check_span(ref.t_lo, ref.t_hi)
+    counted = frames_counted(summary)
+    if counted != ref.frames:
+        raise SummaryInvalid(f"summary counts {counted} frames, its chunk {ref.frames}")
+    return summary
