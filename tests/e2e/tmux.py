@@ -57,6 +57,10 @@ class Tmux:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "main")
 
+    def styled(self) -> str:
+        """The pane with its colours and attributes as SGR escape sequences."""
+        return self._tmux("capture-pane", "-p", "-e", "-t", "main")
+
     def resize(self, width: int, height: int) -> None:
         self._tmux("resize-window", "-t", "main", "-x", str(width), "-y", str(height))
 

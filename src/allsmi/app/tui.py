@@ -22,6 +22,7 @@ import attrs
 
 from allsmi.app.clock import Clock
 from allsmi.app.replay_driver import ReplayDriver
+from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.history import MapView
@@ -133,7 +134,8 @@ async def _loop(terminal: Terminal, model: Model, clock: Clock) -> None:
 
 @attrs.define
 class ReplayModel:
-    """``allsmi view --replay``: the replay driver plus tabs and scrolling."""
+    """``allsmi view --replay``: the replay driver plus tabs and scrolling, and the map of
+    the recording (the strip and the history panel) while it is built behind."""
 
     driver: ReplayDriver
     tz: tzinfo
@@ -141,6 +143,7 @@ class ReplayModel:
     size: tuple[int, int] = (80, 24)
     quit: bool = False
     dirty: bool = True
+    map: ReplayMap | None = None
     _since_poll: int = 0
 
     def key(self, name: str) -> None:
@@ -157,6 +160,7 @@ class ReplayModel:
                 self._hosts(),
                 self.size,
                 self.status(),
+                self.history(),
             )
             self.dirty = True
         self.driver.view_keys.clear()
@@ -168,10 +172,22 @@ class ReplayModel:
             self.driver.feed(core.TickElapsed(dt_ms))
             self.dirty = self.dirty or self.driver.dirty
         self._since_poll += dt_ms
-        if self.driver.polling and self._since_poll >= FOLLOW_POLL_MS:
+        if self.polling and self._since_poll >= FOLLOW_POLL_MS:
             self._since_poll = 0
-            if self.driver.poll():
+            if self.driver.polling and self.driver.poll():
                 self.dirty = True
+            if self.map is not None and self.map.poll():
+                self.dirty = True
+
+    @property
+    def polling(self) -> bool:
+        """Whether something grows behind the screen: the index, a followed file, the map."""
+        return self.driver.polling or (self.map is not None and self.map.building)
+
+    def history(self) -> MapView | None:
+        if self.map is None:
+            return None
+        return self.map.view(self.driver.source, self.driver.state.cursor)
 
     def resized(self, width: int, height: int) -> None:
         self.driver.feed(core.Resized(width, height))
@@ -180,7 +196,7 @@ class ReplayModel:
     def wait_ms(self) -> int:
         if self.driver.state.mode is core.Mode.PLAYING:
             return PLAYING_REDRAW_MS
-        return FOLLOW_POLL_MS if self.driver.polling else IDLE_WAIT_MS
+        return FOLLOW_POLL_MS if self.polling else IDLE_WAIT_MS
 
     def _hosts(self) -> tuple[str, ...]:
         header = self.driver.source.header
@@ -198,6 +214,7 @@ class ReplayModel:
             self.status(),
             expected_hosts=self._hosts(),
             title="allsmi replay",
+            history=self.history(),
         )
 
     def status(self) -> Status:

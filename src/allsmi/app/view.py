@@ -13,10 +13,12 @@ from pathlib import Path
 
 import anyio
 
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.terminal.painter import AsciimaticsTerminal, require_terminal
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.local import build_local_source
 from allsmi.app.replay_driver import ReplayDriver, local_zone
+from allsmi.app.replay_map import open_map
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
@@ -60,8 +62,14 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     with driver.source:
         require_terminal()
-        model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone())
-        anyio.run(run_tui, ScreenTerminal(), model, RealClock())
+        source = driver.source
+        replay_map = open_map(source) if isinstance(source, RecordingSource) else None
+        model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone(), map=replay_map)
+        try:
+            anyio.run(run_tui, ScreenTerminal(), model, RealClock())
+        finally:
+            if replay_map is not None:
+                replay_map.close()
     return 0
 
 

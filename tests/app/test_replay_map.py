@@ -1,0 +1,121 @@
+"""The replay's map (allsmi.app.replay_map): where it comes from (stored summaries at once,
+the background pass for the rest), that it ends as the summary of every frame, and that a
+paused replay draws the history the live view drew at that instant. Real files written by
+the real sink; the background pass is the real thread, polled until done."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from datetime import UTC
+from pathlib import Path
+
+from allsmi.adapters import wire
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.recording.source import RecordingSource
+from allsmi.app.replay_map import ReplayMap, open_map
+from allsmi.app.tui import LiveModel
+from allsmi.domain.history import gpu_history_lines, panel_lines
+from allsmi.domain.model import Cpu, Frame, Gpu, Header, Memory
+from allsmi.domain.screen_rows import StyledLine
+from allsmi.domain.summary import Summary
+
+T0 = 1_776_513_600_000 + 3_000  # 3 s past a bucket boundary: buckets are cut mid-chunk
+HOSTS = ("n1:9000", "n2:9000")
+HEADER = Header(source="remote", interval_ms=1000, hosts=HOSTS)
+
+
+def frame_at(i: int) -> Frame:
+    """Two hosts of two GPUs; n2 idles from the 200th second, and errors at the 300th."""
+    gpus = tuple(
+        Gpu(f"{h}-{g}", "H100", "GPU", h, h, h, utilization=(5.0 if h == "n2" and i >= 200
+            else 60.0 + (i * 7 + g) % 30), temperature=50 + i % 20, used_memory=10 + i,
+            total_memory=1000, power_consumption=200.0 + i % 50, frequency=1400)
+        for h in HOSTS for g in range(2)
+    )  # fmt: skip
+    cpus = tuple(Cpu(h, h, h, utilization=10.0 + i % 40) for h in HOSTS)
+    memory = tuple(Memory(h, h, h, used_bytes=i, total_bytes=10_000) for h in HOSTS)
+    errors = ("n2:9000: timeout",) if i == 300 else ()
+    return Frame(t_ms=T0 + i * 1000, seq=i, gpus=gpus, cpus=cpus, memory=memory, errors=errors)
+
+
+FRAMES = [frame_at(i) for i in range(450)]
+
+
+def record(path: Path, codec: Codec, *, close: bool = True) -> Path:
+    sink = RecordingSink(SinkConfig(path=path, codec=codec, chunk_max_frames=100), HEADER)
+    for frame in FRAMES:
+        sink.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=frame)
+    sink.flush()
+    if close:
+        sink.close()
+    return path
+
+
+def whole(frames: list[Frame]) -> Summary:
+    return Summary.of(frames, expected_hosts=HOSTS, interval_ms=1000)
+
+
+def built(replay_map: ReplayMap, timeout: float = 30.0) -> ReplayMap:
+    deadline = time.monotonic() + timeout
+    while replay_map.building and time.monotonic() < deadline:
+        replay_map.poll()
+        time.sleep(0.01)
+    assert not replay_map.building
+    return replay_map
+
+
+def test_our_zstd_recording_has_its_whole_map_at_open_without_a_pass(tmp_path: Path) -> None:
+    source = RecordingSource(record(tmp_path / "r.ndjson.zst", Codec.ZSTD))
+    replay_map = open_map(source)
+    assert not replay_map.building  # every chunk stored its summary: nothing to scan
+    assert replay_map.summary == whole(FRAMES)
+
+
+def test_a_crash_cut_zstd_file_reads_the_chunk_left_without_a_summary(tmp_path: Path) -> None:
+    path = record(tmp_path / "cut.ndjson.zst", Codec.ZSTD, close=False)
+    source = RecordingSource(path)
+    assert source.segments[0].opened_by == "markers"
+    replay_map = open_map(source)
+    assert not replay_map.building  # the last chunk, being written, was read at open
+    assert replay_map.summary == whole(FRAMES)
+
+
+def test_a_gzip_recording_is_mapped_behind_and_ends_as_the_summary_of_its_frames(
+    tmp_path: Path,
+) -> None:
+    plain = record(tmp_path / "r.ndjson", Codec.NONE)
+    path = tmp_path / "one-member.ndjson.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    source = RecordingSource(path, background=True)
+    replay_map = open_map(source)
+    assert replay_map.building
+    versions = replay_map.version
+    assert built(replay_map).summary == whole(FRAMES)
+    assert replay_map.version > versions
+    replay_map.close()
+    source.close()
+
+
+def text(lines: list[StyledLine]) -> list[str]:
+    return ["".join(span.text for span in line) for line in lines]
+
+
+def test_a_paused_replay_draws_the_history_the_live_view_drew_at_that_instant(
+    tmp_path: Path,
+) -> None:
+    source = RecordingSource(record(tmp_path / "r.ndjson.zst", Codec.ZSTD))
+    replay_map = open_map(source)
+    live = LiveModel(label="LIVE", tz=UTC, expected_hosts=HOSTS)
+    for at, frame in enumerate(FRAMES):
+        live.show(frame)
+        if at % 37 and at not in (205, 299, 300, 449):  # mid-bucket instants, and the ends
+            continue
+        shown, played = live.history(), replay_map.view(source, at)
+        assert shown is not None and played.t_ms == shown.t_ms
+        for host in (None, "n2:9000"):
+            assert text(panel_lines(played, host, 140)) == text(panel_lines(shown, host, 140))
+        gpus = [("n2:9000-0", "GPU0"), ("n2:9000-1", "GPU1")]
+        assert gpu_history_lines(played, "n2:9000", gpus, 120) == gpu_history_lines(
+            shown, "n2:9000", gpus, 120
+        )
