@@ -531,8 +531,21 @@ _HELP_REPLAY: Final = (
 )
 
 
+_HELP_STRIP: Final = (
+    ("▁ … █", "mean GPU utilization of the cell (the tab's hosts), 0 … 100 %"),
+    ("green", "as busy as usual"),
+    ("yellow", "quiet: fewer GPUs busy than usual (an idle node, a hung job)"),
+    ("red", "a host missing, errors, or a gap inside the cell"),
+    ("┈", "a gap: no frame for over twice the interval"),
+    ("░", "not mapped yet (the map is still being built)"),
+    ("reverse", "the frame on screen"),
+)
+
+
 def _help(replay: bool) -> list[Block]:
     sections = [("Keys", _HELP_KEYS)] + ([("Replay keys", _HELP_REPLAY)] if replay else [])
+    if replay:
+        sections.append(("The strip above the status line: the whole recording", _HELP_STRIP))
     lines: list[Spans] = []
     for title, keys in sections:
         lines.append([Span(title, HEADER)])
