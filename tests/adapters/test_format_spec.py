@@ -395,6 +395,8 @@ CODE_CONSTANTS: Final[dict[str, object]] = {
     "MARKER_MAGIC": seektable.MARKER_MAGIC,
     "TABLE_MAGIC": seektable.TABLE_MAGIC,
     "TRAILER_MAGIC": seektable.TRAILER_MAGIC,
+    "SUMMARY_MAGIC": seektable.SUMMARY_MAGIC,
+    "MAX_SUMMARY_PAYLOAD": seektable.MAX_SUMMARY_PAYLOAD,
     "TRAILER_SIZE": seektable.TRAILER_SIZE,
     "MAX_MARKER_PAYLOAD": seektable.MAX_MARKER_PAYLOAD,
     "MAX_TABLE_PAYLOAD": seektable.MAX_TABLE_PAYLOAD,
@@ -429,15 +431,17 @@ def test_the_registry_names_all_sixteen_magics_and_ours_are_the_codes() -> None:
     assert magics == list(range(SKIPPABLE_FIRST, SKIPPABLE_LAST + 1))
     kinds = {int(unquote(row[0]), 16): row[1] for row in rows}
     bounds = {int(unquote(row[0]), 16): row[3] for row in rows}
-    known = {"marker", "table", "trailer", "unassigned", "foreign", "reserved"}
+    known = {"marker", "table", "trailer", "summary", "unassigned", "foreign", "reserved"}
     assert set(kinds.values()) <= known
-    ours = {m: k for m, k in kinds.items() if k in ("marker", "table", "trailer")}
+    ours = {m: k for m, k in kinds.items() if k in ("marker", "table", "trailer", "summary")}
     assert ours == {
+        seektable.SUMMARY_MAGIC: "summary",
         seektable.MARKER_MAGIC: "marker",
         seektable.TABLE_MAGIC: "table",
         seektable.TRAILER_MAGIC: "trailer",
     }
     assert [int(bounds[m]) for m in ours] == [
+        seektable.MAX_SUMMARY_PAYLOAD,
         seektable.MAX_MARKER_PAYLOAD,
         seektable.MAX_TABLE_PAYLOAD,
         seektable.TRAILER_SIZE - 8,
