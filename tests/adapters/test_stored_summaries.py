@@ -28,7 +28,7 @@ from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import read_stored, stored_summaries, summary_of
 from allsmi.app.verify import build_report
 from allsmi.domain.model import Cpu, Frame, Gpu, Header, Memory
-from allsmi.domain.summary import Summary
+from allsmi.domain.summary import KeyList, Summary, SummaryInvalid
 
 from ..fixtures import make_format_fixtures as fx
 
@@ -202,8 +202,10 @@ def test_another_chunks_summary_put_in_place_is_refused_by_its_times(
     real = summaries.summary_frame
     first: list[bytes] = []
 
-    def forged(summary: Summary, cctx: zstandard.ZstdCompressor) -> bytes:
-        first.append(real(summary, cctx))
+    def forged(
+        summary: Summary, cctx: zstandard.ZstdCompressor, shared: tuple[int, KeyList] | None
+    ) -> bytes:
+        first.append(real(summary, cctx, shared))
         return first[0]
 
     monkeypatch.setattr(summaries, "summary_frame", forged)
@@ -272,9 +274,13 @@ def test_a_hostile_payload_is_refused_for_its_chunk_alone(
     real = summaries.summary_frame
     calls: list[None] = []
 
-    def hostile(summary: Summary, cctx: zstandard.ZstdCompressor) -> bytes:
+    def hostile(
+        summary: Summary, cctx: zstandard.ZstdCompressor, shared: tuple[int, KeyList] | None
+    ) -> bytes:
         calls.append(None)
-        return seektable.encode_summary(payload) if len(calls) == 2 else real(summary, cctx)
+        if len(calls) == 2:
+            return seektable.encode_summary(payload)
+        return real(summary, cctx, shared)
 
     monkeypatch.setattr(summaries, "summary_frame", hostile)
     path = tmp_path / "hostile.ndjson.zst"
@@ -390,3 +396,47 @@ def test_verify_prints_the_summaries_row(tmp_path: Path) -> None:
     )
     assert out.returncode == 0
     assert "summaries:  stored for 2 of 2 chunks, all consistent\n" in out.stdout
+
+
+def _payload(frame: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompress(frame[8:])
+
+
+def test_later_summary_frames_refer_to_the_first_ones_keys_and_read_back_whole(
+    tmp_path: Path,
+) -> None:
+    """A chunk whose keys are those of an earlier summary frame stores a reference to it
+    (docs/recording-format.md §7.10), not its keys again: smaller, and read back the same."""
+    path = tmp_path / "refs.ndjson.zst"
+    frames = cluster_frames(30)
+    write(path, frames)
+    found = summary_frames(path)
+    payloads = [_payload(frame) for _, frame in found]
+    first_at = found[0][0]
+    assert Summary.keys_ref(payloads[0]) is None
+    assert [Summary.keys_ref(p) for p in payloads[1:]] == [first_at, first_at]
+    assert len(payloads[1]) < len(payloads[0])
+    source, segment, chunks = opened(path)
+    stored = stored_summaries(path, segment, chunks)
+    for chunk, summary in zip(chunks, stored, strict=True):
+        assert summary == summary_of(chunk_frames(source, chunk), HEADER)
+    with pytest.raises(SummaryInvalid, match="not read"):
+        Summary.from_bytes(payloads[1])
+
+
+def test_a_reference_to_a_damaged_key_list_leaves_its_chunks_to_be_rescanned(
+    tmp_path: Path,
+) -> None:
+    """The frame listing the keys is damaged: the chunks that refer to it have no summary
+    (the map computes them from their frames), never one with other keys."""
+    path = tmp_path / "refs.ndjson.zst"
+    write(path, cluster_frames(30))
+    at, frame = summary_frames(path)[0]
+    data = bytearray(path.read_bytes())
+    data[at + 8 : at + len(frame)] = bytes(len(frame) - 8)  # zeros: no zstd frame
+    path.write_bytes(bytes(data))
+    _, segment, chunks = opened(path)
+    found = read_stored(path, segment, chunks)
+    assert [f.summary for f in found] == [None, None, None]
+    assert all(f.present and f.problem for f in found)
+    assert found[1].problem is not None and "not read" in found[1].problem

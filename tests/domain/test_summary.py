@@ -201,8 +201,8 @@ def test_round_trip_and_nbytes() -> None:
     summary = Summary.of(frames, expected_hosts=["n1:9090", "x:1"])
     data = summary.to_bytes()
     assert Summary.from_bytes(data) == summary
-    # 3 buckets: 32 B cluster + 2 hosts × 24 B + 1 GPU × 50 B each
-    assert summary.nbytes() == 3 * (32 + 2 * 24 + 50)
+    # 3 buckets: 32 B cluster + 2 hosts × 16 B + 1 GPU × 36 B each (the stats kept: KEPT)
+    assert summary.nbytes() == 3 * (32 + 2 * 16 + 36)
 
 
 def _corrupt(data: bytes, at: int, value: bytes) -> bytes:
@@ -216,7 +216,10 @@ def test_from_bytes_refuses_inconsistent_payloads() -> None:
         "truncated": data[:-1],
         "no header": data[:10],
         "bad magic": _corrupt(data, 0, b"XXXX"),
-        "version 2": _corrupt(data, 4, b"\x02\x00"),
+        "version 3": _corrupt(data, 4, b"\x03\x00"),
+        "version 1": _corrupt(data, 4, b"\x01\x00"),
+        "unknown flag": _corrupt(data, 6, b"\x02\x00"),
+        "trailing bytes": data + b"\x00",
         "width 0": _corrupt(data, 8, b"\x00\x00\x00\x00"),
     }
     for name, payload in cases.items():
@@ -234,7 +237,7 @@ def test_check_finds_each_inconsistency() -> None:
         target = summary._gpu_stats["util"] if field in ("n", "s", "lo", "hi") else summary
         getattr(target, field if target is not summary else f"_{field}")[0] = value
         with pytest.raises(SummaryInvalid) as err:
-            Summary.from_bytes(summary.to_bytes())
+            summary.check()  # what from_bytes runs on every summary it reads
         return str(err.value)
 
     assert "frame" in mutate("frames", 0)
@@ -287,3 +290,15 @@ def test_history_asked_again_after_a_change_reads_the_change() -> None:
     assert live.history("util", end, 3) == Summary.of(frames).history("util", end, 3)
     live.trim_before(bucket_of(frames[20].t_ms))
     assert live.history("util", end, 3) == Summary.of(frames[20:]).history("util", end, 3)
+
+
+def test_merging_a_later_batch_appends_it_and_equals_the_whole() -> None:
+    """A scan's next batch (starting in the map's last bucket or after it, bringing a new
+    GPU) is appended (module header: merging), the shared bucket joined exactly."""
+    frames = [_ring_frame(i) for i in range(40)]
+    extra = frame(frames[-1].t_ms + 1000, gpu(uuid="GPU-9", utilization=30))
+    the_map = Summary.of(frames[:25])  # frames 20..24 share a bucket with 25..29
+    before = the_map.buckets
+    the_map.merge(Summary.of([*frames[25:], extra]))
+    assert the_map == Summary.of([*frames, extra])
+    assert the_map.buckets[: len(before)] == before

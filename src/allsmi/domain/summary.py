@@ -37,17 +37,19 @@ What a summary holds, per bucket that has a frame (buckets without one are not s
 - per GPU, keyed by ``(host_id, uuid)``: the stats of ``util``, ``mem``, ``temp``,
   ``power``, ``clock``.
 
-The stats of a series in a bucket are ``n`` (readings), ``sum``, ``min``, ``max``; an
-unread series is all zeros. They live in :class:`array.array` columns, bucket-major (bucket
+The stats of a series in a bucket are ``n`` (readings) and ``sum``, and, where drawing
+reads them (:data:`KEPT`), ``min`` and ``max``: util keeps both (the strip), temp its ``max``;
+mem, power, clock, cpu and ram only ``n`` and ``sum`` (sparklines draw means). An unread
+series is all zeros. They live in :class:`array.array` columns, bucket-major (bucket
 ``i`` of key ``j`` at ``i × keys + j``), keys kept sorted. Typecodes: ``n``/``min``/``max``
 and the frame counts ``H`` (a bucket counts at most :data:`MAX_FRAMES` = 65 535 frames, 6.5
 kHz at 10 s, 655 times allsmi's fastest interval (0.1 s); a frame past it is not counted);
 ``sum`` ``I`` (≤ 65 535 × 65 535 < 2³²); times ``q``; ``max_gap`` ``I``; bucket numbers ``q``.
 
-Memory (:meth:`Summary.nbytes`): 50 bytes per GPU-bucket (5 series × 10), 24 per
-host-bucket (4 + 2 × 10), 32 per bucket for the cluster. So (a) 1M frames of one GPU on one
-host at 1 s: 100 000 buckets × 106 B = 10.6 MB; (b) 100 hosts × 8 GPUs, 2 000 frames at 5 s:
-1 000 buckets × (800 × 50 + 100 × 24 + 32) B = 42.4 MB.
+Memory (:meth:`Summary.nbytes`): 36 bytes per GPU-bucket (util 10, temp 8, mem, power,
+clock 6 each), 16 per host-bucket (4 + 2 × 6), 32 per bucket for the cluster. So (a) 1M
+frames of one GPU on one host at 1 s: 100 000 buckets × 84 B = 8.4 MB; (b) 100 hosts × 8
+GPUs, 2 000 frames at 5 s: 1 000 buckets × (800 × 36 + 100 × 16 + 32) B = 30.4 MB.
 
 Errors name a host. docs/recording-format.md §5.10: an ``errors`` entry is ``"<who>: <what>"``
 and a reader must not parse it; a host's entry starts with its scrape target (docs/
@@ -66,17 +68,27 @@ left, pairwise. Every field but ``max_gap`` is exact for any partition and any o
 ``width_ms`` and should share ``expected_hosts`` (a recording's header: which errors name a
 host depends on it); a bucket whose merged frame count would pass :data:`MAX_FRAMES` keeps
 the receiver's values (never reached below 6.5 kHz). A frame added out of time order inside a
-bucket's span leaves its ``max_gap`` as it was (an upper bound).
+bucket's span leaves its ``max_gap`` as it was (an upper bound). A summary whose buckets start
+at or after the receiver's last (a scan's next batch) is appended: the one shared bucket
+joined, the rest copied, in time proportional to it, not to the receiver.
 
-Serialized form (:meth:`Summary.to_bytes`), little-endian::
+Serialized form (:meth:`Summary.to_bytes`), little-endian, version 2 (version 1, written
+only by development builds, is refused)::
 
-    header  "<4sHHIqIII": magic b"ASUM", version 1, flags 0, width_ms,
-            (reserved i64 0), buckets B, GPU keys G, host keys H
-    keys    H × (u8 expected, u32 length, UTF-8 host id), then
-            G × (u32 length, UTF-8 host id, u32 length, UTF-8 uuid); each list sorted
-    columns bucket[B] q; frames, errors H; t_first, t_last q; max_gap I;
-            host seen[B×H] H; host errors H; cpu n H, sum I, min H, max H; ram likewise;
-            util, mem, temp, power, clock: n H, sum I, min H, max H of [B×G]
+    header  "<4sHHIIII": magic b"ASUM", version 2, flags, width_ms, buckets B,
+            GPU keys G, host keys H; flags bit 0: keys by reference, no other bit set
+    keys    listed: H × (u8 expected, u32 length, UTF-8 host id), then
+            G × (u32 length, UTF-8 host id, u32 length, UTF-8 uuid); each list sorted;
+            or by reference "<Q8s": ref (the writer's name for an earlier payload that lists
+            them: the stored file's offset of its summary frame) and the first 8 bytes of
+            the BLAKE2b of that payload's key block
+    first   "<q": the first bucket (0 when B = 0)
+    columns each: u8 width w (1, 2, 4 or 8), then count × w bytes as byte planes (every
+            value's lowest byte, then every value's next byte, …), unsigned:
+            bucket − previous bucket [max(B − 1, 0)]; frames, errors, t_first − bucket ×
+            width_ms, t_last − t_first, max_gap [B]; host seen, host errors [B×H]; cpu then
+            ram: their kept stats (:data:`KEPT`, in the order n, sum, min, max) [B×H];
+            util, mem, temp, power, clock likewise [B×G] (bucket-major); nothing after
 
 :meth:`Summary.from_bytes` refuses anything inconsistent with :class:`SummaryInvalid` (a
 one-line reason); a summary it returns passes :meth:`Summary.check`.
@@ -84,11 +96,12 @@ one-line reason); a summary it returns passes :meth:`Summary.check`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from array import array
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Sequence
-from itertools import pairwise
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import accumulate, pairwise
 from struct import Struct
 from struct import error as StructError
 from typing import Final
@@ -100,7 +113,7 @@ from allsmi.domain.model import Frame, normalise_host_id
 BUCKET_MS: Final = 10_000
 MAX_FRAMES: Final = 0xFFFF  # frames counted per bucket ('H')
 MAX_WIDTH_MS: Final = 0xFFFF_FFFF  # max_gap is an 'I'
-VERSION: Final = 1
+VERSION: Final = 2
 MAGIC: Final = b"ASUM"
 
 GPU_SERIES: Final = ("util", "mem", "temp", "power", "clock")
@@ -125,10 +138,25 @@ TOPS: Final = {
     "ram": 10_000,
 }
 
-_HEADER: Final = Struct("<4sHHIqIII")
+# The stats each series keeps: what drawing reads (the strip: util's mean, min and max;
+# sparklines: every series' mean) and temp's max (the hottest moment of a bucket).
+KEPT: Final = {
+    "util": ("n", "sum", "min", "max"),
+    "mem": ("n", "sum"),
+    "temp": ("n", "sum", "max"),
+    "power": ("n", "sum"),
+    "clock": ("n", "sum"),
+    "cpu": ("n", "sum"),
+    "ram": ("n", "sum"),
+}
+
+_HEADER: Final = Struct("<4sHHIIII")
+_REF: Final = Struct("<Q8s")
 _U32: Final = Struct("<I")
-_STAT_CODES: Final = ("H", "I", "H", "H")  # n, sum, min, max
-_BUCKET_CODES: Final = ("q", "H", "H", "q", "q", "I")  # bucket, frames, errors, t0, t1, gap
+_I64: Final = Struct("<q")
+_WIDTHS: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}  # column width (bytes) → typecode
+_FLAG_KEYS_BY_REF: Final = 1
+_INF: Final = math.inf
 _LITTLE: Final = array("H", [1]).tobytes() == b"\x01\x00"
 
 
@@ -159,7 +187,7 @@ def known(value: float | None) -> bool:
 def quantize(value: float | None, scale: float, top: int) -> int | None:
     """``value × scale`` rounded half up and clamped to ``0..top``; None for no reading
     (:func:`known`)."""
-    if value is None or not known(value):
+    if value is None or not value >= 0 or value == _INF:  # known(), inlined (NaN: not >= 0)
         return None
     if value >= top / scale:  # compared before multiplying: a huge int never overflows
         return top
@@ -178,15 +206,16 @@ def gpu_readings(frame: Frame) -> dict[tuple[str, str], tuple[int | None, ...]]:
     """Each GPU key of ``frame`` (its first row) → its quantized readings, in
     :data:`GPU_SERIES` order."""
     out: dict[tuple[str, str], tuple[int | None, ...]] = {}
+    q = quantize
     for gpu in frame.gpus or ():
         key = (gpu.host_id, gpu.uuid)
         if key not in out:
             out[key] = (
-                quantize(gpu.utilization, 2, 200),
+                q(gpu.utilization, 2, 200),
                 permyriad(gpu.used_memory, gpu.total_memory),
-                quantize(gpu.temperature, 1, 255),
-                quantize(gpu.power_consumption, 1, 0xFFFF),
-                quantize(gpu.frequency, 1, 0xFFFF),
+                q(gpu.temperature, 1, 255),
+                q(gpu.power_consumption, 1, 0xFFFF),
+                q(gpu.frequency, 1, 0xFFFF),
             )
     return out
 
@@ -240,52 +269,63 @@ def _zeros(code: str, count: int) -> array[int]:
 
 
 class _Stats:
-    """``n``, ``sum``, ``min``, ``max`` of one series, bucket-major over its keys."""
+    """The kept stats (:data:`KEPT`) of one series, bucket-major over its keys: ``n``,
+    ``sum``, and ``min``/``max`` where kept (an unkept one stays an empty array)."""
 
-    __slots__ = ("hi", "lo", "n", "s")
+    __slots__ = ("has_hi", "has_lo", "hi", "lo", "n", "s")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.has_lo = "min" in KEPT[name]
+        self.has_hi = "max" in KEPT[name]
         self.n: array[int] = array("H")
         self.s: array[int] = array("I")
         self.lo: array[int] = array("H")
         self.hi: array[int] = array("H")
 
     def columns(self) -> list[array[int]]:
-        return [self.n, self.s, self.lo, self.hi]
+        return [
+            self.n,
+            self.s,
+            *((self.lo,) if self.has_lo else ()),
+            *((self.hi,) if self.has_hi else ()),
+        ]
 
     def put(self, at: int, q: int) -> None:
         n = self.n[at]
-        if n:
-            self.n[at] = n + 1
-            self.s[at] += q
-            if q < self.lo[at]:
-                self.lo[at] = q
-            elif q > self.hi[at]:
-                self.hi[at] = q
-        else:
-            self.n[at], self.s[at], self.lo[at], self.hi[at] = 1, q, q, q
+        self.n[at] = n + 1
+        self.s[at] += q
+        if self.has_lo and (not n or q < self.lo[at]):
+            self.lo[at] = q
+        if self.has_hi and (not n or q > self.hi[at]):
+            self.hi[at] = q
 
     def join(self, at: int, other: _Stats, other_at: int) -> None:
         n = other.n[other_at]
         if not n:
             return
-        if not self.n[at]:
-            self.n[at], self.s[at] = n, other.s[other_at]
-            self.lo[at], self.hi[at] = other.lo[other_at], other.hi[other_at]
-            return
-        self.n[at] += n
+        mine = self.n[at]
+        self.n[at] = mine + n
         self.s[at] += other.s[other_at]
-        self.lo[at] = min(self.lo[at], other.lo[other_at])
-        self.hi[at] = max(self.hi[at], other.hi[other_at])
+        if self.has_lo:
+            lo = other.lo[other_at]
+            if not mine or lo < self.lo[at]:
+                self.lo[at] = lo
+        if self.has_hi:
+            hi = other.hi[other_at]
+            if not mine or hi > self.hi[at]:
+                self.hi[at] = hi
 
     def total(self, start: int, stop: int) -> tuple[int, int, int | None, int | None]:
-        """Σn, Σsum, min, max over the positions [start, stop)."""
+        """Σn, Σsum, min, max over the positions [start, stop) (None where not kept)."""
         ns = self.n[start:stop]
         n = sum(ns)
         if not n:
             return 0, 0, None, None
-        lo = min(v for v, c in zip(self.lo[start:stop], ns, strict=True) if c)
-        hi = max(v for v, c in zip(self.hi[start:stop], ns, strict=True) if c)
+        lo = hi = None
+        if self.has_lo:
+            lo = min(v for v, c in zip(self.lo[start:stop], ns, strict=True) if c)
+        if self.has_hi:
+            hi = max(v for v, c in zip(self.hi[start:stop], ns, strict=True) if c)
         return n, sum(self.s[start:stop]), lo, hi
 
 
@@ -299,6 +339,110 @@ def _rekey(columns: Iterable[array[int]], old: Sequence[object], new: dict[objec
         for j, key in enumerate(old):
             grown[new[key] :: wide] = column[j::width]
         column[:] = grown
+
+
+@attrs.frozen(eq=False)
+class KeyList:
+    """A summary's keys as stored, and the digest of their stored block (the first 8 bytes
+    of its BLAKE2b): what a payload that refers to them names (module header)."""
+
+    hosts: tuple[str, ...]
+    expected: frozenset[str]
+    gpus: tuple[tuple[str, str], ...]
+    digest: bytes
+
+
+def _key_block(
+    hosts: Sequence[str], expected: Collection[str], gpus: Sequence[tuple[str, str]]
+) -> bytes:
+    parts: list[bytes] = []
+    for host in hosts:
+        raw = host.encode("utf-8", "surrogatepass")
+        parts += [bytes([host in expected]), _U32.pack(len(raw)), raw]
+    for host, uuid in gpus:
+        for text in (host, uuid):
+            raw = text.encode("utf-8", "surrogatepass")
+            parts += [_U32.pack(len(raw)), raw]
+    return b"".join(parts)
+
+
+def _digest(block: bytes) -> bytes:
+    return hashlib.blake2b(block, digest_size=8).digest()
+
+
+def _read_keys(
+    data: bytes, view: memoryview, at: int, nh: int, ng: int
+) -> tuple[list[str], set[str], list[tuple[str, str]], int]:
+    """The key block at ``at``: hosts, the expected ones, GPU keys, and where it ends."""
+
+    def text() -> str:
+        nonlocal at
+        if at + 4 > len(data):
+            raise SummaryInvalid("summary truncated in its keys")
+        (size,) = _U32.unpack_from(data, at)
+        at += 4
+        if at + size > len(data):
+            raise SummaryInvalid("summary truncated in its keys")
+        try:
+            value = bytes(view[at : at + size]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SummaryInvalid("summary key is not UTF-8") from None
+        at += size
+        return value
+
+    hosts: list[str] = []
+    expected: set[str] = set()
+    for _ in range(nh):
+        if at >= len(data):
+            raise SummaryInvalid("summary truncated in its keys")
+        flag = data[at]
+        at += 1
+        if flag > 1:
+            raise SummaryInvalid(f"summary host flag {flag}")
+        hosts.append(text())
+        if flag:
+            expected.add(hosts[-1])
+    gpus = [(text(), text()) for _ in range(ng)]
+    return hosts, expected, gpus, at
+
+
+def _pack(values: Sequence[int]) -> bytes:
+    """A column of non-negative integers: its width byte, then its byte planes."""
+    top = max(values, default=0)
+    width = 1 if top < 0x100 else 2 if top < 0x1_0000 else 4 if top < 0x1_0000_0000 else 8
+    column = array(_WIDTHS[width], values)
+    if not _LITTLE:  # pragma: no cover - big-endian hosts
+        column.byteswap()
+    raw = column.tobytes()
+    if width == 1:
+        return b"\x01" + raw
+    return b"".join([bytes([width]), *(raw[i::width] for i in range(width))])
+
+
+def _unpack(view: memoryview, at: int, count: int) -> tuple[array[int], int]:
+    """The column of ``count`` values at ``at`` (:func:`_pack`) and where it ends."""
+    if at >= len(view):
+        raise SummaryInvalid("summary truncated in its columns")
+    width = view[at]
+    code = _WIDTHS.get(width)
+    if code is None:
+        raise SummaryInvalid(f"summary column width {width}")
+    at += 1
+    end = at + count * width
+    if end > len(view):
+        raise SummaryInvalid("summary truncated in its columns")
+    if width == 1:
+        raw = bytes(view[at:end])
+    else:
+        joined = bytearray(count * width)
+        for i in range(width):
+            joined[i::width] = view[at + i * count : at + (i + 1) * count]
+        raw = bytes(joined)
+    column = array(code)
+    column.frombytes(raw)
+    if not _LITTLE:  # pragma: no cover - big-endian hosts
+        column.byteswap()
+    return column, end
 
 
 class Summary:
@@ -328,10 +472,16 @@ class Summary:
         self._expected: set[str] = set()
         self._seen: array[int] = array("H")
         self._host_errors: array[int] = array("H")
-        self._host_stats = {name: _Stats() for name in HOST_SERIES}
+        self._host_stats = {name: _Stats(name) for name in HOST_SERIES}
         self._gpus: list[tuple[str, str]] = []
         self._gpu_at: dict[tuple[str, str], int] = {}
-        self._gpu_stats = {name: _Stats() for name in GPU_SERIES}
+        self._gpu_stats = {name: _Stats(name) for name in GPU_SERIES}
+        util, mem, temp, power, clock = (self._gpu_stats[name] for name in GPU_SERIES)
+        # the columns _add_gpus writes (every change to a column is in place: they stay)
+        self._gpu_flat = (
+            *(util.n, util.s, util.lo, util.hi, mem.n, mem.s, temp.n, temp.s, temp.hi),
+            *(power.n, power.s, clock.n, clock.s),
+        )
         # bucket means already asked for, by (series, host, gpu): a paint asks for the same
         # hundreds again; a bucket's entries go when it changes
         self._means: dict[tuple[str, str | None, tuple[str, str] | None], dict[int, float | None]]
@@ -477,52 +627,98 @@ class Summary:
         """Count a frame given by what :meth:`add` takes from it: its time, the hosts with
         rows in it, its quantized GPU and host readings (:func:`gpu_readings`,
         :func:`host_readings`, or the same read from the wire form) and its errors."""
-        bucket = bucket_of(t, self.width_ms)
+        bucket = t // self.width_ms  # bucket_of, inlined
         buckets = self._buckets
-        p = len(buckets) - 1 if buckets and buckets[-1] == bucket else bisect_left(buckets, bucket)
-        exists = p < len(buckets) and buckets[p] == bucket
-        if exists and self._frames[p] >= MAX_FRAMES:
-            return
-        if any(h not in self._host_at for h in seen) or any(g not in self._gpu_at for g in gpus):
+        if buckets and buckets[-1] == bucket:
+            p, exists = len(buckets) - 1, True
+        else:
+            p = bisect_left(buckets, bucket)
+            exists = p < len(buckets) and buckets[p] == bucket
+        host_at, gpu_at = self._host_at, self._gpu_at
+        # known keys (the common case) are checked in C, without a generator
+        if not (all(map(host_at.__contains__, seen)) and all(map(gpu_at.__contains__, gpus))):
+            if exists and self._frames[p] >= MAX_FRAMES:
+                return
             self._add_keys(seen, gpus)
+            host_at, gpu_at = self._host_at, self._gpu_at
         if not exists:
             self._insert_bucket(p, bucket)
-        self._forget((bucket,))
-        frames = self._frames[p]
-        self._frames[p] = frames + 1
+        if self._means:
+            self._forget((bucket,))
+        frames_col = self._frames
+        frames = frames_col[p]
+        if frames >= MAX_FRAMES:
+            return
+        frames_col[p] = frames + 1
         if not frames:
             self._t_first[p] = self._t_last[p] = t
-        elif t >= self._t_last[p]:
-            self._gap[p] = max(self._gap[p], t - self._t_last[p])
-            self._t_last[p] = t
-        elif t < self._t_first[p]:
-            self._gap[p] = max(self._gap[p], self._t_first[p] - t)
-            self._t_first[p] = t
-        nh = len(self._hosts)
-        base = p * nh
+        else:
+            last = self._t_last[p]
+            if t >= last:
+                if t - last > self._gap[p]:
+                    self._gap[p] = t - last
+                self._t_last[p] = t
+            elif t < self._t_first[p]:
+                first = self._t_first[p]
+                if first - t > self._gap[p]:
+                    self._gap[p] = first - t
+                self._t_first[p] = t
+        base = p * len(self._hosts)
+        seen_col = self._seen
         for host in seen:
-            self._seen[base + self._host_at[host]] += 1
+            seen_col[base + host_at[host]] += 1
         if errors:
             self._errors[p] += 1
             candidates = self._expected.union(seen)
             named = {error_host(e, candidates) for e in errors}
             for host in filter(None, named):
-                self._host_errors[base + self._host_at[host]] += 1
-        cpu, ram = self._host_stats["cpu"], self._host_stats["ram"]
-        for host, (cpu_q, ram_q) in hosts.items():
-            at = base + self._host_at[host]
-            if cpu_q is not None:
-                cpu.put(at, cpu_q)
-            if ram_q is not None:
-                ram.put(at, ram_q)
+                self._host_errors[base + host_at[host]] += 1
+        if hosts:
+            cpu, ram = self._host_stats["cpu"], self._host_stats["ram"]
+            cn, cs, rn, rs = cpu.n, cpu.s, ram.n, ram.s
+            for host, (cpu_q, ram_q) in hosts.items():
+                at = base + host_at[host]
+                if cpu_q is not None:
+                    cn[at] += 1
+                    cs[at] += cpu_q
+                if ram_q is not None:
+                    rn[at] += 1
+                    rs[at] += ram_q
         if gpus:
-            base = p * len(self._gpus)
-            stats = [self._gpu_stats[name] for name in GPU_SERIES]
-            for key, readings in gpus.items():
-                at = base + self._gpu_at[key]
-                for series, q in zip(stats, readings, strict=True):
-                    if q is not None:
-                        series.put(at, q)
+            self._add_gpus(p * len(self._gpus), gpus)
+
+    def _add_gpus(self, base: int, gpus: dict[tuple[str, str], tuple[int | None, ...]]) -> None:
+        """The GPU readings of one frame into the bucket at ``base`` (:data:`KEPT`, inlined:
+        this is the recorder's and the map scan's cost per GPU)."""
+        un, us, ulo, uhi, mn, ms, tn, ts, thi, pn, ps, kn, ks = self._gpu_flat
+        gpu_at = self._gpu_at
+        for key, (u, m, te, pw, ck) in gpus.items():
+            at = base + gpu_at[key]
+            if u is not None:
+                n = un[at]
+                un[at] = n + 1
+                us[at] += u
+                if not n:
+                    ulo[at] = uhi[at] = u
+                elif u < ulo[at]:
+                    ulo[at] = u
+                elif u > uhi[at]:
+                    uhi[at] = u
+            if m is not None:
+                mn[at] += 1
+                ms[at] += m
+            if te is not None:
+                n = tn[at]
+                tn[at] = n + 1
+                ts[at] += te
+                if not n or te > thi[at]:
+                    thi[at] = te
+            if pw is not None:
+                pn[at] += 1
+                ps[at] += pw
+            if ck is not None:
+                kn[at] += 1
+                ks[at] += ck
 
     def trim_before(self, bucket: int) -> None:
         """Forget the buckets before ``bucket`` (a live ring keeps the last minutes)."""
@@ -548,8 +744,27 @@ class Summary:
         if other is self or other._hosts != self._hosts or other._gpus != self._gpus:
             other = other.copy()
             other._add_keys(self._hosts, self._gpus)
-        self._join_buckets(other)
-        self._forget(other._buckets)
+        mine, theirs = self._buckets, other._buckets
+        if theirs and (not mine or theirs[0] >= mine[-1]):
+            self._append_buckets(other)  # a scan's next batch: O(batch), not O(map)
+        else:
+            self._join_buckets(other)
+        self._forget(theirs)
+
+    def _append_buckets(self, other: Summary) -> None:
+        """``other``'s buckets, which start at or after this one's last (same keys): the
+        one shared bucket joined, the rest appended to every column."""
+        skip = 0
+        if self._buckets and other._buckets[0] == self._buckets[-1]:
+            self._join_bucket(len(self._buckets) - 1, other, 0)
+            skip = 1
+        for own, their, width in (
+            (self._bucket_columns(), other._bucket_columns(), 1),
+            (self._host_columns(), other._host_columns(), len(self._hosts)),
+            (self._gpu_columns(), other._gpu_columns(), len(self._gpus)),
+        ):
+            for column, source in zip(own, their, strict=True):
+                column.extend(source[skip * width :] if skip else source)
 
     def _forget(self, buckets: Iterable[int]) -> None:
         """Drop the cached means of ``buckets`` (they changed)."""
@@ -638,103 +853,125 @@ class Summary:
 
     # ------------------------------------------------------------------ bytes
 
-    def to_bytes(self) -> bytes:
-        """The serialized form (module header)."""
+    def key_list(self) -> KeyList:
+        """This summary's keys as a later payload may refer to them (module header)."""
+        hosts, gpus = tuple(self._hosts), tuple(self._gpus)
+        expected = frozenset(self._expected)
+        return KeyList(hosts, expected, gpus, _digest(_key_block(hosts, expected, gpus)))
+
+    def same_keys(self, keys: KeyList) -> bool:
+        """Whether this summary's keys are exactly ``keys``."""
+        return (
+            len(self._gpus) == len(keys.gpus)
+            and tuple(self._hosts) == keys.hosts
+            and tuple(self._gpus) == keys.gpus
+            and self._expected == keys.expected
+        )
+
+    def to_bytes(self, shared: tuple[int, KeyList] | None = None) -> bytes:
+        """The serialized form (module header). ``shared``: ``(ref, keys)`` of an earlier
+        payload the reader will have read; when this summary's keys are those, the payload
+        refers to them (``ref`` and their digest) instead of listing them."""
+        flags = 0
+        if shared is not None and self.same_keys(shared[1]):
+            flags = _FLAG_KEYS_BY_REF
+            keys = _REF.pack(shared[0], shared[1].digest)
+        else:
+            keys = _key_block(self._hosts, self._expected, self._gpus)
+        buckets, width = self._buckets, self.width_ms
+        starts = [b * width for b in buckets]
         parts = [
             _HEADER.pack(
-                MAGIC,
-                VERSION,
-                0,
-                self.width_ms,
-                0,
-                len(self._buckets),
-                len(self._gpus),
-                len(self._hosts),
-            )
+                MAGIC, VERSION, flags, width, len(buckets), len(self._gpus), len(self._hosts)
+            ),
+            keys,
+            _I64.pack(buckets[0] if buckets else 0),
+            _pack([b - a for a, b in pairwise(buckets)]),
+            _pack(self._frames),
+            _pack(self._errors),
+            _pack([t - s for t, s in zip(self._t_first, starts, strict=True)]),
+            _pack([b - a for a, b in zip(self._t_first, self._t_last, strict=True)]),
+            _pack(self._gap),
         ]
-        for host in self._hosts:
-            raw = host.encode("utf-8", "surrogatepass")
-            parts += [bytes([host in self._expected]), _U32.pack(len(raw)), raw]
-        for host, uuid in self._gpus:
-            for text in (host, uuid):
-                raw = text.encode("utf-8", "surrogatepass")
-                parts += [_U32.pack(len(raw)), raw]
-        for column in self._columns():
-            if _LITTLE:
-                parts.append(column.tobytes())
-            else:  # pragma: no cover - big-endian hosts
-                swapped = array(column.typecode, column)
-                swapped.byteswap()
-                parts.append(swapped.tobytes())
+        parts += [_pack(column) for column in (*self._host_columns(), *self._gpu_columns())]
         return b"".join(parts)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Summary:
-        """The summary ``data`` holds; :class:`SummaryInvalid` (one line) if it is not
-        consistent."""
+    @staticmethod
+    def keys_ref(data: bytes) -> int | None:
+        """The ``ref`` of the payload whose keys ``data`` refers to; None when it lists its
+        own (or is no payload of this version: :meth:`from_bytes` says why)."""
         try:
-            magic, version, flags, width, reserved, nb, ng, nh = _HEADER.unpack_from(data, 0)
+            magic, version, flags, *_ = _HEADER.unpack_from(data, 0)
+            if magic != MAGIC or version != VERSION or flags != _FLAG_KEYS_BY_REF:
+                return None
+            ref: int = _REF.unpack_from(data, _HEADER.size)[0]
+        except StructError:
+            return None
+        return ref
+
+    @classmethod
+    def from_bytes(cls, data: bytes, known: Mapping[int, KeyList] | None = None) -> Summary:
+        """The summary ``data`` holds; :class:`SummaryInvalid` (one line) if it is not
+        consistent. ``known``: key lists of payloads read before (by the ``ref`` their
+        writer gave them), for a payload that refers to one."""
+        try:
+            magic, version, flags, width, nb, ng, nh = _HEADER.unpack_from(data, 0)
         except StructError:
             raise SummaryInvalid("summary truncated: no header") from None
         if magic != MAGIC:
             raise SummaryInvalid("not a summary (bad magic)")
-        if version != VERSION or flags or reserved:
+        if version == 1:
+            raise SummaryInvalid("summary version 1 (a development build's) is not read")
+        if version != VERSION or flags & ~_FLAG_KEYS_BY_REF:
             raise SummaryInvalid(f"summary version {version} (flags {flags}) not supported")
         if not 1 <= width <= MAX_WIDTH_MS:
             raise SummaryInvalid(f"summary bucket width {width} ms")
         at = _HEADER.size
         view = memoryview(data)
-
-        def text() -> str:
-            nonlocal at
-            if at + 4 > len(data):
-                raise SummaryInvalid("summary truncated in its keys")
-            (size,) = _U32.unpack_from(data, at)
-            at += 4
-            if at + size > len(data):
-                raise SummaryInvalid("summary truncated in its keys")
+        if flags & _FLAG_KEYS_BY_REF:
             try:
-                value = bytes(view[at : at + size]).decode("utf-8")
-            except UnicodeDecodeError:
-                raise SummaryInvalid("summary key is not UTF-8") from None
-            at += size
-            return value
-
-        hosts: list[str] = []
-        expected: set[str] = set()
-        for _ in range(nh):
-            if at >= len(data):
-                raise SummaryInvalid("summary truncated in its keys")
-            flag = data[at]
-            at += 1
-            if flag > 1:
-                raise SummaryInvalid(f"summary host flag {flag}")
-            hosts.append(text())
-            if flag:
-                expected.add(hosts[-1])
-        gpus = [(text(), text()) for _ in range(ng)]
-        codes = [
-            *((code, nb) for code in _BUCKET_CODES),
-            *((code, nb * nh) for code in ("H", "H", *_STAT_CODES * len(HOST_SERIES))),
-            *((code, nb * ng) for code in _STAT_CODES * len(GPU_SERIES)),
-        ]
-        size = sum(count * array(code).itemsize for code, count in codes)
-        if len(data) - at != size:
-            raise SummaryInvalid(f"summary columns hold {len(data) - at} bytes, not {size}")
-        columns: list[array[int]] = []
-        for code, count in codes:
-            column = array(code)
-            column.frombytes(view[at : at + count * column.itemsize])
-            if not _LITTLE:  # pragma: no cover - big-endian hosts
-                column.byteswap()
-            at += count * column.itemsize
-            columns.append(column)
+                ref, digest = _REF.unpack_from(data, at)
+            except StructError:
+                raise SummaryInvalid("summary truncated in its keys") from None
+            at += _REF.size
+            keys = (known or {}).get(ref)
+            if keys is None:
+                raise SummaryInvalid(f"summary keys refer to the summary at {ref:,}, not read")
+            if keys.digest != digest or (len(keys.hosts), len(keys.gpus)) != (nh, ng):
+                raise SummaryInvalid(f"summary keys refer to the summary at {ref:,}: it differs")
+            hosts, expected, gpus = list(keys.hosts), set(keys.expected), list(keys.gpus)
+        else:
+            hosts, expected, gpus, at = _read_keys(data, view, at, nh, ng)
+        try:
+            (first,) = _I64.unpack_from(data, at)
+        except StructError:
+            raise SummaryInvalid("summary truncated in its columns") from None
+        at += _I64.size
         summary = cls(width)
         summary._expected = expected
         summary._hosts, summary._host_at = hosts, {h: i for i, h in enumerate(hosts)}
         summary._gpus, summary._gpu_at = gpus, {g: i for i, g in enumerate(gpus)}
-        for own, column in zip(summary._columns(), columns, strict=True):
-            own[:] = column
+        raw: list[array[int]] = []
+        for count in (max(0, nb - 1), nb, nb, nb, nb, nb):
+            column, at = _unpack(view, at, count)
+            raw.append(column)
+        deltas, frames, errors, offsets, spans, gaps = raw
+        try:
+            buckets = array("q", accumulate(deltas, initial=first))[:nb]
+            t_first = array("q", [b * width + o for b, o in zip(buckets, offsets, strict=True)])
+            t_last = array("q", [t + d for t, d in zip(t_first, spans, strict=True)])
+            columns = [buckets, frames, errors, t_first, t_last, gaps]
+            for count in [nb * nh] * len(summary._host_columns()) + [nb * ng] * len(
+                summary._gpu_columns()
+            ):
+                column, at = _unpack(view, at, count)
+                columns.append(column)
+            for own, column in zip(summary._columns(), columns, strict=True):
+                own[:] = array(own.typecode, column)
+        except OverflowError:
+            raise SummaryInvalid("summary value out of range") from None
+        if at != len(data):
+            raise SummaryInvalid(f"summary has {len(data) - at} bytes past its columns")
         summary.check()
         return summary
 
@@ -976,11 +1213,14 @@ def _check_stats(
 ) -> None:
     top = TOPS[name]
     base = p * width
+    has_lo, has_hi = stats.has_lo, stats.has_hi
     for j in keys:
         at = base + j
-        n, s, lo, hi = stats.n[at], stats.s[at], stats.lo[at], stats.hi[at]
+        n, s = stats.n[at], stats.s[at]
+        lo = stats.lo[at] if has_lo else 0
+        hi = stats.hi[at] if has_hi else top
         if not n:
-            if s or lo or hi:
+            if s or (has_lo and lo) or (has_hi and hi):
                 raise SummaryInvalid(f"summary bucket {bucket}: {name} values with no reading")
         elif n > limits[j] or not lo <= hi <= top or not n * lo <= s <= n * hi:
             raise SummaryInvalid(f"summary bucket {bucket}: {name} stats inconsistent")

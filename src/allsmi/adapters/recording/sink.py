@@ -56,7 +56,7 @@ from allsmi.adapters.recording.files import describe_os_error, open_private, ref
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Frame, Header, IndexLine
 from allsmi.domain.segments import numbered_segments, segment_name
-from allsmi.domain.summary import Summary
+from allsmi.domain.summary import KeyList, Summary
 
 CHUNK_MAX_FRAMES: Final = 1000
 CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
@@ -189,6 +189,9 @@ class RecordingSink:
         self._last_marker = -1
         self._last_summary = -1  # offset of the summary frame of the chunk just ended
         self._summaries: list[tuple[int, int] | None] = []  # (offset, bytes) per chunk
+        # (offset, keys) of the segment's last summary frame that lists its keys: the later
+        # ones with the same keys refer to it (docs/recording-format.md §7.10)
+        self._shared_keys: tuple[int, KeyList] | None = None
         self._summary_cctx = summaries.new_compressor()
         self._last: tuple[int, int] | None = None  # (seq, t_ms) of the last frame written
         self._header_pending = b""  # the header line, until the segment's first chunk opens
@@ -284,6 +287,7 @@ class RecordingSink:
         self._last_marker = -1
         self._last_summary = -1
         self._summaries = []
+        self._shared_keys = None
         self.stats.segments += 1
         # The header line travels inside the segment's first chunk, before its index line.
         self._header_pending = wire.encode_line(self.header)
@@ -338,12 +342,15 @@ class RecordingSink:
         written with it); where it lies, or None when the chunk gets none."""
         if chunk.summary is None or not chunk.frames:
             return None
-        stored = summaries.summary_frame(chunk.summary, self._summary_cctx)
+        shared = self._shared_keys
+        stored = summaries.summary_frame(chunk.summary, self._summary_cctx, shared)
         if len(stored) - 8 > seektable.MAX_SUMMARY_PAYLOAD:
             return None
         at = self._offset + len(self._pending)
         self._pending += stored
         self._last_summary = at
+        if shared is None or not chunk.summary.same_keys(shared[1]):
+            self._shared_keys = (at, chunk.summary.key_list())
         return at, len(stored)
 
     def _close_segment(self) -> None:

@@ -9,6 +9,11 @@ Rules this module obeys:
   :meth:`~allsmi.domain.summary.Summary.to_bytes` of exactly the chunk's data frames. The
   table's ``summaries`` key (footer) or the next marker's ``sum`` (a file cut short) says
   where; the last chunk of a file without a footer has none that can be found.
+- A summary frame whose chunk has the keys (hosts, GPUs) of an earlier summary frame of the
+  segment refers to the one that lists them (its offset and their digest) instead of listing
+  them again; frames are read in order and a reference resolves only to a frame read and
+  accepted before it with keys of that digest, else its chunk has none (computed from its
+  frames: never a summary with other keys).
 - Every summary is built by :func:`new_summary` from the segment's header (its hosts decide
   which errors name a host), by the writer and by every check alike.
 - Nothing read is trusted. A stored summary counts only when its frame lies between its
@@ -35,7 +40,7 @@ import zstandard
 from allsmi.adapters.recording import seektable
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.domain.model import Frame, Header
-from allsmi.domain.summary import BUCKET_MS, Summary, SummaryInvalid
+from allsmi.domain.summary import BUCKET_MS, KeyList, Summary, SummaryInvalid
 
 MAX_SUMMARY_BYTES: Final = 64 * 1024 * 1024  # decompressed bytes of one stored summary
 SUMMARY_LEVEL: Final = 3  # zstd level of the payload (bench: level 19 saves little, costs much)
@@ -71,9 +76,15 @@ def summary_of(frames: Iterable[Frame], header: Header | None) -> Summary:
     return summary
 
 
-def summary_frame(summary: Summary, cctx: zstandard.ZstdCompressor) -> bytes:
-    """The stored summary frame of ``summary``: its bytes compressed by ``cctx``."""
-    return seektable.encode_summary(cctx.compress(summary.to_bytes()))
+def summary_frame(
+    summary: Summary,
+    cctx: zstandard.ZstdCompressor,
+    shared: tuple[int, KeyList] | None = None,
+) -> bytes:
+    """The stored summary frame of ``summary``: its bytes compressed by ``cctx``. ``shared``:
+    ``(offset, keys)`` of an earlier summary frame of the segment that lists its keys; when
+    ``summary`` has those keys, the payload refers to that frame instead of listing them."""
+    return seektable.encode_summary(cctx.compress(summary.to_bytes(shared)))
 
 
 def new_compressor() -> zstandard.ZstdCompressor:
@@ -105,9 +116,10 @@ def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> li
     wanted = [refs[n] if n < len(refs) else None for n in range(len(chunks))]
     if not any(wanted):
         return [NONE] * len(chunks)
+    known: dict[int, KeyList] = {}
     try:
         with open(path, "rb") as fh:
-            return [NONE if ref is None else _read_one(fh, ref) for ref in wanted]
+            return [NONE if ref is None else _read_one(fh, ref, known) for ref in wanted]
     except OSError as err:
         why = f"cannot read {path.name}: {err.strerror or err}"
         return [NONE if ref is None else Stored(None, True, why) for ref in wanted]
@@ -121,14 +133,22 @@ def stored_summaries(
     return [found.summary for found in read_stored(path, segment, chunks)]
 
 
-def _read_one(fh: BinaryIO, ref: seektable.SummaryRef) -> Stored:
+def _read_one(
+    fh: BinaryIO,
+    ref: seektable.SummaryRef,
+    known: dict[int, KeyList],
+) -> Stored:
     try:
-        return Stored(_summary_at(fh, ref), True)
+        return Stored(_summary_at(fh, ref, known), True)
     except SummaryInvalid as err:
         return Stored(None, True, str(err))
 
 
-def _summary_at(fh: BinaryIO, ref: seektable.SummaryRef) -> Summary:
+def _summary_at(
+    fh: BinaryIO,
+    ref: seektable.SummaryRef,
+    known: dict[int, KeyList],
+) -> Summary:
     """The summary ``ref`` locates, checked; :class:`SummaryInvalid` (one line) otherwise."""
     if not ref.after < ref.offset or ref.offset + _HEAD > ref.before:
         raise SummaryInvalid(f"summary frame at {ref.offset:,} is outside its chunk")
@@ -151,11 +171,14 @@ def _summary_at(fh: BinaryIO, ref: seektable.SummaryRef) -> Summary:
         data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=MAX_SUMMARY_BYTES)
     except zstandard.ZstdError as err:
         raise SummaryInvalid(f"summary at {ref.offset:,} does not decompress: {err}") from None
-    summary = Summary.from_bytes(data)
+    target = Summary.keys_ref(data)
+    summary = Summary.from_bytes(data, known)
     if summary.width_ms != BUCKET_MS:  # what every writer of ours uses: chunks must merge
         raise SummaryInvalid(f"summary buckets of {summary.width_ms} ms, not {BUCKET_MS}")
     summary.check_span(ref.t_lo, ref.t_hi)
     counted = frames_counted(summary)
     if counted != ref.frames:
         raise SummaryInvalid(f"summary counts {counted} frames, its chunk {ref.frames}")
+    if target is None:  # it lists its keys: a later summary frame may refer to them
+        known[ref.offset] = summary.key_list()
     return summary
