@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from allsmi.domain.model import Cpu, Frame, Gpu, Memory
 from allsmi.domain.summary import (
+    ACTIVE_UTIL,
     GPU_SERIES,
     HOST_SERIES,
     UNITS,
@@ -190,7 +191,7 @@ def _reference_cells(
     ncells: int,
     host: str | None,
     interval: int,
-) -> list[tuple[int, float | None, float | None, float | None, bool, bool, bool]]:
+) -> list[tuple[int, float | None, float | None, float | None, bool, bool, bool, float | None]]:
     span = t1 - t0
     known = _known_hosts(frames, expected)
     by_bucket: dict[int, list[Frame]] = {}
@@ -203,22 +204,27 @@ def _reference_cells(
     count = [0] * ncells
     utils: list[list[int]] = [[] for _ in range(ncells)]
     gap, missing, errors = [False] * ncells, [False] * ncells, [False] * ncells
+    busy, read = [0] * ncells, [0] * ncells  # GPU-buckets active (mean ≥ 30 %), with a reading
     for bucket, group in by_bucket.items():
         start = bucket * width
         if not t0 <= start < t1:
             continue
         c = cell_of(start)
         count[c] += len(group)
+        per_gpu: dict[tuple[str, str], list[int]] = {}
         for f in group:
-            for (h, _), q in gpu_readings(f).items():
+            for (h, uuid), q in gpu_readings(f).items():
                 if (host is None or h == host) and q[0] is not None:
                     utils[c].append(q[0])
+                    per_gpu.setdefault((h, uuid), []).append(q[0])
             named = {error_host(e, {*expected, *f.hosts()}) for e in f.errors}
             if (host is None and f.errors) or (host is not None and host in named):
                 errors[c] = True
             absent = (known - set(f.hosts())) if host is None else {host} - set(f.hosts())
             if absent:
                 missing[c] = True
+        read[c] += len(per_gpu)
+        busy[c] += sum(1 for qs in per_gpu.values() if sum(qs) / len(qs) * 0.5 >= ACTIVE_UTIL)
     ordered = sorted(frames, key=lambda f: f.t_ms)
     for a, b in pairwise(ordered):
         if b.t_ms - a.t_ms <= 2 * interval:
@@ -240,6 +246,7 @@ def _reference_cells(
             gap[c],
             missing[c],
             errors[c],
+            busy[c] / read[c] if read[c] else None,
         )
         for c in range(ncells)
     ]
@@ -267,7 +274,8 @@ def test_cells_agree_with_the_frames(
     t1 = t0 + offsets[1]
     cells = Summary.of(frames, width, hosts).cells(t0, t1, ncells, host, interval)
     got = [
-        (c.frames, c.util_mean, c.util_min, c.util_max, c.gap, c.missing, c.errors) for c in cells
+        (c.frames, c.util_mean, c.util_min, c.util_max, c.gap, c.missing, c.errors, c.active)
+        for c in cells
     ]
     assert got == _reference_cells(frames, width, hosts, t0, t1, ncells, host, interval)
 

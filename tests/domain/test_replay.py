@@ -495,3 +495,17 @@ def test_space_on_the_last_indexed_frame_plays_on_rather_than_restarting() -> No
     state = shown(attrs.evolve(indexing(), position_ms=99_000), 99)
     state, commands = key(state, "space")
     assert state.mode is Mode.PLAYING and commands == (RENDER,)
+
+
+def test_a_step_at_the_indexed_end_waits_for_the_next_frame_and_lands_on_it() -> None:
+    state = indexing()  # 100 frames indexed of more, playhead on the first
+    state, _ = r.step(state, r.FrameShown(index=99, key_ms=T0 + 99_000, next_key_ms=None,
+                                          t_ms=T0 + 99_000, stepped=True))  # fmt: skip
+    state, commands = r.step(state, r.KeyPressed("]"))
+    assert state.waiting is not None and state.message is not None  # not "last frame"
+    assert state.message.startswith("indexing —")
+    assert not any(isinstance(c, r.ShowIndex) for c in commands)
+    state, commands = r.step(state, r.TimelineGrew(150, 149_000))
+    assert state.waiting is None
+    (land,) = [c for c in commands if isinstance(c, r.Land)]
+    assert land.from_ms == 99_001  # the first frame after the one shown

@@ -11,9 +11,11 @@ Rules this module obeys:
 - **The strip** is one line across the screen (replay only): the recording's span cut into
   one cell per column (:meth:`Summary.cells`). A cell's glyph is its mean GPU utilization
   (``▁`` … ``█`` for 0 … 100 %; the cluster's on the All tab, the host's on a host tab); its
-  colour says how it compares with the recording: green as usual, yellow *dimmed* — below
-  :data:`DIM_BELOW` of the recording's busy level, the 90th percentile of its cells (the
-  quiet stretches an operator looks for, however long they last), red when a
+  colour says how it compares with the recording: green as usual, yellow *dimmed* — its
+  share of busy GPUs (:attr:`Cell.active`: mean utilization of 10 % or more in a bucket) is
+  below :data:`DIM_BELOW` of the recording's busy level, the 90th percentile of its cells'
+  shares: a node gone idle, a hung job, however long it lasts and whatever the level of the
+  busy GPUs around it (a load that ramps from 50 to 80 % dims nothing) — red when a
   host was missing or reported errors in it. A cell narrower than a bucket shows the bucket
   that covers it. A cell with no frame is blank, ``┈`` (red) where a
   gap (no frame for over twice the interval) crosses it, ``░`` where the map has not been
@@ -44,7 +46,7 @@ from allsmi.domain.summary import Cell, Summary
 
 GLYPHS: Final = "▁▂▃▄▅▆▇█"
 DIM_BELOW: Final = 0.8  # a strip cell under this share of the busy level is dimmed
-BUSY_QUANTILE: Final = 0.9  # the busy level: this quantile of the cells' utilization
+BUSY_QUANTILE: Final = 0.9  # the busy level: this quantile of the cells' busy shares
 GAP_GLYPH: Final = "┈"
 PENDING_GLYPH: Final = "░"
 NO_READING: Final = " "
@@ -91,7 +93,7 @@ def strip_line(view: MapView, host: str | None, width: int) -> StyledLine:
     cells = view.strip(host, width)
     first, last = view.span
     length = last - first + 1
-    usual = _quantile([c.util_mean for c in cells if c.util_mean is not None], BUSY_QUANTILE)
+    usual = _quantile([c.active for c in cells if c.active is not None], BUSY_QUANTILE)
     head = playhead_cell(view.span, view.t_ms, width)
     # cells narrower than a bucket: a bucket begins in one of them and covers the next ones
     covers = max(0, -(-view.summary.width_ms * width // length) - 1)
@@ -125,9 +127,10 @@ def _cell(cell: Cell, usual: float | None, pending: bool) -> tuple[str, Style]:
 
 
 def dimmed(cell: Cell, usual: float | None) -> bool:
-    """Whether a cell is quieter than the recording's busy level (module rules)."""
-    mean = cell.util_mean
-    return mean is not None and usual is not None and usual > 0 and mean < DIM_BELOW * usual
+    """Whether fewer of a cell's GPUs were busy than the recording's busy level (module
+    rules)."""
+    share = cell.active
+    return share is not None and usual is not None and usual > 0 and share < DIM_BELOW * usual
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:

@@ -359,6 +359,9 @@ def _toggle_play(state: ReplayState) -> Result:
 
 def _step_forward(state: ReplayState) -> Result:
     if state.cursor >= state.last_index:
+        if state.indexing is not None:  # the next frame is not indexed yet: wait for it
+            after = state.cursor_key_ms - state.first_key_ms + 1
+            return _land(attrs.evolve(state, mode=Mode.PAUSED), (after, after + STEP_WAIT_MS))
         if state.loop and state.frame_count > 1:
             return attrs.evolve(state, mode=Mode.PAUSED), (ShowIndex(0), RENDER)
         return attrs.evolve(state, mode=_paused_or_end(state), message="last frame"), (RENDER,)
@@ -441,6 +444,7 @@ def _quit(state: ReplayState) -> Result:
     return state, (Quit(),)
 
 
+STEP_WAIT_MS: Final = 1 << 40  # `]` at the indexed end: the first frame after, however far
 MOVING_KEYS: Final = frozenset({"space", "]", "[", "j", "k", "G", "esc"})
 KEYS: Final = {
     "space": _toggle_play,

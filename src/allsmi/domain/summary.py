@@ -116,6 +116,7 @@ MAX_WIDTH_MS: Final = 0xFFFF_FFFF  # max_gap is an 'I'
 VERSION: Final = 2
 MAGIC: Final = b"ASUM"
 
+ACTIVE_UTIL: Final = 10  # percent: a GPU at least this busy in a bucket is active (not idle)
 GPU_SERIES: Final = ("util", "mem", "temp", "power", "clock")
 HOST_SERIES: Final = ("cpu", "ram")
 # Stored unit → real unit (percent, °C, W, MHz, percent of memory).
@@ -262,6 +263,7 @@ class Cell:
     gap: bool  # an interval between consecutive frames over 2 × the interval overlaps it
     missing: bool  # a known host (or the host drawn) had no rows in some frame of it
     errors: bool  # a frame of it had an error (naming the host drawn)
+    active: float | None = None  # share of the GPUs drawn busy (ACTIVE_UTIL), bucket by bucket
 
 
 def _zeros(code: str, count: int) -> array[int]:
@@ -1059,7 +1061,9 @@ class Summary:
         interval_ms: int | None = None,
     ) -> list[Cell]:
         """``[t0_ms, t1_ms)`` cut into ``ncells`` equal cells; a cell aggregates the buckets
-        whose start falls in it. A gap: an interval between consecutive frames longer than
+        whose start falls in it. ``active``: the share of the GPUs drawn whose mean
+        utilization in a bucket was :data:`ACTIVE_UTIL` or more, over the cell's buckets. A
+        gap: an interval between consecutive frames longer than
         twice ``interval_ms`` (else the summary's, else :meth:`interval_estimate`; no gaps
         when none is known) — inside a bucket it marks the bucket's cell, between buckets
         every cell it overlaps."""
@@ -1075,6 +1079,9 @@ class Summary:
         gap = [False] * ncells
         missing = [False] * ncells
         errors = [False] * ncells
+        busy = [0] * ncells  # GPU-buckets active
+        read = [0] * ncells  # GPU-buckets with a utilization reading
+        active_q = ACTIVE_UTIL * 2  # in the stored unit, half percent
         buckets = self._buckets
         p0 = bisect_left(buckets, -(-t0_ms // width))
         p1 = bisect_left(buckets, -(-t1_ms // width))
@@ -1087,6 +1094,10 @@ class Summary:
             count = self._frames[p]
             frames[c] += count
             bn, bs, blo, bhi = util.total(p * ng + g0, p * ng + g1)
+            if bn:
+                ns, ss = util.n[p * ng + g0 : p * ng + g1], util.s[p * ng + g0 : p * ng + g1]
+                read[c] += sum(1 for k in ns if k)
+                busy[c] += sum(1 for k, v in zip(ns, ss, strict=True) if k and v >= active_q * k)
             if bn and blo is not None and bhi is not None:
                 n[c] += bn
                 s[c] += bs
@@ -1126,6 +1137,7 @@ class Summary:
                 gap=gap[c],
                 missing=missing[c],
                 errors=errors[c],
+                active=busy[c] / read[c] if read[c] else None,
             )
             for c in range(ncells)
         ]

@@ -1,0 +1,128 @@
+"""The recording's map as an operator meets it on the demo: the timeline strip shows where the
+cluster went quiet, its playhead follows the keys, the node's sparklines show the drop, and a
+gzip copy (no stored summaries: the map is built by the background pass) draws the same strip.
+A real terminal (tmux on its own socket), real keys, the installed command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from allsmi.app.demo import DEMO_LENGTH_MS, INCIDENT_AT_MS, write_demo
+from allsmi.domain.history import GLYPHS, PENDING_GLYPH
+
+from .test_tui import position, replay
+from .tmux import Tmux
+
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+YELLOW, REVERSE = 33, 7
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("map") / "cluster-incident.ndjson.zst"
+    write_demo(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_gzip(demo: Path) -> Path:
+    """The same recording as one gzip member: no seek table, no stored summaries."""
+    path = demo.with_name("cluster-incident.ndjson.gz")
+    plain = subprocess.run(["zstd", "-dc", str(demo)], capture_output=True, check=True).stdout
+    path.write_bytes(subprocess.run(["gzip", "-c"], input=plain, capture_output=True).stdout)
+    return path
+
+
+def strip_cells(styled: str) -> list[tuple[str, int | None, bool]]:
+    """The strip (the line above the status line): each cell's glyph, foreground colour
+    code and whether it is in reverse video."""
+    lines = styled.splitlines()
+    status = next(i for i, line in enumerate(lines) if "REPLAY |" in SGR.sub("", line))
+    cells: list[tuple[str, int | None, bool]] = []
+    fg: int | None = None
+    reverse = False
+    for token in re.split(r"(\x1b\[[0-9;]*m)", lines[status - 1]):
+        found = SGR.fullmatch(token)
+        if found is None:
+            cells += [(ch, fg, reverse) for ch in token]
+            continue
+        codes = [int(c) for c in found.group(1).split(";") if c] or [0]
+        for code in codes:
+            if code == 0:
+                fg, reverse = None, False
+            elif code == REVERSE:
+                reverse = True
+            elif code == 27:
+                reverse = False
+            elif 30 <= code <= 37 or 90 <= code <= 97:
+                fg = code
+            elif code == 39:
+                fg = None
+    return cells
+
+
+def playhead(session: Tmux) -> int:
+    return next(i for i, (_, _, rev) in enumerate(strip_cells(session.styled())) if rev)
+
+
+def cell_of(offset_ms: int, width: int) -> int:
+    return offset_ms * width // DEMO_LENGTH_MS
+
+
+@pytest.mark.parametrize("width", [200, 80])
+def test_the_first_dimmed_cell_of_the_strip_holds_the_incident(
+    sessions: list[Tmux], demo: Path, width: int
+) -> None:
+    session = replay(sessions, demo, width=width, height=50)
+    cells = strip_cells(session.styled())
+    assert len(cells) == width and all(glyph in GLYPHS for glyph, _, _ in cells)
+    first_dim = next(i for i, (_, fg, _) in enumerate(cells) if fg == YELLOW)
+    assert abs(first_dim - cell_of(INCIDENT_AT_MS, width)) <= 1
+
+
+def test_the_playhead_moves_with_step_go_to_and_play(sessions: list[Tmux], demo: Path) -> None:
+    session = replay(sessions, demo, width=200, height=50)
+    assert playhead(session) == 0
+    session.send("g", *"00:30:00", "Enter")
+    session.wait_for("REPLAY | 00:30:00 /")
+    assert playhead(session) == cell_of(1_800_000, 200) == 99
+    session.send("]")
+    session.wait_for("REPLAY | 00:30:01 /")
+    assert playhead(session) == cell_of(1_801_000, 200) == 100
+    session.send("+", "+", "+", "Space")  # 8x
+    session.wait_for(lambda s: position(s) >= 1801 + 40)
+    assert playhead(session) > 100
+
+
+def test_the_nodes_sparklines_show_the_drop_when_paused_after_it(
+    sessions: list[Tmux], demo: Path
+) -> None:
+    session = replay(sessions, demo, width=160, height=60)
+    session.send("g", *"00:16:00", "Enter")
+    session.wait_for("REPLAY | 00:16:00 /")
+    session.send("Right", "Right", "Right")
+    screen = session.wait_for("History of node-03")
+    util = next(line for line in screen.splitlines() if line.startswith("GPU Util."))
+    spark = util[len("GPU Util.") :].split()[0]
+    assert float(util.split("%")[0].split()[-1]) < 5.0  # idle now
+    assert spark[-5:] == GLYPHS[0] * 5  # the last minute: idle
+    assert min(GLYPHS.index(g) for g in spark[:-10]) >= 4  # busy before the incident
+    gpu_lines = [line for line in screen.splitlines() if re.match(r"GPU\d+ util ", line)]
+    assert len(gpu_lines) == 8 and all(GLYPHS[0] * 5 in line for line in gpu_lines)
+
+
+def test_a_gzip_copy_draws_the_same_strip_once_scanned_and_keys_answer_meanwhile(
+    sessions: list[Tmux], demo: Path, demo_gzip: Path
+) -> None:
+    stored = strip_cells(replay(sessions, demo, width=200, height=50).styled())
+    session = replay(sessions, demo_gzip, width=200, height=50)
+    session.send("]")  # keys answer whether the scan is still running or not
+    session.wait_for("REPLAY | 00:00:01 /")
+    session.wait_for(lambda s: PENDING_GLYPH not in s.splitlines()[-3], timeout=60)
+    session.send("[")
+    session.wait_for("REPLAY | 00:00:00 /")
+    assert strip_cells(session.styled()) == stored
