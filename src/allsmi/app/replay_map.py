@@ -11,19 +11,24 @@ for it. This module keeps what the screen needs between paints:
   :data:`PARTIAL_FRAMES`), so a paused replay's sparklines end exactly where the live view's
   ended at that instant (the map's own bucket also counts the frames after it).
 
-Where the map comes from (:func:`open_map`): a segment whose chunks all carry a stored summary
-that passed its checks (``adapters/recording/summaries.py``) gives its part at once, without
-decoding a frame; one that lacks at most :data:`FEW_MISSING` of them (a crash-cut file: the
-chunk being written has none yet) gives the rest from those chunks' frames, read at open; any
-other segment is read by the background pass (:class:`~allsmi.adapters.recording.mapscan.MapScan`).
+Where the map comes from (:func:`open_map`, :class:`MapBuild`), all of it behind the replay
+(the first frame is on screen before any of it is read): a segment whose chunks all carry a
+stored summary that passed its checks (``adapters/recording/summaries.py``) gives its part
+without decoding a frame; one that lacks at most :data:`FEW_MISSING` of them (a crash-cut file:
+the chunk being written has none yet) gives the rest from those chunks' frames; any other
+segment is read by the background pass (:class:`~allsmi.adapters.recording.mapscan.MapScan`).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Sequence
 from typing import Final, Protocol
 
+from allsmi.adapters.recording.discovery import discover
 from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.mapscan import MapScan
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_summaries
@@ -131,24 +136,78 @@ class ReplayMap:
         return partial
 
 
-class ScanFeed:
-    """:class:`MapScan` as a :class:`MapFeed`: the map is built up to the end of the last
-    bucket its batches reached."""
+class MapBuild:
+    """The :class:`MapFeed` of a replay: a thread reads the stored summaries of each segment
+    that has them (a file's summaries are read in one go, without decoding a frame); the
+    segments they do not cover are then read by the background pass (:class:`MapScan`).
+    Chunks of a stored segment left without a summary (at most :data:`FEW_MISSING`: a
+    crash-cut file's last) are read from their frames on the caller's thread, which alone
+    touches the source."""
 
-    def __init__(self, scan: MapScan) -> None:
-        self.scan = scan
+    def __init__(self, source: RecordingSource, like: Summary) -> None:
+        self.source = source
+        self.like = like
+        self._stored: queue.SimpleQueue[tuple[int, list[Summary | None]] | BaseException]
+        self._stored = queue.SimpleQueue()
+        self._jobs: list[tuple[int, SegmentInfo, list[Chunk]]] = []
+        self._scan_segments: list[int] = []
+        for seg_index, segment in enumerate(source.segments):
+            span = source.timeline.segment_span(seg_index)
+            if span is None or not segment.summaries:
+                self._scan_segments.append(seg_index)
+            else:
+                chunks = list(source.chunks[span[0] : span[1] + 1])
+                self._jobs.append((seg_index, segment, chunks))
+        # segments the source has not opened yet (indexed behind): the pass reads them
+        self._scan_segments += range(len(source.segments), len(discover(source.path)))
+        self._waiting = len(self._jobs)  # stored results not yet taken in
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="allsmi-summaries", daemon=True)
+        self._thread.start()
+        self.scan: MapScan | None = None
         self._built: int | None = None
+        self._done = False
+
+    def _read(self) -> None:
+        for seg_index, segment, chunks in self._jobs:
+            if self._stop.is_set():
+                return
+            try:
+                self._stored.put((seg_index, stored_summaries(segment.path, segment, chunks)))
+            except BaseException as err:  # handed to the caller's thread
+                self._stored.put(err)
+                return
 
     @property
     def done(self) -> bool:
-        return self.scan.done
+        return self._done
 
     @property
     def built_to_ms(self) -> int | None:
         return self._built
 
     def poll(self) -> list[Summary]:
-        parts = [batch.summary for batch in self.scan.poll()]
+        parts: list[Summary] = []
+        while self._waiting:
+            try:
+                found = self._stored.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(found, BaseException):
+                raise found
+            self._waiting -= 1
+            parts += self._stored_parts(*found)
+        if not self._waiting and self.scan is None and self._scan_segments:
+            every = range(len(discover(self.source.path)))
+            self.scan = MapScan(
+                self.source.path,
+                skip_segments=[n for n in every if n not in self._scan_segments],
+                expected_hosts=self.like.expected_hosts,
+                interval_ms=self.like.interval_ms,
+            )
+        if self.scan is not None:
+            parts += [batch.summary for batch in self.scan.poll()]
+        self._done = not self._waiting and (self.scan is None or self.scan.done)
         for part in parts:
             reached = part.bucket_range()
             if reached is not None:
@@ -156,43 +215,35 @@ class ScanFeed:
                 self._built = end if self._built is None else max(self._built, end)
         return parts
 
+    def _stored_parts(self, seg_index: int, stored: list[Summary | None]) -> list[Summary]:
+        missing = [n for n, part in enumerate(stored) if part is None]
+        if len(missing) > FEW_MISSING or len(missing) == len(stored):
+            self._scan_segments.append(seg_index)
+            return []
+        span = self.source.timeline.segment_span(seg_index)
+        assert span is not None
+        return [
+            part if part is not None else _summary_of_chunk(self.source, span[0] + n, self.like)
+            for n, part in enumerate(stored)
+        ]
+
     def close(self) -> None:
-        self.scan.close()
+        self._stop.set()
+        self._thread.join()
+        if self.scan is not None:
+            self.scan.close()
 
 
 def open_map(source: RecordingSource) -> ReplayMap:
-    """The map of ``source``'s recording: what its files store, at once; the rest behind."""
+    """The map of ``source``'s recording, built behind the replay (:class:`MapBuild`)."""
     header = source.header
     summary = Summary(
         expected_hosts=header.hosts if header else (),
         interval_ms=header.interval_ms if header else None,
     )
-    scanned: list[int] = []
-    for seg_index, segment in enumerate(source.segments):
-        span = source.timeline.segment_span(seg_index)
-        if span is None:
-            scanned.append(seg_index)
-            continue
-        chunks = source.chunks[span[0] : span[1] + 1]
-        stored = stored_summaries(segment.path, segment, chunks)
-        missing = [n for n, part in enumerate(stored) if part is None]
-        if len(missing) > FEW_MISSING or len(missing) == len(chunks):
-            scanned.append(seg_index)
-            continue
-        for n, part in enumerate(stored):
-            if part is None:
-                part = _summary_of_chunk(source, span[0] + n, summary)
-            summary.merge(part)
-    if not scanned:
-        return ReplayMap(summary)
-    skip = [n for n in range(len(source.segments)) if n not in scanned]
-    scan = MapScan(
-        source.path,
-        skip_segments=skip,
-        expected_hosts=summary.expected_hosts,
-        interval_ms=summary.interval_ms,
-    )
-    return ReplayMap(summary, ScanFeed(scan))
+    replay_map = ReplayMap(summary, MapBuild(source, summary))
+    replay_map.poll()  # what is there already (nothing to wait for)
+    return replay_map
 
 
 def _summary_of_chunk(source: RecordingSource, at: int, like: Summary) -> Summary:

@@ -101,7 +101,8 @@ import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import accumulate, pairwise
+from itertools import accumulate, pairwise, repeat
+from operator import le, mul
 from struct import Struct
 from struct import error as StructError
 from typing import Final
@@ -527,6 +528,11 @@ class Summary:
     def buckets(self) -> tuple[int, ...]:
         """The buckets that hold a frame, in order."""
         return tuple(self._buckets)
+
+    @property
+    def frames(self) -> int:
+        """The frames counted, in all buckets."""
+        return sum(self._frames)
 
     def bucket_range(self) -> tuple[int, int] | None:
         """The first and last bucket holding a frame (both included); None when empty."""
@@ -988,11 +994,13 @@ class Summary:
         orphan = next((g for g in self._gpus if g[0] not in self._host_at), None)
         if orphan is not None:
             raise SummaryInvalid(f"summary GPU {orphan[1]!r} of an unknown host")
-        width, nh, ng = self.width_ms, len(self._hosts), len(self._gpus)
+        width, nh = self.width_ms, len(self._hosts)
         buckets = self._buckets
         if any(a >= b for a, b in pairwise(buckets)):
             raise SummaryInvalid("summary buckets are not increasing")
         gpu_host = [self._host_at[h] for h, _ in self._gpus]
+        host_limits: array[int] = array("H")  # each host's frames seen, bucket by bucket
+        gpu_limits: array[int] = array("H")  # each GPU's host's
         for p, bucket in enumerate(buckets):
             frames, t_first, t_last = self._frames[p], self._t_first[p], self._t_last[p]
             start = bucket * width
@@ -1009,11 +1017,12 @@ class Summary:
                 e > frames for e in self._host_errors[p * nh : (p + 1) * nh]
             ):
                 raise SummaryInvalid(f"summary bucket {bucket}: host counts over its frames")
-            for name in HOST_SERIES:
-                _check_stats(self._host_stats[name], p, nh, seen, range(nh), name, bucket)
-            limits = [seen[h] for h in gpu_host]
-            for name in GPU_SERIES:
-                _check_stats(self._gpu_stats[name], p, ng, limits, range(ng), name, bucket)
+            host_limits.extend(seen)
+            gpu_limits.extend([seen[h] for h in gpu_host])
+        for name in HOST_SERIES:
+            _check_stats(self._host_stats[name], host_limits, name)
+        for name in GPU_SERIES:
+            _check_stats(self._gpu_stats[name], gpu_limits, name)
 
     def check_span(self, t_lo: int, t_hi: int) -> None:
         """:class:`SummaryInvalid` unless every frame counted lies in ``t_lo..t_hi`` (both
@@ -1214,25 +1223,24 @@ class Summary:
         return values
 
 
-def _check_stats(
-    stats: _Stats,
-    p: int,
-    width: int,
-    limits: Sequence[int],
-    keys: range,
-    name: str,
-    bucket: int,
-) -> None:
+def _check_stats(stats: _Stats, limits: array[int], name: str) -> None:
+    """:class:`SummaryInvalid` unless every reading count is within its limit (its host's
+    frames) and every kept min, max and sum is consistent with it: ``n × min ≤ sum ≤ n ×
+    max``, ``min ≤ max ≤`` the series' top, and all zero without a reading. Whole columns at
+    once, iterated in C: a 100-host summary holds a hundred thousand of them."""
     top = TOPS[name]
-    base = p * width
-    has_lo, has_hi = stats.has_lo, stats.has_hi
-    for j in keys:
-        at = base + j
-        n, s = stats.n[at], stats.s[at]
-        lo = stats.lo[at] if has_lo else 0
-        hi = stats.hi[at] if has_hi else top
-        if not n:
-            if s or (has_lo and lo) or (has_hi and hi):
-                raise SummaryInvalid(f"summary bucket {bucket}: {name} values with no reading")
-        elif n > limits[j] or not lo <= hi <= top or not n * lo <= s <= n * hi:
-            raise SummaryInvalid(f"summary bucket {bucket}: {name} stats inconsistent")
+    n, s = stats.n, stats.s
+    if len(n) != len(limits) or not all(map(le, n, limits)):
+        raise SummaryInvalid(f"summary {name}: more readings than frames")
+    highs = map(mul, n, stats.hi) if stats.has_hi else map(mul, n, repeat(top))
+    if not all(map(le, s, highs)):
+        raise SummaryInvalid(f"summary {name}: a sum over its count times its max")
+    if stats.has_hi and not all(map(le, stats.hi, map(mul, n, repeat(top)))):
+        raise SummaryInvalid(f"summary {name}: a max over its top, or without a reading")
+    if stats.has_lo:
+        if not all(map(le, map(mul, n, stats.lo), s)):
+            raise SummaryInvalid(f"summary {name}: a sum under its count times its min")
+        if not all(map(le, stats.lo, map(mul, n, repeat(top)))):
+            raise SummaryInvalid(f"summary {name}: a min without a reading")
+        if stats.has_hi and not all(map(le, stats.lo, stats.hi)):
+            raise SummaryInvalid(f"summary {name}: a min over its max")

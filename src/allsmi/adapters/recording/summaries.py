@@ -94,11 +94,7 @@ def new_compressor() -> zstandard.ZstdCompressor:
 
 def frames_counted(summary: Summary) -> int:
     """Every frame ``summary`` counts."""
-    span = summary.bucket_range()
-    if span is None:
-        return 0
-    width = summary.width_ms
-    return summary.cells(span[0] * width, (span[1] + 1) * width, 1)[0].frames
+    return summary.frames
 
 
 def matches(stored: Summary, frames: Iterable[Frame], header: Header | None) -> bool:

@@ -1,0 +1,201 @@
+"""The map from stored summaries (docs/recording-format.md §7.10): how soon the whole map is
+ready after opening one of our zstd recordings, what the summaries cost in bytes, and what
+they cost the recorder per frame.
+
+Files, written by the real sink through the real recorder root (``record_loop`` on a
+simulated clock, so every chunk stores its summary) and cached in ``bench/out/``:
+- ``map-1m.ndjson.zst``: 1,000,000 frames of one GPU at 1 s (the local shape);
+- ``map-100host.ndjson.zst``: 2,000 frames of 100 hosts × 8 GPUs at 5 s.
+
+Figures, each in a fresh child process, timed from after its imports:
+- ``open``: ``RecordingSource(FILE)`` + ``open_map(source)`` (returns at once: the summaries
+  are read in a thread), then polled every 5 ms until the map holds every frame (no
+  background pass was needed: it is checked); best / median of ``--passes``;
+- stored summaries: the bytes of every summary frame (the table's ``summaries`` sizes) as a
+  share of the file;
+- the recorder: the CPU seconds of the whole recorder loop (the simulator stands in for
+  collection, cheaper than a real scrape, so the ratio is an upper bound) per frame, with the
+  summaries and with the sink given no frame (so it stores none); 100,000 local frames and 200
+  100-host frames a pass, the two alternating.
+Targets: map ready ≤ 0.5 s; summaries ≤ 3 % of the file; recorder CPU with ≤ 1.03 × without.
+
+Run: ``.venv/bin/python bench/bench_map_stored.py [1m] [100host] [--passes N]``. Asserts
+nothing (docs/architecture.md §9: figures go to the README, never into tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from allsmi import __version__
+from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
+from allsmi.adapters.simulation.simulator import ClusterSpec
+from allsmi.app.clock import SimClock
+from allsmi.app.record import RecordPlan, record_loop
+from allsmi.domain.model import Frame, Header, Source
+from common import OUT_DIR, T0, SimSource
+
+SHAPES: Final[dict[str, tuple[ClusterSpec, tuple[str, ...], int, Source, int, int]]] = {
+    # spec, sections, interval, source, frames in the file, frames per recorder pass
+    "1m": (
+        ClusterSpec(nodes=1, gpus_per_node=1, cores_per_node=2),
+        ("gpu", "memory"),
+        1000,
+        "local",
+        1_000_000,
+        100_000,
+    ),
+    "100host": (
+        ClusterSpec(nodes=100, gpus_per_node=8),
+        ("gpu", "cpu", "memory", "chassis", "process"),
+        5000,
+        "remote",
+        2000,
+        200,
+    ),
+}
+OPEN_TARGET_S: Final = 0.5
+SHARE_TARGET: Final = 0.03
+RECORDER_TARGET: Final = 1.03
+
+
+class _NoFrameSink:
+    """The real sink, given no frame: it stores no summaries (the recorder without them)."""
+
+    def __init__(self, sink: RecordingSink) -> None:
+        self.sink = sink
+
+    def append(self, line: bytes, seq: int, t_ms: int, frame: Frame | None = None) -> None:
+        self.sink.append(line, seq, t_ms)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
+
+
+def record(path: Path, shape: str, frames: int, summaries: bool) -> float:
+    """Record ``frames`` frames of ``shape``; the CPU seconds the loop took."""
+    spec, include, interval, source, _, _ = SHAPES[shape]
+    sim = SimSource(spec, include, interval, source)
+    hosts = sim.hosts() if source == "remote" else (spec.host_id(0),)
+    plan = RecordPlan(interval, frames * interval, source, hosts)
+    header = Header(source=source, interval_ms=interval, hosts=hosts, all_smi_version=__version__)
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, max_size=0, max_files=1), header)
+    target: Any = sink if summaries else _NoFrameSink(sink)
+    before = _cpu_s()
+    anyio.run(record_loop, sim, target, SimClock(T0), plan)
+    return _cpu_s() - before
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ensure(shape: str) -> Path:
+    path = OUT_DIR / f"map-{shape}.ndjson.zst"
+    if not path.exists():
+        OUT_DIR.mkdir(exist_ok=True)
+        tmp = path.with_name("tmp-" + path.name)
+        tmp.unlink(missing_ok=True)
+        frames = SHAPES[shape][4]
+        print(f"writing {path.name}: {frames:,} frames ...", flush=True)
+        start = time.perf_counter()
+        record(tmp, shape, frames, summaries=True)
+        os.replace(tmp, path)
+        print(f"  {time.perf_counter() - start:.1f} s", flush=True)
+    return path
+
+
+def measure_open(path: Path) -> dict[str, Any]:
+    from allsmi.adapters.recording.source import RecordingSource
+    from allsmi.app.replay_map import open_map
+
+    start = time.perf_counter()
+    source = RecordingSource(path)
+    replay_map = open_map(source)  # the first frame can be drawn now; the map is read behind
+    opened = time.perf_counter() - start
+    while replay_map.building:
+        replay_map.poll()
+        time.sleep(0.005)  # the TUI polls every 200 ms; this only takes the map sooner
+    seconds = time.perf_counter() - start
+    counted = sum(c.frames for c in replay_map.summary.cells(
+        source.time_at(0), source.time_at(source.frame_count - 1) + 1, 1))  # fmt: skip
+    stored = sum(ref.size for s in source.segments for ref in s.summaries if ref is not None)
+    return {
+        "opened_s": opened,
+        "open_s": seconds,
+        "complete": not replay_map.building and counted == source.frame_count,
+        "frames": source.frame_count,
+        "stored_bytes": stored,
+        "file_bytes": path.stat().st_size,
+        "map_mb": replay_map.summary.nbytes() / 1e6,
+    }
+
+
+def _child(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["--open"]:
+        print(json.dumps(measure_open(Path(argv[1]))))
+        return
+    if argv[:1] == ["--record"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            cpu = record(Path(tmp) / "r.ndjson.zst", argv[1], int(argv[2]), argv[3] == "with")
+        print(json.dumps({"cpu_s": cpu}))
+        return
+    passes = int(argv[argv.index("--passes") + 1]) if "--passes" in argv else 3
+    shapes = [a for a in argv if a in SHAPES] or list(SHAPES)
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} logical CPUs, Python "
+        f"{platform.python_version()}, allsmi {__version__}; {passes} passes"
+    )
+    for shape in shapes:
+        path = ensure(shape)
+        opens = [_child("--open", str(path)) for _ in range(passes)]
+        per_pass = SHAPES[shape][5]
+        with_s: list[float] = []
+        without_s: list[float] = []
+        for _ in range(passes):
+            without_s.append(_child("--record", shape, str(per_pass), "without")["cpu_s"])
+            with_s.append(_child("--record", shape, str(per_pass), "with")["cpu_s"])
+        first = opens[0]
+        share = first["stored_bytes"] / first["file_bytes"]
+        times = [o["open_s"] for o in opens]
+        ratio = statistics.median(with_s) / statistics.median(without_s)
+        print(f"\n## {shape}: {path.name}, {first['file_bytes'] / 1e6:.1f} MB, "
+              f"{first['frames']:,} frames; map {first['map_mb']:.1f} MB in memory")  # fmt: skip
+        print(f"open + whole map ready  s       best {min(times):.3f}  median "
+              f"{statistics.median(times):.3f}   target ≤ {OPEN_TARGET_S}  "
+              f"{'ok' if statistics.median(times) <= OPEN_TARGET_S else 'MISSED'}"
+              f"  (complete: {all(o['complete'] for o in opens)}; open_map returned after "
+              f"{statistics.median(o['opened_s'] for o in opens):.3f} s)")  # fmt: skip
+        print(f"stored summaries                {first['stored_bytes'] / 1e6:.2f} MB = "
+              f"{100 * share:.2f} % of the file   target ≤ {100 * SHARE_TARGET:g} %  "
+              f"{'ok' if share <= SHARE_TARGET else 'MISSED'}")  # fmt: skip
+        us = 1e6 / per_pass
+        print(f"recorder CPU per frame  µs      without {statistics.median(without_s) * us:.1f}"
+              f"  with {statistics.median(with_s) * us:.1f}  = {ratio:.3f}×   target ≤ "
+              f"{RECORDER_TARGET}  {'ok' if ratio <= RECORDER_TARGET else 'MISSED'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
