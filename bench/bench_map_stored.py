@@ -132,7 +132,7 @@ def measure_open(path: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     counted = sum(c.frames for c in replay_map.summary.cells(
         source.time_at(0), source.time_at(source.frame_count - 1) + 1, 1))  # fmt: skip
-    stored = sum(ref.size for s in source.segments for ref in s.summaries if ref is not None)
+    stored = sum(ref.size or 0 for s in source.segments for ref in s.summaries if ref is not None)
     return {
         "opened_s": opened,
         "open_s": seconds,
