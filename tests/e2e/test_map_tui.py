@@ -65,6 +65,19 @@ def strip_cells(styled: str) -> list[tuple[str, int | None, bool]]:
     return cells
 
 
+def strip_text(screen: str) -> str:
+    lines = screen.splitlines()
+    status = next(i for i, line in enumerate(lines) if "REPLAY |" in line)
+    return lines[status - 1]
+
+
+def mapped(session: Tmux, timeout: float = 60.0) -> Tmux:
+    """The session once its map is built: no strip cell is pending any more (the map is
+    read behind the replay, stored summaries included)."""
+    session.wait_for(lambda s: "REPLAY |" in s and PENDING_GLYPH not in strip_text(s), timeout)
+    return session
+
+
 def playhead(session: Tmux) -> int:
     return next(i for i, (_, _, rev) in enumerate(strip_cells(session.styled())) if rev)
 
@@ -77,7 +90,7 @@ def cell_of(offset_ms: int, width: int) -> int:
 def test_the_first_dimmed_cell_of_the_strip_holds_the_incident(
     sessions: list[Tmux], demo: Path, width: int
 ) -> None:
-    session = replay(sessions, demo, width=width, height=50)
+    session = mapped(replay(sessions, demo, width=width, height=50))
     cells = strip_cells(session.styled())
     assert len(cells) == width and all(glyph in GLYPHS for glyph, _, _ in cells)
     first_dim = next(i for i, (_, fg, _) in enumerate(cells) if fg == YELLOW)
@@ -85,7 +98,7 @@ def test_the_first_dimmed_cell_of_the_strip_holds_the_incident(
 
 
 def test_the_playhead_moves_with_step_go_to_and_play(sessions: list[Tmux], demo: Path) -> None:
-    session = replay(sessions, demo, width=200, height=50)
+    session = mapped(replay(sessions, demo, width=200, height=50))
     assert playhead(session) == 0
     session.send("g", *"00:30:00", "Enter")
     session.wait_for("REPLAY | 00:30:00 /")
@@ -101,7 +114,7 @@ def test_the_playhead_moves_with_step_go_to_and_play(sessions: list[Tmux], demo:
 def test_the_nodes_sparklines_show_the_drop_when_paused_after_it(
     sessions: list[Tmux], demo: Path
 ) -> None:
-    session = replay(sessions, demo, width=160, height=60)
+    session = mapped(replay(sessions, demo, width=160, height=60))
     session.send("g", *"00:16:00", "Enter")
     session.wait_for("REPLAY | 00:16:00 /")
     session.send("Right", "Right", "Right")
@@ -118,11 +131,11 @@ def test_the_nodes_sparklines_show_the_drop_when_paused_after_it(
 def test_a_gzip_copy_draws_the_same_strip_once_scanned_and_keys_answer_meanwhile(
     sessions: list[Tmux], demo: Path, demo_gzip: Path
 ) -> None:
-    stored = strip_cells(replay(sessions, demo, width=200, height=50).styled())
+    stored = strip_cells(mapped(replay(sessions, demo, width=200, height=50)).styled())
     session = replay(sessions, demo_gzip, width=200, height=50)
     session.send("]")  # keys answer whether the scan is still running or not
     session.wait_for("REPLAY | 00:00:01 /")
-    session.wait_for(lambda s: PENDING_GLYPH not in s.splitlines()[-3], timeout=60)
+    mapped(session)
     session.send("[")
     session.wait_for("REPLAY | 00:00:00 /")
     assert strip_cells(session.styled()) == stored
