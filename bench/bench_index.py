@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -61,7 +60,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from allsmi import __version__
-from common import BENCH_DIR, OUT_DIR, child_cpu_s, min_med
+from common import BENCH_DIR, OUT_DIR, child_cpu_s, min_med, own_cpu_s, own_peak_rss_mb, quantile
 
 SOURCE_ZST: Final = OUT_DIR / "reader-1m.ndjson.zst"
 PLAIN: Final = OUT_DIR / "index-1m.ndjson"
@@ -139,26 +138,6 @@ def ensure() -> dict[str, Path]:
 # --------------------------------------------------------------------------- one pass
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # all this process's threads
-    return usage.ru_utime + usage.ru_stime
-
-
-def _quantile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def measure(kind: str, path: Path) -> dict[str, Any]:
     """One pass of ``kind`` in this (fresh) process."""
     from allsmi.adapters.recording.source import RecordingSource
@@ -166,7 +145,7 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
     from allsmi.domain import replay as core
 
     clock = time.perf_counter
-    cpu0 = _cpu_s()
+    cpu0 = own_cpu_s()
     start = clock()
     if kind == "blocking":
         src = RecordingSource(path)
@@ -175,9 +154,9 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
         return {
             "open_s": opened,
             "first_s": clock() - start,
-            "cpu_s": _cpu_s() - cpu0,
+            "cpu_s": own_cpu_s() - cpu0,
             "frames": src.frame_count,
-            "rss_mb": _rss_mb(),
+            "rss_mb": own_peak_rss_mb(),
         }
     driver = ReplayDriver.open(path, background=True)
     driver.frame()
@@ -196,11 +175,11 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
             polls += 1
         out.update(
             index_s=clock() - start,
-            cpu_s=_cpu_s() - cpu0,
+            cpu_s=own_cpu_s() - cpu0,
             polls=polls,
             frames=source.frame_count,
             chunks=len(source.chunks),
-            rss_mb=_rss_mb(),
+            rss_mb=own_peak_rss_mb(),
         )
         driver.close()
         return out
@@ -232,13 +211,13 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
     out.update(
         index_s=clock() - start,
         keys=len(keys_ms),
-        key_p50_ms=_quantile(keys_ms, 0.50),
-        key_p95_ms=_quantile(keys_ms, 0.95),
+        key_p50_ms=quantile(keys_ms, 0.50),
+        key_p95_ms=quantile(keys_ms, 0.95),
         key_max_ms=max(keys_ms, default=0.0),
-        due_p50_ms=_quantile(waits_ms, 0.50),
-        due_p95_ms=_quantile(waits_ms, 0.95),
+        due_p50_ms=quantile(waits_ms, 0.50),
+        due_p95_ms=quantile(waits_ms, 0.95),
         due_max_ms=max(waits_ms, default=0.0),
-        poll_p95_ms=_quantile(polls_ms, 0.95),
+        poll_p95_ms=quantile(polls_ms, 0.95),
         poll_max_ms=max(polls_ms, default=0.0),
         cursor=driver.shown_index,
     )

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from allsmi import __version__
-from common import BENCH_DIR, OUT_DIR
+from common import BENCH_DIR, OUT_DIR, own_peak_rss_mb, quantile
 
 FILES: Final = {
     "100host": OUT_DIR / "reader-100host.ndjson.zst",
@@ -50,14 +50,6 @@ REFERENCE_PY: Final = (
 )
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _key() -> float:
     """One "key": a fixed piece of Python work (~1 ms); its wall seconds."""
     start = time.perf_counter()
@@ -65,11 +57,6 @@ def _key() -> float:
     for i in range(20_000):
         total += i * i
     return time.perf_counter() - start
-
-
-def _quantile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def measure(kind: str, path: Path) -> dict[str, Any]:
@@ -114,12 +101,12 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
     return {
         "wall_s": wall,
         "frames": scan.frames,
-        "rss_mb": _rss_mb(),
+        "rss_mb": own_peak_rss_mb(),
         "map_mb": the_map.nbytes() / 1e6,
         "buckets": len(the_map.buckets),
         "idle_key_ms": 1000 * statistics.median(idle) if idle else 0.0,
-        "key_p50_ms": 1000 * _quantile(keys, 0.5),
-        "key_p95_ms": 1000 * _quantile(keys, 0.95),
+        "key_p50_ms": 1000 * quantile(keys, 0.5),
+        "key_p95_ms": 1000 * quantile(keys, 0.95),
         "key_max_ms": 1000 * max(keys, default=0.0),
         "keys": len(keys),
         "poll_max_ms": 1000 * max(polls, default=0.0),

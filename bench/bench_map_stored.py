@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from allsmi.adapters.simulation.simulator import ClusterSpec
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
 from allsmi.domain.model import Frame, Header, Source
-from common import OUT_DIR, T0, SimSource
+from common import OUT_DIR, T0, SimSource, own_cpu_s
 
 SHAPES: Final[dict[str, tuple[ClusterSpec, tuple[str, ...], int, Source, int, int]]] = {
     # spec, sections, interval, source, frames in the file, frames per recorder pass
@@ -93,14 +92,9 @@ def record(path: Path, shape: str, frames: int, summaries: bool) -> float:
     header = Header(source=source, interval_ms=interval, hosts=hosts, all_smi_version=__version__)
     sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, max_size=0, max_files=1), header)
     target: Any = sink if summaries else _NoFrameSink(sink)
-    before = _cpu_s()
+    before = own_cpu_s()
     anyio.run(record_loop, sim, target, SimClock(T0), plan)
-    return _cpu_s() - before
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return own_cpu_s() - before
 
 
 def ensure(shape: str) -> Path:

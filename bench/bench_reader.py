@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from allsmi import __version__
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.adapters.wire import encode_line
 from allsmi.domain.model import Source
-from common import OUT_DIR, T0, min_med, write_recording
+from common import OUT_DIR, T0, min_med, own_peak_rss_mb, write_recording
 
 SAMPLES: Final = 200
 
@@ -126,27 +125,17 @@ def ensure(ds: Dataset) -> Path:
 # --------------------------------------------------------------------------- one pass
 
 
-def _rss_mb() -> float:
-    """This process image's peak RSS: VmHWM (``ru_maxrss`` would include the forking
-    parent's peak, which Linux carries over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(path: Path, seed: int) -> dict[str, Any]:
     """One pass in this (fresh) process."""
     from allsmi.adapters.recording.source import RecordingSource
 
-    rss_base = _rss_mb()
+    rss_base = own_peak_rss_mb()
     clock = time.perf_counter
     start = clock()
     src = RecordingSource(path)
     src.frame(0)
     open_s = clock() - start
-    rss_open = _rss_mb()
+    rss_open = own_peak_rss_mb()
     start = clock()
     duration_ms = src.duration_ms
     duration_s = clock() - start
@@ -177,7 +166,7 @@ def measure(path: Path, seed: int) -> dict[str, Any]:
         "steps_ms": steps,
         "rss_base_mb": rss_base,
         "rss_open_mb": rss_open,
-        "rss_peak_mb": _rss_mb(),
+        "rss_peak_mb": own_peak_rss_mb(),
     }
 
 
@@ -188,7 +177,8 @@ def _pass(path: Path, seed: int) -> dict[str, Any]:
         check=True,
         text=True,
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def _zstd_dc(path: Path, runs: int = 3) -> list[float]:

@@ -6,6 +6,7 @@ small formatting and CPU-time helpers. Not a test; asserts nothing.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -121,3 +122,25 @@ def peak_rss(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def own_peak_rss_mb() -> float:
+    """This process image's peak RSS in MB: VmHWM (``ru_maxrss`` would include the forking
+    parent's peak, which Linux carries over exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def own_cpu_s() -> float:
+    """User + system CPU seconds of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``samples`` (nearest rank); 0 for none."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
