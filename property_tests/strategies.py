@@ -67,3 +67,29 @@ index_lines: st.SearchStrategy[IndexLine] = st.builds(
     seq=st.integers(min_value=0, max_value=2**53),
     byte_offset=st.integers(min_value=0, max_value=2**53),
 )
+
+
+@st.composite
+def summary_gpu(
+    draw: st.DrawFn,
+    host: str,
+    reading: st.SearchStrategy[float | None],
+    count: st.SearchStrategy[int | None],
+) -> Gpu:
+    """A GPU row of ``host`` whose summarized readings (utilization, memory, temperature,
+    power, clock) are drawn from ``reading`` (floats) and ``count`` (integers); its uuid one
+    of two, so a frame may repeat a GPU key."""
+    return Gpu(
+        uuid=draw(st.sampled_from(["g0", "g1"])),
+        name="x",
+        device_type="GPU",
+        host_id=host,
+        hostname=host,
+        instance=host,
+        utilization=draw(reading),
+        temperature=draw(count),
+        used_memory=draw(count),
+        total_memory=draw(count),
+        frequency=draw(count),
+        power_consumption=draw(reading),
+    )

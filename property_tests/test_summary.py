@@ -25,6 +25,7 @@ from allsmi.domain.summary import (
     host_readings,
 )
 from property_tests.strategies import frames as any_frames
+from property_tests.strategies import summary_gpu
 
 T0 = 1_776_513_600_000
 HOSTS = ("a:1", "b:2", "c:3")
@@ -40,22 +41,8 @@ reading = st.one_of(
 count = st.one_of(st.none(), st.just(-1), st.integers(0, 2_000))
 
 
-@st.composite
-def gpus(draw: st.DrawFn, host: str) -> Gpu:
-    return Gpu(
-        uuid=draw(st.sampled_from(["g0", "g1"])),
-        name="x",
-        device_type="GPU",
-        host_id=host,
-        hostname=host,
-        instance=host,
-        utilization=draw(reading),
-        temperature=draw(count),
-        used_memory=draw(count),
-        total_memory=draw(count),
-        frequency=draw(count),
-        power_consumption=draw(reading),
-    )
+def gpus(host: str) -> st.SearchStrategy[Gpu]:
+    return summary_gpu(host, reading, count)
 
 
 @st.composite

@@ -18,6 +18,7 @@ from allsmi.domain.model import Cpu, Frame, Gpu, Memory
 from allsmi.domain.parse import format_rfc3339_ms
 from allsmi.domain.summary import Summary
 from property_tests.strategies import frames as any_frames
+from property_tests.strategies import summary_gpu
 
 T0 = 1_776_513_600_000
 HOSTS = ("a:1", "b:2")
@@ -37,22 +38,7 @@ def summary_frames(draw: st.DrawFn) -> Frame:
     """Frames that exercise every reading: sentinels, duplicate GPU keys, shared hosts."""
     hosts = draw(st.lists(st.sampled_from(HOSTS), unique=True, max_size=2))
     gpus = tuple(
-        Gpu(
-            uuid=draw(st.sampled_from(["g0", "g1"])),
-            name="x",
-            device_type="GPU",
-            host_id=h,
-            hostname=h,
-            instance=h,
-            utilization=draw(reading),
-            temperature=draw(count),
-            used_memory=draw(count),
-            total_memory=draw(count),
-            frequency=draw(count),
-            power_consumption=draw(reading),
-        )
-        for h in hosts
-        for _ in range(draw(st.integers(0, 3)))
+        draw(summary_gpu(h, reading, count)) for h in hosts for _ in range(draw(st.integers(0, 3)))
     )
     cpus = tuple(Cpu(h, h, h, utilization=draw(reading)) for h in hosts for _ in range(2))
     memory = tuple(
