@@ -129,3 +129,18 @@ def test_a_paused_replay_draws_the_history_the_live_view_drew_at_that_instant(
         assert gpu_history_lines(played, "n2:9000", gpus, 120) == gpu_history_lines(
             shown, "n2:9000", gpus, 120
         )
+
+
+def test_a_map_that_cannot_be_finished_says_so_and_the_replay_goes_on(tmp_path: Path) -> None:
+    plain = record(tmp_path / "r.ndjson", Codec.NONE)
+    path = tmp_path / "gone.ndjson.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    source = RecordingSource(path)  # opened (and indexed) before the file goes
+    source.frame(0)  # the frame on screen, read while the file was there
+    path.unlink()  # the background pass cannot read it now
+    replay_map = open_map(source)
+    built(replay_map)  # ends: no exception reaches the screen's loop
+    assert replay_map.problem is not None and replay_map.problem.startswith("map incomplete:")
+    assert "gone.ndjson.gz" in replay_map.problem
+    view = replay_map.view(source, 0)
+    assert view.built_to_ms is not None  # the strip keeps marking what was never mapped

@@ -32,6 +32,7 @@ from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.mapscan import MapScan
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_summaries
+from allsmi.domain.errors import AllsmiError
 from allsmi.domain.history import MapView
 from allsmi.domain.summary import Cell, Summary, bucket_of
 
@@ -64,6 +65,8 @@ class ReplayMap:
         self.summary = summary
         self.feed = feed
         self.version = 0  # bumps whenever the map changed
+        self.problem: str | None = None  # why the map stopped short (the replay goes on)
+        self._stopped_at: int | None = None  # ...and how far it had got
         self._cells: dict[tuple[str | None, int, int, int], Sequence[Cell]] = {}
         self._partial: tuple[tuple[int, int], Summary | None] | None = None
 
@@ -76,7 +79,20 @@ class ReplayMap:
         feed = self.feed
         if feed is None:
             return False
-        parts = feed.poll()
+        try:
+            parts = feed.poll()
+        except (AllsmiError, OSError) as err:  # the map stops where it is; the replay goes on
+            self.problem = f"map incomplete: {err}"
+            first = self.summary.bucket_range()
+            self._stopped_at = (
+                feed.built_to_ms
+                if feed.built_to_ms is not None
+                else (-1 if first is None else first[0] * self.summary.width_ms - 1)
+            )
+            self.close()
+            self.version += 1
+            self._cells.clear()
+            return True
         for part in parts:
             self.summary.merge(part)
         changed = bool(parts)
@@ -101,7 +117,10 @@ class ReplayMap:
         span = (first, first + max(0, length))
         t_ms = source.time_at(cursor)
         feed = self.feed
-        built = None if feed is None else (feed.built_to_ms or first - 1)
+        if feed is not None:
+            built: int | None = feed.built_to_ms or first - 1
+        else:
+            built = self._stopped_at  # None: the map is whole
         version = self.version
 
         def strip(host: str | None, ncells: int) -> Sequence[Cell]:
@@ -159,7 +178,7 @@ class MapBuild:
                 chunks = list(source.chunks[span[0] : span[1] + 1])
                 self._jobs.append((seg_index, segment, chunks))
         # segments the source has not opened yet (indexed behind): the pass reads them
-        self._scan_segments += range(len(source.segments), len(discover(source.path)))
+        self._scan_segments += range(len(source.segments), _segment_count(source))
         self._waiting = len(self._jobs)  # stored results not yet taken in
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="allsmi-summaries", daemon=True)
@@ -198,7 +217,7 @@ class MapBuild:
             self._waiting -= 1
             parts += self._stored_parts(*found)
         if not self._waiting and self.scan is None and self._scan_segments:
-            every = range(len(discover(self.source.path)))
+            every = range(max(_segment_count(self.source), max(self._scan_segments) + 1))
             self.scan = MapScan(
                 self.source.path,
                 skip_segments=[n for n in every if n not in self._scan_segments],
@@ -244,6 +263,15 @@ def open_map(source: RecordingSource) -> ReplayMap:
     replay_map = ReplayMap(summary, MapBuild(source, summary))
     replay_map.poll()  # what is there already (nothing to wait for)
     return replay_map
+
+
+def _segment_count(source: RecordingSource) -> int:
+    """The files of the recording now (those the source opened, if it cannot be listed: the
+    background pass then says why)."""
+    try:
+        return len(discover(source.path))
+    except AllsmiError:
+        return len(source.segments)
 
 
 def _summary_of_chunk(source: RecordingSource, at: int, like: Summary) -> Summary:

@@ -221,6 +221,8 @@ class ReplayModel:
         source = self.driver.source
         replay = replay_status(self.driver.state, self.tz, source.skipped_lines)
         message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
+        if message is None and self.map is not None:
+            message = self.map.problem
         keys = replay_keys_help(self.driver.state.mode, self.driver.state.has_live_edge)
         return Status(replay=replay, message=message, keys_help=keys)
 
