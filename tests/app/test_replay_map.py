@@ -10,6 +10,8 @@ import time
 from datetime import UTC
 from pathlib import Path
 
+import attrs
+
 from allsmi.adapters import wire
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
@@ -144,3 +146,30 @@ def test_a_map_that_cannot_be_finished_says_so_and_the_replay_goes_on(tmp_path: 
     assert "gone.ndjson.gz" in replay_map.problem
     view = replay_map.view(source, 0)
     assert view.built_to_ms is not None  # the strip keeps marking what was never mapped
+
+
+def test_a_stored_summary_that_contradicts_its_frames_is_dropped_when_its_chunk_is_read(
+    tmp_path: Path,
+) -> None:
+    """A forger's file: the second chunk's summary is of other readings at the same times
+    and counts, so it passes every check at open; reading that chunk for the screen shows
+    the lie, and the map is built again from the frames."""
+    path = tmp_path / "forged.ndjson.zst"
+    forged = [frame_at(i) for i in range(450)]
+    for i in range(100, 200):  # the second chunk's summary: its GPUs at 1 % all along
+        idle = tuple(attrs.evolve(g, utilization=1.0) for g in forged[i].gpus or ())
+        forged[i] = attrs.evolve(forged[i], gpus=idle)
+    sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, chunk_max_frames=100), HEADER)
+    for frame, given in zip(FRAMES, forged, strict=True):
+        sink.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=given)
+    sink.close()
+    source = RecordingSource(path)
+    replay_map = built(open_map(source))
+    assert replay_map.summary == whole(forged)  # the lie, until its chunk is read
+    replay_map.view(source, 50)  # a chunk that tells the truth: nothing changes
+    assert replay_map.problem is None and replay_map.summary == whole(forged)
+    replay_map.view(source, 150)  # the forged chunk, read for the screen
+    assert replay_map.problem is not None and "disagrees with its frames" in replay_map.problem
+    assert built(replay_map).summary == whole(FRAMES)
+    replay_map.view(source, 150)  # checked once: the map stays the frames'
+    assert replay_map.summary == whole(FRAMES)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Final, Protocol
 
 from allsmi.adapters.recording.discovery import discover
 from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
-from allsmi.adapters.recording.mapscan import MapScan
+from allsmi.adapters.recording.mapscan import MapScan, summary_of_lines
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_summaries
 from allsmi.domain.errors import AllsmiError
@@ -67,8 +67,11 @@ class ReplayMap:
         self.version = 0  # bumps whenever the map changed
         self.problem: str | None = None  # why the map stopped short (the replay goes on)
         self._stopped_at: int | None = None  # ...and how far it had got
+        self._stored_of: dict[Chunk, Summary] = {}  # a finished build's stored summaries
         self._cells: dict[tuple[str | None, int, int, int], Sequence[Cell]] = {}
         self._partial: tuple[tuple[int, int], Summary | None] | None = None
+        self._checked: set[Chunk] = set()  # chunks whose stored summary met their frames
+        self._distrusted: set[Chunk] = set()  # ...and those whose did not
 
     @property
     def building(self) -> bool:
@@ -97,7 +100,7 @@ class ReplayMap:
             self.summary.merge(part)
         changed = bool(parts)
         if feed.done:
-            self.feed = None
+            self.close()  # keeps what it took from storage, to check later
             changed = True
         if changed:
             self.version += 1
@@ -106,11 +109,16 @@ class ReplayMap:
 
     def close(self) -> None:
         if self.feed is not None:
+            if isinstance(self.feed, MapBuild):  # what it took from storage, to check later
+                self._stored_of = self.feed.stored_of
             self.feed.close()
             self.feed = None
 
     def view(self, source: RecordingSource | FollowingSource, cursor: int) -> MapView:
-        """What the screen draws for the frame at ``cursor``."""
+        """What the screen draws for the frame at ``cursor`` (its chunk, decoded for the
+        screen anyway, first checked against its stored summary: :meth:`_check`)."""
+        if isinstance(source, RecordingSource):
+            self._check(source, cursor)
         first = source.time_at(0)
         whole = getattr(source, "whole_duration_ms", None)
         length = whole if whole is not None else source.duration_ms
@@ -132,6 +140,35 @@ class ReplayMap:
 
         partial = self._partial_of(source, cursor, t_ms)
         return MapView(self.summary, t_ms, partial, span, strip, built)
+
+    def _check(self, source: RecordingSource, cursor: int) -> None:
+        """The chunk of the frame at ``cursor`` against the summary stored for it, once: a
+        summary that contradicts the frames (damage, forgery) is no longer trusted — the map
+        is built again without it, that chunk from its frames — and the message line says
+        so."""
+        feed = self.feed
+        stored_of = feed.stored_of if isinstance(feed, MapBuild) else self._stored_of
+        at = source.timeline.chunk_of(cursor)
+        chunk = source.chunks[at]
+        stored = stored_of.get(chunk)
+        if stored is None or chunk in self._checked:
+            return
+        self._checked.add(chunk)
+        if summary_of_lines(source.chunk_lines(at), self.summary) == stored:
+            return
+        self._distrusted.add(chunk)
+        segment = source.segments[chunk.segment].path.name
+        self.problem = f"the stored summary of a chunk of {segment} disagrees with its frames: "
+        self.problem += "the map is drawn from the frames"
+        self.close()
+        like = self.summary
+        self.summary = Summary(like.width_ms, like.expected_hosts, like.interval_ms)
+        self.feed = MapBuild(source, self.summary, frozenset(self._distrusted))
+        self._stored_of = {}
+        self._stopped_at = None
+        self.version += 1
+        self._cells.clear()
+        self.poll()
 
     def _partial_of(
         self, source: RecordingSource | FollowingSource, cursor: int, t_ms: int
@@ -163,9 +200,13 @@ class MapBuild:
     crash-cut file's last) are read from their frames on the caller's thread, which alone
     touches the source."""
 
-    def __init__(self, source: RecordingSource, like: Summary) -> None:
+    def __init__(
+        self, source: RecordingSource, like: Summary, distrust: Collection[Chunk] = ()
+    ) -> None:
         self.source = source
         self.like = like
+        self.distrust = distrust  # chunks whose stored summary contradicted their frames
+        self.stored_of: dict[Chunk, Summary] = {}  # the stored summaries taken, by chunk
         self._stored: queue.SimpleQueue[tuple[int, list[Summary | None]] | BaseException]
         self._stored = queue.SimpleQueue()
         self._jobs: list[tuple[int, SegmentInfo, list[Chunk]]] = []
@@ -235,16 +276,27 @@ class MapBuild:
         return parts
 
     def _stored_parts(self, seg_index: int, stored: list[Summary | None]) -> list[Summary]:
+        """The parts of a segment with stored summaries: each chunk's, or (at most
+        :data:`FEW_MISSING` of them) its frames'; none when the pass must read it."""
+        span = self.source.timeline.segment_span(seg_index)
+        if span is None or span[1] - span[0] + 1 != len(stored):  # it changed: read it
+            self._scan_segments.append(seg_index)
+            return []
+        first = span[0]
+        chunks = self.source.chunks[first : first + len(stored)]
+        stored = [None if c in self.distrust else p for c, p in zip(chunks, stored, strict=True)]
         missing = [n for n, part in enumerate(stored) if part is None]
         if len(missing) > FEW_MISSING or len(missing) == len(stored):
             self._scan_segments.append(seg_index)
             return []
-        span = self.source.timeline.segment_span(seg_index)
-        assert span is not None
-        return [
-            part if part is not None else _summary_of_chunk(self.source, span[0] + n, self.like)
-            for n, part in enumerate(stored)
-        ]
+        parts: list[Summary] = []
+        for n, (chunk, part) in enumerate(zip(chunks, stored, strict=True)):
+            if part is None:
+                part = summary_of_lines(self.source.chunk_lines(first + n), self.like)
+            else:
+                self.stored_of[chunk] = part
+            parts.append(part)
+        return parts
 
     def close(self) -> None:
         self._stop.set()
@@ -272,14 +324,3 @@ def _segment_count(source: RecordingSource) -> int:
         return len(discover(source.path))
     except AllsmiError:
         return len(source.segments)
-
-
-def _summary_of_chunk(source: RecordingSource, at: int, like: Summary) -> Summary:
-    """The summary of chunk ``at``'s frames, read now."""
-    part = Summary(like.width_ms, like.expected_hosts, like.interval_ms)
-    chunk = source.chunks[at]
-    source.chunk_lines(at)  # reading it learns its count
-    first = chunk.first_index
-    for index in range(first, first + (chunk.count or 0)):
-        part.add(source.frame(index))
-    return part

@@ -314,6 +314,21 @@ def _memory(rows: list[dict[str, Any]], foreign: bool, out: HostReadings) -> Non
 # --------------------------------------------------------------------------- the scan
 
 
+def summary_of_lines(lines: Iterable[bytes], like: Summary) -> Summary:
+    """The summary of raw recording lines (a chunk's), in ``like``'s width, expected hosts
+    and interval: each line read as :func:`summary_inputs` reads it."""
+    part = Summary(like.width_ms, like.expected_hosts, like.interval_ms)
+    for line in lines:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        found = summary_inputs(obj) if type(obj) is dict else None
+        if found is not None:
+            part.add_readings(*found)
+    return part
+
+
 @attrs.frozen(eq=False)
 class MapBatch:
     """The frames met since the last batch, and how far the scan is."""
