@@ -102,7 +102,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import accumulate, pairwise, repeat
-from operator import le, mul
+from operator import add, eq, le, lt, mul, ne, or_, sub
 from struct import Struct
 from struct import error as StructError
 from typing import Final
@@ -999,26 +999,30 @@ class Summary:
         if any(a >= b for a, b in pairwise(buckets)):
             raise SummaryInvalid("summary buckets are not increasing")
         gpu_host = [self._host_at[h] for h, _ in self._gpus]
-        host_limits: array[int] = array("H")  # each host's frames seen, bucket by bucket
-        gpu_limits: array[int] = array("H")  # each GPU's host's
-        for p, bucket in enumerate(buckets):
-            frames, t_first, t_last = self._frames[p], self._t_first[p], self._t_last[p]
-            start = bucket * width
-            if not 1 <= frames <= MAX_FRAMES or self._errors[p] > frames:
-                raise SummaryInvalid(f"summary bucket {bucket}: bad frame or error count")
-            if not start <= t_first <= t_last < start + width:
-                raise SummaryInvalid(f"summary bucket {bucket}: times outside the bucket")
-            if frames == 1 and t_first != t_last:
-                raise SummaryInvalid(f"summary bucket {bucket}: one frame, two times")
-            if self._gap[p] > t_last - t_first:
-                raise SummaryInvalid(f"summary bucket {bucket}: gap longer than its span")
-            seen = self._seen[p * nh : (p + 1) * nh]
-            if any(s > frames for s in seen) or any(
-                e > frames for e in self._host_errors[p * nh : (p + 1) * nh]
-            ):
-                raise SummaryInvalid(f"summary bucket {bucket}: host counts over its frames")
-            host_limits.extend(seen)
-            gpu_limits.extend([seen[h] for h in gpu_host])
+        frames, t_first, t_last = self._frames, self._t_first, self._t_last
+        # every bucket at once, iterated in C (a map of a million frames reads 100,000)
+        if buckets and (min(frames) < 1 or max(frames) > MAX_FRAMES):
+            raise SummaryInvalid("summary buckets: a frame count of 0 or over the limit")
+        if not all(map(le, self._errors, frames)):
+            raise SummaryInvalid("summary buckets: more frames with errors than frames")
+        starts = [bucket * width for bucket in buckets]
+        if not (
+            all(map(le, starts, t_first))
+            and all(map(le, t_first, t_last))
+            and all(map(lt, t_last, map(add, starts, repeat(width))))
+        ):
+            raise SummaryInvalid("summary buckets: times outside the bucket")
+        if not all(map(or_, map(ne, frames, repeat(1)), map(eq, t_first, t_last))):
+            raise SummaryInvalid("summary buckets: one frame, two times")
+        if not all(map(le, self._gap, map(sub, t_last, t_first))):
+            raise SummaryInvalid("summary buckets: a gap longer than its bucket's span")
+        host_limits = self._seen  # each host's frames, bucket by bucket
+        per_host = array("H", [f for f in frames for _ in range(nh)])
+        if not (all(map(le, host_limits, per_host)) and all(map(le, self._host_errors, per_host))):
+            raise SummaryInvalid("summary buckets: host counts over their frames")
+        gpu_limits = array(
+            "H", [host_limits[p * nh + h] for p in range(len(buckets)) for h in gpu_host]
+        )
         for name in HOST_SERIES:
             _check_stats(self._host_stats[name], host_limits, name)
         for name in GPU_SERIES:
@@ -1027,9 +1031,8 @@ class Summary:
     def check_span(self, t_lo: int, t_hi: int) -> None:
         """:class:`SummaryInvalid` unless every frame counted lies in ``t_lo..t_hi`` (both
         included: the time range of the chunk the summary came with)."""
-        for p, bucket in enumerate(self._buckets):
-            if self._t_first[p] < t_lo or self._t_last[p] > t_hi:
-                raise SummaryInvalid(f"summary bucket {bucket}: outside {t_lo}..{t_hi}")
+        if self._buckets and (min(self._t_first) < t_lo or max(self._t_last) > t_hi):
+            raise SummaryInvalid(f"summary buckets: frames outside {t_lo}..{t_hi}")
 
     # ------------------------------------------------------------------ queries
 
