@@ -207,18 +207,32 @@ def permyriad(used: int | None, total: int | None) -> int | None:
 def gpu_readings(frame: Frame) -> dict[tuple[str, str], tuple[int | None, ...]]:
     """Each GPU key of ``frame`` (its first row) → its quantized readings, in
     :data:`GPU_SERIES` order."""
+    # quantize() inlined, term for term: this is the recorder's cost per GPU per frame
     out: dict[tuple[str, str], tuple[int | None, ...]] = {}
-    q = quantize
+    inf = _INF
     for gpu in frame.gpus or ():
         key = (gpu.host_id, gpu.uuid)
-        if key not in out:
-            out[key] = (
-                q(gpu.utilization, 2, 200),
-                permyriad(gpu.used_memory, gpu.total_memory),
-                q(gpu.temperature, 1, 255),
-                q(gpu.power_consumption, 1, 0xFFFF),
-                q(gpu.frequency, 1, 0xFFFF),
-            )
+        if key in out:
+            continue
+        u, te, pw, ck = gpu.utilization, gpu.temperature, gpu.power_consumption, gpu.frequency
+        used, total = gpu.used_memory, gpu.total_memory
+        out[key] = (
+            None if u is None or not u >= 0 or u == inf else 200 if u >= 100 else int(u * 2 + 0.5),
+            None
+            if used is None or total is None or used < 0 or total <= 0
+            else min(10_000, (used * 20_000 + total) // (2 * total)),
+            None if te is None or not te >= 0 or te == inf else 255 if te >= 255 else int(te + 0.5),
+            None
+            if pw is None or not pw >= 0 or pw == inf
+            else 0xFFFF
+            if pw >= 0xFFFF
+            else int(pw + 0.5),
+            None
+            if ck is None or not ck >= 0 or ck == inf
+            else 0xFFFF
+            if ck >= 0xFFFF
+            else int(ck + 0.5),
+        )
     return out
 
 
