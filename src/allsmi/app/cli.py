@@ -133,7 +133,9 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
             "play/pause, ] and [ step one frame, + and - speed, j/k back/ahead 10 s, "
             "g go to a time (HH:MM:SS offset, @HH:MM wall clock, @2026-04-18T14:32:00Z), "
             "G back to the live edge (with --follow), L loop, arrows tabs and scrolling, "
-            "h or ? help, q quit."
+            "h or ? help, q quit. A History panel shows the last minutes as sparklines; in "
+            "replay a strip above the status line shows the whole recording (yellow: fewer "
+            "GPUs busy than usual, red: hosts missing or errors), built behind the replay."
         ),
     )
     _add_interval(p, None, "seconds between live collections (default 2; 3 for a cluster)")
