@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_view(commands)
     _add_record(commands)
     _add_verify(commands)
+    _add_events(commands)
     _add_snapshot(commands)
     _add_api(commands)
     _add_mock(commands)
@@ -214,6 +215,45 @@ def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
     p.add_argument("--deep", action="store_true", help="also structure every frame")
     p.set_defaults(handler="allsmi.app.verify:run")
+
+
+def _add_events(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "events",
+        help="list what happened in a recording: hosts lost, GPUs gone idle, errors, gaps…",
+        description=(
+            "Read a recording (a file, or a rotated set by its active name) and print its "
+            "events in time order, one a line: host-lost/host-back/flapping, errors/"
+            "errors-cleared (by host and kind), util-drop/util-back (a GPU from ≥ 30 %% to "
+            "≤ 5 %% for 30 s, noting memory still allocated), temp-warn/temp-slowdown/"
+            "temp-crit/temp-ok, power-drop (a host's GPU power down ≥ 40 %% and ≥ 50 W a "
+            "GPU within 30 s), gap (no frame for over twice the interval). Text: offset, "
+            "recorded time, host, GPU, kind, message. Exit 0, or 2 when the recording "
+            "cannot be read or a filter is wrong."
+        ),
+    )
+    p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default), or json: one object per line with t, offset_ms, host, gpu, "
+        "kind, message",
+    )
+    p.add_argument(
+        "--host", action="append", metavar="H", help="only this host (id or name; repeatable)"
+    )
+    p.add_argument(
+        "--kind", action="append", metavar="K", help="only these kinds (comma list; repeatable)"
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="T",
+        help="from T on: HH:MM:SS offset, @HH:MM local time or @2026-04-18T14:32:00Z",
+    )
+    p.add_argument("--to", dest="end", metavar="T", help="up to T (as --from)")
+    p.set_defaults(handler="allsmi.app.events:run")
 
 
 def _typed(parse: Callable[[str], int]) -> Callable[[str], int]:
@@ -389,8 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target: str | None = getattr(args, "handler", None)
     if target is None:
         _fail(
-            "allsmi: error: a command is needed: view, record, verify, snapshot, api, mock "
-            "or demo (see allsmi --help)"
+            "allsmi: error: a command is needed: view, record, verify, events, snapshot, api, "
+            "mock or demo (see allsmi --help)"
         )
         return 2
     return run_handler(lambda a: _load(target)(_resolve_hosts(a)), args)
