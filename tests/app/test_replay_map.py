@@ -15,7 +15,7 @@ import attrs
 from allsmi.adapters import wire
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
-from allsmi.app.replay_map import MapBuild, ReplayMap, open_map
+from allsmi.app.replay_map import ReplayMap, open_map
 from allsmi.app.tui import LiveModel
 from allsmi.domain.history import gpu_history_lines, panel_lines
 from allsmi.domain.model import Cpu, Frame, Gpu, Header, Memory
@@ -67,19 +67,13 @@ def built(replay_map: ReplayMap, timeout: float = 30.0) -> ReplayMap:
     return replay_map
 
 
-def build_of(replay_map: ReplayMap) -> MapBuild:
-    assert isinstance(replay_map.feed, MapBuild)
-    return replay_map.feed
-
-
 def test_our_zstd_recording_has_its_whole_map_from_its_summaries_without_a_pass(
     tmp_path: Path,
 ) -> None:
     source = RecordingSource(record(tmp_path / "r.ndjson.zst", Codec.ZSTD))
     replay_map = open_map(source)  # returns at once: the summaries are read behind
-    build = build_of(replay_map)
     assert built(replay_map).summary == whole(FRAMES)
-    assert build.scan is None  # every chunk stored its summary: nothing was scanned
+    assert not replay_map.scanned  # every chunk stored its summary: nothing was scanned
 
 
 def test_a_crash_cut_zstd_file_reads_the_chunk_left_without_a_summary(tmp_path: Path) -> None:
@@ -87,9 +81,8 @@ def test_a_crash_cut_zstd_file_reads_the_chunk_left_without_a_summary(tmp_path: 
     source = RecordingSource(path)
     assert source.segments[0].opened_by == "markers"
     replay_map = open_map(source)
-    build = build_of(replay_map)
     assert built(replay_map).summary == whole(FRAMES)
-    assert build.scan is None  # the last chunk, being written, was read from its frames
+    assert not replay_map.scanned  # the last chunk, being written, was read from its frames
 
 
 def test_a_gzip_recording_is_mapped_behind_and_ends_as_the_summary_of_its_frames(
@@ -100,10 +93,9 @@ def test_a_gzip_recording_is_mapped_behind_and_ends_as_the_summary_of_its_frames
     path.write_bytes(gzip.compress(plain.read_bytes()))
     source = RecordingSource(path, background=True)
     replay_map = open_map(source)
-    build = build_of(replay_map)
     versions = replay_map.version
     assert built(replay_map).summary == whole(FRAMES)
-    assert build.scan is not None  # no stored summaries: the background pass read it
+    assert replay_map.scanned  # no stored summaries: the background pass read it
     assert replay_map.version > versions
     replay_map.close()
     source.close()

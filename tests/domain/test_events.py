@@ -25,6 +25,7 @@ from allsmi.domain.events import (
     Event,
     detect,
     error_kind,
+    stops,
 )
 from allsmi.domain.model import Cpu, Frame, Gpu
 
@@ -468,3 +469,20 @@ def test_the_demo_incident_is_found() -> None:
     backs = [e for e in events if e.host == node and e.kind == "util-back"]
     assert sorted(e.gpu or "" for e in backs) == [str(i) for i in range(8)]
     assert all(end <= e.t_ms <= end + 60_000 for e in backs)
+
+
+def test_stops_are_one_per_event_time_and_name_what_happened_there() -> None:
+    first = 1_776_513_600_000
+    events = [
+        Event(first + 5000, "n3:9000", "0", "util-drop", "utilization: 80%->0%"),
+        Event(first + 5000, "n3:9000", "1", "util-drop", "utilization: 75%->0%"),
+        Event(first + 5000, "n3:9000", None, "power-drop", "power: 1,200W->200W"),
+        Event(first + 9000, None, None, "gap", "no frame for 12s"),
+        Event(first + 2000, "n1:9000", "3", "temp-warn", "temperature: ok->warn (82C / thr 87C)"),
+    ]
+    assert stops(events, first, {"n3:9000": "node-03"}) == (
+        (2000, "n1:9000 GPU3: temp-warn: temperature: ok->warn (82C / thr 87C)"),
+        (5000, "node-03: power-drop, util-drop ×2"),
+        (9000, "recording: gap: no frame for 12s"),
+    )
+    assert stops([], first) == ()

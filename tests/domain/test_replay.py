@@ -509,3 +509,58 @@ def test_a_step_at_the_indexed_end_waits_for_the_next_frame_and_lands_on_it() ->
     assert state.waiting is None
     (land,) = [c for c in commands if isinstance(c, r.Land)]
     assert land.from_ms == 99_001  # the first frame after the one shown
+
+
+# --------------------------------------------------------------------------- events: n / N
+
+
+def with_events(complete: bool = True) -> ReplayState:
+    state, _ = r.initial(100, T0, 99_000, interval_ms=1000)
+    stops = ((20_000, "node-03: util-drop ×8, power-drop"), (45_000, "node-03: util-back ×8"))
+    state, commands = r.step(state, r.EventsFound(stops, complete))
+    assert commands == ()
+    return state
+
+
+def shown_at(state: ReplayState, offset_ms: int) -> ReplayState:
+    at = T0 + offset_ms
+    shown = r.FrameShown(
+        index=offset_ms // 1000, key_ms=at, next_key_ms=at + 1000, t_ms=at, stepped=True
+    )
+    return r.step(state, shown)[0]
+
+
+def test_n_lands_on_the_next_event_and_names_it() -> None:
+    state, commands = r.step(with_events(), r.KeyPressed("n"))
+    (land,) = [c for c in commands if isinstance(c, r.Land)]
+    assert (land.from_ms, land.until_ms) == (20_000, 20_001)  # the frame of its time
+    assert state.message == "node-03: util-drop ×8, power-drop" and state.mode is r.Mode.PAUSED
+    on_it = shown_at(state, 20_000)
+    state, commands = r.step(on_it, r.KeyPressed("n"))  # strictly after the frame shown
+    assert next(c for c in commands if isinstance(c, r.Land)).from_ms == 45_000
+    state, commands = r.step(shown_at(state, 45_000), r.KeyPressed("N"))
+    assert next(c for c in commands if isinstance(c, r.Land)).from_ms == 20_000
+    assert state.message == "node-03: util-drop ×8, power-drop"
+
+
+def test_n_past_the_last_event_says_so_and_whether_events_are_still_looked_for() -> None:
+    after = shown_at(with_events(), 60_000)
+    state, commands = r.step(after, r.KeyPressed("n"))
+    assert state.message == "no event after this frame" and not any(
+        isinstance(c, r.Land) for c in commands
+    )
+    still = shown_at(with_events(complete=False), 60_000)
+    state, _ = r.step(still, r.KeyPressed("n"))
+    assert state.message == "no event after this frame yet (still looking through the recording)"
+    state, _ = r.step(with_events(), r.KeyPressed("N"))  # on the first frame: none before
+    assert state.message == "no event before this frame"
+
+
+def test_n_pauses_playback_and_without_an_event_search_says_so() -> None:
+    playing, _ = r.step(with_events(), r.KeyPressed("space"))
+    assert playing.mode is r.Mode.PLAYING
+    state, _ = r.step(playing, r.KeyPressed("n"))
+    assert state.mode is r.Mode.PAUSED
+    bare, _ = r.initial(100, T0, 99_000, interval_ms=1000)
+    state, _ = r.step(bare, r.KeyPressed("n"))
+    assert state.message == "events are not looked for here"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,37 @@ def test_a_gzip_copy_draws_the_same_strip_once_scanned_and_keys_answer_meanwhile
     session.send("[")
     session.wait_for("REPLAY | 00:00:00 /")
     assert strip_cells(session.styled()) == stored
+
+
+def press_until(session: Tmux, key: str, wanted: str, timeout: float = 60.0) -> str:
+    """Press ``key`` until the screen shows ``wanted`` (the events are found behind the
+    replay: until then ``n`` says it is still looking)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.send(key)
+        try:
+            return session.wait_for(wanted, timeout=2.0)
+        except pytest.fail.Exception:
+            continue
+    pytest.fail(f"{key!r} never led to {wanted!r}; the screen was:\n{session.screen()}")
+
+
+def test_n_finds_the_incident_from_the_first_frame_and_n_shift_returns(
+    sessions: list[Tmux], demo: Path
+) -> None:
+    session = replay(sessions, demo, width=160, height=50)
+    screen = press_until(session, "n", "REPLAY | 00:14:32 /")
+    assert "node-03" in message_line(screen)  # the message names the node
+    assert "util-drop" in message_line(screen) and "paused" in screen
+    session.send("n")
+    after = session.wait_for(lambda s: position(s) > 872)  # the next event: the recovery
+    assert "node-03" in message_line(after) and "util-back" in message_line(after)
+    session.send("N")
+    back = session.wait_for("REPLAY | 00:14:32 /")
+    assert "util-drop" in message_line(back)
+
+
+def message_line(screen: str) -> str:
+    lines = screen.splitlines()
+    status = next(i for i, line in enumerate(lines) if "REPLAY |" in line)
+    return lines[status - 2]  # the message, then the strip, then the status line

@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 from typing import Final, Protocol
 
 from allsmi.adapters.recording.discovery import discover
+from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.mapscan import MapScan, summary_of_lines
@@ -68,6 +69,7 @@ class ReplayMap:
         self.problem: str | None = None  # why the map stopped short (the replay goes on)
         self._stopped_at: int | None = None  # ...and how far it had got
         self._stored_of: dict[Chunk, Summary] = {}  # a finished build's stored summaries
+        self.scanned = False  # the background pass read some of the recording
         self._cells: dict[tuple[str | None, int, int, int], Sequence[Cell]] = {}
         self._partial: tuple[tuple[int, int], Summary | None] | None = None
         self._checked: set[Chunk] = set()  # chunks whose stored summary met their frames
@@ -111,6 +113,7 @@ class ReplayMap:
         if self.feed is not None:
             if isinstance(self.feed, MapBuild):  # what it took from storage, to check later
                 self._stored_of = self.feed.stored_of
+                self.scanned = self.scanned or self.feed.scan is not None
             self.feed.close()
             self.feed = None
 
@@ -324,3 +327,13 @@ def _segment_count(source: RecordingSource) -> int:
         return len(discover(source.path))
     except AllsmiError:
         return len(source.segments)
+
+
+def open_events(source: RecordingSource) -> EventScan:
+    """The search for ``source``'s events, started behind the replay."""
+    header = source.header
+    return EventScan(
+        source.path,
+        expected_hosts=header.hosts if header else (),
+        interval_ms=header.interval_ms if header else None,
+    )

@@ -20,12 +20,16 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
+from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.app.clock import Clock
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
+from allsmi.domain.errors import AllsmiError
+from allsmi.domain.events import stops
 from allsmi.domain.history import MapView
+from allsmi.domain.hosts import host_names
 from allsmi.domain.model import Frame
 from allsmi.domain.screen import (
     LIVE_KEYS_HELP,
@@ -144,7 +148,9 @@ class ReplayModel:
     quit: bool = False
     dirty: bool = True
     map: ReplayMap | None = None
+    events: EventScan | None = None  # the events behind `n` / `N`, found behind the replay
     _since_poll: int = 0
+    _events_told: tuple[int, bool] = (-1, False)  # (events, done) the core was last told of
 
     def key(self, name: str) -> None:
         if name == "esc" and self.view.help and self.driver.state.pending is None:
@@ -178,11 +184,40 @@ class ReplayModel:
                 self.dirty = True
             if self.map is not None and self.map.poll():
                 self.dirty = True
+            self.poll_events()
+
+    def poll_events(self) -> None:
+        """Tell the core of the events found since (``n`` answers with those so far)."""
+        scan = self.events
+        if scan is None:
+            return
+        try:
+            scan.poll()
+        except AllsmiError as err:  # the search stops; the replay goes on
+            self.events = None
+            self.driver.feed(core.EventsFound(self.driver.state.stops or (), True))
+            self.driver.state = attrs.evolve(self.driver.state, message=f"events: {err}")
+            self.dirty = True
+            return
+        told = (len(scan.found), scan.done)
+        if told != self._events_told:
+            self._events_told = told
+            source = self.driver.source
+            expected = self._hosts()
+            names = host_names(self.driver.frame(), expected).shown
+            self.driver.feed(
+                core.EventsFound(stops(scan.found, source.time_at(0), names), scan.done)
+            )
+            if scan.done:
+                scan.close()
+                self.events = None
 
     @property
     def polling(self) -> bool:
-        """Whether something grows behind the screen: the index, a followed file, the map."""
-        return self.driver.polling or (self.map is not None and self.map.building)
+        """Whether something grows behind the screen: the index, a followed file, the map,
+        the events."""
+        building = self.map is not None and self.map.building
+        return self.driver.polling or building or self.events is not None
 
     def history(self) -> MapView | None:
         if self.map is None:

@@ -18,7 +18,7 @@ from allsmi.adapters.terminal.painter import AsciimaticsTerminal, require_termin
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.local import build_local_source
 from allsmi.app.replay_driver import ReplayDriver, local_zone
-from allsmi.app.replay_map import open_map
+from allsmi.app.replay_map import open_events, open_map
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
@@ -64,12 +64,18 @@ def run_replay(args: argparse.Namespace) -> int:
         require_terminal()
         source = driver.source
         replay_map = open_map(source) if isinstance(source, RecordingSource) else None
-        model = ReplayModel(driver=driver, tz=driver.state.tz or local_zone(), map=replay_map)
+        events = open_events(source) if isinstance(source, RecordingSource) else None
+        model = ReplayModel(
+            driver=driver, tz=driver.state.tz or local_zone(), map=replay_map, events=events
+        )
+        model.poll_events()  # `n` says the search is on from the first key
         try:
             anyio.run(run_tui, ScreenTerminal(), model, RealClock())
         finally:
             if replay_map is not None:
                 replay_map.close()
+            if model.events is not None:
+                model.events.close()
     return 0
 
 

@@ -87,7 +87,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Final
 
@@ -752,3 +752,36 @@ def detect(
     out += detector.finish()
     out.sort(key=_T_MS)
     return out
+
+
+def stops(
+    events: Iterable[Event], first_t_ms: int, names: Mapping[str, str] | None = None
+) -> tuple[tuple[int, str], ...]:
+    """Where ``n`` / ``N`` stop: one stop per event time (offset from ``first_t_ms``), in
+    time order, with what the message line says there — the one event's host (by its shown
+    name in ``names``), GPU, kind and message, or for several, each host's kinds and counts
+    (``node-03: power-drop, util-drop ×8``)."""
+    by_time: dict[int, list[Event]] = {}
+    for event in events:
+        by_time.setdefault(event.t_ms, []).append(event)
+    shown = names or {}
+    out: list[tuple[int, str]] = []
+    for t_ms in sorted(by_time):
+        group = by_time[t_ms]
+        if len(group) == 1:
+            (event,) = group
+            where = shown.get(event.host, event.host) if event.host is not None else "recording"
+            gpu = f" GPU{event.gpu}" if event.gpu is not None else ""
+            out.append((t_ms - first_t_ms, f"{where}{gpu}: {event.kind}: {event.message}"))
+            continue
+        per_host: dict[str, dict[str, int]] = {}
+        for event in group:
+            host = shown.get(event.host, event.host) if event.host is not None else "recording"
+            kinds = per_host.setdefault(host, {})
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        parts = [
+            f"{host}: " + ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in sorted(kinds.items()))
+            for host, kinds in per_host.items()
+        ]
+        out.append((t_ms - first_t_ms, "; ".join(parts)))
+    return tuple(out)

@@ -93,6 +93,8 @@ class ReplayState:
     waiting: tuple[int, int] | None = None  # a Land past what is indexed yet, held until it is
     pending: str | None = None  # timecode text being typed after `g`
     message: str | None = None
+    stops: tuple[tuple[int, str], ...] | None = None  # events (n/N); None: not looked for
+    stops_complete: bool = False  # every frame looked at for events
     interval_ms: int | None = None  # the recording's interval, for gap skipping
     tz: tzinfo | None = None  # the local zone, for `@HH:MM` timecodes
 
@@ -182,6 +184,16 @@ class Resized:
     height: int
 
 
+@attrs.frozen
+class EventsFound:
+    """The recording's events as far as they are known: one stop per event time, ``(offset
+    from the first key, what happened there)``, in time order; ``complete`` once every
+    frame has been looked at."""
+
+    stops: tuple[tuple[int, str], ...]
+    complete: bool
+
+
 Event = (
     KeyPressed
     | TickElapsed
@@ -191,6 +203,7 @@ Event = (
     | IndexProgress
     | RecorderChanged
     | Resized
+    | EventsFound
 )
 
 
@@ -328,6 +341,8 @@ def step(state: ReplayState, event: Event) -> Result:
             return _indexed(state, event)
         case Resized():
             return state, (RENDER,)
+        case EventsFound(stops=stops, complete=complete):
+            return attrs.evolve(state, stops=stops, stops_complete=complete), ()
         case _:
             assert_never(event)
 
@@ -444,8 +459,39 @@ def _quit(state: ReplayState) -> Result:
     return state, (Quit(),)
 
 
+def _next_event(state: ReplayState) -> Result:
+    return _event_stop(state, forward=True)
+
+
+def _previous_event(state: ReplayState) -> Result:
+    return _event_stop(state, forward=False)
+
+
+def _event_stop(state: ReplayState, *, forward: bool) -> Result:
+    """``n`` / ``N``: pause on the next / previous event strictly after / before the frame on
+    screen (events sharing a time are one stop), the message naming it; the first frame
+    of its time (``Land``)."""
+    paused = attrs.evolve(state, mode=Mode.PAUSED if state.mode is Mode.PLAYING else state.mode)
+    if state.stops is None:
+        return attrs.evolve(paused, message="events are not looked for here"), (RENDER,)
+    here = state.cursor_key_ms - state.first_key_ms
+    if forward:
+        found = next((stop for stop in state.stops if stop[0] > here), None)
+    else:
+        found = next((stop for stop in reversed(state.stops) if stop[0] < here), None)
+    if found is None:
+        where = "after" if forward else "before"
+        still = "" if state.stops_complete else " yet (still looking through the recording)"
+        return attrs.evolve(paused, message=f"no event {where} this frame{still}"), (RENDER,)
+    offset, label = found
+    moved, commands = _land(attrs.evolve(paused, mode=Mode.PAUSED), (offset, offset + 1))
+    if moved.waiting is not None:  # beyond what is indexed: the waiting message stays
+        return moved, commands
+    return attrs.evolve(moved, message=label), commands
+
+
 STEP_WAIT_MS: Final = 1 << 40  # `]` at the indexed end: the first frame after, however far
-MOVING_KEYS: Final = frozenset({"space", "]", "[", "j", "k", "G", "esc"})
+MOVING_KEYS: Final = frozenset({"space", "]", "[", "j", "k", "G", "n", "N", "esc"})
 KEYS: Final = {
     "space": _toggle_play,
     "]": _step_forward,
@@ -459,6 +505,8 @@ KEYS: Final = {
     "g": _open_timecode,
     "L": _toggle_loop,
     "G": _go_live,
+    "n": _next_event,
+    "N": _previous_event,
     "q": _quit,
     "esc": _quit,
 }

@@ -99,7 +99,7 @@ STATUS_TEXT: Final = Style(fg="cyan")
 TIMECODE_FORMS: Final = "HH:MM:SS, MM:SS, SS, @HH:MM[:SS], @2026-04-18T14:32:00Z"
 LIVE_KEYS_HELP: Final = "h:Help q:Exit ←→:Tabs ↑↓:Scroll PgUp/PgDn:Page Home/End"
 REPLAY_KEYS_HELP: Final = (
-    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to L:Loop G:Live h:Help q:Exit ←→:Tabs"
+    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to n/N:Event L:Loop G:Live h:Help q:Exit ←→:Tabs"
 )
 FAILING_TAB: Final = Style(fg="red")
 FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown
@@ -526,6 +526,7 @@ _HELP_REPLAY: Final = (
     ("+ / -", "faster / slower: 0.25x 0.5x 1.0x 2.0x 4.0x 8.0x"),
     ("j / k", "back / ahead 10 s"),
     ("g", f"go to a time: {TIMECODE_FORMS}"),
+    ("n / N", "next / previous event: a host lost, GPUs gone idle, errors, a gap…"),
     ("L", "loop on / off"),
     ("G", "jump to the live edge (--follow)"),
 )
@@ -543,8 +544,9 @@ _HELP_STRIP: Final = (
 
 
 def _help(replay: bool) -> list[Block]:
-    sections = [("Keys", _HELP_KEYS)] + ([("Replay keys", _HELP_REPLAY)] if replay else [])
+    sections: list[tuple[str, Sequence[tuple[str, str]]]] = [("Keys", _HELP_KEYS)]
     if replay:
+        sections.append(("Replay keys", _HELP_REPLAY))
         sections.append(("The strip above the status line: the whole recording", _HELP_STRIP))
     lines: list[Spans] = []
     for title, keys in sections:
