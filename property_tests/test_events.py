@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from allsmi.domain.events import KINDS, Detector, Event, detect
 from allsmi.domain.model import Cpu, Frame, Gpu
 from property_tests.strategies import frames as any_frames
+from property_tests.strategies import summary_gpu
 
 T0 = 1_776_513_600_000
 HOSTS = ("a:1", "b:2", "c:3")
@@ -37,18 +39,8 @@ count = st.one_of(st.none(), st.sampled_from([-1, 0]), st.integers(0, 200))
 @st.composite
 def cluster_gpu(draw: st.DrawFn, host: str) -> Gpu:
     """A GPU of ``host`` with readings near and past every threshold, sentinels included."""
-    return Gpu(
-        uuid=draw(st.sampled_from(["g0", "g1"])),
-        name="x",
-        device_type="GPU",
-        host_id=host,
-        hostname=host,
-        instance=host,
-        utilization=draw(reading),
-        temperature=draw(count),
-        used_memory=draw(count),
-        total_memory=draw(count),
-        power_consumption=draw(reading),
+    return attrs.evolve(
+        draw(summary_gpu(host, reading, count)),
         temperature_threshold_slowdown=draw(st.sampled_from([None, 0, 87, 90])),
         temperature_threshold_shutdown=draw(st.sampled_from([None, 0, 95])),
         detail=draw(st.sampled_from([{}, {"index": "0"}])),

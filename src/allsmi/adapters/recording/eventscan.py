@@ -23,8 +23,7 @@ from pathlib import Path
 from allsmi.adapters import wire
 from allsmi.adapters.recording.decoding import sniff
 from allsmi.adapters.recording.discovery import discover, open_segment
-from allsmi.adapters.recording.files import describe_os_error
-from allsmi.adapters.recording.mapscan import BATCH_S, YIELD_S, segment_lines
+from allsmi.adapters.recording.mapscan import BATCH_S, YIELD_S, as_one_line, segment_lines
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.events import Detector, Event
 from allsmi.domain.model import Frame
@@ -71,14 +70,8 @@ class EventScan:
     def _run(self) -> None:
         try:
             self._scan()
-        except RecordingUnreadable as err:
-            self._queue.put(err)
-        except OSError as err:
-            self._queue.put(RecordingUnreadable(describe_os_error(err, self.path)))
         except Exception as err:  # one line to the UI, never a traceback
-            self._queue.put(
-                RecordingUnreadable(f"events of {self.path.name}: {type(err).__name__}: {err}")
-            )
+            self._queue.put(as_one_line(err, self.path, "events"))
 
     def _scan(self) -> None:
         pending: list[Event] = []

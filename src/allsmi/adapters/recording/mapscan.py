@@ -347,6 +347,16 @@ def segment_lines(fh: BinaryIO, codec: str) -> Iterator[bytes]:
     return fast_lines((block.data for block in blocks), stats)
 
 
+def as_one_line(err: Exception, path: Path, what: str) -> RecordingUnreadable:
+    """What a background pass over the recording at ``path`` says when ``err`` stopped it:
+    one line, for the UI thread to show (never a traceback)."""
+    if isinstance(err, RecordingUnreadable):
+        return err
+    if isinstance(err, OSError):
+        return RecordingUnreadable(describe_os_error(err, path))
+    return RecordingUnreadable(f"{what} of {path.name} stopped: {type(err).__name__}: {err}")
+
+
 class _Stopped(Exception):
     """close() was called: the thread ends without another batch."""
 
@@ -439,14 +449,8 @@ class MapScan:
             self._scan()
         except _Stopped:
             return
-        except RecordingUnreadable as err:
-            self._queue.put(err)
-        except OSError as err:
-            self._queue.put(RecordingUnreadable(describe_os_error(err, self.path)))
         except Exception as err:  # one line to the UI, never a traceback
-            self._queue.put(
-                RecordingUnreadable(f"map of {self.path.name} stopped: {type(err).__name__}: {err}")
-            )
+            self._queue.put(as_one_line(err, self.path, "map"))
 
     def _scan(self) -> None:
         files = discover(self.path)
