@@ -60,7 +60,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from allsmi import __version__
-from common import BENCH_DIR, OUT_DIR, child_cpu_s, min_med, own_cpu_s, own_peak_rss_mb, quantile
+from common import (
+    BENCH_DIR,
+    OUT_DIR,
+    child_cpu_s,
+    child_json,
+    min_med,
+    own_cpu_s,
+    own_peak_rss_mb,
+    quantile,
+)
 
 SOURCE_ZST: Final = OUT_DIR / "reader-1m.ndjson.zst"
 PLAIN: Final = OUT_DIR / "index-1m.ndjson"
@@ -253,17 +262,6 @@ def profile(kind: str, path: Path, top: int = 14) -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-def _pass(kind: str, path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
 def _reference(codec: str, path: Path) -> list[float]:
     argv = ["zcat", str(path)] if codec == "gzip" else ["cat", str(path)]
     walls = []
@@ -286,7 +284,7 @@ def run_codec(codec: str, path: Path, passes: int) -> dict[str, Any]:
     for _ in range(passes):
         for kind in ("first", "index", "blocking", "keys"):
             print(f"  {codec} {kind} ...", end="", flush=True)
-            rows.setdefault(kind, []).append(_pass(kind, path))
+            rows.setdefault(kind, []).append(child_json(__file__, "--measure", kind, str(path)))
             print(" done", flush=True)
         print(f"  {codec} verify ...", end="", flush=True)
         rows.setdefault("verify", []).append(_verify(path))

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from allsmi import __version__
-from common import BENCH_DIR, OUT_DIR, own_peak_rss_mb, quantile
+from common import BENCH_DIR, OUT_DIR, child_json, own_peak_rss_mb, quantile
 
 FILES: Final = {
     "100host": OUT_DIR / "reader-100host.ndjson.zst",
@@ -113,17 +113,6 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
     }
 
 
-def _child(kind: str, path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
 def _reference(path: Path) -> float:
     start = time.perf_counter()
     with subprocess.Popen(["zstd", "-dc", str(path)], stdout=subprocess.PIPE) as zstd:
@@ -146,7 +135,11 @@ def run(name: str, path: Path, passes: int) -> dict[str, list[Any]]:
     for _ in range(passes):
         for kind in rows:
             print(f"  {name} {kind} ...", end="", flush=True)
-            rows[kind].append(_reference(path) if kind == "ref" else _child(kind, path))
+            rows[kind].append(
+                _reference(path)
+                if kind == "ref"
+                else child_json(__file__, "--measure", kind, str(path))
+            )
             print(" done", flush=True)
     return rows
 

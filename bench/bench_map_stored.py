@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from allsmi.adapters.simulation.simulator import ClusterSpec
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
 from allsmi.domain.model import Frame, Header, Source
-from common import OUT_DIR, T0, SimSource, own_cpu_s
+from common import OUT_DIR, T0, SimSource, child_json, own_cpu_s
 
 SHAPES: Final[dict[str, tuple[ClusterSpec, tuple[str, ...], int, Source, int, int]]] = {
     # spec, sections, interval, source, frames in the file, frames per recorder pass
@@ -138,14 +137,6 @@ def measure_open(path: Path) -> dict[str, Any]:
     }
 
 
-def _child(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["--open"]:
@@ -164,13 +155,15 @@ def main() -> None:
     )
     for shape in shapes:
         path = ensure(shape)
-        opens = [_child("--open", str(path)) for _ in range(passes)]
+        opens = [child_json(__file__, "--open", str(path)) for _ in range(passes)]
         per_pass = SHAPES[shape][5]
         with_s: list[float] = []
         without_s: list[float] = []
         for _ in range(passes):
-            without_s.append(_child("--record", shape, str(per_pass), "without")["cpu_s"])
-            with_s.append(_child("--record", shape, str(per_pass), "with")["cpu_s"])
+            without_s.append(
+                child_json(__file__, "--record", shape, str(per_pass), "without")["cpu_s"]
+            )
+            with_s.append(child_json(__file__, "--record", shape, str(per_pass), "with")["cpu_s"])
         first = opens[0]
         share = first["stored_bytes"] / first["file_bytes"]
         times = [o["open_s"] for o in opens]

@@ -44,7 +44,7 @@ from allsmi import __version__
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.adapters.wire import encode_line
 from allsmi.domain.model import Source
-from common import OUT_DIR, T0, min_med, own_peak_rss_mb, write_recording
+from common import OUT_DIR, T0, child_json, min_med, own_peak_rss_mb, write_recording
 
 SAMPLES: Final = 200
 
@@ -170,17 +170,6 @@ def measure(path: Path, seed: int) -> dict[str, Any]:
     }
 
 
-def _pass(path: Path, seed: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(path), "--seed", str(seed)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
 def _zstd_dc(path: Path, runs: int = 3) -> list[float]:
     walls = []
     for _ in range(runs):
@@ -203,7 +192,9 @@ def _verdict(value: float, target: float | None) -> str:
 
 def report(ds: Dataset, path: Path, passes: int) -> None:
     ref = _zstd_dc(path)
-    runs = [_pass(path, seed) for seed in range(passes)]
+    runs = [
+        child_json(__file__, "--measure", str(path), "--seed", str(seed)) for seed in range(passes)
+    ]
     seeks = [x for r in runs for x in r["seeks_ms"]]
     steps = [x for r in runs for x in r["steps_ms"]]
     opens = [r["open_s"] for r in runs]

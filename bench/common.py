@@ -5,14 +5,16 @@ small formatting and CPU-time helpers. Not a test; asserts nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -144,3 +146,13 @@ def quantile(samples: Sequence[float], q: float) -> float:
     """The ``q`` quantile of ``samples`` (nearest rank); 0 for none."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def child_json(script: str, *args: str) -> dict[str, Any]:
+    """Run the benchmark ``script`` (its ``__file__``) in a fresh interpreter with ``args``;
+    the JSON object its last line prints (one measurement, imports not counted)."""
+    out = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, check=True, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result

@@ -9,12 +9,17 @@ where ``seq`` is absent or has gaps.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from allsmi.adapters import wire
+from allsmi.adapters.recording import source as source_module
+from allsmi.adapters.recording.bulk import Batch, bulk_scan
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.domain.model import Frame, Header, Memory
 from allsmi.domain.parse import format_rfc3339_ms
@@ -193,3 +198,24 @@ def all_smi_file(path: Path, n: int, *, compress: bool = True) -> Truth:
 
 
 Builder = Callable[[Path], tuple[Path, Truth]]
+
+
+class PacedIndex:
+    """The real bulk scan of the background index, held after each batch until ``go`` is
+    set: the pace, not the data, is the test's (docs/architecture.md §3.1). ``batches``
+    counts those handed over; ``finished`` is set when the scan has none left."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.go = threading.Event()
+        self.batches = 0
+        self.finished = False
+        real = bulk_scan  # the real scan, wrapped below
+
+        def paced(*args: Any, **kwargs: Any) -> Iterator[Batch]:
+            for batch in real(*args, **kwargs):
+                self.batches += 1
+                yield batch
+                self.go.wait()
+            self.finished = True
+
+        monkeypatch.setattr(source_module, "bulk_scan", paced)

@@ -9,42 +9,21 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import source as source_module
-from allsmi.adapters.recording.bulk import Batch, bulk_scan
 from allsmi.adapters.recording.sink import Codec
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain.errors import RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.model import Header
 
 from . import recordings as rec
+from .recordings import PacedIndex
 
 HEADER = wire.encode_line(Header(interval_ms=1000, hosts=("h",)))
-
-
-class Pace:
-    """The real bulk scan, one batch at a time: after each batch it waits for ``go``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.go = threading.Event()
-        self.batches = 0
-        self.finished = False
-        real = bulk_scan  # the real scan, wrapped below
-
-        def paced(*args: Any, **kwargs: Any) -> Iterator[Batch]:
-            for batch in real(*args, **kwargs):
-                self.batches += 1
-                yield batch
-                self.go.wait()
-            self.finished = True
-
-        monkeypatch.setattr(source_module, "bulk_scan", paced)
 
 
 def frame_lines(n: int, first: int = 0) -> bytes:
@@ -66,7 +45,7 @@ def indexer_threads() -> set[threading.Thread]:
 def test_the_first_chunk_is_shown_before_the_index_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     path = big_gzip(tmp_path / "big.ndjson.gz")
     source = RecordingSource(path, background=True)
     assert pace.batches == 1 and not pace.finished  # held after its first batch
@@ -82,7 +61,7 @@ def test_the_first_chunk_is_shown_before_the_index_ends(
 
 
 def test_close_stops_the_index_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     before = indexer_threads()
     source = RecordingSource(big_gzip(tmp_path / "big.ndjson.gz"), background=True)
     (thread,) = indexer_threads() - before
@@ -125,7 +104,7 @@ def test_a_file_truncated_while_indexed_ends_the_index_with_what_remains(
 ) -> None:
     """What the index counted before the cut stays counted until read; reading shows what
     is left, and a file cut to nothing is a clear error, not a crash."""
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     body = HEADER + frame_lines(20_000)
     path = tmp_path / "cut.ndjson"
     path.write_bytes(gzip.compress(body, compresslevel=1) if codec == "gzip" else body)

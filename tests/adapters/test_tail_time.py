@@ -7,22 +7,19 @@ the whole duration a replay knows at once from it while the index grows behind
 from __future__ import annotations
 
 import gzip
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import source as source_module
-from allsmi.adapters.recording.bulk import Batch, bulk_scan
 from allsmi.adapters.recording.sink import Codec
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.tail import tail_time
 from allsmi.domain.model import Frame, IndexLine
 
 from . import recordings as rec
+from .recordings import PacedIndex
 
 CODEC_NAME = {Codec.NONE: "none", Codec.GZIP: "gzip", Codec.ZSTD: "zstd"}
 
@@ -156,27 +153,12 @@ def test_a_missing_file_has_no_tail_time(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the source
 
 
-class Pace:
-    """The real bulk scan, held after each batch until ``go`` is set."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.go = threading.Event()
-        real = bulk_scan  # the real scan, wrapped below
-
-        def paced(*args: Any, **kwargs: Any) -> Iterator[Batch]:
-            for batch in real(*args, **kwargs):
-                yield batch
-                self.go.wait()
-
-        monkeypatch.setattr(source_module, "bulk_scan", paced)
-
-
 def final_duration(path: Path) -> int:
     with RecordingSource(path) as exact:
         return exact.duration_ms
 
 
-def index_all(source: RecordingSource, pace: Pace) -> None:
+def index_all(source: RecordingSource, pace: PacedIndex) -> None:
     pace.go.set()
     while source.indexing is not None:
         source.poll_index()
@@ -195,7 +177,7 @@ def test_the_whole_duration_is_known_at_open_where_the_tail_tells_it(
     rec.write_sink(path, 20_000, codec, chunk_frames=1000, max_size=max_size, max_files=50)
     assert (len(source_module.discover(path)) > 1) == rotated
     final = final_duration(path)
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     source = RecordingSource(path, background=True)
     assert source.indexing is not None  # held after its first batch
     assert source.whole_duration_ms == final
@@ -213,7 +195,7 @@ def test_a_single_member_gzip_grows_its_duration_with_the_index(
     path = tmp_path / "single.ndjson.gz"
     path.write_bytes(gzip.compress(whole_ndjson(ours), compresslevel=1))
     final = final_duration(path)
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     source = RecordingSource(path, background=True)
     assert source.indexing is not None
     assert source.whole_duration_ms is None
@@ -233,7 +215,7 @@ def test_a_tail_earlier_than_the_first_frame_never_makes_the_duration_negative(
     early = wire.encode_line(rec.make_frame(20_000, rec.T0 - 60_000, 20_000))
     with open(path, "ab") as fh:
         fh.write(early)
-    pace = Pace(monkeypatch)
+    pace = PacedIndex(monkeypatch)
     source = RecordingSource(path, background=True)
     assert source.indexing is not None
     assert source.whole_duration_ms == source.duration_ms >= 0

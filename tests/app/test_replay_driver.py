@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import gzip
 import re
-import threading
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from allsmi.adapters import wire
 from allsmi.adapters.recording import seektable
-from allsmi.adapters.recording import source as source_module
-from allsmi.adapters.recording.bulk import Batch, bulk_scan
 from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
@@ -26,6 +21,7 @@ from allsmi.domain.model import Frame, Header
 from allsmi.domain.parse import format_offset
 from allsmi.domain.screen import format_label, replay_status
 from tests.adapters import recordings as rec
+from tests.adapters.recordings import PacedIndex
 
 T0 = rec.T0
 
@@ -218,22 +214,6 @@ def test_a_recording_without_a_lock_file_stays_live(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- background index
-
-
-class PacedIndex:
-    """The real bulk scan, held after each batch until ``go`` is set (the pace, not the
-    data, is the test's: docs/architecture.md §3.1)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.go = threading.Event()
-        real = bulk_scan  # the real scan, wrapped below
-
-        def paced(*args: Any, **kwargs: Any) -> Iterator[Batch]:
-            for batch in real(*args, **kwargs):
-                yield batch
-                self.go.wait()
-
-        monkeypatch.setattr(source_module, "bulk_scan", paced)
 
 
 def indexed_gzip(path: Path, n: int = 20_000) -> Path:

@@ -13,10 +13,12 @@ from pathlib import Path
 import attrs
 
 from allsmi.adapters import wire
+from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import ReplayMap, open_map
-from allsmi.app.tui import LiveModel
+from allsmi.app.tui import LiveModel, ReplayModel
 from allsmi.domain.history import gpu_history_lines, panel_lines
 from allsmi.domain.model import Cpu, Frame, Gpu, Header, Memory
 from allsmi.domain.screen_rows import StyledLine
@@ -165,3 +167,18 @@ def test_a_stored_summary_that_contradicts_its_frames_is_dropped_when_its_chunk_
     assert built(replay_map).summary == whole(FRAMES)
     replay_map.view(source, 150)  # checked once: the map stays the frames'
     assert replay_map.summary == whole(FRAMES)
+
+
+def test_an_event_search_that_fails_says_so_and_the_replay_goes_on(tmp_path: Path) -> None:
+    driver = ReplayDriver.open(record(tmp_path / "r.ndjson.zst", Codec.ZSTD))
+    scan = EventScan(tmp_path / "gone.ndjson.zst")  # nothing there to search
+    model = ReplayModel(driver=driver, tz=UTC, events=scan)
+    deadline = time.monotonic() + 10
+    while model.events is not None and time.monotonic() < deadline:
+        model.poll_events()
+        time.sleep(0.01)
+    assert model.events is None and driver.state.stops_complete
+    assert (driver.state.message or "").startswith("events: ")
+    model.key("]")  # the replay goes on
+    assert driver.state.cursor == 1
+    scan.close()

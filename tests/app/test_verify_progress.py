@@ -121,7 +121,14 @@ def test_the_line_is_cut_short_of_the_terminals_last_column() -> None:
     assert drawn(line) == ["checking "]
 
 
-def test_indexing_counts_the_bytes_of_every_segment_of_the_set() -> None:
+@pytest.mark.parametrize(
+    ("met", "told"),
+    [(None, 250_000), (320_000, 570_000)],
+    ids=["frames-of-open-segments", "plus-frames-the-scan-met"],
+)
+def test_indexing_counts_the_bytes_of_every_segment_and_the_frames_met(
+    met: int | None, told: int
+) -> None:
     clock = FakeClock()
     line = line_on(clock)
     progress = PassProgress(line, clock)
@@ -130,24 +137,15 @@ def test_indexing_counts_the_bytes_of_every_segment_of_the_set() -> None:
     progress.opened(250_000)
     progress.opening(Path("a.gz"))
     clock.now += 10.0
-    progress.scanned(0.5)  # half of the second segment: 300 + 350 of 1000 MB in 10 s
+    # half of the second segment: 300 + 350 of 1000 MB in 10 s; its scan has met ``met``
+    if met is None:
+        progress.scanned(0.5)
+    else:
+        progress.scanned(0.5, met)
     assert progress.bytes_done == 650_000_000
+    assert progress.frames == told
     # 65 MB/s; 350 MB left is 5.4 s, told rounded up
-    assert drawn(line) == ["indexing  650 MB / 1.00 GB  250,000 frames  ~6 s left  65.0 MB/s"]
-
-
-def test_indexing_counts_the_frames_the_scan_has_met_on_top_of_the_open_segments() -> None:
-    clock = FakeClock()
-    line = line_on(clock)
-    progress = PassProgress(line, clock)
-    progress.indexing({Path("a.0001.gz"): 300_000_000, Path("a.gz"): 700_000_000})
-    progress.opening(Path("a.0001.gz"))
-    progress.opened(250_000)
-    progress.opening(Path("a.gz"))
-    clock.now += 10.0
-    progress.scanned(0.5, 320_000)  # the second segment's scan has met 320,000 frames so far
-    assert progress.frames == 570_000
-    assert drawn(line) == ["indexing  650 MB / 1.00 GB  570,000 frames  ~6 s left  65.0 MB/s"]
+    assert drawn(line) == [f"indexing  650 MB / 1.00 GB  {told:,} frames  ~6 s left  65.0 MB/s"]
 
 
 def test_checking_frames_shows_frames_of_the_total_their_share_of_bytes_and_the_rate() -> None:

@@ -564,3 +564,12 @@ def test_n_pauses_playback_and_without_an_event_search_says_so() -> None:
     bare, _ = r.initial(100, T0, 99_000, interval_ms=1000)
     state, _ = r.step(bare, r.KeyPressed("n"))
     assert state.message == "events are not looked for here"
+
+
+def test_a_search_that_stopped_short_says_why_once_and_n_goes_on_with_what_was_found() -> None:
+    state = with_events(complete=False)
+    found = state.stops
+    state, commands = r.step(state, r.EventsFound(found or (), True, problem="events: gone"))
+    assert state.message == "events: gone" and r.RENDER in commands
+    state, _ = r.step(state, r.KeyPressed("n"))
+    assert state.message == "node-03: util-drop ×8, power-drop"  # the events found still serve

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from datetime import tzinfo
 from pathlib import Path
 from typing import TextIO
 
@@ -37,7 +37,7 @@ from allsmi.domain.parse import (
 from allsmi.domain.screen import format_local
 
 
-def events_of(source: RecordingSource) -> Iterator[Event]:
+def events_of(source: RecordingSource) -> list[Event]:
     """Every event of the recording, in time order."""
     header = source.header
     detector = Detector(
@@ -51,7 +51,7 @@ def events_of(source: RecordingSource) -> Iterator[Event]:
         index += 1
     found += detector.finish()
     found.sort(key=lambda event: event.t_ms)
-    return iter(found)
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def _write(
     offset: int,
     names: dict[str, str],
     form: str,
-    tz: object,
+    tz: tzinfo,
 ) -> None:
     host = names.get(event.host, event.host) if event.host is not None else None
     if form == "json":
@@ -96,7 +96,7 @@ def _write(
         }
         out.write(orjson.dumps(record).decode() + "\n")
         return
-    when = format_local(event.t_ms, tz)  # type: ignore[arg-type]
+    when = format_local(event.t_ms, tz)
     gpu = f"GPU{event.gpu}" if event.gpu is not None and event.gpu.isdigit() else event.gpu
     out.write(
         f"{format_offset(offset)}  {when}  {host or '-':<16} {gpu or '-':<6} "
@@ -112,10 +112,10 @@ def _kinds(given: list[str] | None) -> frozenset[str]:
     return kinds
 
 
-def _bound(text: str | None, first: int, last: int, tz: object) -> int | None:
+def _bound(text: str | None, first: int, last: int, tz: tzinfo) -> int | None:
     if text is None:
         return None
-    return resolve_timecode(parse_timecode(text), first, last, tz)  # type: ignore[arg-type]
+    return resolve_timecode(parse_timecode(text), first, last, tz)
 
 
 def _names(source: RecordingSource) -> dict[str, str]:

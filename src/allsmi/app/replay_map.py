@@ -2,7 +2,7 @@
 
 The map is a :class:`~allsmi.domain.summary.Summary` of the whole recording, built from what
 the file stores (our zstd files keep a summary after each chunk) and from a background pass
-over the rest (:class:`MapFeed`): the strip fills in as the pass goes, and keys never wait
+over the rest (:class:`MapBuild`): the strip fills in as the pass goes, and keys never wait
 for it. This module keeps what the screen needs between paints:
 
 - the strip's cells, cut from the map once per (tab, width, span, map version): cutting a map
@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Collection, Sequence
-from typing import Final, Protocol
+from typing import Final
 
 from allsmi.adapters.recording.discovery import discover
 from allsmi.adapters.recording.eventscan import EventScan
@@ -41,28 +41,10 @@ PARTIAL_FRAMES: Final = 256  # frames read back for the bucket on screen, at mos
 FEW_MISSING: Final = 2  # chunks of a segment without a stored summary read at open, at most
 
 
-class MapFeed(Protocol):
-    """The background pass that builds the map of what the file does not store."""
-
-    @property
-    def done(self) -> bool: ...
-
-    @property
-    def built_to_ms(self) -> int | None:
-        """The map holds the recording up to this time (None: nothing yet)."""
-        ...
-
-    def poll(self) -> list[Summary]:
-        """The parts built since the last call, consecutive in time (never waits)."""
-        ...
-
-    def close(self) -> None: ...
-
-
 class ReplayMap:
     """The map of one replayed recording, and the caches a paint needs."""
 
-    def __init__(self, summary: Summary, feed: MapFeed | None = None) -> None:
+    def __init__(self, summary: Summary, feed: MapBuild | None = None) -> None:
         self.summary = summary
         self.feed = feed
         self.version = 0  # bumps whenever the map changed
@@ -111,9 +93,8 @@ class ReplayMap:
 
     def close(self) -> None:
         if self.feed is not None:
-            if isinstance(self.feed, MapBuild):  # what it took from storage, to check later
-                self._stored_of = self.feed.stored_of
-                self.scanned = self.scanned or self.feed.scan is not None
+            self._stored_of = self.feed.stored_of  # what it took from storage, to check later
+            self.scanned = self.scanned or self.feed.scan is not None
             self.feed.close()
             self.feed = None
 
@@ -150,7 +131,7 @@ class ReplayMap:
         is built again without it, that chunk from its frames — and the message line says
         so."""
         feed = self.feed
-        stored_of = feed.stored_of if isinstance(feed, MapBuild) else self._stored_of
+        stored_of = feed.stored_of if feed is not None else self._stored_of
         at = source.timeline.chunk_of(cursor)
         chunk = source.chunks[at]
         stored = stored_of.get(chunk)
@@ -196,7 +177,7 @@ class ReplayMap:
 
 
 class MapBuild:
-    """The :class:`MapFeed` of a replay: a thread reads the stored summaries of each segment
+    """What builds a replay's map behind it: a thread reads the stored summaries of each segment
     that has them (a file's summaries are read in one go, without decoding a frame); the
     segments they do not cover are then read by the background pass (:class:`MapScan`).
     Chunks of a stored segment left without a summary (at most :data:`FEW_MISSING`: a

@@ -195,8 +195,8 @@ class ReplayModel:
             scan.poll()
         except AllsmiError as err:  # the search stops; the replay goes on
             self.events = None
-            self.driver.feed(core.EventsFound(self.driver.state.stops or (), True))
-            self.driver.state = attrs.evolve(self.driver.state, message=f"events: {err}")
+            found = self.driver.state.stops or ()
+            self.driver.feed(core.EventsFound(found, True, problem=f"events: {err}"))
             self.dirty = True
             return
         told = (len(scan.found), scan.done)

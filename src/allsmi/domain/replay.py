@@ -188,10 +188,12 @@ class Resized:
 class EventsFound:
     """The recording's events as far as they are known: one stop per event time, ``(offset
     from the first key, what happened there)``, in time order; ``complete`` once every
-    frame has been looked at."""
+    frame has been looked at; ``problem``: why the search stopped short (said once on the
+    message line; ``n`` goes on with what was found)."""
 
     stops: tuple[tuple[int, str], ...]
     complete: bool
+    problem: str | None = None
 
 
 Event = (
@@ -341,8 +343,11 @@ def step(state: ReplayState, event: Event) -> Result:
             return _indexed(state, event)
         case Resized():
             return state, (RENDER,)
-        case EventsFound(stops=stops, complete=complete):
-            return attrs.evolve(state, stops=stops, stops_complete=complete), ()
+        case EventsFound(stops=stops, complete=complete, problem=problem):
+            found = attrs.evolve(state, stops=stops, stops_complete=complete)
+            if problem is None:
+                return found, ()
+            return attrs.evolve(found, message=problem), (RENDER,)
         case _:
             assert_never(event)
 

@@ -105,11 +105,13 @@ from itertools import accumulate, pairwise, repeat
 from operator import add, eq, le, lt, mul, ne, or_, sub
 from struct import Struct
 from struct import error as StructError
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 
 from allsmi.domain.model import Frame, normalise_host_id
+
+K = TypeVar("K", str, tuple[str, str])  # a host key, or a GPU key
 
 BUCKET_MS: Final = 10_000
 MAX_FRAMES: Final = 0xFFFF  # frames counted per bucket ('H')
@@ -346,7 +348,7 @@ class _Stats:
         return n, sum(self.s[start:stop]), lo, hi
 
 
-def _rekey(columns: Iterable[array[int]], old: Sequence[object], new: dict[object, int]) -> None:
+def _rekey(columns: Iterable[array[int]], old: Sequence[K], new: dict[K, int]) -> None:
     """Re-lay bucket-major ``columns`` of keys ``old`` for the keys ``new`` (key → position),
     a superset; new keys' entries are zero."""
     width, wide = len(old), len(new)
@@ -589,29 +591,29 @@ class Summary:
 
     def _add_keys(self, hosts: Iterable[str], gpus: Iterable[tuple[str, str]]) -> None:
         """Make room for new host and GPU keys (each column re-laid once)."""
-        new_hosts = set(hosts) - self._host_at.keys()
-        if new_hosts:
-            keys = sorted({*self._hosts, *new_hosts})
-            at: dict[object, int] = {key: i for i, key in enumerate(keys)}
-            self._relay(self._host_columns(), self._hosts, at)
-            self._hosts = keys
-            self._host_at = {key: i for i, key in enumerate(keys)}
-        new_gpus = set(gpus) - self._gpu_at.keys()
-        if new_gpus:
-            gkeys = sorted({*self._gpus, *new_gpus})
-            gat: dict[object, int] = {key: i for i, key in enumerate(gkeys)}
-            self._relay(self._gpu_columns(), self._gpus, gat)
-            self._gpus = gkeys
-            self._gpu_at = {key: i for i, key in enumerate(gkeys)}
+        grown_hosts = self._grown(self._host_columns(), self._hosts, self._host_at, hosts)
+        if grown_hosts is not None:
+            self._hosts, self._host_at = grown_hosts
+        grown_gpus = self._grown(self._gpu_columns(), self._gpus, self._gpu_at, gpus)
+        if grown_gpus is not None:
+            self._gpus, self._gpu_at = grown_gpus
 
-    def _relay(
-        self, columns: list[array[int]], old: Sequence[object], new: dict[object, int]
-    ) -> None:
+    def _grown(
+        self, columns: list[array[int]], old: list[K], at: dict[K, int], given: Iterable[K]
+    ) -> tuple[list[K], dict[K, int]] | None:
+        """The keys ``old`` (positions ``at``) with the new ones of ``given``, sorted, and
+        their positions, with ``columns`` re-laid for them; None when none is new."""
+        new: set[K] = set(given) - at.keys()
+        if not new:
+            return None
+        keys: list[K] = sorted(set(old) | new)
+        positions = {key: i for i, key in enumerate(keys)}
         if old:
-            _rekey(columns, old, new)
+            _rekey(columns, old, positions)
         else:
             for column in columns:
-                column[:] = _zeros(column.typecode, len(self._buckets) * len(new))
+                column[:] = _zeros(column.typecode, len(self._buckets) * len(positions))
+        return keys, positions
 
     def _insert_bucket(self, p: int, bucket: int) -> None:
         for column in self._bucket_columns():

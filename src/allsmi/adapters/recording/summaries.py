@@ -24,8 +24,8 @@ Rules this module obeys:
   exactly the chunk's count, in buckets of the one width (:data:`BUCKET_MS`: chunks merge).
   Anything else is ``None`` for that chunk (the caller computes
   it from the chunk's frames instead), with the reason kept: nothing here raises on hostile
-  bytes. Values are checked only against decoded frames (:func:`matches`; ``allsmi verify``
-  does it for every stored summary).
+  bytes. Values are checked only against decoded frames: ``allsmi verify`` does it for every
+  stored summary, the replay for each chunk it reads for the screen.
 """
 
 from __future__ import annotations
@@ -90,16 +90,6 @@ def summary_frame(
 def new_compressor() -> zstandard.ZstdCompressor:
     """The compressor of summary payloads (content size written: readers bound the output)."""
     return zstandard.ZstdCompressor(level=SUMMARY_LEVEL, write_content_size=True)
-
-
-def frames_counted(summary: Summary) -> int:
-    """Every frame ``summary`` counts."""
-    return summary.frames
-
-
-def matches(stored: Summary, frames: Iterable[Frame], header: Header | None) -> bool:
-    """Whether ``stored`` is the summary of ``frames`` (a chunk's, decoded)."""
-    return stored == summary_of(frames, header)
 
 
 def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> list[Stored]:
@@ -172,7 +162,7 @@ def _summary_at(
     if summary.width_ms != BUCKET_MS:  # what every writer of ours uses: chunks must merge
         raise SummaryInvalid(f"summary buckets of {summary.width_ms} ms, not {BUCKET_MS}")
     summary.check_span(ref.t_lo, ref.t_hi)
-    counted = frames_counted(summary)
+    counted = summary.frames
     if counted != ref.frames:
         raise SummaryInvalid(f"summary counts {counted} frames, its chunk {ref.frames}")
     if target is None:  # it lists its keys: a later summary frame may refer to them
