@@ -16,6 +16,7 @@ from allsmi.domain.summary import (
     ACTIVE_UTIL,
     GPU_SERIES,
     HOST_SERIES,
+    TOPS,
     UNITS,
     Summary,
     SummaryInvalid,
@@ -23,6 +24,8 @@ from allsmi.domain.summary import (
     error_host,
     gpu_readings,
     host_readings,
+    quantize,
+    share,
 )
 from property_tests.strategies import frames as any_frames
 from property_tests.strategies import summary_gpu
@@ -162,6 +165,56 @@ def test_a_damaged_payload_is_refused_or_consistent(
         assert Summary.from_bytes(summary.to_bytes()) == summary
 
 
+@given(frames=runs(), data=st.data())
+def test_a_damaged_payload_read_with_bounds_only_is_refused_or_safe_to_draw_and_merge(
+    frames: list[Frame], data: st.DataObject
+) -> None:
+    """What the map takes at open (check_bounds): whatever it accepts draws means within
+    their series' range and merges with itself without overflowing a column."""
+    payload = bytearray(Summary.of(frames, 10_000).to_bytes())
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, max(0, len(payload) - 1)))
+        if payload:
+            payload[at] ^= data.draw(st.integers(1, 255))
+    try:
+        summary = Summary.from_bytes(bytes(payload), full=False)
+    except SummaryInvalid as err:
+        assert "\n" not in str(err)
+        return
+    span = summary.bucket_range()
+    if span is None:
+        return
+    t_end = (span[1] + 1) * 10_000 - 1
+    for series in GPU_SERIES + HOST_SERIES:
+        limit = TOPS[series] * UNITS[series]
+        values = summary.history(series, t_end, span[1] - span[0] + 1)
+        assert all(v is None or 0 <= v <= limit for v in values)
+    for cell in summary.cells(span[0] * 10_000, t_end + 1, 3):
+        assert cell.util_mean is None or 0 <= cell.util_mean <= 100
+    twice = summary.copy()
+    twice.merge(summary.copy())  # no OverflowError: every sum ≤ frames × top
+
+
+@given(rows=st.lists(st.sampled_from(HOSTS).flatmap(gpus), max_size=8))
+def test_readings_taken_a_series_at_a_time_are_each_row_s_own(rows: list[Gpu]) -> None:
+    """gpu_readings quantizes whole series in C where it can: the same values, row by
+    row, as quantize() and share() give (the first row of a key counts)."""
+    expected: dict[tuple[str, str], tuple[int | None, ...]] = {}
+    for g in rows:
+        expected.setdefault(
+            (g.host_id, g.uuid),
+            (
+                quantize(g.utilization, 2, 200),
+                share(g.used_memory, g.total_memory),
+                quantize(g.temperature, 1, 255),
+                quantize(g.power_consumption, 1, 0xFFFF),
+                quantize(g.frequency, 1, 0xFFFF),
+            ),
+        )
+    got = gpu_readings(Frame(t_ms=T0, gpus=tuple(rows) or None))
+    assert got == expected
+
+
 # --------------------------------------------------------------------------- reference
 
 
@@ -228,7 +281,6 @@ def _reference_cells(
         (
             count[c],
             sum(utils[c]) / len(utils[c]) * 0.5 if utils[c] else None,
-            min(utils[c]) * 0.5 if utils[c] else None,
             max(utils[c]) * 0.5 if utils[c] else None,
             gap[c],
             missing[c],
@@ -261,7 +313,7 @@ def test_cells_agree_with_the_frames(
     t1 = t0 + offsets[1]
     cells = Summary.of(frames, width, hosts).cells(t0, t1, ncells, host, interval)
     got = [
-        (c.frames, c.util_mean, c.util_min, c.util_max, c.gap, c.missing, c.errors, c.active)
+        (c.frames, c.util_mean, c.util_max, c.gap, c.missing, c.errors, c.active)
         for c in cells
     ]
     assert got == _reference_cells(frames, width, hosts, t0, t1, ncells, host, interval)

@@ -149,11 +149,19 @@ def test_a_stored_summary_that_contradicts_its_frames_is_dropped_when_its_chunk_
     and counts, so it passes every check at open; reading that chunk for the screen shows
     the lie, and the map is built again from the frames."""
     path = tmp_path / "forged.ndjson.zst"
+    config = SinkConfig(path=path, codec=Codec.ZSTD, chunk_max_frames=100)
+    honest = RecordingSink(attrs.evolve(config, path=tmp_path / "honest.ndjson.zst"), HEADER)
+    for frame in FRAMES:
+        honest.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=frame)
+    honest.close()
+    starts = [first for first, _ in RecordingSource(honest.config.path).chunk_starts()]
+    second = range(starts[1], starts[2])  # where the sink cut the second chunk
+    assert 150 in second
     forged = [frame_at(i) for i in range(450)]
-    for i in range(100, 200):  # the second chunk's summary: its GPUs at 1 % all along
+    for i in second:  # the second chunk's summary: its GPUs at 1 % all along
         idle = tuple(attrs.evolve(g, utilization=1.0) for g in forged[i].gpus or ())
         forged[i] = attrs.evolve(forged[i], gpus=idle)
-    sink = RecordingSink(SinkConfig(path=path, codec=Codec.ZSTD, chunk_max_frames=100), HEADER)
+    sink = RecordingSink(config, HEADER)
     for frame, given in zip(FRAMES, forged, strict=True):
         sink.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=given)
     sink.close()

@@ -48,8 +48,8 @@ def test_gpu_readings_are_quantized_to_their_units() -> None:
         frequency=1650,
     )
     (readings,) = gpu_readings(frame(T0, row)).values()
-    # half percent, permyriad, °C, W (half up), MHz
-    assert readings == (147, 7563, 67, 565, 1650)
+    # half percent, per mille, °C, W (half up), MHz
+    assert readings == (147, 756, 67, 565, 1650)
 
 
 def test_readings_are_clamped_to_their_ranges() -> None:
@@ -62,7 +62,7 @@ def test_readings_are_clamped_to_their_ranges() -> None:
         frequency=2**64 - 1,
     )
     (readings,) = gpu_readings(frame(T0, row)).values()
-    assert readings == (200, 10_000, 255, 0xFFFF, 0xFFFF)
+    assert readings == (200, 1_000, 255, 0xFFFF, 0xFFFF)
 
 
 @pytest.mark.parametrize("bad", [None, -1, -1.0, math.nan, math.inf])
@@ -93,7 +93,7 @@ def test_host_readings_cpu_mean_and_ram_share() -> None:
         Memory("g", "g", "g", total_bytes=None, utilization=12.34),
     )
     readings = host_readings(Frame(t_ms=T0, cpus=cpus, memory=memory))
-    assert readings == {"h": (31, 2500), "g": (None, 1234)}  # 15.25 % → 30.5 → 31 half percents
+    assert readings == {"h": (31, 250), "g": (None, 123)}  # 15.25 % → 30.5 → 31 half percents
 
 
 def test_history_in_real_units_per_gpu_host_and_cluster() -> None:
@@ -166,15 +166,15 @@ def test_expected_host_with_no_rows_is_missing() -> None:
     assert summary.cells(T0, T0 + BUCKET_MS, 1)[0].missing
 
 
-def test_cells_at_a_coarser_width_aggregate_min_mean_max() -> None:
+def test_cells_at_a_coarser_width_aggregate_mean_and_max() -> None:
     frames = [
         frame(T0 + i * 5000, gpu(utilization=float(u)))
         for i, u in enumerate([10, 20, 30, 40, 50, 60, 70, 80])
     ]  # two frames a bucket, four buckets
     (cell,) = Summary.of(frames).cells(T0, T0 + 40_000, 1)
-    assert (cell.frames, cell.util_mean, cell.util_min, cell.util_max) == (8, 45.0, 10.0, 80.0)
+    assert (cell.frames, cell.util_mean, cell.util_max) == (8, 45.0, 80.0)
     halves = Summary.of(frames).cells(T0, T0 + 40_000, 2)
-    assert [(c.util_min, c.util_max) for c in halves] == [(10.0, 40.0), (50.0, 80.0)]
+    assert [(c.util_mean, c.util_max) for c in halves] == [(25.0, 40.0), (65.0, 80.0)]
 
 
 def test_frame_before_the_first_bucket_is_counted() -> None:
@@ -201,8 +201,8 @@ def test_round_trip_and_nbytes() -> None:
     summary = Summary.of(frames, expected_hosts=["n1:9090", "x:1"])
     data = summary.to_bytes()
     assert Summary.from_bytes(data) == summary
-    # 3 buckets: 32 B cluster + 2 hosts × 16 B + 1 GPU × 36 B each (the stats kept: KEPT)
-    assert summary.nbytes() == 3 * (32 + 2 * 16 + 36)
+    # 3 buckets: 32 B cluster + 2 hosts × 16 B + 1 GPU × 32 B each (the stats kept: KEPT)
+    assert summary.nbytes() == 3 * (32 + 2 * 16 + 32)
 
 
 def _corrupt(data: bytes, at: int, value: bytes) -> bytes:
@@ -216,7 +216,8 @@ def test_from_bytes_refuses_inconsistent_payloads() -> None:
         "truncated": data[:-1],
         "no header": data[:10],
         "bad magic": _corrupt(data, 0, b"XXXX"),
-        "version 3": _corrupt(data, 4, b"\x03\x00"),
+        "version 4": _corrupt(data, 4, b"\x04\x00"),
+        "version 2": _corrupt(data, 4, b"\x02\x00"),
         "version 1": _corrupt(data, 4, b"\x01\x00"),
         "unknown flag": _corrupt(data, 6, b"\x02\x00"),
         "trailing bytes": data + b"\x00",
@@ -245,8 +246,35 @@ def test_check_finds_each_inconsistency() -> None:
     assert "times outside" in mutate("t_last", T0 + BUCKET_MS)
     assert "gap" in mutate("gap", 101)
     assert "util" in mutate("n", 3)  # over the host's 2 frames
-    assert "util" in mutate("lo", 19)  # min > max
+    assert "util" in mutate("hi", 3)  # a max under the mean
     assert "util" in mutate("s", 100)  # sum over n × max
+
+
+def test_check_bounds_refuses_what_could_overflow_or_leave_a_range_and_leaves_the_rest() -> None:
+    def fresh() -> Summary:
+        return Summary.of([frame(T0, gpu(utilization=5.0)), frame(T0 + 100, gpu(utilization=9.0))])
+
+    def bounds(column: str, value: int) -> str | None:
+        summary = fresh()
+        getattr(summary._gpu_stats["util"], column)[0] = value
+        try:
+            summary.check_bounds()
+        except SummaryInvalid as err:
+            return str(err)
+        return None
+
+    assert bounds("n", 3) == "summary buckets: a count over its bucket's frames"
+    assert bounds("s", 2 * 200 + 1) == "summary buckets: a sum over its frames times its top"
+    assert bounds("hi", 201) == "summary buckets: a min or max over its top"
+    # a sum over n × max: within bounds (check() alone refuses it), and drawn clamped
+    assert bounds("s", 2 * 200) is None
+    lying = fresh()
+    lying._gpu_stats["util"].n[0] = 1
+    lying._gpu_stats["util"].s[0] = 400
+    lying.check_bounds()
+    assert lying.history("util", T0, 1) == [100.0]
+    with pytest.raises(SummaryInvalid):
+        lying.check()
 
 
 def test_check_span_refuses_frames_outside_the_chunk() -> None:

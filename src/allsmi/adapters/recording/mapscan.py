@@ -69,8 +69,8 @@ from allsmi.domain.summary import (
     gpu_readings,
     host_readings,
     known,
-    permyriad,
     quantize,
+    share,
 )
 
 BATCH_S: Final = 0.25  # a batch is handed over at least this often while frames come
@@ -262,7 +262,7 @@ def _gpus(
             continue
         out[key] = (
             None if util is None else quantize(util, 2, 200),
-            None if used is None or total is None else permyriad(used, total),
+            None if used is None or total is None else share(used, total),
             None if temp is None else quantize(temp, 1, 255),
             None if power is None else quantize(power, 1, 0xFFFF),
             None if freq is None else quantize(freq, 1, 0xFFFF),
@@ -296,17 +296,17 @@ def _memory(rows: list[dict[str, Any]], foreign: bool, out: HostReadings) -> Non
         size = sizes.get(host)
         if size is None:
             size = sizes[host] = [0, 0]
-        if permyriad(used, total) is not None:
+        if share(used, total) is not None:
             assert used is not None and total is not None
             size[0] += used
             size[1] += total
         elif util is not None and known(util):
             shares.setdefault(host, []).append(util)
     for host, (used_sum, total_sum) in sizes.items():
-        ram = permyriad(used_sum, total_sum) if total_sum else None
+        ram = share(used_sum, total_sum) if total_sum else None
         if ram is None and host in shares:
             found = shares[host]
-            ram = quantize(sum(found) / len(found), 100, 10_000)
+            ram = quantize(sum(found) / len(found), 10, 1_000)
         cpu = out.get(host)
         out[host] = (None if cpu is None else cpu[0], ram)
 

@@ -5,7 +5,11 @@ numbered ones). A segment is a sequence of *chunks*; a chunk is one independent
 compression unit (a zstd frame, a gzip member, or a run of plain lines) that begins with an
 index line naming its first data frame and its own stored offset; the first chunk of a
 segment starts with the header line. A chunk ends after 1000 data frames or 8 MiB of
-uncompressed lines. For zstd, a skippable *marker* frame precedes each chunk and a clean
+uncompressed lines; a chunk that stores a summary ends sooner, on a summary bucket's boundary
+(docs/recording-format.md §7.10), when the bucket beginning would not fit in it whole (judged
+by the largest bucket the chunk took so far): its summary then holds whole buckets, none
+shared with the next chunk's, which keeps stored summaries small and lets a reader append
+them without joining buckets. For zstd, a skippable *marker* frame precedes each chunk and a clean
 close appends the *table* and *trailer* (see :mod:`allsmi.adapters.recording.seektable`).
 A zstd chunk whose every frame was given structured (``append(..., frame=)``) is followed by
 its *summary frame* (:mod:`allsmi.adapters.recording.summaries`), located by the next
@@ -56,7 +60,7 @@ from allsmi.adapters.recording.files import describe_os_error, open_private, ref
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.model import Frame, Header, IndexLine
 from allsmi.domain.segments import numbered_segments, segment_name
-from allsmi.domain.summary import KeyList, Summary
+from allsmi.domain.summary import KeyList, Summary, bucket_of
 
 CHUNK_MAX_FRAMES: Final = 1000
 CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
@@ -164,6 +168,38 @@ class _Chunk:
     frames: int = 0
     raw_bytes: int = 0
     summary: Summary | None = None  # of its frames so far (zstd); None: it gets none
+    bucket: int | None = None  # the summary bucket of its last frame
+    bucket_frames: int = 0  # frames and bytes of that bucket in this chunk so far
+    bucket_bytes: int = 0
+    whole_frames: int = 0  # the most frames and bytes a bucket ended in this chunk took
+    whole_bytes: int = 0
+
+    def ends_before(self, t_ms: int, line: int, config: SinkConfig) -> bool:
+        """Whether the chunk ends before a frame at ``t_ms`` of ``line`` bytes: when it is
+        full, or when the frame begins a summary bucket that would not fit whole (module
+        header: chunks end on bucket boundaries)."""
+        if self.frames >= config.chunk_max_frames or self.raw_bytes + line > config.chunk_max_bytes:
+            return True
+        if self.summary is None or bucket_of(t_ms) == self.bucket:
+            return False
+        whole_frames = max(self.whole_frames, self.bucket_frames)
+        whole_bytes = max(self.whole_bytes, self.bucket_bytes)
+        return (
+            self.frames + whole_frames > config.chunk_max_frames
+            or self.raw_bytes + whole_bytes > config.chunk_max_bytes
+        )
+
+    def count(self, t_ms: int, line: int) -> None:
+        """Count a frame at ``t_ms`` of ``line`` bytes written into the chunk."""
+        bucket = bucket_of(t_ms)
+        if bucket != self.bucket:
+            self.whole_frames = max(self.whole_frames, self.bucket_frames)
+            self.whole_bytes = max(self.whole_bytes, self.bucket_bytes)
+            self.bucket, self.bucket_frames, self.bucket_bytes = bucket, 0, 0
+        self.bucket_frames += 1
+        self.bucket_bytes += line
+        self.frames += 1
+        self.raw_bytes += line
 
 
 class RecordingSink:
@@ -214,10 +250,7 @@ class RecordingSink:
                 self.stats.rotations += 1
             self._open_segment()
         chunk = self._chunk
-        if chunk is not None and (
-            chunk.frames >= self.config.chunk_max_frames
-            or chunk.raw_bytes + len(line) > self.config.chunk_max_bytes
-        ):
+        if chunk is not None and chunk.ends_before(t_ms, len(line), self.config):
             self._end_chunk()
             chunk = None
         if chunk is None:
@@ -228,8 +261,7 @@ class RecordingSink:
                 chunk.summary = None
             else:
                 chunk.summary.add(frame)
-        chunk.frames += 1
-        chunk.raw_bytes += len(line)
+        chunk.count(t_ms, len(line))
         self.stats.frames += 1
         self.stats.raw_bytes += len(line)
         self._last = (seq, t_ms)

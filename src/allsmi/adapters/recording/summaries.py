@@ -92,10 +92,14 @@ def new_compressor() -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(level=SUMMARY_LEVEL, write_content_size=True)
 
 
-def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> list[Stored]:
+def read_stored(
+    path: Path, segment: SegmentInfo, chunks: Sequence[Chunk], full: bool = True
+) -> list[Stored]:
     """One :class:`Stored` per chunk of ``chunks`` (the segment's own, in order, as its
     footer or markers listed them). A segment that was scanned, or is no zstd file, has
-    none."""
+    none. ``full``: each summary passes :meth:`Summary.check`, else only
+    :meth:`Summary.check_bounds` (the map: its values are checked when their chunk is
+    decoded)."""
     refs = segment.summaries
     if segment.codec != "zstd" or segment.opened_by not in ("footer", "markers"):
         return [NONE] * len(chunks)
@@ -105,7 +109,7 @@ def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> li
     known: dict[int, KeyList] = {}
     try:
         with open(path, "rb") as fh:
-            return [NONE if ref is None else _read_one(fh, ref, known) for ref in wanted]
+            return [NONE if ref is None else _read_one(fh, ref, known, full) for ref in wanted]
     except OSError as err:
         why = f"cannot read {path.name}: {err.strerror or err}"
         return [NONE if ref is None else Stored(None, True, why) for ref in wanted]
@@ -114,18 +118,20 @@ def read_stored(path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]) -> li
 def stored_summaries(
     path: Path, segment: SegmentInfo, chunks: Sequence[Chunk]
 ) -> list[Summary | None]:
-    """The stored summary of each chunk of ``chunks`` that passed every check, else None
-    (the caller computes that chunk's summary from its frames)."""
-    return [found.summary for found in read_stored(path, segment, chunks)]
+    """The stored summary of each chunk of ``chunks`` that passed the checks at open (its
+    place, size, span and count, and :meth:`Summary.check_bounds`), else None (the caller
+    computes that chunk's summary from its frames)."""
+    return [found.summary for found in read_stored(path, segment, chunks, full=False)]
 
 
 def _read_one(
     fh: BinaryIO,
     ref: seektable.SummaryRef,
     known: dict[int, KeyList],
+    full: bool,
 ) -> Stored:
     try:
-        return Stored(_summary_at(fh, ref, known), True)
+        return Stored(_summary_at(fh, ref, known, full), True)
     except SummaryInvalid as err:
         return Stored(None, True, str(err))
 
@@ -134,6 +140,7 @@ def _summary_at(
     fh: BinaryIO,
     ref: seektable.SummaryRef,
     known: dict[int, KeyList],
+    full: bool,
 ) -> Summary:
     """The summary ``ref`` locates, checked; :class:`SummaryInvalid` (one line) otherwise."""
     if not ref.after < ref.offset or ref.offset + _HEAD > ref.before:
@@ -158,7 +165,7 @@ def _summary_at(
     except zstandard.ZstdError as err:
         raise SummaryInvalid(f"summary at {ref.offset:,} does not decompress: {err}") from None
     target = Summary.keys_ref(data)
-    summary = Summary.from_bytes(data, known)
+    summary = Summary.from_bytes(data, known, full)
     if summary.width_ms != BUCKET_MS:  # what every writer of ours uses: chunks must merge
         raise SummaryInvalid(f"summary buckets of {summary.width_ms} ms, not {BUCKET_MS}")
     summary.check_span(ref.t_lo, ref.t_hi)
