@@ -58,6 +58,27 @@ def test_header_line_is_exactly_the_design_shape() -> None:
     )
 
 
+def test_a_recorder_start_time_is_the_header_s_last_key_and_reads_back() -> None:
+    header = Header(
+        source="remote",
+        interval_ms=3000,
+        hosts=("dgx-01",),
+        all_smi_version="0.1.0",
+        started_ms=T0,
+    )
+    line = wire.encode_line(header)
+    assert line.endswith(b'"hosts":["dgx-01"],"started_ms":1776513600000}\n')
+    assert wire.decode_line(line, 1) == header
+    assert wire.slice_line(line) == wire.LineInfo(wire.KIND_HEADER, None, None)
+
+
+def test_a_header_without_a_start_time_reads_as_none_and_is_written_without_it() -> None:
+    older = b'{"schema":1,"header":true,"writer":"allsmi","interval_ms":1000,"hosts":[]}'
+    header = wire.decode_line(older, 1)
+    assert isinstance(header, Header) and header.started_ms is None
+    assert b"started_ms" not in wire.encode_line(header)
+
+
 def test_index_line_is_exactly_the_design_shape() -> None:
     index = IndexLine(t_ms=T0 + 3_000_000, seq=1000, byte_offset=1234567)
     assert wire.encode_line(index) == (
@@ -280,6 +301,7 @@ def test_all_smi_header_and_index_lines_are_recognised() -> None:
         (b'{"schema":1,"t":"2026-04-18T12:00:00.000Z","errors":[1]}', "errors"),
         (b'{"schema":1,"index":true,"seq":-1,"byte_offset":0}', "non-negative"),
         (b'{"schema":1,"header":true,"hosts":"a"}', "hosts"),
+        (b'{"schema":1,"header":true,"started_ms":"today"}', "started_ms"),
     ],
 )
 def test_malformed_line_raises_recording_corrupt_naming_line_and_reason(

@@ -27,7 +27,7 @@ from allsmi.domain.events import (
     error_kind,
     stops,
 )
-from allsmi.domain.model import Cpu, Frame, Gpu
+from allsmi.domain.model import Cpu, Frame, Gpu, Header
 
 T0 = 1_776_513_600_000
 S = 1000  # the interval of these frames, ms
@@ -418,6 +418,37 @@ def test_restart_when_the_recorder_start_time_changes() -> None:
     assert detector.restarted(T0 + 60 * S) == [
         Event(T0 + 60 * S, None, None, "restart", "recorder restarted")
     ]
+
+
+def segments_of(*starts: int | None) -> list[Event]:
+    """One detector over segments of 10 frames each, each begun with a header naming
+    ``starts[i]`` as its recorder start time (None: a header without it)."""
+    detector = Detector(expected_hosts=(H1,), interval_ms=S)
+    out: list[Event] = []
+    for i, start in enumerate(starts):
+        out += detector.segment(Header(hosts=(H1,), interval_ms=S, started_ms=start))
+        for t in range(i * 10, i * 10 + 10):
+            out += detector.feed(frame(t, hosts=(H1,)))
+    return out + detector.finish()
+
+
+def test_a_segment_with_a_new_recorder_start_time_is_a_restart() -> None:
+    restarted_at = T0 + 19 * S + 500  # the second run began between its frames 19 and 20
+
+    events = segments_of(T0, T0, restarted_at)
+
+    assert events == [Event(restarted_at, None, None, "restart", "recorder restarted")]
+
+
+def test_segments_of_one_run_rotated_share_the_start_time_and_are_no_restart() -> None:
+    assert segments_of(T0, T0, T0, T0) == []
+
+
+def test_headers_without_a_start_time_keep_the_old_rule_no_restart() -> None:
+    assert segments_of(None, None, None) == []
+    # An older recorder's segment between two of one run says nothing, and forgets nothing.
+    assert segments_of(T0, None, T0) == []
+    assert kinds(segments_of(None, T0, None, T0 + 25 * S)) == [(25, None, None, "restart")]
 
 
 # --- one detector, many frames ----------------------------------------------------------------

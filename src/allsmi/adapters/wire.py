@@ -127,7 +127,9 @@ def frame_to_dict(frame: Frame) -> dict[str, Any]:
 
 
 def header_to_dict(header: Header) -> dict[str, Any]:
-    return {
+    """The header's keys in order; ``started_ms`` last, and only when known (older readers
+    ignore it, docs/recording-format.md §10.1)."""
+    out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "header": True,
         "writer": header.writer,
@@ -137,6 +139,9 @@ def header_to_dict(header: Header) -> dict[str, Any]:
         "interval_ms": header.interval_ms,
         "hosts": list(header.hosts),
     }
+    if header.started_ms is not None:
+        out["started_ms"] = header.started_ms
+    return out
 
 
 def index_to_dict(index: IndexLine) -> dict[str, Any]:
@@ -248,6 +253,7 @@ def _structure_header(obj: dict[str, Any]) -> Header:
         writer=_str_or_none(obj.get("writer")),
         format=_str_or_none(obj.get("format")),
         all_smi_version=_str_or_none(obj.get("all_smi_version")),
+        started_ms=_int_or_none(obj.get("started_ms"), "started_ms"),
     )
 
 

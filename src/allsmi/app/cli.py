@@ -220,25 +220,41 @@ def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
 def _add_events(commands: argparse._SubParsersAction[_Parser]) -> None:
     p = commands.add_parser(
         "events",
-        help="list what happened in a recording: hosts lost, GPUs gone idle, errors, gaps…",
+        help="list what happened in recordings: hosts lost, GPUs gone idle, errors, gaps…",
         description=(
-            "Read a recording (a file, or a rotated set by its active name) and print its "
+            "Read recordings (a file, or a rotated set by its active name) and print their "
             "events in time order, one a line: host-lost/host-back/flapping, errors/"
             "errors-cleared (by host and kind), util-drop/util-back (a GPU from ≥ 30 %% to "
             "≤ 5 %% for 30 s, noting memory still allocated), temp-warn/temp-slowdown/"
             "temp-crit/temp-ok, power-drop (a host's GPU power down ≥ 40 %% and ≥ 50 W a "
-            "GPU within 30 s), gap (no frame for over twice the interval). Text: offset, "
-            "recorded time, host, GPU, kind, message. Exit 0, or 2 when the recording "
-            "cannot be read or a filter is wrong."
+            "GPU within 30 s), gap (no frame for over twice the interval), restart (the "
+            "recorder started again). Text: offset, recorded time, host, GPU, kind, message. "
+            "Several PATHs are separate recordings, each detected on its own (offsets and "
+            "--from/--to from its own first frame), merged in time order; each line then "
+            "names its PATH. Exit 0, or 2 when a recording cannot be read or a filter is "
+            "wrong."
         ),
     )
-    p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
+    p.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="+",
+        help="a recording (its active file name); several are listed merged in time order",
+    )
     p.add_argument(
         "--format",
         choices=("text", "json"),
         default="text",
         help="text (default), or json: one object per line with t, offset_ms, host, gpu, "
-        "kind, message",
+        "kind, message (and file, first, when several PATHs are given)",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="one PATH only: print its events, then keep printing new ones as the recording "
+        "grows (a line as each is confirmed, flushed); an event only the recording's end "
+        "would confirm (a gap or power-drop still open) is printed once a later frame "
+        "confirms it. Ctrl-C or SIGTERM ends it (exit 0)",
     )
     p.add_argument(
         "--host", action="append", metavar="H", help="only this host (id or name; repeatable)"

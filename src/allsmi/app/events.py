@@ -1,34 +1,62 @@
-"""``allsmi events PATH``: what happened in a recording, a line an event
-(README "Events"; the detection is :mod:`allsmi.domain.events`).
+"""``allsmi events PATH…``: what happened in recordings, a line an event (README "Events";
+the detection is :mod:`allsmi.domain.events`).
 
-Rules: every frame of the recording (a file or a rotated set) is read in order and fed to one
-:class:`~allsmi.domain.events.Detector`, the same detection the replay uses; a line that does
-not structure is the errors-only frame the replay shows for it. Events are printed in time
-order, each once, after the filters (``--host`` by id or shown name, ``--kind``, ``--from`` and
-``--to`` as ``g`` reads a time). Text: offset, recorded wall time in the local zone, host,
-GPU, kind and message, tab-free and aligned; ``--format json``: one object per line with
-``t`` (RFC 3339), ``offset_ms``, ``host``, ``gpu`` (its index, its uuid where it has none, or
-null), ``kind`` and ``message``. Exit 0 (events
-or none), 2 for an unreadable recording or a bad filter, always one line on stderr.
+Rules: every frame of a recording (a file or a rotated set) is read in order and fed to one
+:class:`~allsmi.domain.events.Detector`, the same detection the replay uses, each segment's
+header first (its recorder start time: ``restart``); a line that does not structure is the
+errors-only frame the replay shows for it. Events are printed in time order, each once, after
+the filters (``--host`` by id or shown name, ``--kind``, ``--from`` and ``--to`` as ``g``
+reads a time). Text: offset, recorded wall time in the local zone, host, GPU, kind and
+message, tab-free and aligned; ``--format json``: one object per line with ``t`` (RFC 3339),
+``offset_ms``, ``host``, ``gpu`` (its index, its uuid where it has none, or null), ``kind``
+and ``message``.
+
+Several PATHs are separate recordings: each is detected on its own (its own detector, its
+offsets and ``--from``/``--to`` from its own first frame, its own host names), then all their
+events are printed merged in time order (ties in the order the paths were given). Then a text
+line begins with the PATH as given, and a JSON object with ``file`` (the PATH as given) before
+``t``; with one PATH neither appears. Every PATH is read before anything is printed: one that
+cannot be read is the one error line, and nothing is printed.
+
+``--follow`` (one PATH): the events already recorded, then, polling every :data:`POLL_S`
+through :class:`~allsmi.adapters.recording.follow.FollowingSource` (rotation, eviction and a
+restarted recorder included), each new frame fed to the same detector and each event printed
+as it is confirmed, stdout flushed a line at a time. What only the end of a recording
+confirms (:meth:`~allsmi.domain.events.Detector.finish`: a gap or a power-drop still open) is
+not printed until a later frame confirms it. Offsets count from the first frame there was
+when following began. SIGTERM, SIGINT (Ctrl-C) and SIGHUP end it with exit 0 and nothing on
+stderr; so does its reader going away (a closed pipe). Exit 0 (events or none), 2 for an
+unreadable recording, a bad filter or ``--follow`` with several PATHs, always one line on
+stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import select
+import signal
 import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import tzinfo
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import Final, TextIO
 
+import attrs
 import orjson
 
+from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.replay_driver import local_zone
+from allsmi.app.signals import STOP_SIGNALS
 from allsmi.domain.errors import UsageError
 from allsmi.domain.events import KINDS, Detector, Event
 from allsmi.domain.hosts import host_names
 from allsmi.domain.model import normalise_host_id
 from allsmi.domain.parse import (
+    Timecode,
     format_offset,
     format_rfc3339_ms,
     parse_timecode,
@@ -36,70 +64,198 @@ from allsmi.domain.parse import (
 )
 from allsmi.domain.screen import format_local
 
+POLL_S: Final = 0.2  # --follow looks for new frames this often (an event within 2 s)
+
+Source = RecordingSource | FollowingSource
+
+
+class _Feed:
+    """One recording's frames fed to one :class:`Detector` in order, each once; a segment's
+    header is told before its first frame (``restart``)."""
+
+    def __init__(self, source: Source) -> None:
+        header = source.header
+        self.detector = Detector(
+            expected_hosts=header.hosts if header else (),
+            interval_ms=header.interval_ms if header else None,
+        )
+        self.next = 0  # the index of the next frame to feed
+        self._segment: int | None = None  # the segment of the last frame fed
+        self._key: int | None = None  # the seek key of the last frame fed
+
+    def take(self, source: Source, stop: Callable[[], bool] = lambda: False) -> list[Event]:
+        """The events the frames not fed yet confirm, ordered by time."""
+        found: list[Event] = []
+        while self.next < source.frame_count and not stop():  # the count is re-read: reading
+            segment = source.segment_of(self.next)  # may recount frames
+            if segment != self._segment:
+                self._segment = segment
+                found += self.detector.segment(source.segments[segment].header)
+            found += self.detector.feed(source.frame(self.next))
+            self._key = source.key_at(self.next)
+            self.next += 1
+        found.sort(key=lambda event: event.t_ms)
+        return found
+
+    def moved(self, source: Source, update: FollowUpdate) -> None:
+        """Frames were evicted from the start, or counted anew: find the next one again (by
+        the key of the last fed, so nothing is fed twice)."""
+        if update.rebuilt and self._key is not None:
+            at = source.index_at_or_before(self._key)
+            self.next = at + 1 if source.key_at(at) <= self._key else at
+        elif update.dropped:
+            self.next = max(0, self.next - update.dropped)
+
 
 def events_of(source: RecordingSource) -> list[Event]:
     """Every event of the recording, in time order."""
-    header = source.header
-    detector = Detector(
-        expected_hosts=header.hosts if header else (),
-        interval_ms=header.interval_ms if header else None,
-    )
-    found: list[Event] = []
-    index = 0
-    while index < source.frame_count:  # reading may recount frames: the count is re-read
-        found += detector.feed(source.frame(index))
-        index += 1
-    found += detector.finish()
+    feed = _Feed(source)
+    found = feed.take(source) + feed.detector.finish()
     found.sort(key=lambda event: event.t_ms)
     return found
 
 
-def run(args: argparse.Namespace) -> int:
-    kinds = _kinds(args.kind)
-    with RecordingSource(Path(args.path)) as source:
+@attrs.frozen
+class _Filters:
+    """The filters and the format, as given."""
+
+    kinds: frozenset[str]
+    hosts: tuple[str, ...]
+    start: Timecode | None
+    end: Timecode | None
+    form: str
+
+
+class _Lines:
+    """One recording's events as the lines printed (None: filtered out)."""
+
+    def __init__(self, source: Source, filters: _Filters, tz: tzinfo, file: str | None) -> None:
         first, last = source.first_t_ms, source.last_t_ms
-        tz = local_zone()
-        start = _bound(args.start, first, last, tz)
-        end = _bound(args.end, first, last, tz)
-        names = _names(source)
-        hosts = _hosts(args.host, names)
-        out = sys.stdout
-        for event in events_of(source):
-            offset = event.t_ms - first
-            if (start is not None and offset < start) or (end is not None and offset > end):
-                continue
-            if kinds and event.kind not in kinds:
-                continue
-            if hosts is not None and event.host not in hosts:
-                continue
-            _write(out, event, offset, names, args.format, tz)
+        self.first = first
+        self.start = (
+            None if filters.start is None else resolve_timecode(filters.start, first, last, tz)
+        )
+        self.end = None if filters.end is None else resolve_timecode(filters.end, first, last, tz)
+        self.names = _names(source)
+        self.hosts = _hosts(filters.hosts, self.names)
+        self.kinds = filters.kinds
+        self.form = filters.form
+        self.tz = tz
+        self.file = file
+
+    def line(self, event: Event) -> str | None:
+        offset = event.t_ms - self.first
+        if (self.start is not None and offset < self.start) or (
+            self.end is not None and offset > self.end
+        ):
+            return None
+        if self.kinds and event.kind not in self.kinds:
+            return None
+        if self.hosts is not None and event.host not in self.hosts:
+            return None
+        return _format(event, offset, self.names, self.form, self.tz, self.file)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: list[str] = args.path
+    if args.follow and len(paths) > 1:
+        raise UsageError(f"--follow follows one recording; {len(paths)} PATHs given")
+    filters = _Filters(
+        kinds=_kinds(args.kind),
+        hosts=tuple(args.host or ()),
+        start=None if args.start is None else parse_timecode(args.start),
+        end=None if args.end is None else parse_timecode(args.end),
+        form=args.format,
+    )
+    tz = local_zone()
+    if args.follow:
+        return _follow(Path(paths[0]), filters, tz, sys.stdout)
+    several = len(paths) > 1
+    found: list[tuple[int, int, str]] = []  # (time, path's place, line), as printed
+    for place, path in enumerate(paths):
+        with RecordingSource(Path(path)) as source:
+            lines = _Lines(source, filters, tz, path if several else None)
+            for event in events_of(source):
+                line = lines.line(event)
+                if line is not None:
+                    found.append((event.t_ms, place, line))
+    found.sort(key=lambda item: item[:2])  # stable: each recording's own order kept
+    sys.stdout.writelines(line for _, _, line in found)
     return 0
 
 
-def _write(
-    out: TextIO,
+def _follow(path: Path, filters: _Filters, tz: tzinfo, out: TextIO) -> int:
+    """``--follow`` (module rules): until a stop signal, or the reader goes away."""
+    with _stop_signals() as stopped, FollowingSource(path) as source:
+        lines = _Lines(source, filters, tz, None)
+        feed = _Feed(source)
+        while not stopped():
+            for event in feed.take(source, stopped):
+                line = lines.line(event)
+                if line is not None:
+                    out.write(line)
+                    out.flush()
+            if _reader_gone(out):
+                raise BrokenPipeError  # the CLI's quiet exit for a closed pipe
+            time.sleep(POLL_S)  # a signal's handler runs at once; the flag is seen next
+            if not stopped():
+                feed.moved(source, source.poll())
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], bool]]:
+    """While inside, :data:`STOP_SIGNALS` set a flag (no KeyboardInterrupt): whether one
+    came. The handlers before are put back on the way out."""
+    came: list[int] = []
+
+    def note(signum: int, _: FrameType | None) -> None:
+        came.append(signum)
+
+    before = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS}
+    try:
+        yield lambda: bool(came)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _reader_gone(out: TextIO) -> bool:
+    """Whether ``out`` is a pipe or socket whose other end was closed (no write needed)."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # only the conditions always reported: an error, a hang-up
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0))
+
+
+def _format(
     event: Event,
     offset: int,
     names: dict[str, str],
     form: str,
     tz: tzinfo,
-) -> None:
+    file: str | None,
+) -> str:
     host = names.get(event.host, event.host) if event.host is not None else None
     if form == "json":
-        record = {
-            "t": format_rfc3339_ms(event.t_ms),
-            "offset_ms": offset,
-            "host": host,
-            "gpu": int(event.gpu) if event.gpu is not None and event.gpu.isdigit() else event.gpu,
-            "kind": event.kind,
-            "message": event.message,
-        }
-        out.write(orjson.dumps(record).decode() + "\n")
-        return
+        record: dict[str, object] = {} if file is None else {"file": file}
+        record.update(
+            t=format_rfc3339_ms(event.t_ms),
+            offset_ms=offset,
+            host=host,
+            gpu=int(event.gpu) if event.gpu is not None and event.gpu.isdigit() else event.gpu,
+            kind=event.kind,
+            message=event.message,
+        )
+        return orjson.dumps(record).decode() + "\n"
     when = format_local(event.t_ms, tz)
     gpu = f"GPU{event.gpu}" if event.gpu is not None and event.gpu.isdigit() else event.gpu
-    out.write(
-        f"{format_offset(offset)}  {when}  {host or '-':<16} {gpu or '-':<6} "
+    where = "" if file is None else f"{file}  "
+    return (
+        f"{where}{format_offset(offset)}  {when}  {host or '-':<16} {gpu or '-':<6} "
         f"{event.kind:<14} {event.message}\n"
     )
 
@@ -112,13 +268,7 @@ def _kinds(given: list[str] | None) -> frozenset[str]:
     return kinds
 
 
-def _bound(text: str | None, first: int, last: int, tz: tzinfo) -> int | None:
-    if text is None:
-        return None
-    return resolve_timecode(parse_timecode(text), first, last, tz)
-
-
-def _names(source: RecordingSource) -> dict[str, str]:
+def _names(source: Source) -> dict[str, str]:
     """Each host id → the name the replay shows it by (in the first and the last frame)."""
     header = source.header
     expected = header.hosts if header else ()
@@ -128,7 +278,7 @@ def _names(source: RecordingSource) -> dict[str, str]:
     return names
 
 
-def _hosts(given: list[str] | None, names: dict[str, str]) -> frozenset[str] | None:
+def _hosts(given: tuple[str, ...], names: dict[str, str]) -> frozenset[str] | None:
     """The host ids ``--host`` names (by id, with or without a scheme, or by shown name)."""
     if not given:
         return None

@@ -210,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         interval_ms=plan.interval_ms,
         hosts=plan.hosts,
         all_smi_version=__version__,
+        started_ms=clock.wall_ms(),  # once per run: the sink reuses the header at rotation
     )
     sink = RecordingSink(config, header)
     with RecordingLock.acquire(path):  # before the set is read or rotated

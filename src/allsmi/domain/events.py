@@ -43,8 +43,10 @@ kind                when
 ``gap``             no frame for over ``gap_intervals`` × the interval (the rule ``verify``
                     uses); gaps less than ``gap_merge_ms`` apart are one event, stamped at the
                     frame before the first and answered once no gap follows within it
-``restart``         :meth:`Detector.restarted` is told a recorder start time other than the
-                    one it knew (stamped at the new start)
+``restart``         a segment's header names a recorder start time (``started_ms``) other than
+                    the one before it (:meth:`Detector.segment`; stamped at the new start).
+                    One run's segments share it (rotation reuses the header); a header
+                    without it (older files, all-smi's) says nothing
 ==================  ============================================================================
 
 Readings. ``None``, NaN, ±infinity and negative values are no reading (all-smi's ``-1``;
@@ -93,7 +95,7 @@ from typing import Final
 
 import attrs
 
-from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Gpu
+from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Gpu, Header
 from allsmi.domain.parse import format_gap
 from allsmi.domain.summary import error_host, permyriad
 
@@ -349,6 +351,14 @@ class Detector:
         if known is None or known == start_ms:
             return []
         return [Event(start_ms, None, None, RESTART, "recorder restarted")]
+
+    def segment(self, header: Header | None) -> list[Event]:
+        """A segment begins (before its frames are fed), with ``header``: a ``restart`` when
+        it names a recorder start time other than the one known; a header without one (or
+        none) says nothing, and the start time known stays."""
+        if header is None or header.started_ms is None:
+            return []
+        return self.restarted(header.started_ms)
 
     def feed(self, frame: Frame) -> list[Event]:
         """The events ``frame`` confirms, stamped at their onsets, ordered by time."""

@@ -250,6 +250,9 @@ class Header:
     writer: str | None = WRITER_NAME  # None for files written by all-smi
     format: str | None = FORMAT_CHUNKED
     all_smi_version: str | None = None  # the writer's version
+    # When the recorder run began, ms since the epoch: the same in every segment of one run
+    # (rotation reuses the header), new at a restart; None in older files and all-smi's.
+    started_ms: int | None = None
 
 
 @attrs.frozen
