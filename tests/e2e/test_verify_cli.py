@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from allsmi.adapters.recording.sink import Codec
+from allsmi.domain.parse import format_rfc3339_ms
 
 from ..adapters import recordings as rec
+from ..app.test_verify_hosts import all_smi_dropping, write_cluster
 from .conftest import assert_one_line_error, run_allsmi, user_env
 
 
@@ -20,7 +22,36 @@ def test_a_clean_recording_verifies_ok(tmp_path: Path) -> None:
     out = result.stdout
     assert "frames:     250" in out and "duration:   00:04:09" in out
     assert "seek table: footer" in out and "hosts:      1 (h)" in out
-    assert out.rstrip().endswith("OK")
+    assert "errors:     0 frame(s) with an error" in out and "failed:" not in out
+    assert out.endswith("\nOK\n")
+
+
+def test_three_of_twenty_hosts_failing_are_named_and_the_verdict_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.ndjson.zst"
+    hosts = [f"n{n:02d}:9090" for n in range(1, 21)]
+    failing = {hosts[3]: range(60), hosts[10]: range(60), hosts[16]: range(60)}
+    write_cluster(path, Codec.ZSTD, hosts=hosts, frames=60, failing=failing)
+    result = run_allsmi("verify", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "errors:     60 frame(s) with an error" in out
+    first, last = (format_rfc3339_ms(rec.T0 + i * 1000) for i in (0, 59))
+    for host in failing:
+        assert f"  {host}  failed 60, missing 60; {first} – {last}\n" in out
+    assert out.endswith(
+        "OK (file sound; 3 of 20 hosts failed, 3 of 20 hosts missing in some frames)\n"
+    )
+
+
+def test_an_all_smi_host_that_drops_out_is_reported_missing(tmp_path: Path) -> None:
+    path = tmp_path / "all-smi.ndjson"
+    all_smi_dropping(path, frames=30, gone=range(10, 15))
+    result = run_allsmi("verify", str(path))
+    assert result.returncode == 0, result.stderr
+    first, last = (format_rfc3339_ms(rec.T0 + i * 1000) for i in (10, 14))
+    assert f"  b  failed 0, missing 5; {first} – {last}\n" in result.stdout
+    assert result.stdout.endswith("OK (file sound; 1 of 2 hosts missing in some frames)\n")
 
 
 def test_gaps_longer_than_twice_the_interval_are_listed(tmp_path: Path) -> None:

@@ -21,17 +21,34 @@ times) and compared with the summary of its chunk's frames, structured for it (w
 ``--deep`` in the same pass that structures them all). Only chunks that have one are
 structured: a file without them costs what it did. One that fails either check is damage
 (``summary``); the ``summaries`` row says how many were stored and whether all held.
+
+Hosts. A sound file can still hold a cluster that was not: the report counts the frames with
+any error and lists every host that *failed* (an error names it, as the summaries match
+errors to hosts: :func:`allsmi.domain.summary.error_host` against the header's hosts and the
+frame's own) or was *missing* (an expected host — the header's, or one with rows in some
+frame — with no rows in a frame) in at least one frame: frames failed, frames missing, and
+the time of the first and last such frame in file order. The worst
+:data:`MAX_FAILED_LISTED` are listed (most frames failed or missing first), then how many
+more. This is no finding: the exit status stays what the file's soundness makes it, but the
+verdict says it (``OK (file sound; 3 of 20 hosts failed in some frames)``). Each frame's
+hosts and errors are read from its stored line as the map scan reads it (orjson and
+:func:`~allsmi.adapters.recording.mapscan.summary_inputs`, exact and without structuring);
+a line that will not structure counts as the errors-only frame the replay shows. They are
+read in the same pass as the times: a scanned segment's by the scan itself (its log keeps
+each line's facts, once per distinct value), a segment opened by its seek table in the
+walk; no segment is decoded twice for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, TextIO, cast
 
 import attrs
 import orjson
@@ -39,7 +56,12 @@ import orjson
 from allsmi.adapters import wire
 from allsmi.adapters.recording.damage import Damage, DamageKind
 from allsmi.adapters.recording.index import FrameLog, SegmentInfo
-from allsmi.adapters.recording.mapscan import SummaryInputs, summary_inputs
+from allsmi.adapters.recording.mapscan import (
+    UNREADABLE,
+    SummaryInputs,
+    hosts_and_errors,
+    summary_inputs,
+)
 from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.adapters.recording.summaries import new_summary, read_stored
 from allsmi.app.progress import (
@@ -51,10 +73,11 @@ from allsmi.app.progress import (
 )
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
-from allsmi.domain.summary import Summary
+from allsmi.domain.summary import Summary, error_host
 
 MAX_GAPS_LISTED = 10
 MAX_HOSTS_LISTED = 8
+MAX_FAILED_LISTED: Final = 20  # hosts listed in the failed row, worst first
 MAX_CHUNKS_LISTED = 5  # inconsistent stored summaries named in the summaries row
 PROGRESS_EVERY: Final = 256  # frames between two looks at the progress line's clock
 DAMAGE: Final = 1  # exit status of a finding that lost data or contradicts the recording
@@ -121,6 +144,17 @@ class Finding:
         return self.rule.text.format(n=f"{self.n:,}", where=self.where)
 
 
+@attrs.frozen
+class HostTrouble:
+    """A host that failed or was missing in at least one frame (module header)."""
+
+    host: str
+    failed: int  # frames with an error naming it
+    missing: int  # frames without its rows
+    first_t_ms: int  # time of the first frame, in file order, in which it failed or was missing
+    last_t_ms: int  # ... and of the last
+
+
 @attrs.define
 class Report:
     path: Path
@@ -138,6 +172,8 @@ class Report:
     deep: bool
     unreadable_frames: int = 0
     summaries: str = "none"  # the summaries row
+    error_frames: int = 0  # frames with any error
+    troubled: list[HostTrouble] = attrs.field(factory=list)  # every one, worst first
 
     def count(self, name: str) -> int:
         return sum(f.n for f in self.findings if f.rule.name == name)
@@ -165,6 +201,72 @@ class _Walk:
     backwards: int = 0  # within a run of one writer
     between_runs: int = 0  # at the start of a concatenated run
     overlaps: int = 0
+    error_frames: int = 0  # frames with any error
+    hosts: dict[str, _HostWatch] = attrs.field(factory=dict)  # expected, in first-seen order
+
+    def take_hosts(self, index: int, facts: LineFacts, header: frozenset[str]) -> None:
+        """Count frame ``index`` (its hosts with rows and its errors: :func:`line_facts`)
+        into every host's faults."""
+        present, errors = facts
+        hosts = self.hosts
+        for host in present:
+            watch = hosts.get(host)
+            if watch is None:
+                watch = hosts[host] = _HostWatch()
+            watch.present(index)
+        if errors:
+            self.error_frames += 1
+            expected = header.union(present) if present else header
+            named = {error_host(e, expected) for e in errors}
+            for host in sorted(h for h in named if h is not None):
+                watch = hosts.get(host)
+                if watch is None:  # a header host
+                    watch = hosts[host] = _HostWatch()
+                watch.failed += 1
+                watch.mark(index)
+
+    def troubled(self) -> list[HostTrouble]:
+        """Every host that failed or was missing in some frame, worst first (most frames
+        failed or missing; as bad as each other: the header's order, then first seen)."""
+        frames = len(self.times)
+        found = []
+        for host, watch in self.hosts.items():
+            first, last = watch.first, watch.last
+            if watch.last_present < frames - 1:  # the frames after its last rows missed it
+                after = watch.last_present + 1
+                first = after if first is None else min(first, after)
+                last = frames - 1
+            if first is not None:
+                found.append(
+                    HostTrouble(
+                        host, watch.failed, frames - watch.seen, self.times[first], self.times[last]
+                    )
+                )
+        return sorted(found, key=lambda h: -(h.failed + h.missing))
+
+
+@attrs.define
+class _HostWatch:
+    """One host over the walk: frames failed and seen, and the first and last frame (by
+    index) in which it failed or was missing."""
+
+    failed: int = 0
+    seen: int = 0
+    last_present: int = -1
+    first: int | None = None
+    last: int = -1
+
+    def present(self, index: int) -> None:
+        """The host has rows in frame ``index``: the frames since its last rows missed it."""
+        if self.last_present < index - 1:
+            self.mark(self.last_present + 1)
+            self.mark(index - 1)
+        self.last_present = index
+        self.seen += 1
+
+    def mark(self, index: int) -> None:
+        self.first = index if self.first is None else min(self.first, index)
+        self.last = max(self.last, index)
 
 
 @attrs.define
@@ -282,6 +384,7 @@ def build_report(
         if deep:
             summaries.finish()  # every frame was taken: every chunk is complete
     _compare_summaries(source, summaries, progress)
+    hosts.update(dict.fromkeys(walk.hosts))  # every host with rows in some frame
     segments = source.segments
     times = walk.times
     return Report(
@@ -300,6 +403,8 @@ def build_report(
         deep=deep,
         unreadable_frames=len(unstructured),
         summaries=summaries.text(),
+        error_frames=walk.error_frames,
+        troubled=walk.troubled(),
     )
 
 
@@ -380,16 +485,23 @@ def _unclosed(segment: SegmentInfo) -> bool:
 
 def _walk(source: RecordingSource, progress: PassProgress | None = None) -> _Walk:
     """Every frame once, in order: time and seq checked within each writer's run, and each
-    segment or concatenated run against everything before it."""
-    walk = _Walk()
+    segment or concatenated run against everything before it; its hosts and errors counted
+    into each host's faults (module header)."""
+    header = source.header
+    expected = tuple(header.hosts) if header else ()
+    walk = _Walk(hosts={host: _HostWatch() for host in expected})
+    header_hosts = frozenset(expected)
     prev_t: int | None = None  # the previous frame's time in this run
     prev_seq: int | None = None
     latest: int | None = None  # the latest time so far
     if progress is not None:
         progress.frames_phase(CHECKING, source.frame_count)
-    for done, (segment, frame_in_segment, t_ms, seq) in enumerate(_frames(source)):
+    for done, (segment, frame_in_segment, t_ms, seq, facts) in enumerate(
+        _frames(source, ShapeFacts())
+    ):
         if progress is not None and not done % PROGRESS_EVERY:
             progress.advanced(done, source.frame_count)
+        walk.take_hosts(done, facts, header_hosts)
         info = source.segments[segment]
         if frame_in_segment == 0 or frame_in_segment in info.run_starts:
             behind = latest is not None and t_ms < latest
@@ -417,11 +529,65 @@ def _reused(seq: int | None, before: int | None) -> bool:
     return seq is not None and before is not None and seq <= before
 
 
-def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, int | None]]:
-    """(segment, frame within it, t, seq) of every frame. A segment the source scanned comes
-    from the scan's log of its frames (no second decoding); any other is read chunk by
-    chunk, its count re-read each step, since a chunk that held fewer frames than its table
-    said shrinks the timeline."""
+LineFacts = tuple[tuple[str, ...], tuple[str, ...]]  # (hosts with rows, errors) of a frame
+
+
+_HOST_ID: Final = re.compile(rb'"host_id":"([^"\\]*)"')
+_HOST_ID_KEY: Final = b'"host_id":"'
+_OURS: Final = b'{"schema":1,"t":"'
+_NO_ERRORS: Final = b',"errors":[]}'
+MAX_SHAPES: Final = 4096  # line shapes whose facts one walk remembers
+
+
+class ShapeFacts:
+    """:func:`line_facts` remembered by line shape. One of our lines without errors has the
+    facts of any other with the same ``host_id`` values in the same order (found in C, far
+    cheaper than the parse): a recording's frames come in a handful of such shapes, so most
+    lines are never parsed. A line whose ids the search cannot read whole (an escape in
+    one), or with errors, or not ours, is parsed."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[tuple[bytes, ...], LineFacts] = {}
+
+    def __call__(self, raw: bytes) -> LineFacts:
+        if not (raw.startswith(_OURS) and raw.endswith(_NO_ERRORS)):
+            return line_facts(raw)
+        ids = tuple(_HOST_ID.findall(raw))
+        if raw.count(_HOST_ID_KEY) != len(ids):
+            return line_facts(raw)
+        found = self.shapes.get(ids)
+        if found is None:
+            found = line_facts(raw)
+            if len(self.shapes) < MAX_SHAPES:
+                self.shapes[ids] = found
+        return found
+
+
+def line_facts(raw: bytes) -> LineFacts:
+    """The hosts with rows and the errors of a frame's stored line, as the map scan reads
+    them (:func:`~allsmi.adapters.recording.mapscan.summary_inputs`); a line that will not
+    structure is the errors-only frame the replay shows."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return (), UNREADABLE
+    if type(obj) is not dict:
+        return (), UNREADABLE
+    quick = hosts_and_errors(obj)
+    if quick is not None:
+        return quick
+    found = summary_inputs(obj)
+    return ((), UNREADABLE) if found is None else (tuple(found[1]), tuple(found[4]))
+
+
+def _frames(
+    source: RecordingSource, facts: ShapeFacts
+) -> Iterator[tuple[int, int, int, int | None, LineFacts]]:
+    """(segment, frame within it, t, seq, :func:`line_facts`) of every frame. A segment the
+    source scanned takes them from the scan's log of its frames (the scan read each line's
+    facts as it went: the segment is decoded once); any other is read chunk by chunk, its
+    count re-read each step, since a chunk that held fewer frames than its table said
+    shrinks the timeline."""
     index = 0
     segment, within = -1, 0
     while index < source.frame_count:
@@ -429,7 +595,8 @@ def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, int | None
         log = _log_of(source, at) if at != segment else None
         if log is not None:
             for within, (t_ms, seq) in enumerate(zip(log.times, log.seqs, strict=True)):
-                yield at, within, t_ms, seq if seq >= 0 else None
+                logged = cast(LineFacts, log.value(within))
+                yield at, within, t_ms, seq if seq >= 0 else None, logged
             index += len(log.times)
             segment, within = at, len(log.times)
             continue
@@ -437,7 +604,8 @@ def _frames(source: RecordingSource) -> Iterator[tuple[int, int, int, int | None
         if at != segment:
             segment, within = at, 0
         info = wire.slice_line(raw)
-        yield segment, within, source.time_at(index), info.seq if info is not None else None
+        number = info.seq if info is not None else None
+        yield segment, within, source.time_at(index), number, facts(raw)
         within += 1
         index += 1
 
@@ -446,7 +614,7 @@ def _log_of(source: RecordingSource, segment: int) -> FrameLog | None:
     """The scan's log of ``segment`` when it holds exactly the frames the timeline counts."""
     log = (source.frame_logs or {}).get(segment)
     span = source.timeline.segment_span(segment)
-    if log is None or span is None:
+    if log is None or not isinstance(log.read, ShapeFacts) or span is None:
         return None
     first, last = source.chunks[span[0]], source.chunks[span[1]]
     if last.count is None or last.first_index + last.count - first.first_index != len(log.times):
@@ -488,10 +656,53 @@ def render(report: Report, out: TextIO) -> None:
     if report.deep:
         rows.append(("deep", f"every frame structured; {report.unreadable_frames} failed"))
     rows += [(note.rule.name, note.text) for note in report.notes]
+    rows.append(("errors", f"{report.error_frames:,} frame(s) with an error"))
+    if report.troubled:
+        rows.append(("failed", _failed_head(report)))
     for key, value in rows:
         out.write(f"{key + ':':<12}{value}\n")
+    for line in _failed_lines(report.troubled):
+        out.write(f"  {line}\n")
+    out.write(verdict(report) + "\n")
+
+
+def verdict(report: Report) -> str:
+    """The last line: the file's soundness, and whether hosts failed (module header)."""
     damage = report.damage
-    out.write(("DAMAGED: " + "; ".join(damage) if damage else "OK") + "\n")
+    hosts = _failed_count(report)
+    if damage:
+        return "DAMAGED: " + "; ".join(damage) + (f" (and {hosts})" if hosts else "")
+    return f"OK (file sound; {hosts})" if hosts else "OK"
+
+
+def _failed_count(report: Report) -> str:
+    """``3 of 20 hosts failed, 1 of 20 hosts missing in some frames``; empty when none."""
+    total = len(report.hosts)
+    failed = sum(1 for h in report.troubled if h.failed)
+    missing = sum(1 for h in report.troubled if h.missing)
+    parts = [f"{failed:,} of {total:,} hosts failed"] if failed else []
+    parts += [f"{missing:,} of {total:,} hosts missing"] if missing else []
+    return ", ".join(parts) + " in some frames" if parts else ""
+
+
+def _failed_head(report: Report) -> str:
+    shown = min(len(report.troubled), MAX_FAILED_LISTED)
+    worst = f"the {shown} worst" if shown < len(report.troubled) else "worst first"
+    return f"{_failed_count(report)} (frames failed, frames missing, first – last; {worst}):"
+
+
+def _failed_lines(troubled: list[HostTrouble]) -> list[str]:
+    """One line per host listed, then how many more there are."""
+    listed = troubled[:MAX_FAILED_LISTED]
+    width = max((len(h.host) for h in listed), default=0)
+    lines = [
+        f"{h.host:<{width}}  failed {h.failed:,}, missing {h.missing:,}; "
+        f"{format_rfc3339_ms(h.first_t_ms)} – {format_rfc3339_ms(h.last_t_ms)}"
+        for h in listed
+    ]
+    if len(troubled) > len(listed):
+        lines.append(f"… and {len(troubled) - len(listed):,} more hosts (only the worst listed)")
+    return lines
 
 
 def _torn_text(report: Report) -> str:
@@ -530,8 +741,7 @@ def summary(source: RecordingSource) -> str:
     report = build_report(source, deep=False)
     return (
         f"{report.frames:,} frames, {format_offset(report.duration_ms)}, "
-        f"{len(report.hosts)} host(s), {len(report.gaps)} gap(s): "
-        + ("DAMAGED: " + "; ".join(report.damage) if report.damage else "OK")
+        f"{len(report.hosts)} host(s), {len(report.gaps)} gap(s): " + verdict(report)
     )
 
 
@@ -541,7 +751,7 @@ class _WatchedSource(RecordingSource):
 
     def __init__(self, path: Path, progress: PassProgress) -> None:
         self._watch = progress
-        super().__init__(path, progress=progress.scanned, log_frames=True)
+        super().__init__(path, progress=progress.scanned, log_frames=True, log_lines=ShapeFacts())
 
     def open_segment(self, path: Path) -> None:
         self._watch.opening(path)

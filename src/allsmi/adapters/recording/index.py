@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -292,12 +292,32 @@ def _footer_summaries(table: seektable.Table, table_at: int) -> list[seektable.S
 
 @attrs.define
 class FrameLog:
-    """Every frame's time and ``seq`` in the order one scan met them (``-1``: no ``seq``).
-    ``allsmi verify`` keeps one per scanned segment, so its walk over every frame reads
-    these instead of decoding the segment a second time (docs/architecture.md §3.1)."""
+    """Every frame's time and ``seq`` in the order one scan met them (``-1``: no ``seq``),
+    and, when ``read`` is given, what it makes of each frame's line (kept once per distinct
+    value: a million frames of one host cost an index each). ``allsmi verify`` keeps one per
+    scanned segment, so its walk over every frame reads these instead of decoding the
+    segment a second time (docs/architecture.md §3.1)."""
 
     times: array[int] = attrs.Factory(lambda: array("q"))
     seqs: array[int] = attrs.Factory(lambda: array("q"))
+    read: Callable[[bytes], Hashable] | None = None
+    values: list[Hashable] = attrs.Factory(list)  # the distinct values read, first met first
+    of_frame: array[int] = attrs.Factory(lambda: array("I"))  # each frame's, by position
+    _ids: dict[Hashable, int] = attrs.Factory(dict)
+
+    def keep(self, raw: bytes) -> None:
+        """Log what ``read`` makes of the next frame's line."""
+        assert self.read is not None
+        value = self.read(raw)
+        at = self._ids.get(value)
+        if at is None:
+            at = self._ids[value] = len(self.values)
+            self.values.append(value)
+        self.of_frame.append(at)
+
+    def value(self, frame: int) -> Hashable:
+        """What ``read`` made of the line of the ``frame``-th frame logged."""
+        return self.values[self.of_frame[frame]]
 
 
 def scan(
@@ -366,6 +386,8 @@ def scan(
         if log is not None:
             log.times.append(t_ms)
             log.seqs.append(-1 if info.seq is None else info.seq)
+            if log.read is not None:
+                log.keep(line.raw)
         if progress and not frames % PROGRESS_FRAMES:  # the caller's line limits its draws
             progress(min(1.0, fh.tell() / max(1, segment.size)), frames)
     _close_scan_chunk(current, times, keys)

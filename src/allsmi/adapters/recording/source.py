@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -122,6 +122,7 @@ class RecordingSource:
         progress: Progress | None = None,
         background: bool = False,
         log_frames: bool = False,
+        log_lines: Callable[[bytes], Hashable] | None = None,
     ) -> None:
         self.path = path
         self.segments: list[SegmentInfo] = []
@@ -132,6 +133,7 @@ class RecordingSource:
         self.schema = SchemaCheck()
         # scanned segments' frames, by segment, when a caller asks for them (FrameLog)
         self.frame_logs: dict[int, FrameLog] | None = {} if log_frames else None
+        self._log_lines = log_lines  # what the logs keep of each line (FrameLog.read)
         self._progress = progress
         self._background = background
         self._indexer: _Indexer | None = None
@@ -546,7 +548,7 @@ class RecordingSource:
     def _scan(self, fh: BinaryIO, seg_index: int, key_before: int | None) -> list[Chunk]:
         log = None
         if self.frame_logs is not None:  # a scan again (a rescan) logs the segment anew
-            log = self.frame_logs[seg_index] = FrameLog()
+            log = self.frame_logs[seg_index] = FrameLog(read=self._log_lines)
         return scan(
             fh,
             self.segments[seg_index],
