@@ -195,7 +195,7 @@ def test_a_damaged_payload_read_with_bounds_only_is_refused_or_safe_to_draw_and_
     twice.merge(summary.copy())  # no OverflowError: every sum ≤ frames × top
 
 
-@given(rows=st.lists(st.sampled_from(HOSTS).flatmap(gpus), max_size=8))
+@given(rows=st.lists(st.sampled_from(HOSTS).flatmap(gpus), max_size=40))
 def test_readings_taken_a_series_at_a_time_are_each_row_s_own(rows: list[Gpu]) -> None:
     """gpu_readings quantizes whole series in C where it can: the same values, row by
     row, as quantize() and share() give (the first row of a key counts)."""
@@ -215,6 +215,41 @@ def test_readings_taken_a_series_at_a_time_are_each_row_s_own(rows: list[Gpu]) -
     assert got == expected
 
 
+@st.composite
+def steady(draw: st.DrawFn) -> list[Frame]:
+    """Frames of one cluster's GPU keys, each once a frame (the recorder's usual frame),
+    any subset of them in any order, readings of every kind."""
+    keys = [(h, f"g{i}") for h in HOSTS for i in range(3)]
+    frames = []
+    for k in range(draw(st.integers(1, 6))):
+        order = draw(st.permutations(keys))[: draw(st.integers(0, len(keys)))]
+        rows = tuple(
+            Gpu(
+                uuid=uuid, name="x", device_type="GPU", host_id=host, hostname=host,
+                instance=host, utilization=draw(reading), temperature=draw(count),
+                used_memory=draw(count), total_memory=draw(count), frequency=draw(count),
+                power_consumption=draw(reading),
+            )
+            for host, uuid in order
+        )  # fmt: skip
+        frames.append(Frame(t_ms=T0 + k * 4000, gpus=rows or None))
+    return frames
+
+
+@given(frames=st.one_of(steady(), runs(), st.lists(any_frames, max_size=6)), hosts=expected)
+def test_a_frame_added_in_one_pass_counts_as_its_readings_do(
+    frames: list[Frame], hosts: list[str]
+) -> None:
+    """Summary.add takes a frame of known, distinct GPU keys in one pass over its rows; it
+    counts exactly what add_readings counts of gpu_readings and host_readings (new keys,
+    repeated keys, missing and hostile readings included)."""
+    one_pass = Summary.of(frames, 10_000, hosts)
+    by_readings = Summary(10_000, hosts)
+    for f in frames:
+        by_readings.add_readings(f.t_ms, f.hosts(), gpu_readings(f), host_readings(f), f.errors)
+    assert one_pass == by_readings
+
+
 # --------------------------------------------------------------------------- reference
 
 
@@ -231,7 +266,7 @@ def _reference_cells(
     ncells: int,
     host: str | None,
     interval: int,
-) -> list[tuple[int, float | None, float | None, float | None, bool, bool, bool, float | None]]:
+) -> list[tuple[int, float | None, float | None, bool, bool, bool, float | None]]:
     span = t1 - t0
     known = _known_hosts(frames, expected)
     by_bucket: dict[int, list[Frame]] = {}
@@ -312,10 +347,7 @@ def test_cells_agree_with_the_frames(
     t0 = T0 + offsets[0]
     t1 = t0 + offsets[1]
     cells = Summary.of(frames, width, hosts).cells(t0, t1, ncells, host, interval)
-    got = [
-        (c.frames, c.util_mean, c.util_max, c.gap, c.missing, c.errors, c.active)
-        for c in cells
-    ]
+    got = [(c.frames, c.util_mean, c.util_max, c.gap, c.missing, c.errors, c.active) for c in cells]
     assert got == _reference_cells(frames, width, hosts, t0, t1, ncells, host, interval)
 
 

@@ -107,14 +107,14 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import accumulate, pairwise, repeat
-from operator import add, attrgetter, eq, floordiv, le, lt, mul, ne, or_, sub
+from operator import add, eq, le, lt, mul, ne, or_, sub
 from struct import Struct
 from struct import error as StructError
 from typing import Final, TypeVar, cast
 
 import attrs
 
-from allsmi.domain.model import Frame, normalise_host_id
+from allsmi.domain.model import Frame, Gpu, normalise_host_id
 
 K = TypeVar("K", str, tuple[str, str])  # a host key, or a GPU key
 
@@ -217,70 +217,35 @@ def permyriad(used: int | None, total: int | None) -> int | None:
     return share(used, total, 10_000)
 
 
-_GPU_FIELDS: Final = attrgetter(
-    "host_id",
-    "uuid",
-    "utilization",
-    "used_memory",
-    "total_memory",
-    "temperature",
-    "power_consumption",
-    "frequency",
-)
-
-
 def gpu_readings(frame: Frame) -> dict[tuple[str, str], tuple[int | None, ...]]:
     """Each GPU key of ``frame`` (its first row) → its quantized readings, in
-    :data:`GPU_SERIES` order. This is the recorder's cost per GPU per frame: each series is
-    quantized whole (:func:`_quantized`, :func:`_shares`: in C when every GPU has a
-    reading of it)."""
-    gpus = frame.gpus
-    if not gpus:
-        return {}
-    host, uuid, util, used, total, temp, power, clock = zip(*map(_GPU_FIELDS, gpus), strict=True)
-    keys: list[tuple[str, str]] = list(zip(host, uuid, strict=True))
-    rows = list(
-        zip(
-            _quantized(util, 2, 200),
-            _shares(used, total),
-            _quantized(temp, 1, 255),
-            _quantized(power, 1, 0xFFFF),
-            _quantized(clock, 1, 0xFFFF),
-            strict=True,
+    :data:`GPU_SERIES` order (quantize() and share() inlined, term for term)."""
+    out: dict[tuple[str, str], tuple[int | None, ...]] = {}
+    inf = _INF
+    for gpu in frame.gpus or ():
+        key = (gpu.host_id, gpu.uuid)
+        if key in out:
+            continue
+        u, te, pw, ck = gpu.utilization, gpu.temperature, gpu.power_consumption, gpu.frequency
+        used, total = gpu.used_memory, gpu.total_memory
+        out[key] = (
+            None if u is None or not u >= 0 or u == inf else 200 if u >= 100 else int(u * 2 + 0.5),
+            None
+            if used is None or total is None or used < 0 or total <= 0
+            else min(1_000, (used * 2_000 + total) // (2 * total)),
+            None if te is None or not te >= 0 or te == inf else 255 if te >= 255 else int(te + 0.5),
+            None
+            if pw is None or not pw >= 0 or pw == inf
+            else 0xFFFF
+            if pw >= 0xFFFF
+            else int(pw + 0.5),
+            None
+            if ck is None or not ck >= 0 or ck == inf
+            else 0xFFFF
+            if ck >= 0xFFFF
+            else int(ck + 0.5),
         )
-    )
-    out: dict[tuple[str, str], tuple[int | None, ...]] = dict(zip(keys, rows, strict=True))
-    if len(out) < len(keys):  # a key twice: its first row counts
-        out = {}
-        for key, row in zip(keys, rows, strict=True):
-            out.setdefault(key, row)
     return out
-
-
-def _quantized(values: tuple[float | None, ...], scale: float, top: int) -> list[int | None]:
-    """:func:`quantize` of each value; in C when every one is a reading."""
-    try:
-        low, high = min(values), max(values)  # type: ignore[type-var]
-        if low >= 0 and high < _INF:  # type: ignore[operator]
-            readings = cast("Iterable[float]", values)
-            if high >= top / scale:  # type: ignore[operator]  # clamped first, as quantize()
-                readings = map(min, readings, repeat(top / scale))
-            if scale != 1:
-                readings = map(mul, readings, repeat(scale))
-            return list(map(int, map(add, readings, repeat(0.5))))
-    except (TypeError, ValueError):  # a None (it does not compare), a NaN (int() refuses it)
-        pass
-    return [quantize(value, scale, top) for value in values]
-
-
-def _shares(used: tuple[int | None, ...], total: tuple[int | None, ...]) -> list[int | None]:
-    """:func:`share` of each GPU's memory; in C when every size is known."""
-    if None not in used and None not in total:
-        sizes, totals = cast("tuple[int, ...]", used), cast("tuple[int, ...]", total)
-        if min(sizes) >= 0 and min(totals) > 0:
-            above = map(add, map(mul, sizes, repeat(2_000)), totals)
-            return list(map(min, map(floordiv, above, map(mul, totals, repeat(2))), repeat(1_000)))
-    return [share(u, t) for u, t in zip(used, total, strict=True)]
 
 
 def host_readings(frame: Frame) -> dict[str, tuple[int | None, int | None]]:
@@ -433,6 +398,13 @@ class KeyList:
     expected: frozenset[str]
     gpus: tuple[tuple[str, str], ...]
     digest: bytes
+    # each key's position, made once: every payload that refers to these copies them
+    host_at: dict[str, int] = attrs.field(init=False, repr=False)
+    gpu_at: dict[tuple[str, str], int] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "host_at", {h: i for i, h in enumerate(self.hosts)})
+        object.__setattr__(self, "gpu_at", {g: i for i, g in enumerate(self.gpus)})
 
 
 def _key_block(
@@ -491,6 +463,11 @@ def _read_keys(
 
 def _pack(values: Sequence[int]) -> bytes:
     """A column of non-negative integers: its width byte, then its byte planes."""
+    return b"".join(_planes(values))
+
+
+def _planes(values: Sequence[int]) -> list[bytes]:
+    """:func:`_pack` in pieces: the width byte with the first plane, then each other."""
     top = max(values, default=0)
     width = 1 if top < 0x100 else 2 if top < 0x1_0000 else 4 if top < 0x1_0000_0000 else 8
     column = array(_WIDTHS[width], values)
@@ -498,8 +475,8 @@ def _pack(values: Sequence[int]) -> bytes:
         column.byteswap()
     raw = column.tobytes()
     if width == 1:
-        return b"\x01" + raw
-    return b"".join([bytes([width]), *(raw[i::width] for i in range(width))])
+        return [b"\x01" + raw]
+    return [bytes([width]) + raw[0::width], *(raw[i::width] for i in range(1, width))]
 
 
 def _unpack(view: memoryview, at: int, count: int, code: str) -> tuple[array[int], int]:
@@ -701,7 +678,23 @@ class Summary:
 
     def add(self, frame: Frame) -> None:
         """Count ``frame`` in its bucket. Frames normally come in time order; an earlier one
-        (even before the first bucket) is counted all the same (module header: gaps)."""
+        (even before the first bucket) is counted all the same (module header: gaps).
+
+        This is the recorder's cost per frame. A frame whose GPU keys are all known and each
+        once (the usual one) has its rows quantized and counted in one pass
+        (:meth:`_add_gpu_rows`); any other goes through :func:`gpu_readings` and
+        :meth:`add_readings`, which count the same."""
+        gpus = frame.gpus
+        if gpus:
+            gpu_at = self._gpu_at
+            places = [gpu_at.get((gpu.host_id, gpu.uuid)) for gpu in gpus]
+            if None not in places and len(set(places)) == len(places):
+                at = self._count_frame(
+                    frame.t_ms, frame.hosts(), (), host_readings(frame), frame.errors
+                )
+                if at is not None:
+                    self._add_gpu_rows(at * len(self._gpus), cast("list[int]", places), gpus)
+                return
         self.add_readings(
             frame.t_ms, frame.hosts(), gpu_readings(frame), host_readings(frame), frame.errors
         )
@@ -717,6 +710,20 @@ class Summary:
         """Count a frame given by what :meth:`add` takes from it: its time, the hosts with
         rows in it, its quantized GPU and host readings (:func:`gpu_readings`,
         :func:`host_readings`, or the same read from the wire form) and its errors."""
+        at = self._count_frame(t, seen, gpus, hosts, errors)
+        if at is not None and gpus:
+            self._add_gpus(at * len(self._gpus), gpus)
+
+    def _count_frame(
+        self,
+        t: int,
+        seen: Collection[str],
+        gpus: Collection[tuple[str, str]],
+        hosts: dict[str, tuple[int | None, int | None]],
+        errors: Sequence[str],
+    ) -> int | None:
+        """Count a frame but for its GPU readings (``gpus``: its GPU keys, added when new);
+        the position of its bucket, or None when the bucket is full (it is not counted)."""
         bucket = t // self.width_ms  # bucket_of, inlined
         buckets = self._buckets
         if buckets and buckets[-1] == bucket:
@@ -728,7 +735,7 @@ class Summary:
         # known keys (the common case) are checked in C, without a generator
         if not (all(map(host_at.__contains__, seen)) and all(map(gpu_at.__contains__, gpus))):
             if exists and self._frames[p] >= MAX_FRAMES:
-                return
+                return None
             self._add_keys(seen, gpus)
             host_at, gpu_at = self._host_at, self._gpu_at
         if not exists:
@@ -738,7 +745,7 @@ class Summary:
         frames_col = self._frames
         frames = frames_col[p]
         if frames >= MAX_FRAMES:
-            return
+            return None
         frames_col[p] = frames + 1
         if not frames:
             self._t_first[p] = self._t_last[p] = t
@@ -774,12 +781,43 @@ class Summary:
                 if ram_q is not None:
                     rn[at] += 1
                     rs[at] += ram_q
-        if gpus:
-            self._add_gpus(p * len(self._gpus), gpus)
+        return p
+
+    def _add_gpu_rows(self, base: int, places: Sequence[int], gpus: Sequence[Gpu]) -> None:
+        """:func:`gpu_readings` and :meth:`_add_gpus` in one pass over a frame's GPU rows, each
+        at its key's place (known, and each once): quantize() and share() inlined, term for
+        term, as there."""
+        un, us, uhi, mn, ms, tn, ts, pn, ps, kn, ks = self._gpu_flat
+        inf = _INF
+        for place, gpu in zip(places, gpus, strict=True):
+            at = base + place
+            u = gpu.utilization
+            if u is not None and u >= 0 and u != inf:  # NaN is not >= 0
+                q = 200 if u >= 100 else int(u * 2 + 0.5)
+                un[at] += 1
+                us[at] += q
+                if q > uhi[at]:
+                    uhi[at] = q
+            used, total = gpu.used_memory, gpu.total_memory
+            if used is not None and total is not None and used >= 0 and total > 0:
+                mn[at] += 1
+                ms[at] += 1_000 if used >= total else (used * 2_000 + total) // (2 * total)
+            te = gpu.temperature
+            if te is not None and te >= 0 and te != inf:
+                tn[at] += 1
+                ts[at] += 255 if te >= 255 else int(te + 0.5)
+            pw = gpu.power_consumption
+            if pw is not None and pw >= 0 and pw != inf:
+                pn[at] += 1
+                ps[at] += 0xFFFF if pw >= 0xFFFF else int(pw + 0.5)
+            ck = gpu.frequency
+            if ck is not None and ck >= 0 and ck != inf:
+                kn[at] += 1
+                ks[at] += 0xFFFF if ck >= 0xFFFF else int(ck + 0.5)
 
     def _add_gpus(self, base: int, gpus: dict[tuple[str, str], tuple[int | None, ...]]) -> None:
         """The GPU readings of one frame into the bucket at ``base`` (:data:`KEPT`, inlined:
-        this is the recorder's and the map scan's cost per GPU)."""
+        this is the map scan's cost per GPU)."""
         un, us, uhi, mn, ms, tn, ts, pn, ps, kn, ks = self._gpu_flat
         gpu_at = self._gpu_at
         for key, (u, m, te, pw, ck) in gpus.items():
@@ -954,6 +992,12 @@ class Summary:
         """The serialized form (module header). ``shared``: ``(ref, keys)`` of an earlier
         payload the reader will have read; when this summary's keys are those, the payload
         refers to them (``ref`` and their digest) instead of listing them."""
+        return b"".join(self.to_pieces(shared))
+
+    def to_pieces(self, shared: tuple[int, KeyList] | None = None) -> list[bytes]:
+        """:meth:`to_bytes` in pieces of like bytes: the header, keys and bucket columns,
+        then each byte plane of each wide column (a compressor that ends a block after each
+        keeps one set of statistics per plane: a tenth smaller than one for them all)."""
         flags = 0
         if shared is not None and self.same_keys(shared[1]):
             flags = _FLAG_KEYS_BY_REF
@@ -975,10 +1019,11 @@ class Summary:
             _pack([b - a for a, b in zip(self._t_first, self._t_last, strict=True)]),
             _pack(self._gap),
         ]
+        pieces = [b"".join(parts)]
         stats = [*self._host_stats.values(), *self._gpu_stats.values()]
-        parts += [_pack(self._seen), _pack(self._host_errors)]
-        parts += [_pack(column) for one in stats for column in one.stored()]
-        return b"".join(parts)
+        for column in [self._seen, self._host_errors, *(c for s in stats for c in s.stored())]:
+            pieces += _planes(column)
+        return pieces
 
     @staticmethod
     def keys_ref(data: bytes) -> int | None:
@@ -1027,8 +1072,11 @@ class Summary:
             if keys.digest != digest or (len(keys.hosts), len(keys.gpus)) != (nh, ng):
                 raise SummaryInvalid(f"summary keys refer to the summary at {ref:,}: it differs")
             hosts, expected, gpus = list(keys.hosts), set(keys.expected), list(keys.gpus)
+            host_at, gpu_at = dict(keys.host_at), dict(keys.gpu_at)
         else:
             hosts, expected, gpus, at = _read_keys(data, view, at, nh, ng)
+            host_at = {h: i for i, h in enumerate(hosts)}
+            gpu_at = {g: i for i, g in enumerate(gpus)}
         try:
             (first,) = _I64.unpack_from(data, at)
         except StructError:
@@ -1036,8 +1084,8 @@ class Summary:
         at += _I64.size
         summary = cls(width)
         summary._expected = expected
-        summary._hosts, summary._host_at = hosts, {h: i for i, h in enumerate(hosts)}
-        summary._gpus, summary._gpu_at = gpus, {g: i for i, g in enumerate(gpus)}
+        summary._hosts, summary._host_at = hosts, host_at
+        summary._gpus, summary._gpu_at = gpus, gpu_at
         raw: list[array[int]] = []
         for count in (max(0, nb - 1), nb, nb, nb, nb, nb):
             column, at = _unpack(view, at, count, "Q")
@@ -1125,9 +1173,13 @@ class Summary:
             for column, top in tops:
                 if max(column) > top:
                     raise SummaryInvalid("summary buckets: a min or max over its top")
+            distinct: list[array[int]] = []  # a GPU's series mostly count alike: read once
+            for column in counts:
+                if not any(column == seen for seen in distinct):
+                    distinct.append(column)
             for first, stop, most in groups:
                 at, end = first * width, stop * width
-                if any(max(column[at:end]) > most for column in counts):
+                if any(max(column[at:end]) > most for column in distinct):
                     raise SummaryInvalid("summary buckets: a count over its bucket's frames")
                 if any(max(column[at:end]) > most * top for column, top in sums):
                     raise SummaryInvalid("summary buckets: a sum over its frames times its top")

@@ -43,6 +43,7 @@ from allsmi.domain.model import Frame, Header
 from allsmi.domain.summary import BUCKET_MS, KeyList, Summary, SummaryInvalid
 
 MAX_SUMMARY_BYTES: Final = 64 * 1024 * 1024  # decompressed bytes of one stored summary
+MIN_BLOCK: Final = 512  # bytes of payload a compressed block holds at least
 SUMMARY_LEVEL: Final = 3  # zstd level of the payload (bench: level 19 saves little, costs much)
 _HEAD: Final = 8
 
@@ -81,10 +82,23 @@ def summary_frame(
     cctx: zstandard.ZstdCompressor,
     shared: tuple[int, KeyList] | None = None,
 ) -> bytes:
-    """The stored summary frame of ``summary``: its bytes compressed by ``cctx``. ``shared``:
+    """The stored summary frame of ``summary``: its bytes compressed by ``cctx`` into one
+    zstd frame, its content size written, a block ending after each byte plane of at least
+    :data:`MIN_BLOCK` bytes (so each keeps its own statistics). ``shared``:
     ``(offset, keys)`` of an earlier summary frame of the segment that lists its keys; when
     ``summary`` has those keys, the payload refers to that frame instead of listing them."""
-    return seektable.encode_summary(cctx.compress(summary.to_bytes(shared)))
+    pieces = summary.to_pieces(shared)
+    writer = cctx.compressobj(size=sum(map(len, pieces)))  # the size goes in its header
+    out: list[bytes] = []
+    block = 0
+    for piece in pieces:  # a block per plane, small ones together (Summary.to_pieces)
+        out.append(writer.compress(piece))
+        block += len(piece)
+        if block >= MIN_BLOCK:
+            out.append(writer.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+            block = 0
+    out.append(writer.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
+    return seektable.encode_summary(b"".join(out))
 
 
 def new_compressor() -> zstandard.ZstdCompressor:
