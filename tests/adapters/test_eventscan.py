@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 from allsmi.adapters import wire
@@ -89,3 +90,26 @@ def test_close_stops_the_thread(tmp_path: Path) -> None:
     scan = EventScan(record(tmp_path / "r.ndjson.zst", Codec.ZSTD))
     scan.close()
     assert not scan._thread.is_alive()
+
+
+def test_a_new_recorder_start_time_is_a_restart_and_a_rotation_is_none(tmp_path: Path) -> None:
+    """Two runs on one path, the first rotated twice: one restart, stamped at the second
+    run's start (the headers' started_ms: README "Events")."""
+    path = tmp_path / "r.ndjson.zst"
+    first_run = attrs.evolve(HEADER, started_ms=T0)
+    config = SinkConfig(path, Codec.ZSTD, max_size=1500, max_files=50, chunk_max_frames=10)
+    sink = RecordingSink(config, first_run)
+    for frame in FRAMES[:150]:
+        sink.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=frame)
+        sink.flush()
+    sink.close()
+    again = RecordingSink(config, attrs.evolve(HEADER, started_ms=T0 + 150_000))
+    again.prepare_existing()
+    for frame in FRAMES[150:]:
+        again.append(wire.encode_line(frame), frame.seq or 0, frame.t_ms, frame=frame)
+    again.close()
+    assert len(list(tmp_path.iterdir())) > 3  # the first run rotated
+    scan = finished(EventScan(path, expected_hosts=HOSTS, interval_ms=1000))
+    restarts = [e for e in scan.found if e.kind == "restart"]
+    assert [e.t_ms for e in restarts] == [T0 + 150_000]
+    scan.close()

@@ -4,10 +4,12 @@
 Rules: a daemon thread reads the recording (a file or a rotated set) front to back, as the
 map's background pass does (:func:`~allsmi.adapters.recording.mapscan.segment_lines`),
 structures every data line (the detection reads rows) and feeds one
-:class:`~allsmi.domain.events.Detector`; a line that does not structure is skipped (it is
-damage, and the reader counts it). What it finds is handed to the UI thread through a queue,
-at least every :data:`~allsmi.adapters.recording.mapscan.BATCH_S`, so ``n`` answers with the
-events found so far; the thread gives up the interpreter every few milliseconds, and
+:class:`~allsmi.domain.events.Detector`, told of each header met (a segment's, or a
+concatenated run's: a new recorder start time is a ``restart``); a line that does not
+structure is skipped (it is damage, and the reader counts it). What it finds is handed to
+the UI thread through a queue, at least every
+:data:`~allsmi.adapters.recording.mapscan.BATCH_S`, so ``n`` answers with the events found
+so far; the thread gives up the interpreter every few milliseconds, and
 :meth:`EventScan.close` stops it before its next line. A failure is one
 :class:`RecordingUnreadable` line from :meth:`EventScan.poll`, never a traceback.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from allsmi.adapters import wire
 from allsmi.adapters.recording.decoding import sniff
 from allsmi.adapters.recording.discovery import discover, open_segment
+from allsmi.adapters.recording.index import parse_header
 from allsmi.adapters.recording.mapscan import BATCH_S, YIELD_S, as_one_line, segment_lines
 from allsmi.domain.errors import RecordingCorrupt, RecordingUnreadable, UnsupportedSchema
 from allsmi.domain.events import Detector, Event
@@ -85,7 +88,11 @@ class EventScan:
                     if self._stop.is_set():
                         return
                     line_no += 1
-                    frame = _frame(raw, line_no)
+                    info = wire.slice_line(raw)
+                    if info is not None and info.kind == wire.KIND_HEADER:  # a run begins
+                        pending += self._detector.segment(parse_header(raw, []))
+                        continue
+                    frame = _frame(raw, info, line_no)
                     if frame is not None:
                         pending += self._detector.feed(frame)
                     now = time.perf_counter()
@@ -98,9 +105,9 @@ class EventScan:
         self._queue.put(([*pending, *self._detector.finish()], True))
 
 
-def _frame(raw: bytes, line_no: int) -> Frame | None:
-    """The frame of a data line; None for any other line, or one that does not structure."""
-    info = wire.slice_line(raw)
+def _frame(raw: bytes, info: wire.LineInfo | None, line_no: int) -> Frame | None:
+    """The frame of a data line (``info``: its slice); None for any other line, or one that
+    does not structure."""
     if info is None or info.kind != wire.KIND_DATA:
         return None
     try:
