@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,78 @@ def message_line(screen: str) -> str:
     lines = screen.splitlines()
     status = next(i for i, line in enumerate(lines) if "REPLAY |" in line)
     return lines[status - 2]  # the message, then the strip, then the status line
+
+
+# --------------------------------------------------------------------------- the event list
+
+
+def event_rows(screen: str) -> list[str]:
+    """The event list's lines (its title, then one event a line) as the screen shows them."""
+    lines = screen.splitlines()
+    title = next((i for i, line in enumerate(lines) if line.startswith("Events · ")), None)
+    if title is None:
+        return []
+    return [line for line in lines[title + 1 :] if re.match(r"\d\d:\d\d:\d\d  ", line)]
+
+
+def test_e_lists_the_incident_and_enter_goes_there_paused(sessions: list[Tmux], demo: Path) -> None:
+    session = replay(sessions, demo, width=160, height=50)
+    session.send("e")  # from the first frame, while the search may still run
+    screen = session.wait_for(
+        lambda s: any(r.startswith("00:14:32  node-03") for r in event_rows(s)), timeout=60
+    )
+    assert "Events · " in screen and "REPLAY | 00:00:00 /" in screen
+    incident = next(r for r in event_rows(screen) if r.startswith("00:14:32  node-03"))
+    assert "power-drop" in incident or "util-drop" in incident
+    session.send("Home", "Enter")  # the first event: the incident
+    after = session.wait_for(lambda s: "Events · " not in s and position(s) > 0)
+    assert abs(position(after) - INCIDENT_AT_MS // 1000) <= 1 and "| paused |" in after
+    assert "node-03" in message_line(after)
+
+
+def strip_backgrounds(styled: str) -> list[int | None]:
+    """The strip's cells' background colour codes (None: the terminal's own)."""
+    lines = styled.splitlines()
+    status = next(i for i, line in enumerate(lines) if "REPLAY |" in SGR.sub("", line))
+    cells: list[int | None] = []
+    bg: int | None = None
+    for token in re.split(r"(\x1b\[[0-9;]*m)", lines[status - 1]):
+        found = SGR.fullmatch(token)
+        if found is None:
+            cells += [bg] * len(token)
+            continue
+        for code in [int(c) for c in found.group(1).split(";") if c] or [0]:
+            if code in (0, 49):
+                bg = None
+            elif 40 <= code <= 47 or 100 <= code <= 107:
+                bg = code
+    return cells
+
+
+MAGENTA_BG = 45
+
+
+def test_the_strip_marks_the_incidents_cell_and_the_playhead_stays_visible(
+    sessions: list[Tmux], demo: Path
+) -> None:
+    session = mapped(replay(sessions, demo, width=200, height=50))
+    styled = settled_styled(session, lambda s: MAGENTA_BG in strip_backgrounds(s))
+    marked = [i for i, bg in enumerate(strip_backgrounds(styled)) if bg == MAGENTA_BG]
+    assert marked[0] == cell_of(INCIDENT_AT_MS, 200)  # the first event: 00:14:32
+    cells = strip_cells(styled)
+    assert [i for i, (_, _, rev) in enumerate(cells) if rev] == [0]  # the playhead still reads
+    assert all(glyph in GLYPHS for glyph, _, _ in cells)  # a mark keeps the cell's glyph
+
+
+def settled_styled(session: Tmux, test: Callable[[str], bool], timeout: float = 60.0) -> str:
+    """The first styled capture that passes ``test`` and equals the one before (a whole
+    paint, not a torn one; the events are found behind the replay)."""
+    deadline = time.monotonic() + timeout
+    previous, styled = None, ""
+    while time.monotonic() < deadline:
+        styled = session.styled()
+        if styled == previous and test(styled):
+            return styled
+        previous = styled
+        time.sleep(0.05)
+    pytest.fail(f"timed out; the screen was:\n{SGR.sub('', styled)}")

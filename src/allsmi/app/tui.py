@@ -13,7 +13,7 @@ screen in-process and keeps every bit of state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.errors import AllsmiError
-from allsmi.domain.events import stops
+from allsmi.domain.events import Event, stops
 from allsmi.domain.history import MapView
 from allsmi.domain.hosts import host_names
 from allsmi.domain.model import Frame
@@ -37,6 +37,8 @@ from allsmi.domain.screen import (
     StyledLine,
     ViewState,
     clamp_view,
+    event_list_rows,
+    event_list_view,
     format_local,
     render,
     replay_keys_help,
@@ -170,8 +172,16 @@ class ReplayModel:
             )
             self.dirty = True
         self.driver.view_keys.clear()
+        self._tell_tab()
         self.quit = self.driver.quit
         self.dirty = self.dirty or self.driver.dirty
+
+    def _tell_tab(self) -> None:
+        """Tell the core which host the tab shows (the event list lists its events)."""
+        names = host_names(self.driver.frame(), self._hosts())
+        tab = self.view.tab
+        host = names.ids[tab - 1] if tab and len(names.ids) > 1 and tab <= len(names.ids) else None
+        self.driver.feed(core.TabShown(host))
 
     def elapsed(self, dt_ms: int) -> None:
         if dt_ms > 0:
@@ -195,8 +205,10 @@ class ReplayModel:
             scan.poll()
         except AllsmiError as err:  # the search stops; the replay goes on
             self.events = None
-            found = self.driver.state.stops or ()
-            self.driver.feed(core.EventsFound(found, True, problem=f"events: {err}"))
+            state = self.driver.state
+            found = state.stops or ()
+            problem = f"events: {err}"
+            self.driver.feed(core.EventsFound(found, True, problem=problem, events=state.events))
             self.dirty = True
             return
         told = (len(scan.found), scan.done)
@@ -205,8 +217,13 @@ class ReplayModel:
             source = self.driver.source
             expected = self._hosts()
             names = host_names(self.driver.frame(), expected).shown
+            first = source.time_at(0)
             self.driver.feed(
-                core.EventsFound(stops(scan.found, source.time_at(0), names), scan.done)
+                core.EventsFound(
+                    stops(scan.found, first, names),
+                    scan.done,
+                    events=tuple(_listed(event, first, names) for event in scan.found),
+                )
             )
             if scan.done:
                 scan.close()
@@ -222,7 +239,10 @@ class ReplayModel:
     def history(self) -> MapView | None:
         if self.map is None:
             return None
-        return self.map.view(self.driver.source, self.driver.state.cursor)
+        state = self.driver.state
+        view = self.map.view(self.driver.source, state.cursor)
+        marks = tuple((state.first_key_ms + e.offset_ms, e.host) for e in state.events)
+        return attrs.evolve(view, marks=marks)
 
     def resized(self, width: int, height: int) -> None:
         self.driver.feed(core.Resized(width, height))
@@ -239,8 +259,15 @@ class ReplayModel:
 
     def lines(self, width: int, height: int) -> tuple[StyledLine, ...]:
         self.size = (width, height)
-        self.driver.dirty = False
         frame = self.driver.frame()
+        history = self.history()
+        if self.driver.state.listing is not None:  # the list's window is what fits on screen
+            hosts = self._hosts()
+            rows = event_list_rows(
+                frame, height, self.status(), expected_hosts=hosts, history=history
+            )
+            self.driver.feed(core.ListRows(rows))
+        self.driver.dirty = False
         return render(
             frame,
             self.view,
@@ -249,7 +276,8 @@ class ReplayModel:
             self.status(),
             expected_hosts=self._hosts(),
             title="allsmi replay",
-            history=self.history(),
+            history=history,
+            events=event_list_view(self.driver.state),
         )
 
     def status(self) -> Status:
@@ -260,6 +288,14 @@ class ReplayModel:
             message = self.map.problem
         keys = replay_keys_help(self.driver.state.mode, self.driver.state.has_live_edge)
         return Status(replay=replay, message=message, keys_help=keys)
+
+
+def _listed(event: Event, first_t_ms: int, names: Mapping[str, str]) -> core.ListedEvent:
+    """One found event as the event list shows it (its host under its shown name)."""
+    where = "recording" if event.host is None else names.get(event.host, event.host)
+    return core.ListedEvent(
+        event.t_ms - first_t_ms, event.host, where, event.gpu, event.kind, event.message
+    )
 
 
 def _navigate(

@@ -20,7 +20,9 @@ Rules this module obeys:
   that covers it. A cell with no frame is blank, ``┈`` (red) where a
   gap (no frame for over twice the interval) crosses it, ``░`` where the map has not been
   built yet (a background scan still runs). The playhead is the cell holding the frame on
-  screen, drawn in reverse video.
+  screen, drawn in reverse video. A cell holding an event's time (:attr:`MapView.marks`:
+  the host's events on a host tab, all of them on the All tab) keeps its glyph and colour
+  on a :data:`EVENT_BG` background, so a mark hides neither the reading nor the playhead.
 - **The history panel** (all-smi's "Live Statistics"): GPU utilization, GPU memory and GPU
   temperature beside CPU utilization, host memory and GPU power (the mean per GPU), each a
   sparkline of one bucket (10 s) per cell ending with the frame on screen and its latest
@@ -49,6 +51,7 @@ DIM_BELOW: Final = 0.8  # a strip cell under this share of the busy level is dim
 BUSY_QUANTILE: Final = 0.9  # the busy level: this quantile of the cells' busy shares
 GAP_GLYPH: Final = "┈"
 PENDING_GLYPH: Final = "░"
+EVENT_BG: Final = "magenta"  # the background of a strip cell holding an event
 NO_READING: Final = " "
 LABEL_CELLS: Final = 10  # "GPU Util. "
 VALUE_CELLS: Final = 8  # " 100.0%"
@@ -74,6 +77,7 @@ class MapView:
     span: tuple[int, int] | None = None  # replay: first and last frame time; None: no strip
     strip: StripCells | None = None  # the cells of the span (cached by the shell)
     built_to_ms: int | None = None  # the map holds the recording up to here (None: all)
+    marks: tuple[tuple[int, str | None], ...] = ()  # the events: (time, host id or None)
 
 
 # --------------------------------------------------------------------------- the strip
@@ -95,6 +99,11 @@ def strip_line(view: MapView, host: str | None, width: int) -> StyledLine:
     length = last - first + 1
     usual = _quantile([c.active for c in cells if c.active is not None], BUSY_QUANTILE)
     head = playhead_cell(view.span, view.t_ms, width)
+    marked = {
+        playhead_cell(view.span, t_ms, width)
+        for t_ms, where in view.marks
+        if (host is None or where == host) and first <= t_ms <= last
+    }
     # cells narrower than a bucket: a bucket begins in one of them and covers the next ones
     covers = max(0, -(-view.summary.width_ms * width // length) - 1)
     spans: list[Span] = []
@@ -107,6 +116,8 @@ def strip_line(view: MapView, host: str | None, width: int) -> StyledLine:
             shown, carried = (glyph, style), 0
         elif carried < covers and shown[0] not in (NO_READING, GAP_GLYPH, PENDING_GLYPH):
             (glyph, style), carried = shown, carried + 1
+        if i in marked:
+            style = attrs.evolve(style, bg=EVENT_BG)
         if i == head:
             style = attrs.evolve(style, reverse=True, bold=True)
         spans.append(Span(glyph, style))

@@ -25,6 +25,12 @@ Rules this module obeys:
 - Keys are names (``"space"``, ``"]"``, ``"enter"``) looked up in a data table; a key the
   replay does not use is handed back as ``PassToView`` (tabs, scrolling, help). While a
   timecode is being typed (``pending``) every key belongs to the entry.
+- ``e`` opens the event list (``listing``): the events known so far (``EventsFound``), only
+  the host's on a host tab (the shell says which with ``TabShown``). While it is open, ↑ ↓
+  PgUp PgDn Home End move its selection (the window scrolls with it, ``ListRows`` high),
+  Enter goes to the selected event's frame, paused, as ``n`` does, and closes it; ``e`` or
+  Esc closes it. Every other key does what it does without the list (←/→ change the tab and
+  so the list's host; ``q`` quits), and the list stays open.
 
 Theory of operation. ``position_ms`` is the playhead as an offset from the first frame's
 key; ``cursor`` is the frame on screen. Playing advances the playhead by ``dt × speed`` and
@@ -73,6 +79,33 @@ def _check_speed(_: object, __: attrs.Attribute[float], value: float) -> None:
 
 
 @attrs.frozen
+class ListedEvent:
+    """One event as the list shows it."""
+
+    offset_ms: int  # from the first key
+    host: str | None  # host id (the list's filter); None: the recording as a whole
+    where: str  # the host's shown name, or ``recording``
+    gpu: str | None  # the GPU's index (else its uuid); None: no one GPU
+    kind: str
+    message: str
+
+    @property
+    def label(self) -> str:
+        """What the message line says of it (as ``n`` says of a lone event)."""
+        gpu = f" GPU{self.gpu}" if self.gpu is not None else ""
+        return f"{self.where}{gpu}: {self.kind}: {self.message}"
+
+
+@attrs.frozen
+class EventList:
+    """The open event list: the selected row and the first row shown, both indexes into
+    the events of the tab (:func:`listed`)."""
+
+    selected: int = 0
+    top: int = 0
+
+
+@attrs.frozen
 class ReplayState:
     frame_count: int  # frames in the recording (≥ 1)
     first_key_ms: int  # seek key (and time) of the first frame, ms since the epoch
@@ -95,6 +128,10 @@ class ReplayState:
     message: str | None = None
     stops: tuple[tuple[int, str], ...] | None = None  # events (n/N); None: not looked for
     stops_complete: bool = False  # every frame looked at for events
+    events: tuple[ListedEvent, ...] = ()  # every event found so far, in time order (`e`)
+    tab_host: str | None = None  # the host of the tab shown; None: the cluster (All)
+    listing: EventList | None = None  # the event list, while it is open
+    list_rows: int = attrs.field(default=10, validator=attrs.validators.ge(1))  # its window
     interval_ms: int | None = None  # the recording's interval, for gap skipping
     tz: tzinfo | None = None  # the local zone, for `@HH:MM` timecodes
 
@@ -194,6 +231,21 @@ class EventsFound:
     stops: tuple[tuple[int, str], ...]
     complete: bool
     problem: str | None = None
+    events: tuple[ListedEvent, ...] = ()  # the events one by one, in time order (`e`)
+
+
+@attrs.frozen
+class TabShown:
+    """The tab on screen changed: ``host`` (its id), or None for the cluster (All)."""
+
+    host: str | None
+
+
+@attrs.frozen
+class ListRows:
+    """How many rows of events the screen shows the event list in."""
+
+    rows: int
 
 
 Event = (
@@ -206,6 +258,8 @@ Event = (
     | RecorderChanged
     | Resized
     | EventsFound
+    | TabShown
+    | ListRows
 )
 
 
@@ -328,6 +382,8 @@ def step(state: ReplayState, event: Event) -> Result:
         case KeyPressed(key=key):
             if state.pending is not None:
                 return _timecode_key(state, key)
+            if state.listing is not None and key in LIST_KEYS:
+                return LIST_KEYS[key](attrs.evolve(state, message=None))
             return _key(attrs.evolve(state, message=None), key)
         case TickElapsed(dt_ms=dt):
             return _tick(state, max(0, dt))
@@ -343,11 +399,27 @@ def step(state: ReplayState, event: Event) -> Result:
             return _indexed(state, event)
         case Resized():
             return state, (RENDER,)
-        case EventsFound(stops=stops, complete=complete, problem=problem):
-            found = attrs.evolve(state, stops=stops, stops_complete=complete)
+        case EventsFound(stops=stops, complete=complete, problem=problem, events=events):
+            found = attrs.evolve(state, stops=stops, stops_complete=complete, events=events)
+            found = _relisted(state, found)
+            # New events are drawn (on the strip, in the list); the open list says when the
+            # search is done.
+            done = found.listing is not None and complete != state.stops_complete
             if problem is None:
-                return found, ()
+                return found, ((RENDER,) if events != state.events or done else ())
             return attrs.evolve(found, message=problem), (RENDER,)
+        case TabShown(host=host):
+            if host == state.tab_host:
+                return state, ()
+            return _relisted(state, attrs.evolve(state, tab_host=host)), (RENDER,)
+        case ListRows(rows=rows):
+            rows = max(1, rows)
+            if rows == state.list_rows:
+                return state, ()
+            resized = attrs.evolve(state, list_rows=rows)
+            if resized.listing is None:
+                return resized, ()
+            return attrs.evolve(resized, listing=_window(resized, resized.listing.selected)), ()
         case _:
             assert_never(event)
 
@@ -495,6 +567,99 @@ def _event_stop(state: ReplayState, *, forward: bool) -> Result:
     return attrs.evolve(moved, message=label), commands
 
 
+# --------------------------------------------------------------------------- the event list
+
+
+def listed(state: ReplayState) -> tuple[ListedEvent, ...]:
+    """The events the list shows: all of them on the cluster tab, the host's on its tab."""
+    if state.tab_host is None:
+        return state.events
+    return tuple(event for event in state.events if event.host == state.tab_host)
+
+
+def _open_list(state: ReplayState) -> Result:
+    """``e``: open the list on the first event at or after the frame on screen (else the
+    last); ``e`` again closes it."""
+    if state.listing is not None:
+        return _close_list(state)
+    if state.stops is None:
+        return attrs.evolve(state, message="events are not looked for here"), (RENDER,)
+    opened = attrs.evolve(state, listing=_window(state, _nearest(state, listed(state))))
+    return opened, (RENDER,)
+
+
+def _close_list(state: ReplayState) -> Result:
+    return attrs.evolve(state, listing=None), (RENDER,)
+
+
+def _nearest(state: ReplayState, events: tuple[ListedEvent, ...]) -> int:
+    here = state.cursor_key_ms - state.first_key_ms
+    at = next((i for i, event in enumerate(events) if event.offset_ms >= here), None)
+    return max(0, len(events) - 1) if at is None else at
+
+
+def _window(state: ReplayState, selected: int) -> EventList:
+    """The list with ``selected`` (clamped) and its window moved just enough to show it."""
+    count = len(listed(state))
+    selected = min(max(0, selected), max(0, count - 1))
+    rows = state.list_rows
+    top = state.listing.top if state.listing is not None else selected
+    top = min(max(top, selected - rows + 1), selected)
+    return EventList(selected=selected, top=max(0, min(top, count - rows)))
+
+
+def _relisted(before: ReplayState, after: ReplayState) -> ReplayState:
+    """``after`` (more events, or another tab) with the list's selection kept on the same
+    event where it is still listed, else on the nearest one to the frame on screen."""
+    if after.listing is None:
+        return after
+    old, new = listed(before), listed(after)
+    if old == new:
+        return after
+    selected = before.listing.selected if before.listing is not None else 0
+    if 0 <= selected < len(old) and old[selected] in new:
+        at = new.index(old[selected])
+        if before.tab_host == after.tab_host:  # the same window over more events
+            shift = at - selected
+            moved = attrs.evolve(after.listing, top=after.listing.top + shift)
+            return attrs.evolve(after, listing=_window(attrs.evolve(after, listing=moved), at))
+        return attrs.evolve(after, listing=_window(attrs.evolve(after, listing=None), at))
+    nearest = _nearest(after, new)
+    return attrs.evolve(after, listing=_window(attrs.evolve(after, listing=None), nearest))
+
+
+def _list_move(state: ReplayState, by: int) -> Result:
+    assert state.listing is not None  # only called while the list is open
+    return attrs.evolve(state, listing=_window(state, state.listing.selected + by)), (RENDER,)
+
+
+def _list_go(state: ReplayState) -> Result:
+    """Enter: go to the selected event's frame, paused (as ``n`` does), and close the list."""
+    events = listed(state)
+    closed = attrs.evolve(state, listing=None)
+    if state.listing is None or not events:
+        return closed, (RENDER,)
+    event = events[min(state.listing.selected, len(events) - 1)]
+    offset = event.offset_ms
+    moved, commands = _land(attrs.evolve(closed, mode=Mode.PAUSED), (offset, offset + 1))
+    if moved.waiting is not None:  # beyond what is indexed: the waiting message stays
+        return moved, commands
+    return attrs.evolve(moved, message=event.label), commands
+
+
+LIST_KEYS: Final = {
+    "up": lambda s: _list_move(s, -1),
+    "down": lambda s: _list_move(s, +1),
+    "pgup": lambda s: _list_move(s, -s.list_rows),
+    "pgdn": lambda s: _list_move(s, +s.list_rows),
+    "home": lambda s: _list_move(s, -(1 << 40)),
+    "end": lambda s: _list_move(s, 1 << 40),
+    "enter": _list_go,
+    "e": _close_list,
+    "esc": _close_list,
+}
+
+
 STEP_WAIT_MS: Final = 1 << 40  # `]` at the indexed end: the first frame after, however far
 MOVING_KEYS: Final = frozenset({"space", "]", "[", "j", "k", "G", "n", "N", "esc"})
 KEYS: Final = {
@@ -512,6 +677,7 @@ KEYS: Final = {
     "G": _go_live,
     "n": _next_event,
     "N": _previous_event,
+    "e": _open_list,
     "q": _quit,
     "esc": _quit,
 }

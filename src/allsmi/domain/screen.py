@@ -42,7 +42,7 @@ from allsmi.domain.history import (
 from allsmi.domain.hosts import HostNames, host_names
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 from allsmi.domain.parse import MS_PER_SECOND, format_offset
-from allsmi.domain.replay import Mode, ReplayState, label_s
+from allsmi.domain.replay import ListedEvent, Mode, ReplayState, label_s, listed
 from allsmi.domain.screen_rows import (
     BOLD,
     CYAN,
@@ -72,6 +72,7 @@ from allsmi.domain.screen_rows import (
 )
 
 __all__ = [
+    "EventListView",
     "ReplayStatus",
     "Span",
     "Status",
@@ -79,6 +80,8 @@ __all__ = [
     "StyledLine",
     "ViewState",
     "clamp_view",
+    "event_list_rows",
+    "event_list_view",
     "format_local",
     "render",
     "replay_status",
@@ -98,8 +101,9 @@ SELECTED_TAB: Final = Style(fg="black", bg="cyan")
 STATUS_TEXT: Final = Style(fg="cyan")
 TIMECODE_FORMS: Final = "HH:MM:SS, MM:SS, SS, @HH:MM[:SS], @2026-04-18T14:32:00Z"
 LIVE_KEYS_HELP: Final = "h:Help q:Exit ←→:Tabs ↑↓:Scroll PgUp/PgDn:Page Home/End"
-REPLAY_KEYS_HELP: Final = (
-    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to n/N:Event L:Loop G:Live h:Help q:Exit ←→:Tabs"
+REPLAY_KEYS_HELP: Final = (  # up to q:Exit fits 80 columns (e and the tabs come after)
+    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to n/N:Event L:Loop G:Live h:Help q:Exit "
+    "e:Events ←→:Tabs"
 )
 FAILING_TAB: Final = Style(fg="red")
 FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown
@@ -195,6 +199,26 @@ def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplaySta
         pending=state.pending,
         indexing=state.indexing,
         whole_ms=state.whole_ms,
+    )
+
+
+@attrs.frozen
+class EventListView:
+    """The open event list (``e``) as the body shows it: the tab's events, the selected
+    row and the first row shown, whether the search still runs."""
+
+    events: tuple[ListedEvent, ...]
+    selected: int
+    top: int
+    searching: bool
+
+
+def event_list_view(state: ReplayState) -> EventListView | None:
+    """The event list of a replay core's state; None while it is closed."""
+    if state.listing is None:
+        return None
+    return EventListView(
+        listed(state), state.listing.selected, state.listing.top, not state.stops_complete
     )
 
 
@@ -527,6 +551,8 @@ _HELP_REPLAY: Final = (
     ("j / k", "back / ahead 10 s"),
     ("g", f"go to a time: {TIMECODE_FORMS}"),
     ("n / N", "next / previous event: a host lost, GPUs gone idle, errors, a gap…"),
+    ("e", "the event list (the tab's host only): ↑/↓ PgUp/PgDn Home/End select,"),
+    ("", "Enter go there (paused), e / Esc close; other keys act as usual"),
     ("L", "loop on / off"),
     ("G", "jump to the live edge (--follow)"),
 )
@@ -540,7 +566,43 @@ _HELP_STRIP: Final = (
     ("┈", "a gap: no frame for over twice the interval"),
     ("░", "not mapped yet (the map is still being built)"),
     ("reverse", "the frame on screen"),
+    ("magenta", "behind a cell: an event in it (the tab's host only; n / N, e)"),
 )
+
+
+SELECTED_ROW: Final = Style(fg="black", bg="cyan")
+EVENT_GPU_CELLS: Final = 6  # "GPU12 "
+EVENT_KIND_CELLS: Final = 14  # "idle-allocated"
+
+
+def _event_list_blocks(events: EventListView, rows: int, width: int) -> list[Block]:
+    """The event list in ``rows`` body lines: a title saying how the search goes, then one
+    event a line (``00:14:32  node-03  GPU3  util-drop  utilization: …``), the selected one
+    highlighted, the window moved to show it."""
+    count = len(events.events)
+    if events.searching:
+        state = f"searching… {count} found"
+    else:
+        state = "no events" if count == 0 else _count(count, "event")
+    keys = "↑↓ select  Enter go  e/Esc close"
+    lines: list[Spans] = [[Span(f"Events · {state}", HEADER), Span(f"   {keys}", CYAN)]]
+    shown = max(0, rows - 1)
+    selected = min(max(events.selected, 0), max(count - 1, 0))
+    top = max(0, min(max(events.top, selected - shown + 1), selected))
+    window = events.events[top : top + shown]
+    where = min(max((len(clean(e.where)) for e in window), default=0), MAX_TAB_LABEL)
+    for at, event in enumerate(window, start=top):
+        gpu = "-" if event.gpu is None else f"GPU{event.gpu}"
+        text = (
+            f"{format_label(event.offset_ms)}  {cut(clean(event.where), where):<{where}}  "
+            f"{cut(clean(gpu), EVENT_GPU_CELLS):<{EVENT_GPU_CELLS}} "
+            f"{cut(clean(event.kind), EVENT_KIND_CELLS):<{EVENT_KIND_CELLS}} {clean(event.message)}"
+        )
+        if at == selected:
+            lines.append([Span(f"{cut(text, width):<{width}}", SELECTED_ROW)])
+        else:
+            lines.append([Span(text, PLAIN)])
+    return [_lines_block(lines[: max(rows, 0)])]
 
 
 def _help(replay: bool) -> list[Block]:
@@ -608,6 +670,7 @@ class _Plan:
 def _plan(
     frame: Frame | None, view: ViewState, size: tuple[int, int], status: Status,
     expected_hosts: Sequence[str], history: MapView | None = None,
+    events: EventListView | None = None,
 ) -> _Plan:  # fmt: skip
     width, height = size
     names = host_names(frame, expected_hosts)  # once per frame drawn, never per row
@@ -615,11 +678,12 @@ def _plan(
     tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
     slots = _slots(height, status.message is not None, len(hosts) > 1, history)
     shown = hosts if tab == 0 else (hosts[tab - 1],)
-    blocks = (
-        _help(status.replay is not None)
-        if view.help
-        else _body(frame, names, shown, width, history)
-    )
+    if view.help:
+        blocks = _help(status.replay is not None)
+    elif events is not None:  # in the body's place, as tall as the body (never scrolled)
+        blocks = _event_list_blocks(events, slots.body, width)
+    else:
+        blocks = _body(frame, names, shown, width, history)
     total = sum(block.height for block in blocks)
     scroll = min(view.scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
@@ -684,13 +748,15 @@ def render(
     expected_hosts: tuple[str, ...] = (),
     title: str = "allsmi",
     history: MapView | None = None,
+    events: EventListView | None = None,
 ) -> tuple[StyledLine, ...]:
     """The whole screen: exactly ``height`` lines of exactly ``width`` cells. ``history``:
-    the map the strip (replay) and the history panel are drawn from."""
+    the map the strip (replay) and the history panel are drawn from; ``events``: the open
+    event list, drawn in the body's place (the help screen goes over it)."""
     if height <= 0:
         return ()
     width = max(width, 0)
-    plan = _plan(frame, view, (width, height), status, expected_hosts, history)
+    plan = _plan(frame, view, (width, height), status, expected_hosts, history, events)
     host = plan.names.ids[plan.tab - 1] if plan.tab and len(plan.names.ids) > 1 else None
     lines: list[StyledLine] = []
     if plan.slots.title:
@@ -723,3 +789,17 @@ def clamp_view(
         return view
     plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts, history)
     return attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)
+
+
+def event_list_rows(
+    frame: Frame | None,
+    height: int,
+    status: Status,
+    *,
+    expected_hosts: tuple[str, ...] = (),
+    history: MapView | None = None,
+) -> int:
+    """How many events the open event list shows at this size: the body less its title
+    (at least one, so the core's window is never empty)."""
+    multi = len(host_names(frame, expected_hosts).ids) > 1
+    return max(1, _slots(height, status.message is not None, multi, history).body - 1)
