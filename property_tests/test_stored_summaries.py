@@ -1,7 +1,7 @@
 """Stored chunk summaries round-trip for every codec: the summaries a zstd file's sink stored,
 merged, equal the summary of the frames written; gzip and plain files store none, and the
-summary of the frames decoded from them equals it too (src/allsmi/adapters/recording/
-summaries.py)."""
+summary of the frames decoded from them equals it too; the events stored with them are
+those the frames give (src/allsmi/adapters/recording/summaries.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from allsmi.adapters import wire
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
-from allsmi.adapters.recording.summaries import new_summary, stored_summaries, summary_of
+from allsmi.adapters.recording.summaries import (
+    new_summary,
+    stored_events,
+    stored_summaries,
+    summary_of,
+)
+from allsmi.app.replay_map import stored_parts
+from allsmi.domain.events import detect
 from allsmi.domain.model import Frame, Header
 from property_tests.strategies import frames as any_frames
 from property_tests.strategies import headers
@@ -79,3 +86,19 @@ def test_a_file_without_stored_summaries_yields_the_same_summary_from_its_frames
         )
         decoded = [source.frame(i) for i in range(source.frame_count)]
         assert summary_of(decoded, header) == summary_of(frames, header)
+
+
+@given(recordings(), headers, st.integers(1, 7))
+def test_the_events_a_zstd_file_stored_are_those_detected_from_its_frames(
+    frames: list[Frame], header: Header, chunk: int
+) -> None:
+    """The sink's detection (each chunk's events stored with its summary, the end's at
+    close) gives exactly what detection over the frames written gives; a reader takes them
+    without a frame."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.ndjson.zst"
+        record(path, header, frames, Codec.ZSTD, chunk)
+        source = RecordingSource(path)
+        parts = stored_parts(source)
+        assert parts is not None
+        assert stored_events(parts) == detect(frames, header.hosts, header.interval_ms)

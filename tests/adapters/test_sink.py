@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -41,7 +42,7 @@ def frame_line(seq: int, pad: int = 0) -> bytes:
 
 
 def write(
-    path: Path, n: int, kind: Codec, *, first: int = 0, pad: int = 0, **config: int
+    path: Path, n: int, kind: Codec, *, first: int = 0, pad: int = 0, **config: Any
 ) -> RecordingSink:
     sink = RecordingSink(SinkConfig(path=path, codec=kind, **config), Header(interval_ms=1000))
     for seq in range(first, first + n):

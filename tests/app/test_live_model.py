@@ -282,3 +282,22 @@ def test_a_message_is_drawn_on_the_line_above_the_status() -> None:
 
     assert lines[-3].strip() == "psutil: timed out after 5s"
     assert "LIVE a | " in lines[-2]
+
+
+def test_the_live_view_alerts_on_the_message_line_as_the_replay_finds_events() -> None:
+    """The replay's detection runs on every frame shown: a GPU that idles for 30 s is on
+    the message line (all-smi's alert footer), with its host, GPU and time, and leaves it
+    five minutes later; a collector's own message wins the line."""
+    model = LiveModel(label="LIVE a", tz=UTC, expected_hosts=("a",))
+    for i in range(40):
+        model.show(frame_of(T0 + i * 1000, {"a": 2}, 80.0 if i < 5 else 1.0))
+    line = lines_of(model)[-3]
+    assert line.startswith(f"alert {format_local(T0 + 5000, UTC).split()[1]} a GPU0: util-drop")
+    assert "(+1 more)" in line  # GPU1 went idle at the same time
+    for i in range(40, 40 + 300):
+        model.show(frame_of(T0 + i * 1000, {"a": 2}, 1.0))
+    assert not lines_of(model)[-3].startswith("alert")
+    busy = LiveModel(label="LIVE a", tz=UTC, expected_hosts=("a",), message="psutil: slow")
+    for i in range(40):
+        busy.show(frame_of(T0 + i * 1000, {"a": 2}, 80.0 if i < 5 else 1.0))
+    assert lines_of(busy)[-3].strip() == "psutil: slow"

@@ -1,7 +1,10 @@
 """``allsmi events PATH…``: what happened in recordings, a line an event (README "Events";
 the detection is :mod:`allsmi.domain.events`).
 
-Rules: every frame of a recording (a file or a rotated set) is read in order and fed to one
+Rules: the events the recorder stored with its summaries are taken as they are when every
+chunk of the recording carries them (a zstd recording closed by its recorder:
+:func:`~allsmi.adapters.recording.summaries.stored_events`). Otherwise every frame of the
+recording (a file or a rotated set) is read in order and fed to one
 :class:`~allsmi.domain.events.Detector`, the same detection the replay uses, each segment's
 header first (its recorder start time: ``restart``); a line that does not structure is the
 errors-only frame the replay shows for it. Events are printed in time order, each once, after
@@ -49,7 +52,9 @@ import orjson
 
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.source import RecordingSource
+from allsmi.adapters.recording.summaries import stored_events
 from allsmi.app.replay_driver import local_zone
+from allsmi.app.replay_map import stored_parts
 from allsmi.app.signals import STOP_SIGNALS
 from allsmi.domain.errors import UsageError
 from allsmi.domain.events import KINDS, Detector, Event
@@ -108,7 +113,12 @@ class _Feed:
 
 
 def events_of(source: RecordingSource) -> list[Event]:
-    """Every event of the recording, in time order."""
+    """Every event of the recording, in time order: those the recorder stored, when it
+    stored them all (no frame read), else detected from every frame."""
+    parts = stored_parts(source)
+    stored = None if parts is None else stored_events(parts)
+    if stored is not None:
+        return stored
     feed = _Feed(source)
     found = feed.take(source) + feed.detector.finish()
     found.sort(key=lambda event: event.t_ms)

@@ -32,7 +32,7 @@ from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.mapscan import MapScan, summary_of_lines
 from allsmi.adapters.recording.source import RecordingSource
-from allsmi.adapters.recording.summaries import stored_summaries
+from allsmi.adapters.recording.summaries import stored_events, stored_summaries
 from allsmi.domain.errors import AllsmiError
 from allsmi.domain.history import MapView
 from allsmi.domain.summary import Cell, Summary, bucket_of
@@ -311,10 +311,26 @@ def _segment_count(source: RecordingSource) -> int:
 
 
 def open_events(source: RecordingSource) -> EventScan:
-    """The search for ``source``'s events, started behind the replay."""
+    """The search for ``source``'s events, started behind the replay: those the recorder
+    stored when it stored them all (read behind, without a frame), else a scan."""
     header = source.header
+    parts = stored_parts(source)
     return EventScan(
         source.path,
         expected_hosts=header.hosts if header else (),
         interval_ms=header.interval_ms if header else None,
+        stored=None if parts is None else lambda: stored_events(parts),
     )
+
+
+def stored_parts(source: RecordingSource) -> list[tuple[SegmentInfo, list[Chunk]]] | None:
+    """Each segment of ``source`` with its chunks, for :func:`stored_events`; None while the
+    source has not opened every file of the recording (indexing behind)."""
+    if len(source.segments) != _segment_count(source):
+        return None
+    parts: list[tuple[SegmentInfo, list[Chunk]]] = []
+    for seg_index, segment in enumerate(source.segments):
+        span = source.timeline.segment_span(seg_index)
+        chunks = [] if span is None else list(source.chunks[span[0] : span[1] + 1])
+        parts.append((segment, chunks))
+    return parts

@@ -27,7 +27,7 @@ from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.errors import AllsmiError
-from allsmi.domain.events import Event, stops
+from allsmi.domain.events import Detector, Event, stops
 from allsmi.domain.history import MapView
 from allsmi.domain.hosts import host_names
 from allsmi.domain.model import Frame
@@ -49,6 +49,8 @@ from allsmi.domain.screen import (
 from allsmi.domain.summary import Summary, bucket_of
 
 RING_BUCKETS = 360  # live: an hour of 10-s buckets for the history sparklines
+MAX_ALERTS = 50  # live: events kept for the alert line
+ALERT_HOLD_MS = 5 * 60_000  # live: an event stays on the alert line this long (frame time)
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
 LIVE_POLL_MS = 100
@@ -331,15 +333,41 @@ class LiveModel:
     quit: bool = False
     dirty: bool = True
     ring: Summary = attrs.field(init=False)
+    # the replay's event detection, fed every frame shown: its events are the alert line
+    detector: Detector = attrs.field(init=False)
+    alerts: list[Event] = attrs.field(factory=list)  # the latest, at most MAX_ALERTS
 
     def __attrs_post_init__(self) -> None:
         self.ring = Summary(expected_hosts=self.expected_hosts)
+        self.detector = Detector(expected_hosts=self.expected_hosts)
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
         self.ring.add(frame)  # the same bucket function as the recording's map
         self.ring.trim_before(bucket_of(frame.t_ms, self.ring.width_ms) - RING_BUCKETS + 1)
+        found = self.detector.feed(frame)
+        if found:
+            self.alerts = [*self.alerts, *found][-MAX_ALERTS:]
         self.dirty = True
+
+    def alert_line(self) -> str | None:
+        """The message line's alert (all-smi's alert footer, from the recording's own
+        detection): the newest event confirmed in the last :data:`ALERT_HOLD_MS` of frames,
+        when, where and what, and how many more came with it; None without one."""
+        if self.frame is None or not self.alerts:
+            return None
+        recent = [e for e in self.alerts if self.frame.t_ms - e.t_ms <= ALERT_HOLD_MS]
+        if not recent:
+            return None
+        newest = max(recent, key=lambda event: event.t_ms)
+        names = host_names(self.frame, self.expected_hosts).shown
+        host = names.get(newest.host, newest.host) if newest.host else None
+        where = " ".join(
+            part for part in (host, None if newest.gpu is None else f"GPU{newest.gpu}") if part
+        )
+        more = f" (+{len(recent) - 1} more)" if len(recent) > 1 else ""
+        when = format_local(newest.t_ms, self.tz).split(" ")[1]  # the time of day
+        return f"alert {when} {where + ': ' if where else ''}{newest.kind}: {newest.message}{more}"
 
     def history(self) -> MapView | None:
         return None if self.frame is None else MapView(self.ring, self.frame.t_ms)
@@ -377,7 +405,7 @@ class LiveModel:
         return Status(
             replay=None,
             live_label=f"{self.label} | {when}",
-            message=self.message,
+            message=self.message or self.alert_line(),
             keys_help=LIVE_KEYS_HELP,
         )
 

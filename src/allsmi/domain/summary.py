@@ -77,7 +77,11 @@ Serialized form (:meth:`Summary.to_bytes`), little-endian, version 3 (versions 1
 written only by development builds, are refused)::
 
     header  "<4sHHIIII": magic b"ASUM", version 3, flags, width_ms, buckets B,
-            GPU keys G, host keys H; flags bit 0: keys by reference, no other bit set
+            GPU keys G, host keys H; flags bit 0: keys by reference, bit 1: an events
+            block follows, no other bit set
+    events  (bit 1) "<I" length, then that many bytes: the chunk's events as its writer
+            detected them (their form is the reader's business:
+            docs/recording-format.md §7.10); read without the columns (events_of)
     keys    listed: H × (u8 expected, u32 length, UTF-8 host id), then
             G × (u32 length, UTF-8 host id, u32 length, UTF-8 uuid); each list sorted;
             or by reference "<Q8s": ref (the writer's name for an earlier payload that lists
@@ -165,6 +169,8 @@ _U32: Final = Struct("<I")
 _I64: Final = Struct("<q")
 _WIDTHS: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}  # column width (bytes) → typecode
 _FLAG_KEYS_BY_REF: Final = 1
+_FLAG_EVENTS: Final = 2
+_FLAGS: Final = _FLAG_KEYS_BY_REF | _FLAG_EVENTS
 _INF: Final = math.inf
 _LITTLE: Final = array("H", [1]).tobytes() == b"\x01\x00"
 
@@ -459,6 +465,20 @@ def _read_keys(
             expected.add(hosts[-1])
     gpus = [(text(), text()) for _ in range(ng)]
     return hosts, expected, gpus, at
+
+
+def _past_events(data: bytes, flags: int) -> int:
+    """Where a payload's keys begin: after its header and its events block, if any."""
+    if not flags & _FLAG_EVENTS:
+        return _HEADER.size
+    try:
+        (size,) = _U32.unpack_from(data, _HEADER.size)
+    except StructError:
+        raise SummaryInvalid("summary truncated in its events") from None
+    end: int = _HEADER.size + _U32.size + size
+    if end > len(data):
+        raise SummaryInvalid("summary truncated in its events")
+    return end
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -988,19 +1008,26 @@ class Summary:
             and self._expected == keys.expected
         )
 
-    def to_bytes(self, shared: tuple[int, KeyList] | None = None) -> bytes:
+    def to_bytes(
+        self, shared: tuple[int, KeyList] | None = None, events: bytes | None = None
+    ) -> bytes:
         """The serialized form (module header). ``shared``: ``(ref, keys)`` of an earlier
         payload the reader will have read; when this summary's keys are those, the payload
-        refers to them (``ref`` and their digest) instead of listing them."""
-        return b"".join(self.to_pieces(shared))
+        refers to them (``ref`` and their digest) instead of listing them. ``events``: an
+        events block to carry."""
+        return b"".join(self.to_pieces(shared, events))
 
-    def to_pieces(self, shared: tuple[int, KeyList] | None = None) -> list[bytes]:
-        """:meth:`to_bytes` in pieces of like bytes: the header, keys and bucket columns,
-        then each byte plane of each wide column (a compressor that ends a block after each
-        keeps one set of statistics per plane: a tenth smaller than one for them all)."""
-        flags = 0
+    def to_pieces(
+        self, shared: tuple[int, KeyList] | None = None, events: bytes | None = None
+    ) -> list[bytes]:
+        """:meth:`to_bytes` in pieces of like bytes: the header, events, keys and bucket
+        columns, then each byte plane of each wide column (a compressor that ends a block
+        after each keeps one set of statistics per plane: a tenth smaller than one for them
+        all). ``events``: the events block to carry (:meth:`events_of` gives it back)."""
+        flags = 0 if events is None else _FLAG_EVENTS
+        carried = b"" if events is None else _U32.pack(len(events)) + events
         if shared is not None and self.same_keys(shared[1]):
-            flags = _FLAG_KEYS_BY_REF
+            flags |= _FLAG_KEYS_BY_REF
             keys = _REF.pack(shared[0], shared[1].digest)
         else:
             keys = _key_block(self._hosts, self._expected, self._gpus)
@@ -1010,6 +1037,7 @@ class Summary:
             _HEADER.pack(
                 MAGIC, VERSION, flags, width, len(buckets), len(self._gpus), len(self._hosts)
             ),
+            carried,
             keys,
             _I64.pack(buckets[0] if buckets else 0),
             _pack([b - a for a, b in pairwise(buckets)]),
@@ -1026,15 +1054,32 @@ class Summary:
         return pieces
 
     @staticmethod
+    def events_of(data: bytes) -> bytes | None:
+        """The events block a payload carries (:meth:`to_pieces`), None when it carries none;
+        :class:`SummaryInvalid` (one line) when it is no payload of this version or the
+        block runs past it. Read without the rest of the payload."""
+        try:
+            magic, version, flags, *_ = _HEADER.unpack_from(data, 0)
+        except StructError:
+            raise SummaryInvalid("summary truncated: no header") from None
+        if magic != MAGIC or version != VERSION or flags & ~_FLAGS:
+            raise SummaryInvalid(f"summary version {version} (flags {flags}) not supported")
+        if not flags & _FLAG_EVENTS:
+            return None
+        return data[_HEADER.size + _U32.size : _past_events(data, flags)]
+
+    @staticmethod
     def keys_ref(data: bytes) -> int | None:
         """The ``ref`` of the payload whose keys ``data`` refers to; None when it lists its
         own (or is no payload of this version: :meth:`from_bytes` says why)."""
         try:
             magic, version, flags, *_ = _HEADER.unpack_from(data, 0)
-            if magic != MAGIC or version != VERSION or flags != _FLAG_KEYS_BY_REF:
+            if magic != MAGIC or version != VERSION or flags & ~_FLAGS:
                 return None
-            ref: int = _REF.unpack_from(data, _HEADER.size)[0]
-        except StructError:
+            if not flags & _FLAG_KEYS_BY_REF:
+                return None
+            ref: int = _REF.unpack_from(data, _past_events(data, flags))[0]
+        except (StructError, SummaryInvalid):
             return None
         return ref
 
@@ -1054,11 +1099,11 @@ class Summary:
             raise SummaryInvalid("not a summary (bad magic)")
         if version in (1, 2):
             raise SummaryInvalid(f"summary version {version} (a development build's) is not read")
-        if version != VERSION or flags & ~_FLAG_KEYS_BY_REF:
+        if version != VERSION or flags & ~_FLAGS:
             raise SummaryInvalid(f"summary version {version} (flags {flags}) not supported")
         if not 1 <= width <= MAX_WIDTH_MS:
             raise SummaryInvalid(f"summary bucket width {width} ms")
-        at = _HEADER.size
+        at = _past_events(data, flags)
         view = memoryview(data)
         if flags & _FLAG_KEYS_BY_REF:
             try:

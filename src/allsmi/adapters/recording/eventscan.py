@@ -1,7 +1,9 @@
 """The events of a recording found behind the replay (README "Events"; the detection is
 :mod:`allsmi.domain.events`).
 
-Rules: a daemon thread reads the recording (a file or a rotated set) front to back, as the
+Rules: a daemon thread takes the events the recorder stored with its summaries when every
+chunk carries them (``stored``: :func:`~allsmi.adapters.recording.summaries.stored_events`),
+reading no frame; otherwise it reads the recording (a file or a rotated set) front to back, as the
 map's background pass does (:func:`~allsmi.adapters.recording.mapscan.segment_lines`),
 structures every data line (the detection reads rows) and feeds one
 :class:`~allsmi.domain.events.Detector`, told of each header met (a segment's, or a
@@ -19,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from allsmi.adapters import wire
@@ -38,9 +40,15 @@ class EventScan:
     """The events of the recording at ``path``, found in a daemon thread (module rules)."""
 
     def __init__(
-        self, path: Path, *, expected_hosts: Iterable[str] = (), interval_ms: int | None = None
+        self,
+        path: Path,
+        *,
+        expected_hosts: Iterable[str] = (),
+        interval_ms: int | None = None,
+        stored: Callable[[], list[Event] | None] | None = None,
     ) -> None:
         self.path = path
+        self._stored = stored  # the events the recorder stored, when it stored them all
         self.found: list[Event] = []  # every event taken in so far, in time order
         self.done = False
         self._detector = Detector(expected_hosts=tuple(expected_hosts), interval_ms=interval_ms)
@@ -77,6 +85,10 @@ class EventScan:
             self._queue.put(as_one_line(err, self.path, "events"))
 
     def _scan(self) -> None:
+        stored = self._stored() if self._stored is not None else None
+        if stored is not None:  # no frame to read
+            self._queue.put((stored, True))
+            return
         pending: list[Event] = []
         last_put = last_yield = time.perf_counter()
         line_no = 0

@@ -58,6 +58,7 @@ from allsmi.adapters.recording import seektable, summaries
 from allsmi.adapters.recording.decoding import MAX_LINE
 from allsmi.adapters.recording.files import describe_os_error, open_private, refuse_symlink
 from allsmi.domain.errors import SinkFailed, UsageError
+from allsmi.domain.events import Detector, Event
 from allsmi.domain.model import Frame, Header, IndexLine
 from allsmi.domain.segments import numbered_segments, segment_name
 from allsmi.domain.summary import KeyList, Summary, bucket_of
@@ -148,6 +149,7 @@ class SinkConfig:
     max_files: int = 10
     chunk_max_frames: int = CHUNK_MAX_FRAMES
     chunk_max_bytes: int = CHUNK_MAX_BYTES
+    events: bool = True  # zstd: detect events as frames come, stored with the summaries
 
 
 @attrs.define
@@ -168,6 +170,7 @@ class _Chunk:
     frames: int = 0
     raw_bytes: int = 0
     summary: Summary | None = None  # of its frames so far (zstd); None: it gets none
+    events: list[Event] | None = None  # the events its frames confirmed; None: none stored
     bucket: int | None = None  # the summary bucket of its last frame
     bucket_frames: int = 0  # frames and bytes of that bucket in this chunk so far
     bucket_bytes: int = 0
@@ -229,6 +232,10 @@ class RecordingSink:
         # ones with the same keys refer to it (docs/recording-format.md §7.10)
         self._shared_keys: tuple[int, KeyList] | None = None
         self._summary_cctx = summaries.new_compressor()
+        # the run's event detection (zstd): fed every frame, across rotations, finished at close
+        self._detector: Detector | None = None
+        if config.events and config.codec is Codec.ZSTD:
+            self._detector = Detector(expected_hosts=header.hosts, interval_ms=header.interval_ms)
         self._last: tuple[int, int] | None = None  # (seq, t_ms) of the last frame written
         self._header_pending = b""  # the header line, until the segment's first chunk opens
         self._rotate_due = False  # the active segment is full; rotate before the next frame
@@ -261,6 +268,11 @@ class RecordingSink:
                 chunk.summary = None
             else:
                 chunk.summary.add(frame)
+        if self._detector is not None:
+            if frame is None or chunk.summary is None or chunk.events is None:
+                self._detector = chunk.events = None  # a frame not seen: events unknown
+            else:
+                chunk.events += self._detector.feed(frame)
         chunk.count(t_ms, len(line))
         self.stats.frames += 1
         self.stats.raw_bytes += len(line)
@@ -279,7 +291,13 @@ class RecordingSink:
             self._rotate_due = True
 
     def close(self) -> None:
-        """Finish the chunk, write the footer (zstd), close the file. Idempotent."""
+        """Finish the chunk, write the footer (zstd), close the file. Idempotent. The run is
+        over: what only its end confirms (:meth:`Detector.finish`) is stored with its last
+        chunk."""
+        chunk, detector = self._chunk, self._detector
+        if chunk is not None and chunk.events is not None and detector is not None:
+            chunk.events += detector.finish()
+        self._detector = None
         self._close_segment()
 
     def _check_still_there(self) -> None:
@@ -344,6 +362,7 @@ class RecordingSink:
         self.stats.raw_bytes += len(first) + len(index)
         if self.config.codec is Codec.ZSTD:
             chunk.summary = summaries.new_summary(self.header)
+            chunk.events = [] if self._detector is not None else None
         self._chunk = chunk
         return chunk
 
@@ -375,7 +394,7 @@ class RecordingSink:
         if chunk.summary is None or not chunk.frames:
             return None
         shared = self._shared_keys
-        stored = summaries.summary_frame(chunk.summary, self._summary_cctx, shared)
+        stored = summaries.summary_frame(chunk.summary, self._summary_cctx, shared, chunk.events)
         if len(stored) - 8 > seektable.MAX_SUMMARY_PAYLOAD:
             return None
         at = self._offset + len(self._pending)

@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 import attrs
+import orjson
 import zstandard
 
 from allsmi.adapters.recording import seektable
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
+from allsmi.domain.events import KINDS, Detector, Event
 from allsmi.domain.model import Frame, Header
 from allsmi.domain.summary import BUCKET_MS, KeyList, Summary, SummaryInvalid
 
@@ -51,12 +53,14 @@ _HEAD: Final = 8
 @attrs.frozen
 class Stored:
     """What one chunk's stored summary turned out to be: ``summary`` when it passed every
-    check; ``present`` when the segment named a summary frame for the chunk at all; and
-    ``problem``, the one-line reason a named one was refused."""
+    check; ``present`` when the segment named a summary frame for the chunk at all;
+    ``problem``, the one-line reason a named one was refused; ``events``, the events its
+    writer detected and stored with it (None: it stored none)."""
 
     summary: Summary | None
     present: bool = False
     problem: str | None = None
+    events: tuple[Event, ...] | None = None
 
 
 NONE: Final = Stored(None)
@@ -81,13 +85,14 @@ def summary_frame(
     summary: Summary,
     cctx: zstandard.ZstdCompressor,
     shared: tuple[int, KeyList] | None = None,
+    events: Sequence[Event] | None = None,
 ) -> bytes:
     """The stored summary frame of ``summary``: its bytes compressed by ``cctx`` into one
     zstd frame, its content size written, a block ending after each byte plane of at least
     :data:`MIN_BLOCK` bytes (so each keeps its own statistics). ``shared``:
     ``(offset, keys)`` of an earlier summary frame of the segment that lists its keys; when
     ``summary`` has those keys, the payload refers to that frame instead of listing them."""
-    pieces = summary.to_pieces(shared)
+    pieces = summary.to_pieces(shared, None if events is None else encode_events(events))
     writer = cctx.compressobj(size=sum(map(len, pieces)))  # the size goes in its header
     out: list[bytes] = []
     block = 0
@@ -145,18 +150,16 @@ def _read_one(
     full: bool,
 ) -> Stored:
     try:
-        return Stored(_summary_at(fh, ref, known, full), True)
+        data = _payload_at(fh, ref)
+        summary = _summary_in(data, ref, known, full)
+        return Stored(summary, True, events=_events_in(data, ref))
     except SummaryInvalid as err:
         return Stored(None, True, str(err))
 
 
-def _summary_at(
-    fh: BinaryIO,
-    ref: seektable.SummaryRef,
-    known: dict[int, KeyList],
-    full: bool,
-) -> Summary:
-    """The summary ``ref`` locates, checked; :class:`SummaryInvalid` (one line) otherwise."""
+def _payload_at(fh: BinaryIO, ref: seektable.SummaryRef) -> bytes:
+    """The payload of the summary frame ``ref`` locates, decompressed within its bounds;
+    :class:`SummaryInvalid` (one line) otherwise."""
     if not ref.after < ref.offset or ref.offset + _HEAD > ref.before:
         raise SummaryInvalid(f"summary frame at {ref.offset:,} is outside its chunk")
     fh.seek(ref.offset)
@@ -178,6 +181,14 @@ def _summary_at(
         data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=MAX_SUMMARY_BYTES)
     except zstandard.ZstdError as err:
         raise SummaryInvalid(f"summary at {ref.offset:,} does not decompress: {err}") from None
+    return data
+
+
+def _summary_in(
+    data: bytes, ref: seektable.SummaryRef, known: dict[int, KeyList], full: bool
+) -> Summary:
+    """The summary of the payload ``data`` of the frame ``ref`` locates, checked;
+    :class:`SummaryInvalid` (one line) otherwise."""
     target = Summary.keys_ref(data)
     summary = Summary.from_bytes(data, known, full)
     if summary.width_ms != BUCKET_MS:  # what every writer of ours uses: chunks must merge
@@ -189,3 +200,83 @@ def _summary_at(
     if target is None:  # it lists its keys: a later summary frame may refer to them
         known[ref.offset] = summary.key_list()
     return summary
+
+
+# --------------------------------------------------------------------------- events
+
+MAX_EVENTS: Final = 100_000  # events one stored summary may carry
+
+
+def encode_events(events: Sequence[Event]) -> bytes:
+    """The events block of a summary payload: a JSON array of ``[t_ms, host, gpu, kind,
+    message]`` (docs/recording-format.md §7.10)."""
+    return orjson.dumps([[e.t_ms, e.host, e.gpu, e.kind, e.message] for e in events])
+
+
+def _events_in(data: bytes, ref: seektable.SummaryRef) -> tuple[Event, ...] | None:
+    """The events a payload carries (None: none stored), each checked: its kind one of
+    ours, its host, GPU and message texts (as the frames gave them: whoever prints them
+    makes them safe), its time no later than its chunk's last (an event is stored
+    with the chunk whose frames confirmed it, stamped at its onset, which may be earlier);
+    :class:`SummaryInvalid` (one line) otherwise."""
+    block = Summary.events_of(data)
+    if block is None:
+        return None
+    try:
+        rows = orjson.loads(block)
+    except orjson.JSONDecodeError:
+        raise SummaryInvalid(f"summary at {ref.offset:,}: its events are not JSON") from None
+    if type(rows) is not list or len(rows) > MAX_EVENTS:
+        raise SummaryInvalid(f"summary at {ref.offset:,}: its events are no list of events")
+    found = []
+    for row in rows:
+        if not (
+            type(row) is list
+            and len(row) == 5
+            and type(row[0]) is int
+            and row[0] <= ref.t_hi
+            and all(v is None or type(v) is str for v in row[1:3])
+            and row[3] in KINDS
+            and type(row[4]) is str
+        ):
+            raise SummaryInvalid(f"summary at {ref.offset:,}: an event it stores is malformed")
+        found.append(Event(row[0], row[1], row[2], row[3], row[4]))
+    return tuple(found)
+
+
+def stored_events(parts: Sequence[tuple[SegmentInfo, Sequence[Chunk]]]) -> list[Event] | None:
+    """Every event the recorder stored with the chunks of these segments (a recording's, in
+    order), and a ``restart`` where a segment's header names another recorder start time
+    (:meth:`Detector.segment`), in time order; None unless every segment was closed by its
+    writer (its footer read: a crash-cut or growing file is not) and is one run, and every
+    chunk's summary carries its events: the caller then detects them from the frames."""
+    runs = Detector()  # told only the headers: the restarts
+    found: list[Event] = []
+    for segment, chunks in parts:
+        if segment.codec != "zstd" or segment.opened_by != "footer" or segment.runs != 1:
+            return None
+        found += runs.segment(segment.header)
+        for one in read_events(segment, chunks):
+            if one is None:
+                return None
+            found += one
+    found.sort(key=lambda event: event.t_ms)
+    return found
+
+
+def read_events(segment: SegmentInfo, chunks: Sequence[Chunk]) -> list[tuple[Event, ...] | None]:
+    """The events stored with each chunk of ``chunks`` (None for a chunk whose summary
+    frame carries none, or is missing or refused), read without the summaries' columns."""
+    refs = segment.summaries
+    wanted = [refs[n] if n < len(refs) else None for n in range(len(chunks))]
+    out: list[tuple[Event, ...] | None] = []
+    try:
+        with open(segment.path, "rb") as fh:
+            for ref in wanted:
+                try:
+                    out.append(None if ref is None else _events_in(_payload_at(fh, ref), ref))
+                except SummaryInvalid:
+                    out.append(None)
+    except OSError:
+        return [None] * len(chunks)
+    return out
