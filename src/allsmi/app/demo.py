@@ -69,7 +69,7 @@ def demo_spec() -> ClusterSpec:
         end_ms=DEMO_START_MS + INCIDENT_AT_MS + INCIDENT_LENGTH_MS,
         kind="gpu_idle",
     )
-    return ClusterSpec(nodes=4, gpus_per_node=8, seed=7, incidents=(incident,))
+    return ClusterSpec(nodes=4, gpus_per_node=8, seed=2, incidents=(incident,))
 
 
 def demo_path() -> Path:
