@@ -168,6 +168,7 @@ _REF: Final = Struct("<Q8s")
 _U32: Final = Struct("<I")
 _I64: Final = Struct("<q")
 _WIDTHS: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}  # column width (bytes) → typecode
+_UNSIGNED: Final = frozenset("BHILQ")
 _FLAG_KEYS_BY_REF: Final = 1
 _FLAG_EVENTS: Final = 2
 _FLAGS: Final = _FLAG_KEYS_BY_REF | _FLAG_EVENTS
@@ -487,16 +488,21 @@ def _pack(values: Sequence[int]) -> bytes:
 
 
 def _planes(values: Sequence[int]) -> list[bytes]:
-    """:func:`_pack` in pieces: the width byte with the first plane, then each other."""
-    top = max(values, default=0)
-    width = 1 if top < 0x100 else 2 if top < 0x1_0000 else 4 if top < 0x1_0000_0000 else 8
-    column = array(_WIDTHS[width], values)
+    """:func:`_pack` in pieces: the width byte with the first plane, then each other. An
+    unsigned array is cut into planes as it lies (its zero high planes dropped), no value
+    converted one by one."""
+    if isinstance(values, array) and values.typecode in _UNSIGNED:
+        column = values
+    else:
+        column = array("Q", values)
     if not _LITTLE:  # pragma: no cover - big-endian hosts
+        column = array(column.typecode, column)
         column.byteswap()
-    raw = column.tobytes()
-    if width == 1:
-        return [b"\x01" + raw]
-    return [bytes([width]) + raw[0::width], *(raw[i::width] for i in range(1, width))]
+    raw, size = column.tobytes(), column.itemsize
+    planes = [raw[i::size] for i in range(size)]
+    used = max((i + 1 for i, plane in enumerate(planes) if plane.strip(b"\0")), default=1)
+    width = 1 if used == 1 else 2 if used == 2 else 4 if used <= 4 else 8
+    return [bytes([width]) + planes[0], *planes[1:width]]
 
 
 def _unpack(view: memoryview, at: int, count: int, code: str) -> tuple[array[int], int]:
