@@ -19,6 +19,7 @@ from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import read_events, stored_events
+from allsmi.app.events import events_of
 from allsmi.app.replay_map import stored_parts
 from allsmi.domain.events import Event, detect
 from allsmi.domain.model import Frame, Gpu, Header
@@ -111,9 +112,13 @@ def test_the_replay_takes_them_without_reading_a_frame(
     assert found_by(scan) == EXPECTED
 
 
-def test_a_rotated_set_and_a_restart_on_it(tmp_path: Path) -> None:
-    """Rotation keeps the run (no restart, one detector across files); a second run on the
-    same path is a restart at its start, from the headers."""
+def test_a_rotated_set_is_one_run_and_a_restart_sends_the_set_to_its_frames(
+    tmp_path: Path,
+) -> None:
+    """Rotation keeps the run (one detector across files: what is stored is what the frames
+    give); a second run on the same path makes the stored events no answer (a scan's one
+    detection across runs sees the downtime), so the frames decide, restart included, and
+    ``allsmi events`` finds what the replay finds."""
     path = tmp_path / "set.ndjson.zst"
     record(path, max_size=3000, max_files=100)
     assert len(list(tmp_path.iterdir())) > 2
@@ -126,10 +131,24 @@ def test_a_rotated_set_and_a_restart_on_it(tmp_path: Path) -> None:
     later = attrs.evolve(FRAMES[0], t_ms=T0 + 400_000, seq=300)
     again.append(wire.encode_line(later), 300, later.t_ms, frame=later)
     again.close()
-    found = stored_of(path)
-    assert found is not None
-    restarts = [e for e in found if e.kind == "restart"]
-    assert [e.t_ms for e in restarts] == [T0 + 400_000]
+    assert stored_of(path) is None
+    found = found_by(scan_of(path, stored_parts(RecordingSource(path))))
+    assert [e.t_ms for e in found if e.kind == "restart"] == [T0 + 400_000]
+    assert events_of(RecordingSource(path)) == found
+
+
+def test_allsmi_events_and_the_replay_see_a_restart_inside_a_concatenated_file(
+    tmp_path: Path,
+) -> None:
+    second = attrs.evolve(HEADER, started_ms=T0 + 100_000)
+    lines = [wire.encode_line(HEADER), *(wire.encode_line(f) for f in FRAMES[:20])]
+    lines += [wire.encode_line(second)]
+    lines += [wire.encode_line(attrs.evolve(f, t_ms=f.t_ms + 100_000)) for f in FRAMES[:20]]
+    path = tmp_path / "cat.ndjson"
+    path.write_bytes(b"".join(lines))
+    replay = found_by(scan_of(path, None))
+    assert [e.t_ms for e in replay if e.kind == "restart"] == [T0 + 100_000]
+    assert events_of(RecordingSource(path)) == replay
 
 
 @pytest.mark.parametrize(
@@ -167,9 +186,10 @@ def test_without_every_chunks_events_the_frames_decide(tmp_path: Path, how: str)
         b'[[1776513600000, null, null, "gap", 5]]',  # a message that is no text
         b'[[1776513600000, 7, null, "gap", "x"]]',  # a host that is no text
         b'[[9776513600000, null, null, "gap", "x"]]',  # after its chunk's last frame
+        b'[[-5, null, null, "gap", "x"]]',  # before 1970
         b'[[1776513600000, null, null, "gap"]]',
     ],
-    ids=["not-json", "not-a-list", "kind", "message", "host", "future", "short"],
+    ids=["not-json", "not-a-list", "kind", "message", "host", "future", "past", "short"],
 )
 def test_a_forged_events_block_is_refused_with_its_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: bytes
@@ -193,3 +213,15 @@ def test_a_forged_events_block_is_refused_with_its_summary(
     assert stored[1].summary is None and stored[1].problem is not None
     assert "\n" not in stored[1].problem
     assert stored_of(path) is None  # the frames decide
+
+
+def test_the_ends_events_survive_a_segment_found_full_at_the_last_flush(tmp_path: Path) -> None:
+    """The last flush finds the segment full: it stays open for the run's end, so the gap
+    only the close confirms is stored with the last chunk (and the set stays whole)."""
+    size = record(tmp_path / "probe.ndjson.zst", close=False)._offset
+    path = tmp_path / "r.ndjson.zst"
+    sink = record(path, close=False, max_size=size - 1, max_files=100)
+    assert sink._full and sink._fd is not None  # full, not yet closed
+    sink.close()
+    assert stored_of(path) == EXPECTED
+    assert {e.kind for e in EXPECTED if e.t_ms >= FRAMES[279].t_ms} == {"gap"}

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from allsmi.adapters import wire
+from allsmi.adapters.recording.mapscan import UNREADABLE
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.verify import (
@@ -24,7 +25,7 @@ from allsmi.app.verify import (
     line_facts,
     render,
 )
-from allsmi.domain.model import Frame, Header, Memory
+from allsmi.domain.model import Frame, GpuProcess, Header, Memory
 from allsmi.domain.parse import format_rfc3339_ms
 
 from ..adapters import recordings as rec
@@ -256,3 +257,19 @@ def test_facts_remembered_by_line_shape_are_each_lines_own() -> None:
         ("a:1",), ("a:1",), ("b:1",), ('q"x:1',), ('q"y:1',), ("a:1",), (),
     ]  # fmt: skip
     assert len(facts.shapes) == 3  # a:1, b:1 and the line without rows: the rest parsed
+
+
+def test_a_damaged_line_never_sets_its_shapes_facts_and_process_rows_are_read() -> None:
+    """The first line of a shape damaged in the middle is read as the damage it is, and
+    the healthy lines of that shape after it keep their own facts; a process row names
+    the host of its GPU, not a host with rows, so a line with one is parsed."""
+    healthy = wire.encode_line(Frame(t_ms=T0, memory=(_memory("a:1"),))).rstrip()
+    damaged = healthy.replace(b'"used_bytes":1', b'"used_bytes":1}0', 1)
+    process = wire.encode_line(
+        Frame(t_ms=T0, processes=(GpuProcess("a:1", "a:1", 0, "GPU-0", pid=7),))
+    ).rstrip()
+    facts = ShapeFacts()
+    assert facts(damaged) == line_facts(damaged) == ((), UNREADABLE)
+    assert facts(healthy) == (("a:1",), ())
+    assert facts(process) == line_facts(process) == ((), ())
+    assert facts(healthy) == (("a:1",), ())

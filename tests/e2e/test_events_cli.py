@@ -325,3 +325,32 @@ def test_a_restarted_recorder_is_one_restart_and_its_rotations_are_none(tmp_path
     events = json_events(str(out), "--kind", "restart")
 
     assert [(e["t"], e["kind"]) for e in events] == [(format_rfc3339_ms(starts[1]), "restart")]
+
+
+def test_a_hostile_host_id_is_printed_escaped_one_line_an_event(tmp_path: Path) -> None:
+    """A recording whose host id carries an escape sequence and a newline (a hostile
+    header): the text output shows them escaped, never raw, each event on its one line;
+    JSON escapes them as JSON does."""
+    evil = "n1\x1b[2J\nforged"
+    path = tmp_path / "evil.ndjson"
+    hosts = ("n0:9", evil)
+    sink = RecordingSink(SinkConfig(path, Codec.NONE), Header(interval_ms=1000, hosts=hosts))
+    for i in range(40):
+        gpus = tuple(
+            Gpu(f"g-{n}", "H100", "GPU", host, "n", "n", utilization=70.0)
+            for n, host in enumerate(hosts)
+            if host != evil or i < 20
+        )
+        frame = Frame(t_ms=1_776_513_600_000 + i * 1000, seq=i, gpus=gpus)
+        sink.append(wire.encode_line(frame), i, frame.t_ms, frame=frame)
+    sink.close()
+    text = run_allsmi("events", str(path))
+    assert text.returncode == 0, text.stderr
+    assert "\x1b" not in text.stdout and "\\x1b[2J\\nforged" in text.stdout
+    lines = text.stdout.splitlines()
+    assert lines and all("host-lost" in line for line in lines)
+    parsed = [
+        orjson.loads(line)
+        for line in run_allsmi("events", str(path), "--format", "json").stdout.splitlines()
+    ]
+    assert parsed and all(event["host"] == evil for event in parsed)

@@ -2,15 +2,18 @@
 the detection is :mod:`allsmi.domain.events`).
 
 Rules: the events the recorder stored with its summaries are taken as they are when every
-chunk of the recording carries them (a zstd recording closed by its recorder:
-:func:`~allsmi.adapters.recording.summaries.stored_events`). Otherwise every frame of the
-recording (a file or a rotated set) is read in order and fed to one
-:class:`~allsmi.domain.events.Detector`, the same detection the replay uses, each segment's
-header first (its recorder start time: ``restart``); a line that does not structure is the
-errors-only frame the replay shows for it. Events are printed in time order, each once, after
+chunk of the recording carries them (a zstd recording of one run closed by its recorder:
+:func:`~allsmi.adapters.recording.summaries.stored_events`). Otherwise the recording is read
+as the replay's search reads it (:func:`~allsmi.adapters.recording.eventscan.events_by_line`:
+each header told, so a concatenated run's new recorder start is a ``restart`` too; a line
+that does not structure skipped), and so agrees with ``n``; ``--follow`` feeds the same
+:class:`~allsmi.domain.events.Detector` each frame the reader gives, each segment's header
+first (a line that does not structure is the errors-only frame the replay shows for it).
+Events are printed in time order, each once, after
 the filters (``--host`` by id or shown name, ``--kind``, ``--from`` and ``--to`` as ``g``
 reads a time). Text: offset, recorded wall time in the local zone, host, GPU, kind and
-message, tab-free and aligned; ``--format json``: one object per line with ``t`` (RFC 3339),
+message, tab-free and aligned, a character that does not print (a hostile host id's ESC or
+newline) shown as its escape; ``--format json``: one object per line with ``t`` (RFC 3339),
 ``offset_ms``, ``host``, ``gpu`` (its index, its uuid where it has none, or null), ``kind``
 and ``message``.
 
@@ -50,6 +53,7 @@ from typing import Final, TextIO
 import attrs
 import orjson
 
+from allsmi.adapters.recording.eventscan import events_by_line
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_events
@@ -119,8 +123,13 @@ def events_of(source: RecordingSource) -> list[Event]:
     stored = None if parts is None else stored_events(parts)
     if stored is not None:
         return stored
-    feed = _Feed(source)
-    found = feed.take(source) + feed.detector.finish()
+    header = source.header
+    detector = Detector(
+        expected_hosts=header.hosts if header else (),
+        interval_ms=header.interval_ms if header else None,
+    )
+    found = [event for line in events_by_line(source.path, detector) for event in line]
+    found += detector.finish()
     found.sort(key=lambda event: event.t_ms)
     return found
 
@@ -250,24 +259,33 @@ def _format(
     file: str | None,
 ) -> str:
     host = names.get(event.host, event.host) if event.host is not None else None
-    if form == "json":
+    index = event.gpu is not None and event.gpu.isascii() and event.gpu.isdecimal()
+    if form == "json":  # orjson escapes what JSON must
         record: dict[str, object] = {} if file is None else {"file": file}
         record.update(
             t=format_rfc3339_ms(event.t_ms),
             offset_ms=offset,
             host=host,
-            gpu=int(event.gpu) if event.gpu is not None and event.gpu.isdigit() else event.gpu,
+            gpu=int(event.gpu) if index and event.gpu is not None else event.gpu,
             kind=event.kind,
             message=event.message,
         )
         return orjson.dumps(record).decode() + "\n"
     when = format_local(event.t_ms, tz)
-    gpu = f"GPU{event.gpu}" if event.gpu is not None and event.gpu.isdigit() else event.gpu
-    where = "" if file is None else f"{file}  "
+    gpu = f"GPU{event.gpu}" if index else event.gpu
+    where = "" if file is None else f"{_shown(file)}  "
     return (
-        f"{where}{format_offset(offset)}  {when}  {host or '-':<16} {gpu or '-':<6} "
-        f"{event.kind:<14} {event.message}\n"
+        f"{where}{format_offset(offset)}  {when}  {_shown(host or '-'):<16} "
+        f"{_shown(gpu or '-'):<6} {event.kind:<14} {_shown(event.message)}\n"
     )
+
+
+def _shown(text: str) -> str:
+    """``text`` safe on a terminal, a line an event: a character that does not print (a
+    newline, a tab, an escape sequence's ESC, a recording's hostile host id) as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _kinds(given: list[str] | None) -> frozenset[str]:

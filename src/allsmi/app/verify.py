@@ -536,31 +536,48 @@ _HOST_ID: Final = re.compile(rb'"host_id":"([^"\\]*)"')
 _HOST_ID_KEY: Final = b'"host_id":"'
 _OURS: Final = b'{"schema":1,"t":"'
 _NO_ERRORS: Final = b',"errors":[]}'
+_PROCESS_ROWS: Final = b'"processes":[{'
 MAX_SHAPES: Final = 4096  # line shapes whose facts one walk remembers
 
 
 class ShapeFacts:
-    """:func:`line_facts` remembered by line shape. One of our lines without errors has the
-    facts of any other with the same ``host_id`` values in the same order (found in C, far
-    cheaper than the parse): a recording's frames come in a handful of such shapes, so most
-    lines are never parsed. A line whose ids the search cannot read whole (an escape in
-    one), or with errors, or not ours, is parsed."""
+    """:func:`line_facts` remembered by line shape. One of our lines without errors and
+    without process rows (whose ``host_id`` names no per-host row) has the facts of any
+    other with the same ``host_id`` values in the same order, found in C, far cheaper than
+    the parse: a recording's frames come in a handful of such shapes, so most lines are
+    never parsed. Only a line the quick read took whole sets a shape's facts (a damaged
+    line never does). A line whose ids the search cannot read whole (an escape in one),
+    with errors or process rows, or not ours, is parsed. The price: a line of a known shape
+    damaged in the middle counts as its shape; ``--deep`` structures every frame and
+    reports those that do not structure."""
 
     def __init__(self) -> None:
         self.shapes: dict[tuple[bytes, ...], LineFacts] = {}
 
     def __call__(self, raw: bytes) -> LineFacts:
-        if not (raw.startswith(_OURS) and raw.endswith(_NO_ERRORS)):
+        if not raw.startswith(_OURS) or not raw.endswith(_NO_ERRORS) or _PROCESS_ROWS in raw:
             return line_facts(raw)
         ids = tuple(_HOST_ID.findall(raw))
         if raw.count(_HOST_ID_KEY) != len(ids):
             return line_facts(raw)
         found = self.shapes.get(ids)
         if found is None:
-            found = line_facts(raw)
+            quick = _quick_facts(raw)
+            if quick is None:
+                return line_facts(raw)
+            found = quick
             if len(self.shapes) < MAX_SHAPES:
                 self.shapes[ids] = found
         return found
+
+
+def _quick_facts(raw: bytes) -> LineFacts | None:
+    """:func:`line_facts` when the quick read takes the line whole, else None."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return hosts_and_errors(obj) if type(obj) is dict else None
 
 
 def line_facts(raw: bytes) -> LineFacts:

@@ -100,7 +100,8 @@ written only by development builds, are refused)::
             (``n``, min, max: 2; sum: 4), so it is read straight into its array
 
 :meth:`Summary.from_bytes` refuses anything inconsistent with :class:`SummaryInvalid` (a
-one-line reason); a summary it returns passes :meth:`Summary.check`.
+one-line reason); a summary it returns passes :meth:`Summary.check` (with ``full`` false,
+:meth:`Summary.check_bounds`).
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ TOPS: Final = {
     "ram": 1_000,
 }
 
-# The stats each series keeps: what drawing reads (the strip: util's mean, min and max;
-# sparklines: every series' mean) and temp's max (the hottest moment of a bucket).
+# The stats each series keeps: what drawing reads (the strip: util's mean and its peak;
+# sparklines: every series' mean).
 KEPT: Final = {
     "util": ("n", "sum", "max"),
     "mem": ("n", "sum"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from allsmi.adapters import wire
@@ -91,30 +91,39 @@ class EventScan:
             return
         pending: list[Event] = []
         last_put = last_yield = time.perf_counter()
-        line_no = 0
-        for file in discover(self.path):
-            with open_segment(file) as fh:
-                codec = sniff(fh.read(8))
-                fh.seek(0)
-                for raw in segment_lines(fh, codec):
-                    if self._stop.is_set():
-                        return
-                    line_no += 1
-                    info = wire.slice_line(raw)
-                    if info is not None and info.kind == wire.KIND_HEADER:  # a run begins
-                        pending += self._detector.segment(parse_header(raw, []))
-                        continue
-                    frame = _frame(raw, info, line_no)
-                    if frame is not None:
-                        pending += self._detector.feed(frame)
-                    now = time.perf_counter()
-                    if now - last_yield >= YIELD_S:
-                        time.sleep(0)  # let the UI thread take the GIL
-                        last_yield = now
-                    if now - last_put >= BATCH_S:
-                        self._queue.put((pending, False))
-                        pending, last_put = [], now
+        for found in events_by_line(self.path, self._detector):
+            if self._stop.is_set():
+                return
+            pending += found
+            now = time.perf_counter()
+            if now - last_yield >= YIELD_S:
+                time.sleep(0)  # let the UI thread take the GIL
+                last_yield = now
+            if now - last_put >= BATCH_S:
+                self._queue.put((pending, False))
+                pending, last_put = [], now
         self._queue.put(([*pending, *self._detector.finish()], True))
+
+
+def events_by_line(path: Path, detector: Detector) -> Iterator[list[Event]]:
+    """The recording at ``path`` (a file or a rotated set) read front to back, line by line:
+    each header told to ``detector`` (a new recorder start time is a ``restart``), each data
+    line that structures fed to it; per line, the events it confirmed (often none).
+    :meth:`Detector.finish` is the caller's. The replay's search and ``allsmi events`` both
+    read a recording so, and so agree."""
+    line_no = 0
+    for file in discover(path):
+        with open_segment(file) as fh:
+            codec = sniff(fh.read(8))
+            fh.seek(0)
+            for raw in segment_lines(fh, codec):
+                line_no += 1
+                info = wire.slice_line(raw)
+                if info is not None and info.kind == wire.KIND_HEADER:  # a run begins
+                    yield detector.segment(parse_header(raw, []))
+                    continue
+                frame = _frame(raw, info, line_no)
+                yield [] if frame is None else detector.feed(frame)
 
 
 def _frame(raw: bytes, info: wire.LineInfo | None, line_no: int) -> Frame | None:

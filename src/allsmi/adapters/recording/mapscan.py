@@ -118,7 +118,8 @@ def hosts_and_errors(obj: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
     them, without its readings (verify's per-host report: a fifth of its cost). Only our
     own lines, read as they are written (every row a dict with its required keys, ``host_id``
     and errors strings); anything else, and a line that gives no frame, is None: the caller
-    asks :func:`summary_inputs`."""
+    asks :func:`summary_inputs`. Like it, it checks no value it does not read: a line the
+    decoder would refuse for a reading of another type is taken with its hosts."""
     get = obj.get
     if get("schema") != SCHEMA_VERSION or type(get("schema")) is not int or "t" not in obj:
         return None

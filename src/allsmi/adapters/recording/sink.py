@@ -22,7 +22,9 @@ Rules this module obeys:
   that every frame is handed over within a second of its collection) and on chunk ends.
   zstd flushes with ``FLUSH_BLOCK``, gzip with ``Z_SYNC_FLUSH``: a reader decodes every
   flushed frame even when the chunk was never finished (a crash, or still recording).
-- Rotation counts *stored* bytes and is checked after each flush. Files are created 0600
+- Rotation counts *stored* bytes and is checked after each flush; a full segment is closed
+  there, or, while the sink stores events, when the next frame arrives or the run stops
+  (so what only the end of a run confirms is stored with its last chunk). Files are created 0600
   with ``O_NOFOLLOW``; a symlink at any path written, rotation targets included, is refused.
 - At most ``max_files`` files of the set exist, the active one included; the oldest
   numbered segments are evicted first. ``max_files == 1`` keeps the active file only.
@@ -239,6 +241,7 @@ class RecordingSink:
         self._last: tuple[int, int] | None = None  # (seq, t_ms) of the last frame written
         self._header_pending = b""  # the header line, until the segment's first chunk opens
         self._rotate_due = False  # the active segment is full; rotate before the next frame
+        self._full = False  # found full at a flush, left open for the end's events
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
         self._write = write  # os.write; tests inject a disk that fills up
         refuse_symlink(config.path)
@@ -250,6 +253,10 @@ class RecordingSink:
         ``frame`` is what ``line`` encodes (it goes into the chunk's summary)."""
         if len(line) > MAX_LINE_BYTES:
             raise SinkFailed(f"frame {seq} is {len(line)} bytes, over the 16 MiB line limit")
+        if self._full:  # found full at the last flush, kept open for the run's end
+            self._full = False
+            self._close_segment()
+            self._rotate_due = True
         if self._fd is None:
             if self._rotate_due:
                 self._rotate_active()
@@ -286,9 +293,14 @@ class RecordingSink:
         self._check_still_there()
         if self.config.max_size and self._offset >= self.config.max_size:
             # The full segment is closed now (footer and all) but renamed only when the
-            # next frame arrives, so the newest data is always in the active file.
-            self._close_segment()
-            self._rotate_due = True
+            # next frame arrives, so the newest data is always in the active file. While
+            # events are stored it stays open until then (or the run's end): what only the
+            # end of a run confirms goes into its last chunk.
+            if self._detector is not None:
+                self._full = True
+            else:
+                self._close_segment()
+                self._rotate_due = True
 
     def close(self) -> None:
         """Finish the chunk, write the footer (zstd), close the file. Idempotent. The run is
@@ -298,6 +310,7 @@ class RecordingSink:
         if chunk is not None and chunk.events is not None and detector is not None:
             chunk.events += detector.finish()
         self._detector = None
+        self._full = False
         self._close_segment()
 
     def _check_still_there(self) -> None:

@@ -40,7 +40,7 @@ import zstandard
 
 from allsmi.adapters.recording import seektable
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
-from allsmi.domain.events import KINDS, Detector, Event
+from allsmi.domain.events import KINDS, Event
 from allsmi.domain.model import Frame, Header
 from allsmi.domain.summary import BUCKET_MS, KeyList, Summary, SummaryInvalid
 
@@ -216,9 +216,9 @@ def encode_events(events: Sequence[Event]) -> bytes:
 def _events_in(data: bytes, ref: seektable.SummaryRef) -> tuple[Event, ...] | None:
     """The events a payload carries (None: none stored), each checked: its kind one of
     ours, its host, GPU and message texts (as the frames gave them: whoever prints them
-    makes them safe), its time no later than its chunk's last (an event is stored
-    with the chunk whose frames confirmed it, stamped at its onset, which may be earlier);
-    :class:`SummaryInvalid` (one line) otherwise."""
+    makes them safe), its time not before 1970 and no later than its chunk's last (an
+    event is stored with the chunk whose frames confirmed it, stamped at its onset, which
+    may be earlier); :class:`SummaryInvalid` (one line) otherwise."""
     block = Summary.events_of(data)
     if block is None:
         return None
@@ -234,7 +234,7 @@ def _events_in(data: bytes, ref: seektable.SummaryRef) -> tuple[Event, ...] | No
             type(row) is list
             and len(row) == 5
             and type(row[0]) is int
-            and row[0] <= ref.t_hi
+            and 0 <= row[0] <= ref.t_hi
             and all(v is None or type(v) is str for v in row[1:3])
             and row[3] in KINDS
             and type(row[4]) is str
@@ -246,16 +246,18 @@ def _events_in(data: bytes, ref: seektable.SummaryRef) -> tuple[Event, ...] | No
 
 def stored_events(parts: Sequence[tuple[SegmentInfo, Sequence[Chunk]]]) -> list[Event] | None:
     """Every event the recorder stored with the chunks of these segments (a recording's, in
-    order), and a ``restart`` where a segment's header names another recorder start time
-    (:meth:`Detector.segment`), in time order; None unless every segment was closed by its
-    writer (its footer read: a crash-cut or growing file is not) and is one run, and every
-    chunk's summary carries its events: the caller then detects them from the frames."""
-    runs = Detector()  # told only the headers: the restarts
+    order), in time order; None unless they are all of one recorder run (one
+    ``started_ms`` in every header: a restart makes a scan's one detection across the runs
+    see what no run's saw, the downtime's gap first), every segment was closed by its writer
+    (its footer read: a crash-cut or growing file is not) and is one run, and every chunk's
+    summary carries its events: the caller then detects them from the frames."""
     found: list[Event] = []
+    starts = {None if s.header is None else s.header.started_ms for s, _ in parts}
+    if len(starts) > 1:  # several recorder runs: one detection across them, from the frames
+        return None
     for segment, chunks in parts:
         if segment.codec != "zstd" or segment.opened_by != "footer" or segment.runs != 1:
             return None
-        found += runs.segment(segment.header)
         for one in read_events(segment, chunks):
             if one is None:
                 return None
