@@ -22,24 +22,20 @@ from allsmi.adapters.recording.summaries import read_events, stored_events
 from allsmi.app.events import events_of
 from allsmi.app.replay_map import stored_parts
 from allsmi.domain.events import Event, detect
-from allsmi.domain.model import Frame, Gpu, Header
+from allsmi.domain.model import Frame, Header
 
-T0 = 1_776_513_600_000
-HOSTS = ("n1:9000", "n2:9000")
+from .test_eventscan import HOSTS, T0
+from .test_eventscan import frame_at as eventscan_frame_at
+
 HEADER = Header(source="remote", interval_ms=1000, hosts=HOSTS, started_ms=T0)
 
 
 def frame_at(i: int) -> Frame:
-    """n2 idles from the 100th second to the 200th, fails from the 250th to the 260th, and
-    frames stop for 40 s at the 280th (a gap only the end of the recording confirms)."""
-    gpus = tuple(
-        Gpu(f"{h}-0", "H100", "GPU", h, h, h, utilization=2.0 if h == "n2:9000" and
-            100 <= i < 200 else 70.0, used_memory=500, total_memory=1000)
-        for h in HOSTS if not (h == "n2:9000" and 250 <= i < 260)
-    )  # fmt: skip
-    errors = ("n2:9000: timeout",) if 250 <= i < 260 else ()
-    t = T0 + i * 1000 + (40_000 if i >= 280 else 0)
-    return Frame(t_ms=t, seq=i, gpus=gpus, errors=errors)
+    """test_eventscan's frames (n2 idles from the 100th second to the 200th, fails from the
+    250th to the 260th), and frames stop for 40 s at the 280th: a gap only the end of the
+    recording confirms."""
+    frame = eventscan_frame_at(i)
+    return attrs.evolve(frame, t_ms=frame.t_ms + 40_000) if i >= 280 else frame
 
 
 FRAMES = [frame_at(i) for i in range(300)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -230,23 +229,9 @@ def test_the_strip_marks_the_incidents_cell_and_the_playhead_stays_visible(
     sessions: list[Tmux], demo: Path
 ) -> None:
     session = mapped(replay(sessions, demo, width=200, height=50))
-    styled = settled_styled(session, lambda s: MAGENTA_BG in strip_backgrounds(s))
+    styled = session.wait_for(lambda s: MAGENTA_BG in strip_backgrounds(s), 60, styled=True)
     marked = [i for i, bg in enumerate(strip_backgrounds(styled)) if bg == MAGENTA_BG]
     assert marked[0] == cell_of(INCIDENT_AT_MS, 200)  # the first event: 00:14:32
     cells = strip_cells(styled)
     assert [i for i, (_, _, rev) in enumerate(cells) if rev] == [0]  # the playhead still reads
     assert all(glyph in GLYPHS for glyph, _, _ in cells)  # a mark keeps the cell's glyph
-
-
-def settled_styled(session: Tmux, test: Callable[[str], bool], timeout: float = 60.0) -> str:
-    """The first styled capture that passes ``test`` and equals the one before (a whole
-    paint, not a torn one; the events are found behind the replay)."""
-    deadline = time.monotonic() + timeout
-    previous, styled = None, ""
-    while time.monotonic() < deadline:
-        styled = session.styled()
-        if styled == previous and test(styled):
-            return styled
-        previous = styled
-        time.sleep(0.05)
-    pytest.fail(f"timed out; the screen was:\n{SGR.sub('', styled)}")

@@ -69,18 +69,21 @@ class Tmux:
         out = subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True)
         return int(out.stdout.split()[0])
 
-    def wait_for(self, what: str | Callable[[str], bool], timeout: float = 15.0) -> str:
-        """The first settled screen that passes `what`.
+    def wait_for(
+        self, what: str | Callable[[str], bool], timeout: float = 15.0, *, styled: bool = False
+    ) -> str:
+        """The first settled screen that passes `what` (``styled``: its SGR capture).
 
         A capture can catch the program mid-paint (half a status line), so a screen counts
         only once two captures in a row are the same: what the caller asserts next about the
         returned screen is then about a whole paint, not a torn one.
         """
         test = (lambda s: what in s) if isinstance(what, str) else what
+        capture = self.styled if styled else self.screen
         deadline = time.monotonic() + timeout
         screen, previous = "", None
         while time.monotonic() < deadline:
-            screen = self.screen()
+            screen = capture()
             if screen == previous and test(screen):
                 return screen
             previous = screen

@@ -133,12 +133,8 @@ def hosts_and_errors(obj: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
         rows = get(key)
         if rows is None:
             continue
-        if type(rows) is not list:
+        if not _structured(rows, _REQUIRED[key]):
             return None
-        need = _REQUIRED[key]
-        for row in rows:
-            if type(row) is not dict or not row.keys() >= need:
-                return None
         if key in _HOST_KEYS:
             for row in rows:
                 host = row["host_id"]
@@ -146,6 +142,12 @@ def hosts_and_errors(obj: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
                     return None
                 seen[host] = None
     return tuple(seen), tuple(errors)
+
+
+def _structured(rows: object, need: frozenset[str]) -> bool:
+    """Whether a section's value is what the decoder structures: a list of objects, each
+    with the keys it requires (``need``)."""
+    return type(rows) is list and all(type(row) is dict and row.keys() >= need for row in rows)
 
 
 def _decoded(obj: dict[str, Any]) -> SummaryInputs | None:
@@ -233,12 +235,8 @@ def _fast(obj: dict[str, Any]) -> SummaryInputs | None:
         rows = get(key)
         if rows is None:
             continue
-        if type(rows) is not list:
+        if not _structured(rows, required[key]):
             raise _Slow
-        need = required[key]
-        for row in rows:
-            if type(row) is not dict or not row.keys() >= need:
-                raise _Slow
         if not rows or key not in _HOST_KEYS:
             continue
         if key == "gpus":
