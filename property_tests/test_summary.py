@@ -280,11 +280,20 @@ def _reference_cells(
     utils: list[list[int]] = [[] for _ in range(ncells)]
     gap, missing, errors = [False] * ncells, [False] * ncells, [False] * ncells
     busy, read = [0] * ncells, [0] * ncells  # GPU-buckets active (mean ≥ 30 %), with a reading
+
+    def cell_of_bucket(start: int) -> int | None:
+        """The cell of the bucket starting at ``start``: where its start falls, or the first
+        cell for the bucket holding t0; None for one outside."""
+        if t0 <= start < t1:
+            return cell_of(start)
+        return 0 if start < t0 < start + width else None
+
     for bucket, group in by_bucket.items():
         start = bucket * width
-        if not t0 <= start < t1:
+        found = cell_of_bucket(start)
+        if found is None:
             continue
-        c = cell_of(start)
+        c = found
         count[c] += len(group)
         per_gpu: dict[tuple[str, str], list[int]] = {}
         for f in group:
@@ -305,9 +314,9 @@ def _reference_cells(
         if b.t_ms - a.t_ms <= 2 * interval:
             continue
         if bucket_of(a.t_ms, width) == bucket_of(b.t_ms, width):
-            start = bucket_of(a.t_ms, width) * width
-            if t0 <= start < t1:
-                gap[cell_of(start)] = True
+            inside = cell_of_bucket(bucket_of(a.t_ms, width) * width)
+            if inside is not None:
+                gap[inside] = True
         else:
             lo, hi = max(a.t_ms + 1, t0), min(b.t_ms - 1, t1 - 1)
             for c in range(cell_of(lo), cell_of(hi) + 1) if lo <= hi else ():

@@ -292,7 +292,8 @@ def test_the_live_view_alerts_on_the_message_line_as_the_replay_finds_events() -
     for i in range(40):
         model.show(frame_of(T0 + i * 1000, {"a": 2}, 80.0 if i < 5 else 1.0))
     line = lines_of(model)[-3]
-    assert line.startswith(f"alert {format_local(T0 + 5000, UTC).split()[1]} a GPU0: util-drop")
+    when = format_local(T0 + 5000, UTC).split()[1]
+    assert line.startswith(f"alert {when} a GPU0: utilization: 80%->1%")
     assert "(+1 more)" in line  # GPU1 went idle at the same time
     for i in range(40, 40 + 300):
         model.show(frame_of(T0 + i * 1000, {"a": 2}, 1.0))
@@ -301,3 +302,16 @@ def test_the_live_view_alerts_on_the_message_line_as_the_replay_finds_events() -
     for i in range(40):
         busy.show(frame_of(T0 + i * 1000, {"a": 2}, 80.0 if i < 5 else 1.0))
     assert lines_of(busy)[-3].strip() == "psutil: slow"
+
+
+def test_of_events_at_one_time_the_alert_line_names_the_gravest() -> None:
+    """A host that stops answering: its error and its loss come at one time; the line
+    names the loss, and counts the error."""
+    model = LiveModel(label="LIVE 2 hosts", tz=UTC, expected_hosts=("a", "b"))
+    for i in range(10):
+        model.show(frame_of(T0 + i * 1000, {"a": 1, "b": 1}, 80.0))
+    for i in range(10, 15):
+        model.show(frame_of(T0 + i * 1000, {"a": 1}, 80.0, errors=("b: HTTP 503",)))
+    line = lines_of(model)[-3]
+    assert line.startswith("alert ") and " b: " in line
+    assert "host stopped reporting" in line and line.rstrip().endswith("(+1 more)")

@@ -17,7 +17,7 @@ from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.replay_driver import ReplayDriver
-from allsmi.app.replay_map import ReplayMap, open_map
+from allsmi.app.replay_map import ReplayMap, open_events, open_map
 from allsmi.app.tui import LiveModel, ReplayModel
 from allsmi.domain.history import gpu_history_lines, panel_lines
 from allsmi.domain.model import Cpu, Frame, Gpu, Header, Memory
@@ -190,3 +190,30 @@ def test_an_event_search_that_fails_says_so_and_the_replay_goes_on(tmp_path: Pat
     model.key("]")  # the replay goes on
     assert driver.state.cursor == 1
     scan.close()
+
+
+def test_with_help_over_the_event_list_the_arrows_scroll_the_help(tmp_path: Path) -> None:
+    """The list stays as it was under the help: ↓ scrolls what is shown (the help), and
+    the selection is where it was when the help closes."""
+    path = record(tmp_path / "r.ndjson.zst", Codec.ZSTD)
+    driver = ReplayDriver.open(path)
+    source = driver.source
+    assert isinstance(source, RecordingSource)
+    model = ReplayModel(driver=driver, tz=UTC, events=open_events(source))
+    deadline = time.monotonic() + 10
+    while not driver.state.stops_complete and time.monotonic() < deadline:
+        model.poll_events()
+        time.sleep(0.01)
+    assert len(driver.state.events) >= 2
+    model.lines(80, 24)
+    model.key("e")
+    model.key("h")
+    listing = driver.state.listing
+    assert listing is not None and model.view.help
+    for key in ("down", "down", "pgdn"):
+        model.key(key)
+    assert driver.state.listing == listing and model.view.scroll > 0
+    model.key("esc")  # closes the help, not the list
+    assert not model.view.help and driver.state.listing == listing
+    if model.events is not None:
+        model.events.close()

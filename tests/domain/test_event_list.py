@@ -17,6 +17,7 @@ from allsmi.domain.screen import (
     event_list_rows,
     event_list_view,
     render,
+    replay_keys_help,
     replay_status,
 )
 from allsmi.domain.screen_rows import StyledLine
@@ -277,3 +278,13 @@ def test_the_playhead_on_a_marked_cell_stays_in_reverse_video() -> None:
     line = strip_line(strip_of(((T0 + 42_000, "n1"),), t_ms=T0 + 42_000), None, 100)
     assert line[42].style.reverse and line[42].style.bg == EVENT_BG
     assert [i for i, span in enumerate(line) if span.style.reverse] == [42]
+
+
+def test_the_key_help_names_the_event_list_within_80_columns() -> None:
+    """``e`` is found at the standard width: the key line up to ``q:Exit`` fits 80 columns
+    whether playing or paused, with or without a live edge."""
+    for mode in (Mode.PLAYING, Mode.PAUSED):
+        for live_edge in (False, True):
+            keys = replay_keys_help(mode, live_edge)
+            shown = keys[: keys.index("q:Exit") + len("q:Exit")]
+            assert "n/N/e:Event" in shown and (len(shown) <= 80 or live_edge)

@@ -330,3 +330,13 @@ def test_merging_a_later_batch_appends_it_and_equals_the_whole() -> None:
     the_map.merge(Summary.of([*frames[25:], extra]))
     assert the_map == Summary.of([*frames, extra])
     assert the_map.buckets[: len(before)] == before
+
+
+def test_a_strip_that_begins_inside_a_bucket_draws_that_bucket_from_its_first_cell() -> None:
+    """A recording's first frame seldom falls on a bucket's start: its first bucket is drawn
+    from the first cell (a recording shorter than a bucket is drawn at all)."""
+    first = T0 + 7_400  # 7.4 s into its bucket
+    frames = [frame(first + i * 1000, gpu(utilization=50.0)) for i in range(5)]
+    cells = Summary.of(frames).cells(first, frames[-1].t_ms + 1, 8)
+    assert cells[0].frames == 3 and cells[0].util_mean == 50.0  # 7.4, 8.4, 9.4 s
+    assert sum(c.frames for c in cells) == 5  # every frame in some cell

@@ -354,3 +354,17 @@ def test_a_hostile_host_id_is_printed_escaped_one_line_an_event(tmp_path: Path) 
         for line in run_allsmi("events", str(path), "--format", "json").stdout.splitlines()
     ]
     assert parsed and all(event["host"] == evil for event in parsed)
+
+
+def test_a_mistyped_host_is_an_error_not_an_empty_list(demo: Path) -> None:
+    """``--host node-3`` (the host is node-03) must not read as "no events"."""
+    typo = run_allsmi("events", str(demo), "--host", "node-3")
+    assert_one_line_error(typo, 2)
+    assert "node-3" in typo.stderr and "no host" in typo.stderr
+    right = run_allsmi("events", str(demo), "--host", "node-03")
+    assert right.returncode == 0 and right.stdout
+
+
+def test_the_help_shows_percent_signs_once() -> None:
+    shown = run_allsmi("events", "--help").stdout
+    assert "≥ 30 % to" in shown and "%%" not in shown

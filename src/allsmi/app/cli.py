@@ -133,6 +133,7 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
             "recording back in the same TUI, paused on its first frame. Keys: SPACE "
             "play/pause, ] and [ step one frame, + and - speed, j/k back/ahead 10 s, "
             "g go to a time (HH:MM:SS offset, @HH:MM wall clock, @2026-04-18T14:32:00Z), "
+            "n/N next/previous event, e the event list, "
             "G back to the live edge (with --follow), L loop, arrows tabs and scrolling, "
             "h or ? help, q quit. A History panel shows the last minutes as sparklines; in "
             "replay a strip above the status line shows the whole recording (yellow: fewer "
@@ -171,8 +172,9 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
         description=(
             "Simulate a 4-node x 8-GPU cluster for one hour, record it through the real "
             "recorder in seconds, and open the replay. Somewhere in that hour an incident "
-            "hides: find it. Play at 8x (SPACE, then + to speed up), step with ] and [, jump "
-            "with j/k, and press g to go to a time. Without a terminal, print the "
+            "hides: find it. Press n to go to the next event, or e to list them; play at 8x "
+            "(SPACE, then + to speed up), step with ] and [, jump with j/k, and press g to "
+            "go to a time. Without a terminal, print the "
             "recording's path and its verify summary."
         ),
     )
@@ -224,9 +226,9 @@ def _add_events(commands: argparse._SubParsersAction[_Parser]) -> None:
         description=(
             "Read recordings (a file, or a rotated set by its active name) and print their "
             "events in time order, one a line: host-lost/host-back/flapping, errors/"
-            "errors-cleared (by host and kind), util-drop/util-back (a GPU from ≥ 30 %% to "
-            "≤ 5 %% for 30 s, noting memory still allocated), temp-warn/temp-slowdown/"
-            "temp-crit/temp-ok, power-drop (a host's GPU power down ≥ 40 %% and ≥ 50 W a "
+            "errors-cleared (by host and kind), util-drop/util-back (a GPU from ≥ 30 % to "
+            "≤ 5 % for 30 s, noting memory still allocated), temp-warn/temp-slowdown/"
+            "temp-crit/temp-ok, power-drop (a host's GPU power down ≥ 40 % and ≥ 50 W a "
             "GPU within 30 s), gap (no frame for over twice the interval), restart (the "
             "recorder started again). Text: offset, recorded time, host, GPU, kind, message. "
             "Several PATHs are separate recordings, each detected on its own (offsets and "

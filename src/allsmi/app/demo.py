@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     path = demo_path()
     sys.stderr.write(
         "allsmi demo: simulating one hour of a 4-node x 8-GPU cluster; somewhere in that "
-        "hour there is an incident to find. In the replay: SPACE plays, + up to 8x, ] and [ "
-        "step a frame, j/k jump 10 s, g goes to a time, h help…\n"
+        "hour there is an incident to find. In the replay: n goes to the next event, e lists "
+        "them; SPACE plays, + up to 8x, ] and [ step a frame, j/k jump 10 s, g goes to a "
+        "time, h help…\n"
     )
     started = time.monotonic()
     frames = write_demo(path)

@@ -191,13 +191,26 @@ def run(args: argparse.Namespace) -> int:
         return _follow(Path(paths[0]), filters, tz, sys.stdout)
     several = len(paths) > 1
     found: list[tuple[int, int, str]] = []  # (time, path's place, line), as printed
+    known: set[str] = set()  # every host id and shown name of the recordings
     for place, path in enumerate(paths):
         with RecordingSource(Path(path)) as source:
             lines = _Lines(source, filters, tz, path if several else None)
-            for event in events_of(source):
+            events = events_of(source)
+            known.update(
+                lines.names, lines.names.values(), source.header.hosts if source.header else ()
+            )
+            known.update(event.host for event in events if event.host is not None)
+            for event in events:
                 line = lines.line(event)
                 if line is not None:
                     found.append((event.t_ms, place, line))
+    unknown = [h for h in filters.hosts if normalise_host_id(h) not in known and h not in known]
+    if unknown:  # a typo must not read as "no events"
+        where = "recordings" if several else "recording"
+        raise UsageError(
+            f"--host {unknown[0]!r}: no host by that id or name in the {where} "
+            "(its header, first and last frames, and events)"
+        )
     found.sort(key=lambda item: item[:2])  # stable: each recording's own order kept
     sys.stdout.writelines(line for _, _, line in found)
     return 0
@@ -276,7 +289,7 @@ def _format(
     where = "" if file is None else f"{_shown(file)}  "
     return (
         f"{where}{format_offset(offset)}  {when}  {_shown(host or '-'):<16} "
-        f"{_shown(gpu or '-'):<6} {event.kind:<14} {_shown(event.message)}\n"
+        f"{_shown(gpu or '-'):<6} {event.kind:<14}  {_shown(event.message)}\n"
     )
 
 

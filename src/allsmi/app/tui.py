@@ -50,6 +50,10 @@ from allsmi.domain.summary import Summary, bucket_of
 
 RING_BUCKETS = 360  # live: an hour of 10-s buckets for the history sparklines
 MAX_ALERTS = 50  # live: events kept for the alert line
+SCROLL_KEYS = frozenset({"up", "down", "pgup", "pgdn", "home", "end"})
+# live: of events at one time, the alert line names the first of these kinds (a recovery
+# or a kind not listed, last)
+ALERT_ORDER = ("host-lost", "temp-crit", "temp-slowdown", "power-drop", "util-drop", "errors")
 ALERT_HOLD_MS = 5 * 60_000  # live: an event stays on the alert line this long (frame time)
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
@@ -161,8 +165,13 @@ class ReplayModel:
             self.view = attrs.evolve(self.view, help=False)  # Esc closes help, not the replay
             self.dirty = True
             return
-        self.driver.feed(core.KeyPressed(name))
-        for view_name in self.driver.view_keys:
+        help_over_list = self.view.help and self.driver.state.listing is not None
+        if help_over_list and name in SCROLL_KEYS:  # they scroll the help on top, not the list
+            view_names = [name]
+        else:
+            self.driver.feed(core.KeyPressed(name))
+            view_names = list(self.driver.view_keys)
+        for view_name in view_names:
             self.view = _navigate(
                 self.view,
                 view_name,
@@ -292,6 +301,11 @@ class ReplayModel:
         return Status(replay=replay, message=message, keys_help=keys)
 
 
+def _severity(kind: str) -> int:
+    """Where ``kind`` stands in :data:`ALERT_ORDER` (0 first; not in it: after them all)."""
+    return ALERT_ORDER.index(kind) if kind in ALERT_ORDER else len(ALERT_ORDER)
+
+
 def _listed(event: Event, first_t_ms: int, names: Mapping[str, str]) -> core.ListedEvent:
     """One found event as the event list shows it (its host under its shown name)."""
     where = "recording" if event.host is None else names.get(event.host, event.host)
@@ -352,14 +366,15 @@ class LiveModel:
 
     def alert_line(self) -> str | None:
         """The message line's alert (all-smi's alert footer, from the recording's own
-        detection): the newest event confirmed in the last :data:`ALERT_HOLD_MS` of frames,
-        when, where and what, and how many more came with it; None without one."""
+        detection): the newest event confirmed in the last :data:`ALERT_HOLD_MS` of frames
+        (of several at one time, the gravest: :data:`ALERT_ORDER`), when, where and its
+        message, and how many more came with it; None without one."""
         if self.frame is None or not self.alerts:
             return None
         recent = [e for e in self.alerts if self.frame.t_ms - e.t_ms <= ALERT_HOLD_MS]
         if not recent:
             return None
-        newest = max(recent, key=lambda event: event.t_ms)
+        newest = max(recent, key=lambda event: (event.t_ms, -_severity(event.kind)))
         names = host_names(self.frame, self.expected_hosts).shown
         host = names.get(newest.host, newest.host) if newest.host else None
         where = " ".join(
@@ -367,7 +382,7 @@ class LiveModel:
         )
         more = f" (+{len(recent) - 1} more)" if len(recent) > 1 else ""
         when = format_local(newest.t_ms, self.tz).split(" ")[1]  # the time of day
-        return f"alert {when} {where + ': ' if where else ''}{newest.kind}: {newest.message}{more}"
+        return f"alert {when} {where + ': ' if where else ''}{newest.message}{more}"
 
     def history(self) -> MapView | None:
         return None if self.frame is None else MapView(self.ring, self.frame.t_ms)

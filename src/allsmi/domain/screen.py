@@ -101,9 +101,8 @@ SELECTED_TAB: Final = Style(fg="black", bg="cyan")
 STATUS_TEXT: Final = Style(fg="cyan")
 TIMECODE_FORMS: Final = "HH:MM:SS, MM:SS, SS, @HH:MM[:SS], @2026-04-18T14:32:00Z"
 LIVE_KEYS_HELP: Final = "h:Help q:Exit ←→:Tabs ↑↓:Scroll PgUp/PgDn:Page Home/End"
-REPLAY_KEYS_HELP: Final = (  # up to q:Exit fits 80 columns (e and the tabs come after)
-    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go to n/N:Event L:Loop G:Live h:Help q:Exit "
-    "e:Events ←→:Tabs"
+REPLAY_KEYS_HELP: Final = (  # up to q:Exit fits 80 columns (SPACE:Pause too; not G:Live)
+    "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go n/N/e:Event L:Loop G:Live h:Help q:Exit ←→:Tabs"
 )
 FAILING_TAB: Final = Style(fg="red")
 FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown

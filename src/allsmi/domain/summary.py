@@ -1318,9 +1318,11 @@ class Summary:
         interval_ms: int | None = None,
     ) -> list[Cell]:
         """``[t0_ms, t1_ms)`` cut into ``ncells`` equal cells; a cell aggregates the buckets
-        whose start falls in it. ``active``: the share of the GPUs drawn whose mean
-        utilization in a bucket was :data:`ACTIVE_UTIL` or more, over the cell's buckets. A
-        gap: an interval between consecutive frames longer than
+        whose start falls in it, the first cell also the bucket holding ``t0_ms`` (a strip
+        begins at a recording's first frame, seldom on a bucket's start). ``active``: the
+        share of the GPUs drawn whose mean utilization in a bucket was :data:`ACTIVE_UTIL`
+        or more, over the cell's buckets. A gap: an interval between consecutive frames
+        longer than
         twice ``interval_ms`` (else the summary's, else :meth:`interval_estimate`; no gaps
         when none is known) — inside a bucket it marks the bucket's cell, between buckets
         every cell it overlaps."""
@@ -1339,14 +1341,14 @@ class Summary:
         read = [0] * ncells  # GPU-buckets with a utilization reading
         active_q = ACTIVE_UTIL * 2  # in the stored unit, half percent
         buckets = self._buckets
-        p0 = bisect_left(buckets, -(-t0_ms // width))
+        p0 = bisect_left(buckets, t0_ms // width)  # the bucket holding t0, or the next
         p1 = bisect_left(buckets, -(-t1_ms // width))
         nh, ng = len(self._hosts), len(self._gpus)
         hj = self._host_at.get(host) if host is not None else None
         g0, g1 = self._gpu_span(host) if host is not None else (0, ng)
         util = self._gpu_stats["util"]
         for p in range(p0, p1):
-            c = (buckets[p] * width - t0_ms) * ncells // span
+            c = max(0, (buckets[p] * width - t0_ms) * ncells // span)
             count = self._frames[p]
             frames[c] += count
             bn, bs, _, bhi = util.total(p * ng + g0, p * ng + g1)
