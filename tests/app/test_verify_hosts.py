@@ -128,9 +128,9 @@ def test_three_of_twenty_hosts_failing_in_every_frame_are_named_with_counts_and_
     first, last = format_rfc3339_ms(_at(0)), format_rfc3339_ms(_at(29))
     for host in FAILING:
         assert f"  {host}  failed 30, missing 30; {first} – {last}\n" in text
-    assert "failed:     3 of 20 hosts failed, 3 of 20 hosts missing in some frames" in text
+    assert "failed:     3 of 20 hosts failed, 3 of 20 hosts missing in every frame" in text
     assert text.endswith(
-        "OK (file sound; 3 of 20 hosts failed, 3 of 20 hosts missing in some frames)\n"
+        "OK (file sound; 3 of 20 hosts failed, 3 of 20 hosts missing in every frame)\n"
     )
 
 

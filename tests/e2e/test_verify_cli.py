@@ -40,7 +40,7 @@ def test_three_of_twenty_hosts_failing_are_named_and_the_verdict_says_so(tmp_pat
     for host in failing:
         assert f"  {host}  failed 60, missing 60; {first} – {last}\n" in out
     assert out.endswith(
-        "OK (file sound; 3 of 20 hosts failed, 3 of 20 hosts missing in some frames)\n"
+        "OK (file sound; 3 of 20 hosts failed, 3 of 20 hosts missing in every frame)\n"
     )
 
 

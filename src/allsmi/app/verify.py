@@ -30,7 +30,7 @@ frame — with no rows in a frame) in at least one frame: frames failed, frames 
 the time of the first and last such frame in file order. The worst
 :data:`MAX_FAILED_LISTED` are listed (most frames failed or missing first), then how many
 more. This is no finding: the exit status stays what the file's soundness makes it, but the
-verdict says it (``OK (file sound; 3 of 20 hosts failed in some frames)``). Each frame's
+verdict says it (``OK (file sound; 3 of 20 hosts failed in every frame)``). Each frame's
 hosts and errors are read from its stored line as the map scan reads it (orjson and
 :func:`~allsmi.adapters.recording.mapscan.summary_inputs`, exact and without structuring);
 a line that will not structure counts as the errors-only frame the replay shows. They are
@@ -693,13 +693,17 @@ def verdict(report: Report) -> str:
 
 
 def _failed_count(report: Report) -> str:
-    """``3 of 20 hosts failed, 1 of 20 hosts missing in some frames``; empty when none."""
+    """``3 of 20 hosts failed, 1 of 20 hosts missing in some frames`` (``in every frame``
+    when each of them was so in every frame); empty when none."""
     total = len(report.hosts)
     failed = sum(1 for h in report.troubled if h.failed)
     missing = sum(1 for h in report.troubled if h.missing)
     parts = [f"{failed:,} of {total:,} hosts failed"] if failed else []
     parts += [f"{missing:,} of {total:,} hosts missing"] if missing else []
-    return ", ".join(parts) + " in some frames" if parts else ""
+    always = all(
+        h.failed in (0, report.frames) and h.missing in (0, report.frames) for h in report.troubled
+    )
+    return ", ".join(parts) + (" in every frame" if always else " in some frames") if parts else ""
 
 
 def _failed_head(report: Report) -> str:
