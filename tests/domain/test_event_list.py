@@ -237,17 +237,24 @@ def test_the_list_says_it_is_still_searching_and_says_when_there_are_none() -> N
     assert any(text(x).startswith("Events · no events") for x in screen(none))
 
 
-def test_the_list_fills_the_body_and_the_rows_it_gets_are_what_the_core_is_told() -> None:
+def test_the_list_takes_at_most_half_the_body_its_rows_are_what_the_core_is_told() -> None:
+    """The list sits above the body, the GPUs of the frame on screen still drawn below it;
+    the core's window is the rows the list gets."""
     many = tuple(event(s, "n1") for s in range(10, 90, 2))  # 40 events
     state, _ = press(opened(many), "e")
     status = Status(replay=replay_status(state, UTC))
-    rows = event_list_rows(frame(), 20, status)
+    rows = event_list_rows(frame(), 30, status, events=len(many))
+    assert 5 <= rows < 15  # half a 30-line screen's body, or less
     state, _ = r.step(state, r.ListRows(rows))
     state, _ = press(state, "end")
-    texts = [text(x) for x in screen(state, height=20)]
+    texts = [text(x) for x in screen(state, height=30)]
     title = next(i for i, t in enumerate(texts) if t.startswith("Events ·"))
     shown = [t for t in texts[title + 1 : title + 1 + rows] if t.startswith("00:")]
     assert len(shown) == rows and shown[-1].startswith("00:01:28")  # the last one, on screen
+    below = texts[title + 1 + rows :]
+    assert sum("H100" in t for t in below) >= 2  # the frame's GPUs, under the list
+    few = event_list_rows(frame(), 30, status, events=2)
+    assert few == 2  # a short list takes only its rows
 
 
 # --------------------------------------------------------------------------- the strip

@@ -272,10 +272,16 @@ class ReplayModel:
         self.size = (width, height)
         frame = self.driver.frame()
         history = self.history()
-        if self.driver.state.listing is not None:  # the list's window is what fits on screen
+        listed = event_list_view(self.driver.state)
+        if listed is not None:  # the list's window is what fits on screen
             hosts = self._hosts()
             rows = event_list_rows(
-                frame, height, self.status(), expected_hosts=hosts, history=history
+                frame,
+                height,
+                self.status(),
+                expected_hosts=hosts,
+                history=history,
+                events=len(listed.events),
             )
             self.driver.feed(core.ListRows(rows))
         self.driver.dirty = False

@@ -570,6 +570,7 @@ _HELP_STRIP: Final = (
 
 
 SELECTED_ROW: Final = Style(fg="black", bg="cyan")
+LIST_MIN_ROWS: Final = 5  # event rows the open list keeps however short the body
 EVENT_GPU_CELLS: Final = 6  # "GPU12 "
 EVENT_KIND_CELLS: Final = 14  # "idle-allocated"
 
@@ -677,14 +678,20 @@ def _plan(
     tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
     slots = _slots(height, status.message is not None, len(hosts) > 1, history)
     shown = hosts if tab == 0 else (hosts[tab - 1],)
+    scroll = view.scroll
     if view.help:
         blocks = _help(status.replay is not None)
-    elif events is not None:  # in the body's place, as tall as the body (never scrolled)
-        blocks = _event_list_blocks(events, slots.body, width)
+    elif events is not None:  # above the body, never scrolled: the GPUs stay in view below
+        rows = 1 + _list_events(slots.body, len(events.events))
+        blocks = [
+            *_event_list_blocks(events, rows, width),
+            *_body(frame, names, shown, width, history),
+        ]
+        scroll = 0
     else:
         blocks = _body(frame, names, shown, width, history)
     total = sum(block.height for block in blocks)
-    scroll = min(view.scroll, max(total - slots.body, 0))
+    scroll = min(scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
 
 
@@ -797,8 +804,18 @@ def event_list_rows(
     *,
     expected_hosts: tuple[str, ...] = (),
     history: MapView | None = None,
+    events: int | None = None,
 ) -> int:
-    """How many events the open event list shows at this size: the body less its title
-    (at least one, so the core's window is never empty)."""
+    """How many events the open event list shows at this size (:func:`_list_events`, at
+    least one, so the core's window is never empty); ``events``: how many it lists."""
     multi = len(host_names(frame, expected_hosts).ids) > 1
-    return max(1, _slots(height, status.message is not None, multi, history).body - 1)
+    body = _slots(height, status.message is not None, multi, history).body
+    return _list_events(body, events)
+
+
+def _list_events(body: int, events: int | None) -> int:
+    """The event rows of the open list in a body of ``body`` lines: as many as it lists,
+    up to half the body (at least :data:`LIST_MIN_ROWS`, at most the body less its title),
+    so that the frame's GPUs stay on screen below it; at least one."""
+    cap = min(max(LIST_MIN_ROWS, (body - 1) // 2), body - 1)
+    return max(1, cap if events is None else min(cap, events))
