@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC
 
+import attrs
+
 from allsmi.domain import replay as r
 from allsmi.domain.history import EVENT_BG, MapView, strip_line
 from allsmi.domain.model import Frame, Gpu
@@ -295,3 +297,12 @@ def test_the_key_help_names_the_event_list_within_80_columns() -> None:
             keys = replay_keys_help(mode, live_edge)
             shown = keys[: keys.index("q:Exit") + len("q:Exit")]
             assert "n/N/e:Event" in shown and (len(shown) <= 80 or live_edge)
+
+
+def test_a_row_too_long_for_the_screen_ends_in_an_ellipsis_selected_or_not() -> None:
+    long = tuple(event(s, "n1") for s in (10, 20))
+    wide = tuple(attrs.evolve(e, message="x" * 200) for e in long)
+    state, _ = press(opened(wide), "e")
+    texts = [text(x).rstrip() for x in screen(state, width=60)]
+    rows = [t for t in texts if t.startswith("00:00:")]
+    assert len(rows) == 2 and all(t.endswith("…") and len(t) == 60 for t in rows)

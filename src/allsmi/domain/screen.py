@@ -601,7 +601,7 @@ def _event_list_blocks(events: EventListView, rows: int, width: int) -> list[Blo
         if at == selected:
             lines.append([Span(f"{cut(text, width):<{width}}", SELECTED_ROW)])
         else:
-            lines.append([Span(text, PLAIN)])
+            lines.append([Span(cut(text, width), PLAIN)])
     return [_lines_block(lines[: max(rows, 0)])]
 
 
