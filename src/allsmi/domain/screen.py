@@ -758,7 +758,8 @@ def render(
 ) -> tuple[StyledLine, ...]:
     """The whole screen: exactly ``height`` lines of exactly ``width`` cells. ``history``:
     the map the strip (replay) and the history panel are drawn from; ``events``: the open
-    event list, drawn in the body's place (the help screen goes over it)."""
+    event list, drawn at the top of the body, the frame below it (the help screen goes over
+    both)."""
     if height <= 0:
         return ()
     width = max(width, 0)
