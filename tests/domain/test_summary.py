@@ -265,7 +265,7 @@ def test_check_bounds_refuses_what_could_overflow_or_leave_a_range_and_leaves_th
 
     assert bounds("n", 3) == "summary buckets: a count over its bucket's frames"
     assert bounds("s", 2 * 200 + 1) == "summary buckets: a sum over its frames times its top"
-    assert bounds("hi", 201) == "summary buckets: a min or max over its top"
+    assert bounds("hi", 201) == "summary buckets: a max over its top"
     # a sum over n × max: within bounds (check() alone refuses it), and drawn clamped
     assert bounds("s", 2 * 200) is None
     lying = fresh()

@@ -1,4 +1,4 @@
-"""Summaries of a recording: per-bucket min/mean/max of the series an operator scans. Pure.
+"""Summaries of a recording: per-bucket means (and peaks) of the series an operator scans. Pure.
 
 Buckets. Time is cut into epoch-aligned buckets of ``width_ms`` (:data:`BUCKET_MS` = 10 s):
 a frame at ``t_ms`` lies in bucket :func:`bucket_of` ``(t_ms) = t_ms // width_ms``, whatever
@@ -38,11 +38,11 @@ What a summary holds, per bucket that has a frame (buckets without one are not s
   ``power``, ``clock``.
 
 The stats of a series in a bucket are ``n`` (readings) and ``sum``, and, where drawing
-reads them (:data:`KEPT`), ``min`` and ``max``: util keeps its ``max`` (a bucket's peak, for
-a strip cell); mem, temp, power, clock, cpu and ram only ``n`` and ``sum`` (sparklines and
-the strip draw means). Nothing keeps a ``min`` today (drawing reads none). An unread
-series is all zeros. They live in :class:`array.array` columns, bucket-major (bucket
-``i`` of key ``j`` at ``i × keys + j``), keys kept sorted. Typecodes: ``n``/``min``/``max``
+reads it (:data:`KEPT`), ``max``: util keeps its ``max`` (a bucket's peak, for a strip
+cell); mem, temp, power, clock, cpu and ram only ``n`` and ``sum`` (sparklines and the strip
+draw means; no drawing reads a minimum, so none is kept). An unread series is all zeros.
+They live in :class:`array.array` columns, bucket-major (bucket ``i`` of key ``j`` at ``i ×
+keys + j``), keys kept sorted. Typecodes: ``n``/``max``
 and the frame counts ``H`` (a bucket counts at most :data:`MAX_FRAMES` = 65 535 frames, 6.5
 kHz at 10 s, 655 times allsmi's fastest interval (0.1 s); a frame past it is not counted);
 ``sum`` ``I`` (≤ 65 535 × 65 535 < 2³²); times ``q``; ``max_gap`` ``I``; bucket numbers ``q``.
@@ -92,12 +92,11 @@ written only by development builds, are refused)::
             value's lowest byte, then every value's next byte, …), unsigned:
             bucket − previous bucket [max(B − 1, 0)]; frames, errors, t_first − bucket ×
             width_ms, t_last − t_first, max_gap [B]; host seen, host errors [B×H]; cpu then
-            ram: their kept stats (:data:`KEPT`, in the order n, sum, min, max) [B×H];
+            ram: their kept stats (:data:`KEPT`, in the order n, sum, max) [B×H];
             util, mem, temp, power, clock likewise [B×G] (bucket-major); nothing after.
-            A series that keeps its max stores ``n × max − sum`` for its sum, and ``max −
-            min`` for a kept min (small numbers, which compress: a 100-host summary shrinks
-            by a tenth); a column's width byte is at most its item's size
-            (``n``, min, max: 2; sum: 4), so it is read straight into its array
+            A series that keeps its max stores ``n × max − sum`` for its sum (a small
+            number, which compresses); a column's width byte is at most its item's size
+            (``n``, max: 2; sum: 4), so it is read straight into its array
 
 :meth:`Summary.from_bytes` refuses anything inconsistent with :class:`SummaryInvalid` (a
 one-line reason); a summary it returns passes :meth:`Summary.check` (with ``full`` false,
@@ -306,54 +305,32 @@ def _zeros(code: str, count: int) -> array[int]:
 
 class _Stats:
     """The kept stats (:data:`KEPT`) of one series, bucket-major over its keys: ``n``,
-    ``sum``, and ``min``/``max`` where kept (an unkept one stays an empty array)."""
+    ``sum``, and ``max`` where kept (an unkept one stays an empty array)."""
 
-    __slots__ = ("has_hi", "has_lo", "hi", "lo", "n", "s")
+    __slots__ = ("has_hi", "hi", "n", "s")
 
     def __init__(self, name: str) -> None:
-        self.has_lo = "min" in KEPT[name]
         self.has_hi = "max" in KEPT[name]
         self.n: array[int] = array("H")
         self.s: array[int] = array("I")
-        self.lo: array[int] = array("H")
         self.hi: array[int] = array("H")
 
     def columns(self) -> list[array[int]]:
-        return [
-            self.n,
-            self.s,
-            *((self.lo,) if self.has_lo else ()),
-            *((self.hi,) if self.has_hi else ()),
-        ]
+        return [self.n, self.s, *((self.hi,) if self.has_hi else ())]
 
     def stored(self) -> list[array[int]]:
         """The columns as stored (module header): where the max is kept, ``n × max − sum``
-        for the sum and ``max − min`` for a kept min: small numbers, which compress."""
+        for the sum, a small number, which compresses."""
         if not self.has_hi:
             return self.columns()
         n, hi = self.n, self.hi
-        columns = [n, array("I", map(sub, map(mul, n, hi), self.s))]
-        if self.has_lo:
-            columns.append(array("H", map(sub, hi, self.lo)))
-        return [*columns, hi]
+        return [n, array("I", map(sub, map(mul, n, hi), self.s)), hi]
 
     def restore(self) -> None:
         """Undo :meth:`stored` on columns read back as stored (in place: every column keeps
         its identity); OverflowError when a value leaves its column's range."""
         if self.has_hi:
-            n, hi = self.n, self.hi
-            self.s[:] = array("I", map(sub, map(mul, n, hi), self.s))
-            if self.has_lo:
-                self.lo[:] = array("H", map(sub, hi, self.lo))
-
-    def put(self, at: int, q: int) -> None:
-        n = self.n[at]
-        self.n[at] = n + 1
-        self.s[at] += q
-        if self.has_lo and (not n or q < self.lo[at]):
-            self.lo[at] = q
-        if self.has_hi and (not n or q > self.hi[at]):
-            self.hi[at] = q
+            self.s[:] = array("I", map(sub, map(mul, self.n, self.hi), self.s))
 
     def join(self, at: int, other: _Stats, other_at: int) -> None:
         n = other.n[other_at]
@@ -362,27 +339,21 @@ class _Stats:
         mine = self.n[at]
         self.n[at] = mine + n
         self.s[at] += other.s[other_at]
-        if self.has_lo:
-            lo = other.lo[other_at]
-            if not mine or lo < self.lo[at]:
-                self.lo[at] = lo
         if self.has_hi:
             hi = other.hi[other_at]
             if not mine or hi > self.hi[at]:
                 self.hi[at] = hi
 
-    def total(self, start: int, stop: int) -> tuple[int, int, int | None, int | None]:
-        """Σn, Σsum, min, max over the positions [start, stop) (None where not kept)."""
+    def total(self, start: int, stop: int) -> tuple[int, int, int | None]:
+        """Σn, Σsum and the max over the positions [start, stop) (None where not kept)."""
         ns = self.n[start:stop]
         n = sum(ns)
         if not n:
-            return 0, 0, None, None
-        lo = hi = None
-        if self.has_lo:
-            lo = min(v for v, c in zip(self.lo[start:stop], ns, strict=True) if c)
+            return 0, 0, None
+        hi = None
         if self.has_hi:
             hi = max(v for v, c in zip(self.hi[start:stop], ns, strict=True) if c)
-        return n, sum(self.s[start:stop]), lo, hi
+        return n, sum(self.s[start:stop]), hi
 
 
 def _rekey(columns: Iterable[array[int]], old: Sequence[K], new: dict[K, int]) -> None:
@@ -1188,8 +1159,8 @@ class Summary:
         """Raise :class:`SummaryInvalid` (one line) unless the summary is safe to draw and
         to merge: what :meth:`check` proves of its keys (unless ``keys_checked``: they are
         those of a summary checked before), buckets and times, and every count within its
-        bucket's frames, every sum within those frames times its series' top, every min and
-        max within the top (one maximum per column, or per bucket's slice of it, in C).
+        bucket's frames, every sum within those frames times its series' top, every max
+        within the top (one maximum per column, or per bucket's slice of it, in C).
         What it leaves to :meth:`check` — a count over its host's rows, a sum beyond its
         count times its max — a forger could make consistent anyway; means are clamped to
         their range, and the values are checked against the frames whenever their chunk is
@@ -1224,7 +1195,7 @@ class Summary:
                 continue
             for column, top in tops:
                 if max(column) > top:
-                    raise SummaryInvalid("summary buckets: a min or max over its top")
+                    raise SummaryInvalid("summary buckets: a max over its top")
             distinct: list[array[int]] = []  # a GPU's series mostly count alike: read once
             for column in counts:
                 if not any(column == seen for seen in distinct):
@@ -1351,7 +1322,7 @@ class Summary:
             c = max(0, (buckets[p] * width - t0_ms) * ncells // span)
             count = self._frames[p]
             frames[c] += count
-            bn, bs, _, bhi = util.total(p * ng + g0, p * ng + g1)
+            bn, bs, bhi = util.total(p * ng + g0, p * ng + g1)
             if bn:
                 ns, ss = util.n[p * ng + g0 : p * ng + g1], util.s[p * ng + g0 : p * ng + g1]
                 read[c] += sum(1 for k in ns if k)
@@ -1476,8 +1447,8 @@ class Summary:
 
 def _check_stats(stats: _Stats, limits: array[int], name: str) -> None:
     """:class:`SummaryInvalid` unless every reading count is within its limit (its host's
-    frames) and every kept min, max and sum is consistent with it: ``n × min ≤ sum ≤ n ×
-    max``, ``min ≤ max ≤`` the series' top, and all zero without a reading. Whole columns at
+    frames) and every kept max and sum is consistent with it: ``sum ≤ n × max``, ``max ≤``
+    the series' top, and all zero without a reading. Whole columns at
     once, iterated in C: a 100-host summary holds a hundred thousand of them."""
     top = TOPS[name]
     n, s = stats.n, stats.s
@@ -1488,10 +1459,3 @@ def _check_stats(stats: _Stats, limits: array[int], name: str) -> None:
         raise SummaryInvalid(f"summary {name}: a sum over its count times its max")
     if stats.has_hi and not all(map(le, stats.hi, map(mul, n, repeat(top)))):
         raise SummaryInvalid(f"summary {name}: a max over its top, or without a reading")
-    if stats.has_lo:
-        if not all(map(le, map(mul, n, stats.lo), s)):
-            raise SummaryInvalid(f"summary {name}: a sum under its count times its min")
-        if not all(map(le, stats.lo, map(mul, n, repeat(top)))):
-            raise SummaryInvalid(f"summary {name}: a min without a reading")
-        if stats.has_hi and not all(map(le, stats.lo, stats.hi)):
-            raise SummaryInvalid(f"summary {name}: a min over its max")
