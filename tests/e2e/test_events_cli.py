@@ -310,14 +310,29 @@ def test_follow_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
 
 def test_a_restarted_recorder_is_one_restart_and_its_rotations_are_none(tmp_path: Path) -> None:
     out = tmp_path / "r.ndjson.zst"
-    rotating = ("--max-size", "1K", "--max-files", "50", "--include", "cpu,memory,storage")
-    for duration in ("3s", "1s"):
-        result = run_allsmi(
-            "record", "-o", str(out), "-i", "0.1", "--duration", duration, *rotating
-        )
-        assert result.returncode == 0, result.stderr
-    segments = sorted(p for p in tmp_path.iterdir() if p.suffix != ".lock")
-    headers = [orjson.loads(next(iter_file_lines(p))) for p in segments]
+    record: tuple[str, ...] = (
+        "record",
+        "-o",
+        str(out),
+        "-i",
+        "0.1",
+        "--max-size",
+        "1K",
+        "--max-files",
+        "50",
+    )
+    record += ("--include", "cpu,memory,storage")
+
+    def segments() -> list[Path]:
+        return sorted(p for p in tmp_path.iterdir() if p.suffix != ".lock")
+
+    first = start_allsmi(*record)  # runs until it has rotated, however slow the machine
+    poll(lambda: len(segments()) >= 3, timeout=60, what="the first run rotating twice")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0
+    result = run_allsmi(*record, "--duration", "1s")
+    assert result.returncode == 0, result.stderr
+    headers = [orjson.loads(next(iter_file_lines(p))) for p in segments()]
     runs = Counter(h["started_ms"] for h in headers)
     starts = sorted(runs)
     assert len(starts) == 2 and runs[starts[0]] >= 2  # the first run rotated, keeping its start
