@@ -4,6 +4,8 @@ Collection runs on its own fixed-rate cadence and publishes each frame; requests
 the latest one. Binds 127.0.0.1 unless told otherwise; with ``--token-file`` or
 ``ALLSMI_TOKEN`` every request needs ``Authorization: Bearer <token>``. Request size, header
 count and concurrent connections are bounded; SIGTERM, SIGINT and SIGHUP shut it down.
+Under systemd (``Type=notify``) it says ready once it listens and pets the watchdog after
+each collection (:mod:`allsmi.adapters.machine.service`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import anyio
 
 from allsmi import __version__
+from allsmi.adapters.machine.service import Notifier, notifier_from_env
 from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
 from allsmi.adapters.network.server import Limits, serve_tcp
 from allsmi.app.clock import Clock, RealClock, run_every
@@ -31,10 +34,19 @@ API_LIMITS = Limits(max_connections=256)
 
 
 async def collect_forever(
-    source: FrameSource, feed: FrameFeed, clock: Clock, interval_ms: int
+    source: FrameSource,
+    feed: FrameFeed,
+    clock: Clock,
+    interval_ms: int,
+    notifier: Notifier | None = None,
 ) -> None:
+    """Collect every ``interval_ms`` and publish each frame; a service manager's watchdog
+    is petted after each one (a hung collector gets the service restarted)."""
+
     async def publish(_missed: int) -> None:
         feed.publish(await source.collect(clock.wall_ms()))
+        if notifier is not None:
+            notifier.pet()
 
     await source.start()
     try:
@@ -80,11 +92,16 @@ async def _main(
         except OSError as err:
             message = f"cannot listen on {args.bind}:{args.port}: {err.strerror}"
             raise SourceUnavailable(message) from None
-        tg.start_soon(collect_forever, source, feed, RealClock(), args.interval_ms)
+        notifier = notifier_from_env()
+        notifier.need_watchdog(args.interval_ms)
+        tg.start_soon(collect_forever, source, feed, RealClock(), args.interval_ms, notifier)
+        serving = f"serving http://{args.bind}:{port}/metrics /snapshot /events"
         sys.stderr.write(
-            f"allsmi api: serving http://{args.bind}:{port}/metrics /snapshot /events"
-            f"{' (token required)' if token else ''}; Ctrl-C stops\n"
+            f"allsmi api: {serving}{' (token required)' if token else ''}; Ctrl-C stops\n"
         )
         sys.stderr.flush()
+        notifier.ready(serving)
         await wait_for_signal(*STOP_SIGNALS)
+        notifier.stopping()
+        notifier.close()
         tg.cancel_scope.cancel()

@@ -26,6 +26,7 @@ from allsmi.domain.model import DEFAULT_SECTIONS
 from allsmi.domain.parse import (
     parse_duration_ms,
     parse_interval_ms,
+    parse_max_age_ms,
     parse_size_bytes,
     parse_timecode,
 )
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(commands)
     _add_verify(commands)
     _add_events(commands)
+    _add_status(commands)
     _add_snapshot(commands)
     _add_api(commands)
     _add_mock(commands)
@@ -361,7 +363,8 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="record the metric stream to a compact, rotated, crash-safe NDJSON file",
         description=(
             "Collect at a fixed rate and write one JSON line per collection into a "
-            "zstd/gzip/plain NDJSON file, rotated by size. Every frame reaches the disk "
+            "zstd/gzip/plain NDJSON file, rotated by size (and age, with --max-age). Every "
+            "frame reaches the disk "
             "within a second; SIGTERM, SIGINT or SIGHUP finish the frame, close the file "
             "cleanly and exit 0. Replay with: allsmi view --replay PATH."
         ),
@@ -406,11 +409,45 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="keep at most N files of the set, the active one included (default 10)",
     )
     p.add_argument(
+        "--max-age",
+        dest="max_age_ms",
+        type=_typed(parse_max_age_ms),
+        default=0,
+        metavar="D",
+        help="also delete rotated files whose last frame is older than D (1h, 7d, 2d12h; at "
+        "least 1m; default 0 = by size and count only); the active file then also rotates "
+        "once it spans D/(max-files − 1), so the age is kept in rotated files",
+    )
+    p.add_argument(
         "--compress",
         choices=("zstd", "gzip", "none"),
         help="codec, overriding the file extension",
     )
     p.set_defaults(handler="allsmi.app.record:run")
+
+
+def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "status",
+        help="is a recording being written, and is its last frame fresh? (for monitoring)",
+        description=(
+            "Say whether a recorder holds the recording's lock (its pid), the recording's "
+            "frames, files and stored bytes, and the age of its last frame. Exit 0 while a "
+            "recorder holds the lock and the last frame is younger than three intervals "
+            "(at least 3 s); 1 when it is older (stale) or nobody is recording (stopped, "
+            "killed); 2 when PATH is not a recording. A zstd set is read by its seek tables, "
+            "a gzip or plain one through."
+        ),
+    )
+    p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default), or json: one object with path, state (ok, stale, stopped), "
+        "pid, frames, files, stored_bytes, last_t, age_ms, interval_ms, stale_after_ms",
+    )
+    p.set_defaults(handler="allsmi.app.status:run")
 
 
 def _add_snapshot(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -447,8 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target: str | None = getattr(args, "handler", None)
     if target is None:
         _fail(
-            "allsmi: error: a command is needed: view, record, verify, events, snapshot, api, "
-            "mock or demo (see allsmi --help)"
+            "allsmi: error: a command is needed: view, record, verify, events, status, "
+            "snapshot, api, mock or demo (see allsmi --help)"
         )
         return 2
     return run_handler(lambda a: _load(target)(_resolve_hosts(a)), args)

@@ -179,6 +179,16 @@ def format_bytes(n: float) -> str:
     return _scaled(n, ("B", "kB", "MB", "GB", "TB"), " ")
 
 
+def format_ibytes(n: float) -> str:
+    """Binary units, one decimal: ``512 B``, ``41.2 KiB``, ``100.0 MiB``, ``2.1 GiB``
+    (sizes the user gave in binary units, as ``--max-size``, are echoed so)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def format_rate(per_s: float) -> str:
     """Frames a second, short: ``8,500 frames/s``, ``62.5k frames/s``, ``1.23M frames/s``."""
     if per_s < 9_999.5:

@@ -18,13 +18,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
 import anyio
 import attrs
 
 from allsmi import __version__
 from allsmi.adapters import wire
+from allsmi.adapters.machine.service import Notifier, notifier_from_env
 from allsmi.adapters.recording.files import require_writable_output
 from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.recovery import last_seq_of_set
@@ -37,6 +38,7 @@ from allsmi.adapters.recording.sink import (
 )
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.local import build_local_source
+from allsmi.app.progress import format_ibytes
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
@@ -204,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         codec=codec_for(path, args.compress),
         max_size=args.max_size,
         max_files=args.max_files,
+        max_age_ms=args.max_age_ms,
     )
     header = Header(
         source=plan.source,
@@ -218,7 +221,13 @@ def run(args: argparse.Namespace) -> int:
         sink.prepare_existing()
         _announce(config, plan, first_seq)
         reporter = Reporter(sys.stderr, plan, live=sys.stderr.isatty())
-        result = anyio.run(_record_until_signal, source, sink, clock, plan, first_seq, reporter)
+        service = ServiceReport(notifier_from_env(), path, plan)
+        try:
+            result = anyio.run(
+                _record_until_signal, source, sink, clock, plan, first_seq, reporter, service
+            )
+        finally:
+            service.stopping()
         reporter.finish()
     sys.stderr.write(
         f"allsmi record: {result.frames} frame{'' if result.frames == 1 else 's'} written "
@@ -234,13 +243,21 @@ async def _record_until_signal(
     plan: RecordPlan,
     first_seq: int,
     reporter: Reporter,
+    service: ServiceReport | None = None,
 ) -> RecordResult:
     stop = anyio.Event()
     stopped_by: list[str] = []
 
     async def watch_signals() -> None:
         stopped_by.append((await wait_for_signal(*STOP_SIGNALS)).name)
+        if service is not None:
+            service.stopping()
         stop.set()
+
+    def on_frame(result: RecordResult, sink: RecordingSink, elapsed_ms: int) -> None:
+        reporter.update(result, sink, elapsed_ms)
+        if service is not None:
+            service.update(result, sink, elapsed_ms)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_signals)
@@ -253,7 +270,7 @@ async def _record_until_signal(
                 plan,
                 first_seq=first_seq,
                 stop=stop,
-                on_frame=reporter.update,
+                on_frame=on_frame,
             )
         finally:
             await source.aclose()
@@ -264,10 +281,12 @@ async def _record_until_signal(
 
 def _announce(config: SinkConfig, plan: RecordPlan, first_seq: int) -> None:
     rotation = (
-        f"rotating at {_human_bytes(config.max_size)}, keeping {config.max_files} file(s)"
+        f"rotating at {format_ibytes(config.max_size)}, keeping {config.max_files} file(s)"
         if config.max_size
         else "no rotation"
     )
+    if config.max_age_ms:
+        rotation += f", deleting those older than {_human_duration(config.max_age_ms / 1000)}"
     resumed = f", continuing at frame {first_seq}" if first_seq else ""
     sys.stderr.write(
         f"allsmi record: writing {config.path} ({_codec_words(config.codec)}, every "
@@ -283,20 +302,15 @@ def _codec_words(kind: Codec) -> str:
 def projected_retention_s(
     config: SinkConfig, raw_bytes_per_frame: float, interval_ms: int
 ) -> float | None:
-    """Seconds of history the set holds at this rate, or None without rotation."""
+    """Seconds of history the set holds at this rate, or None when nothing bounds it: the
+    size and count limits' span, or the age limit where that is shorter."""
+    by_age = config.max_age_ms / 1000 if config.max_age_ms else None
     if not config.max_size or raw_bytes_per_frame <= 0:
-        return None
+        return by_age
     stored_per_frame = raw_bytes_per_frame / TYPICAL_RATIO[config.codec]
     frames = config.max_size * config.max_files / stored_per_frame
-    return frames * interval_ms / 1000
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    by_size = frames * interval_ms / 1000
+    return by_size if by_age is None else min(by_size, by_age)
 
 
 def _human_duration(seconds: float) -> str:
@@ -328,7 +342,7 @@ class Reporter:
             ratio = stats.raw_bytes / stats.stored_bytes if stats.stored_bytes else 0.0
             self.stream.write(
                 f"\r\x1b[2K{format_offset(elapsed_ms)}  {result.frames} frames  "
-                f"{_human_bytes(stats.stored_bytes)}  ratio {ratio:.1f}x  "
+                f"{format_ibytes(stats.stored_bytes)}  ratio {ratio:.1f}x  "
                 f"{result.errors} errors  {result.skipped_deadlines} skipped"
             )
         self.stream.flush()
@@ -340,10 +354,54 @@ class Reporter:
             per_hour = (
                 per_frame / TYPICAL_RATIO[sink.config.codec] * 3_600_000 / self.plan.interval_ms
             )
-            return f"allsmi record: no rotation; the file grows ≈ {_human_bytes(per_hour)}/h"
-        return f"allsmi record: retention ≈ {_human_duration(retention)} at this rate"
+            return f"allsmi record: no rotation; the file grows ≈ {format_ibytes(per_hour)}/h"
+        line = f"allsmi record: retention ≈ {_human_duration(retention)} at this rate"
+        age_ms = sink.config.max_age_ms
+        if age_ms and retention * 1000 < age_ms:
+            line += (
+                f", short of --max-age {_human_duration(age_ms / 1000)}: raise --max-size "
+                "or --max-files to keep it"
+            )
+        elif age_ms:
+            line += " (by --max-age)"
+        return line
 
     def finish(self) -> None:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ServiceReport:
+    """What ``record`` tells a service manager (:mod:`allsmi.adapters.machine.service`):
+    ready after the first frame is written, a watchdog pet after each one, a status line
+    (frames, bytes, errors) at most every :data:`STATUS_EVERY_MS`, stopping at the end."""
+
+    STATUS_EVERY_MS: Final = 10_000
+
+    def __init__(self, notifier: Notifier, path: Path, plan: RecordPlan) -> None:
+        self.notifier = notifier
+        self.path = path
+        self._status_at: int | None = None
+        self._stopping = False
+        notifier.need_watchdog(plan.interval_ms)
+
+    def update(self, result: RecordResult, sink: RecordingSink, elapsed_ms: int) -> None:
+        if not self.notifier.active:
+            return
+        if result.frames == 1:
+            self.notifier.ready(f"recording {self.path}")
+        self.notifier.pet()
+        if self._status_at is None or elapsed_ms - self._status_at >= self.STATUS_EVERY_MS:
+            self._status_at = elapsed_ms
+            self.notifier.status(
+                f"{result.frames} frames, {format_ibytes(sink.stats.stored_bytes)} written, "
+                f"{result.errors} errors, {result.skipped_deadlines} skipped"
+            )
+
+    def stopping(self) -> None:
+        """Once: the run is ending (a stop signal, or the loop ended)."""
+        if not self._stopping:
+            self._stopping = True
+            self.notifier.stopping()
+            self.notifier.close()

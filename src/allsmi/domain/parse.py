@@ -96,6 +96,19 @@ def parse_duration_ms(text: str) -> int:
     return round(total)
 
 
+MIN_MAX_AGE_MS: Final = 60_000
+MAX_MAX_AGE_MS: Final = 100 * 365 * 86_400_000  # a century: beyond it, say 0
+
+
+def parse_max_age_ms(text: str) -> int:
+    """``record --max-age``: a duration (:func:`parse_duration_ms`) of at least a minute and
+    at most a century, or 0 (no age limit)."""
+    value = parse_duration_ms(text)
+    if value and not MIN_MAX_AGE_MS <= value <= MAX_MAX_AGE_MS:
+        raise UsageError(f"max age {text.strip()!r} must be 0 or between 1m and 36500d")
+    return value
+
+
 # "10M", "10MB", "10MiB" and "10 m" all mean 10 * 1024**2; a bare "B" means bytes.
 _SIZE: Final = re.compile(_NUMBER + r"\s*(?:([kmgt])(?:i?b)?|b)?", re.I | re.A)
 _SIZE_MULTIPLIER: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

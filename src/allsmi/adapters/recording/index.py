@@ -163,26 +163,10 @@ def parse_header(raw: bytes, warnings: list[str]) -> Header | None:
 def from_footer(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chunk] | None:
     """The chunks the footer's table lists, if the trailer, the table and the first marker
     all check out; the segment is then opened by its footer."""
-    size = _trailer_end(fh, segment.size)
-    if size is None:
+    found = footer_table(fh, segment.size)
+    if found is None:
         return None
-    fh.seek(size - seektable.TRAILER_SIZE)
-    table_at = seektable.decode_trailer(fh.read(seektable.TRAILER_SIZE))
-    if table_at is None or not 0 <= table_at < size - seektable.TRAILER_SIZE:
-        return None
-    fh.seek(table_at)
-    head = seektable.read_head(fh.read(8))
-    if head is None or head[0] != seektable.TABLE_MAGIC:
-        return None
-    if head[1] > min(seektable.MAX_TABLE_PAYLOAD, size):
-        return None
-    table = seektable.decode_table(fh.read(head[1]))
-    if (
-        table is None
-        or not table.chunks
-        or not _increasing([c.offset for c in table.chunks], table_at)
-    ):
-        return None
+    table, table_at, size = found
     first = _marker_at(fh, 0, size)
     if first is None or first[1] != table.chunks[0].offset:
         return None  # the table does not describe this file from its start
@@ -199,6 +183,33 @@ def from_footer(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chun
         )
         for c in table.chunks
     ]
+
+
+def footer_table(fh: BinaryIO, size: int) -> tuple[seektable.Table, int, int] | None:
+    """The footer's table of the zstd segment ``fh`` of ``size`` stored bytes, where it lies,
+    and where the trailer ends; None unless the trailer and a table listing increasing chunk
+    offsets check out (whether the table describes the file is :func:`from_footer`'s)."""
+    end = _trailer_end(fh, size)
+    if end is None:
+        return None
+    fh.seek(end - seektable.TRAILER_SIZE)
+    table_at = seektable.decode_trailer(fh.read(seektable.TRAILER_SIZE))
+    if table_at is None or not 0 <= table_at < end - seektable.TRAILER_SIZE:
+        return None
+    fh.seek(table_at)
+    head = seektable.read_head(fh.read(8))
+    if head is None or head[0] != seektable.TABLE_MAGIC:
+        return None
+    if head[1] > min(seektable.MAX_TABLE_PAYLOAD, end):
+        return None
+    table = seektable.decode_table(fh.read(head[1]))
+    if (
+        table is None
+        or not table.chunks
+        or not _increasing([c.offset for c in table.chunks], table_at)
+    ):
+        return None
+    return table, table_at, end
 
 
 def from_markers(fh: BinaryIO, segment: SegmentInfo, seg_index: int) -> list[Chunk] | None:

@@ -28,6 +28,13 @@ Rules this module obeys:
   with ``O_NOFOLLOW``; a symlink at any path written, rotation targets included, is refused.
 - At most ``max_files`` files of the set exist, the active one included; the oldest
   numbered segments are evicted first. ``max_files == 1`` keeps the active file only.
+- With ``max_age_ms``, a numbered segment is deleted once its last frame is older than the
+  age, judged by the time of the frame being written (so an injected clock drives it, and a
+  stopped recorder deletes nothing): checked at every frame in O(1) against the oldest kept
+  segment's end, which is read once per segment (:mod:`allsmi.adapters.recording.retention`).
+  The active file is never deleted; instead it rotates once it spans the age divided by
+  ``max_files - 1`` (the age itself when ``max_files`` is 1), so the age can be kept by
+  numbered segments alone, without one huge active file that would hold everything.
 - Any OS error becomes one :class:`SinkFailed` line; what was flushed before stays readable.
 - After each flush the open file must still be the file at the path: one ``fstat`` (a link
   count of 0 means it was deleted, its directory perhaps with it) and one ``lstat`` (another
@@ -59,6 +66,7 @@ from allsmi.adapters import wire
 from allsmi.adapters.recording import seektable, summaries
 from allsmi.adapters.recording.decoding import MAX_LINE
 from allsmi.adapters.recording.files import describe_os_error, open_private, refuse_symlink
+from allsmi.adapters.recording.retention import segment_end_ms
 from allsmi.domain.errors import SinkFailed, UsageError
 from allsmi.domain.events import Detector, Event
 from allsmi.domain.model import Frame, Header, IndexLine
@@ -70,6 +78,7 @@ CHUNK_MAX_BYTES: Final = 8 * 1024 * 1024  # uncompressed
 MAX_LINE_BYTES: Final = MAX_LINE  # what the reader accepts, the writer never exceeds
 ZSTD_LEVEL: Final = 3
 GZIP_LEVEL: Final = 6
+_NONE_LEFT: Final = 1 << 62  # the oldest end when no numbered segment is left to expire
 
 
 class Codec(enum.Enum):
@@ -152,6 +161,12 @@ class SinkConfig:
     chunk_max_frames: int = CHUNK_MAX_FRAMES
     chunk_max_bytes: int = CHUNK_MAX_BYTES
     events: bool = True  # zstd: detect events as frames come, stored with the summaries
+    max_age_ms: int = 0  # delete numbered segments whose last frame is older; 0 = keep
+
+    @property
+    def segment_span_ms(self) -> int:
+        """With an age limit, the most time the active segment spans before it rotates."""
+        return self.max_age_ms // max(1, self.max_files - 1)
 
 
 @attrs.define
@@ -242,6 +257,9 @@ class RecordingSink:
         self._header_pending = b""  # the header line, until the segment's first chunk opens
         self._rotate_due = False  # the active segment is full; rotate before the next frame
         self._full = False  # found full at a flush, left open for the end's events
+        self._segment_t_ms: int | None = None  # the active segment's first frame time
+        self._ends: dict[str, int] = {}  # numbered segments' last frame times, by name
+        self._oldest_end: int | None = None  # of the oldest one kept; None: look again
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
         self._write = write  # os.write; tests inject a disk that fills up
         refuse_symlink(config.path)
@@ -253,7 +271,7 @@ class RecordingSink:
         ``frame`` is what ``line`` encodes (it goes into the chunk's summary)."""
         if len(line) > MAX_LINE_BYTES:
             raise SinkFailed(f"frame {seq} is {len(line)} bytes, over the 16 MiB line limit")
-        if self._full:  # found full at the last flush, kept open for the run's end
+        if self._full or self._spans_age(t_ms):  # full at the last flush, or old enough
             self._full = False
             self._close_segment()
             self._rotate_due = True
@@ -263,6 +281,7 @@ class RecordingSink:
                 self._rotate_due = False
                 self.stats.rotations += 1
             self._open_segment()
+            self._segment_t_ms = t_ms
         chunk = self._chunk
         if chunk is not None and chunk.ends_before(t_ms, len(line), self.config):
             self._end_chunk()
@@ -284,6 +303,8 @@ class RecordingSink:
         self.stats.frames += 1
         self.stats.raw_bytes += len(line)
         self._last = (seq, t_ms)
+        if self.config.max_age_ms:
+            self._expire(t_ms - self.config.max_age_ms)
 
     def flush(self) -> None:
         """Hand every frame appended so far to the OS; rotate if the segment is full."""
@@ -437,6 +458,41 @@ class RecordingSink:
             fd, self._fd = self._fd, None
             os.close(fd)
 
+    def _spans_age(self, t_ms: int) -> bool:
+        """Whether the open segment has spanned its share of the age by ``t_ms``."""
+        return (
+            self.config.max_age_ms > 0
+            and self._fd is not None
+            and self._segment_t_ms is not None
+            and t_ms - self._segment_t_ms >= self.config.segment_span_ms
+        )
+
+    def _expire(self, before_ms: int) -> None:
+        """Delete the numbered segments whose last frame is older than ``before_ms`` (module
+        rules). Every one is judged, not only up to the first one kept: after a clock step
+        back, or beside a segment dated in the future, the older ones still go."""
+        if self._oldest_end is not None and self._oldest_end >= before_ms:
+            return
+        directory = self.config.path.parent
+        self._oldest_end = _NONE_LEFT
+        for _, name in numbered_segments(self.config.path.name, _list_names(directory)):
+            end = self._ends.get(name)
+            if end is None:
+                end = segment_end_ms(directory / name)
+                if end is None:
+                    continue  # gone meanwhile
+                self._ends[name] = end
+            if end >= before_ms:
+                self._oldest_end = min(self._oldest_end, end)
+                continue
+            try:
+                (directory / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise SinkFailed(describe_os_error(err, directory / name)) from None
+            del self._ends[name]
+
     def _rotate_active(self) -> None:
         active = self.config.path
         directory = active.parent
@@ -451,6 +507,9 @@ class RecordingSink:
             os.rename(active, target)
         except OSError as err:
             raise SinkFailed(describe_os_error(err, target)) from None
+        if self._last is not None and self._fd is None and self.stats.frames:
+            self._ends[target.name] = self._last[1]  # the segment this run just closed
+        self._oldest_end = None
         self._evict([*existing, (number, target.name)])
 
     def _evict(self, numbered: list[tuple[int, str]]) -> None:
@@ -458,6 +517,7 @@ class RecordingSink:
         keep = self.config.max_files - 1
         excess = numbered[: max(0, len(numbered) - keep)]
         for _, name in excess:
+            self._ends.pop(name, None)
             with contextlib.suppress(FileNotFoundError):
                 (self.config.path.parent / name).unlink()
 
