@@ -5,7 +5,9 @@ A :class:`Detector` is fed frames in time order (:meth:`Detector.feed`) and answ
 each frame *confirms*, each stamped at its *onset*, the first frame showing the condition,
 even when confirming it needs later frames (so an answer may be stamped before the frame
 fed; each answer is ordered by time). :meth:`Detector.finish` ends a recording: what is
-pending and confirmed by then. :func:`detect` is a fresh detector over all frames, its
+pending and confirmed by then. :meth:`Detector.feed_readings` is :meth:`~Detector.feed` given
+only what detection reads of a frame (:class:`GpuReading` rows, the host ids present, the
+errors), for a scan that builds no frame. :func:`detect` is a fresh detector over all frames, its
 events ordered by time. State is bounded per host and per GPU; work per frame is linear in
 its rows. Every threshold is a field of :data:`THRESHOLDS` (:class:`Thresholds`); noise that
 never crosses them yields no events.
@@ -278,7 +280,7 @@ class _GpuState:
         "stay_lo",
     )
 
-    def __init__(self, gpu: Gpu) -> None:
+    def __init__(self, gpu: GpuRow) -> None:
         self.label = gpu.detail.get("index") or gpu.uuid
         self.last_t: int | None = None  # the frame whose row was read (first row per frame)
         self.busy = -1.0  # the last busy reading since it was last idle, else −1 (no fall)
@@ -316,6 +318,52 @@ class _HostGpus:
 _HOST_ID: Final = attrgetter("host_id")
 
 
+class GpuReading:
+    """What detection reads of one GPU row, without the rest of it: a scan that feeds
+    :meth:`Detector.feed_readings` builds these instead of :class:`Gpu` (the same fields,
+    the same values)."""
+
+    __slots__ = (
+        "detail",
+        "host_id",
+        "power_consumption",
+        "temperature",
+        "temperature_threshold_shutdown",
+        "temperature_threshold_slowdown",
+        "total_memory",
+        "used_memory",
+        "utilization",
+        "uuid",
+    )
+
+    def __init__(
+        self,
+        uuid: str,
+        host_id: str,
+        utilization: float | None,
+        temperature: int | None,
+        used_memory: int | None,
+        total_memory: int | None,
+        power_consumption: float | None,
+        temperature_threshold_slowdown: int | None,
+        temperature_threshold_shutdown: int | None,
+        detail: Mapping[str, str],
+    ) -> None:
+        self.uuid = uuid
+        self.host_id = host_id
+        self.utilization = utilization
+        self.temperature = temperature
+        self.used_memory = used_memory
+        self.total_memory = total_memory
+        self.power_consumption = power_consumption
+        self.temperature_threshold_slowdown = temperature_threshold_slowdown
+        self.temperature_threshold_shutdown = temperature_threshold_shutdown
+        self.detail = detail
+
+
+GpuRow = Gpu | GpuReading  # a GPU as detection reads it
+
+
 class Detector:
     """Detection over consecutive frames (module header). Feed frames in time order."""
 
@@ -337,6 +385,7 @@ class Detector:
         self._falling: set[str] = set()  # hosts whose power-drop is being followed
         self._last_t: int | None = None
         self._spacings: deque[int] = deque(maxlen=thresholds.interval_window)
+        self._median: int | None = None  # the median of ``_spacings``; None: not yet known
         # A gap held for merging: (frame before the first, frame after the last, gaps, longest).
         self._gap: tuple[int, int, int, int] | None = None
         self._start_ms: int | None = None
@@ -362,12 +411,40 @@ class Detector:
 
     def feed(self, frame: Frame) -> list[Event]:
         """The events ``frame`` confirms, stamped at their onsets, ordered by time."""
+        present: set[str] = set()
+        collected = False
+        for attr in HOST_SECTION_ATTRS:
+            rows = getattr(frame, attr)
+            if rows is not None:
+                collected = True
+                if rows:
+                    present.update(map(_HOST_ID, rows))
+        return self.feed_readings(
+            frame.t_ms, frame.gpus, present if collected else None, frame.errors
+        )
+
+    def feed_readings(
+        self,
+        t: int,
+        gpus: Sequence[GpuRow] | None,
+        present: set[str] | None,
+        errors: Sequence[str],
+    ) -> list[Event]:
+        """:meth:`feed` given only what detection reads of a frame: its time, its GPU rows,
+        the host ids of its per-host rows (None when it collected no per-host section) and
+        its errors. ``present`` may be kept by the detector."""
         out: list[Event] = []
-        t = frame.t_ms
         interval = self._timing(t, out)
-        self._judge_hosts(frame, t, interval, out)
-        if frame.gpus:
-            self._judge_gpus(frame.gpus, t, out)
+        # Else the common frame: no errors, none flapping, the hosts up (all known) report.
+        if (
+            errors
+            or self._errors
+            or self._flapping
+            or (present is not None and present != self._up)
+        ):
+            self._judge_hosts(present, errors, t, interval, out)
+        if gpus:
+            self._judge_gpus(gpus, t, out)
         if len(out) > 1:
             out.sort(key=_T_MS)
         return out
@@ -397,8 +474,12 @@ class Detector:
         rules = self.thresholds
         spacing = t - last
         if self.interval_ms is None:
-            self._spacings.append(spacing)
-        interval = self._interval()
+            spacings = self._spacings
+            # the oldest spacing dropped for an equal one leaves the median as it was
+            if not spacings or len(spacings) != spacings.maxlen or spacings[0] != spacing:
+                self._median = None
+            spacings.append(spacing)
+        interval = self._median if self._median is not None else self._interval()
         gap = self._gap
         if interval is not None and spacing > rules.gap_intervals * interval:
             if gap is not None and last - gap[1] < rules.gap_merge_ms:
@@ -418,8 +499,10 @@ class Detector:
             return self.interval_ms
         if not self._spacings:
             return None
-        ordered = sorted(self._spacings)
-        return ordered[(len(ordered) - 1) // 2]
+        if self._median is None:
+            ordered = sorted(self._spacings)
+            self._median = ordered[(len(ordered) - 1) // 2]
+        return self._median
 
     def _gap_event(self, gap: tuple[int, int, int, int]) -> Event:
         start, end, count, longest = gap
@@ -434,31 +517,35 @@ class Detector:
 
     # ------------------------------------------------------------------ hosts and errors
 
-    def _judge_hosts(self, frame: Frame, t: int, interval: int | None, out: list[Event]) -> None:
-        present: set[str] = set()
-        collected = False
-        for attr in HOST_SECTION_ATTRS:
-            rows = getattr(frame, attr)
-            if rows is not None:
-                collected = True
-                if rows:
-                    present.update(map(_HOST_ID, rows))
-        if present - self._known:
+    def _judge_hosts(
+        self,
+        present: set[str] | None,
+        errors: Sequence[str],
+        t: int,
+        interval: int | None,
+        out: list[Event],
+    ) -> None:
+        if present and not present <= self._known:
             self._known |= present
-        failing = self._judge_errors(frame.errors, t, out) if frame.errors or self._errors else ()
-        if collected:
+        failing = self._judge_errors(errors, t, out) if errors or self._errors else ()
+        if present is not None:
             reporting = present.difference(failing) if failing else present
-            for host in reporting - self._up:
-                state = self._hosts.get(host)
-                if state is None:
-                    self._hosts[host] = _HostState(t)
-                    self._up.add(host)
-                else:
-                    self._change(host, state, False, t, interval, out)
-            for host in self._up - reporting:
-                self._change(host, self._hosts[host], True, t, interval, out)
+            if reporting != self._up:  # else the common case: the same hosts report
+                self._report(reporting, t, interval, out)
         if self._flapping:
             self._settle(t, interval, out)
+
+    def _report(self, reporting: set[str], t: int, interval: int | None, out: list[Event]) -> None:
+        """The hosts reporting in frame ``t`` differ from those up: changes of state."""
+        for host in reporting - self._up:
+            state = self._hosts.get(host)
+            if state is None:
+                self._hosts[host] = _HostState(t)
+                self._up.add(host)
+            else:
+                self._change(host, state, False, t, interval, out)
+        for host in self._up - reporting:
+            self._change(host, self._hosts[host], True, t, interval, out)
 
     def _change(
         self,
@@ -557,14 +644,14 @@ class Detector:
 
     # ------------------------------------------------------------------ GPUs and power
 
-    def _judge_gpus(self, gpus: Sequence[Gpu], t: int, out: list[Event]) -> None:
+    def _judge_gpus(self, gpus: Sequence[GpuRow], t: int, out: list[Event]) -> None:
         rules = self.thresholds
         busy_pct, idle_pct = rules.util_busy_pct, rules.util_idle_pct
         by_host = self._gpus
         inf = _INF
         touched: list[tuple[str, _HostGpus]] = []  # hosts whose power this frame sums
-        host = ""
-        group = _HostGpus()
+        host = gpus[0].host_id  # the caller's rows: never none
+        group = by_host.get(host) or by_host.setdefault(host, _HostGpus())
         states = group.gpus
         total, count = 0.0, 0
         for gpu in gpus:
@@ -609,7 +696,7 @@ class Detector:
             self._judge_power(host, group, t, out)
 
     def _judge_temp(
-        self, host: str, state: _GpuState, te: float, gpu: Gpu, t: int, out: list[Event]
+        self, host: str, state: _GpuState, te: float, gpu: GpuRow, t: int, out: list[Event]
     ) -> None:
         """The slow path of a temperature outside the span that keeps its level (or with
         other thresholds): the new level, an event when it changed, the new span."""
@@ -638,7 +725,7 @@ class Detector:
             out.append(Event(t, host, state.label, _TEMP_KINDS[level], text))
 
     def _judge_util(
-        self, host: str, state: _GpuState, u: float, gpu: Gpu, t: int, out: list[Event]
+        self, host: str, state: _GpuState, u: float, gpu: GpuRow, t: int, out: list[Event]
     ) -> None:
         """A known utilization of a GPU that is dropped, in an idle window, or idle."""
         rules = self.thresholds

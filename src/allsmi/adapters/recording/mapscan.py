@@ -85,21 +85,21 @@ SummaryInputs = tuple[int, tuple[str, ...], GpuReadings, HostReadings, tuple[str
 # its text names no host (the part before ": " is no host of the frame).
 UNREADABLE: Final = ("unreadable frame: line not structured",)
 
-_SECTION_KEYS: Final = tuple(s.key for s in SECTION_TABLE)
-_HOST_KEYS: Final = tuple(s.key for s in SECTION_TABLE if s.per_host)
+SECTION_KEYS: Final = tuple(s.key for s in SECTION_TABLE)
+HOST_KEYS: Final = tuple(s.key for s in SECTION_TABLE if s.per_host)
 # Keys a row must have for the decoder to structure it (fields without a default).
-_REQUIRED: Final = {
+REQUIRED: Final = {
     s.key: frozenset(f.name for f in attrs.fields(s.row_type) if f.default is attrs.NOTHING)
     for s in SECTION_TABLE
 }
 # all-smi's process rows get host_id and hostname from the line (wire._from_all_smi).
 _REQUIRED_FOREIGN: Final = {
-    **_REQUIRED,
-    "processes": _REQUIRED["processes"] - {"host_id", "hostname"},
+    **REQUIRED,
+    "processes": REQUIRED["processes"] - {"host_id", "hostname"},
 }
 
 
-class _Slow(Exception):
+class Slow(Exception):
     """A value the fast path does not read as the decoder would: let the decoder decide."""
 
 
@@ -109,7 +109,7 @@ def summary_inputs(obj: dict[str, Any]) -> SummaryInputs | None:
     frame (module header). ``obj`` is never changed."""
     try:
         return _fast(obj)
-    except _Slow:
+    except Slow:
         return _decoded(obj)
 
 
@@ -129,13 +129,13 @@ def hosts_and_errors(obj: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
     if type(errors) is not list or not all(type(e) is str for e in errors):
         return None
     seen: dict[str, None] = {}
-    for key in _SECTION_KEYS:
+    for key in SECTION_KEYS:
         rows = get(key)
         if rows is None:
             continue
-        if not _structured(rows, _REQUIRED[key]):
+        if not structured(rows, REQUIRED[key]):
             return None
-        if key in _HOST_KEYS:
+        if key in HOST_KEYS:
             for row in rows:
                 host = row["host_id"]
                 if type(host) is not str:
@@ -144,7 +144,7 @@ def hosts_and_errors(obj: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
     return tuple(seen), tuple(errors)
 
 
-def _structured(rows: object, need: frozenset[str]) -> bool:
+def structured(rows: object, need: frozenset[str]) -> bool:
     """Whether a section's value is what the decoder structures: a list of objects, each
     with the keys it requires (``need``)."""
     return type(rows) is list and all(type(row) is dict and row.keys() >= need for row in rows)
@@ -167,7 +167,7 @@ def _decoded(obj: dict[str, Any]) -> SummaryInputs | None:
     )
 
 
-def _float(value: object) -> float | None:
+def as_float(value: object) -> float | None:
     """A float field as the decoder structures it (``float(int)``); other types: slow."""
     kind = type(value)
     if kind is float:
@@ -176,13 +176,13 @@ def _float(value: object) -> float | None:
         return None
     if kind is int:
         return float(value)  # type: ignore[arg-type]
-    raise _Slow
+    raise Slow
 
 
 def _int(value: object) -> int | None:
     if value is None or type(value) is int:
         return value
-    raise _Slow
+    raise Slow
 
 
 def _error_text(error: object) -> str:
@@ -192,14 +192,14 @@ def _error_text(error: object) -> str:
     if type(error) is dict:
         section = error.get("section") or error.get("kind") or "error"
         return f"{section}: {error.get('message', '')}"
-    raise _Slow
+    raise Slow
 
 
 def _fast(obj: dict[str, Any]) -> SummaryInputs | None:
     get = obj.get
     schema = get("schema")
     if type(schema) is not int or schema != SCHEMA_VERSION:
-        raise _Slow
+        raise Slow
     if get("header") is True or get("index") is True:
         return None
     if "t" in obj:
@@ -209,35 +209,35 @@ def _fast(obj: dict[str, Any]) -> SummaryInputs | None:
     else:
         return None
     if type(stamp) is not str:
-        raise _Slow
+        raise Slow
     try:
         t_ms = parse_rfc3339_ms(stamp)
     except ValueError:
-        raise _Slow from None
+        raise Slow from None
     seq = get("seq")
     if seq is not None and type(seq) is not int:
-        raise _Slow
+        raise Slow
     raw_errors = get("errors") or []
     if type(raw_errors) is not list:
-        raise _Slow
+        raise Slow
     if foreign:
         errors = tuple([_error_text(e) for e in raw_errors])
     else:
         for error in raw_errors:
             if type(error) is not str:
-                raise _Slow
+                raise Slow
         errors = tuple(raw_errors)
-    required = _REQUIRED_FOREIGN if foreign else _REQUIRED
+    required = _REQUIRED_FOREIGN if foreign else REQUIRED
     seen: dict[str, None] = {}
     gpus: GpuReadings = {}
     hosts: HostReadings = {}
-    for key in _SECTION_KEYS:
+    for key in SECTION_KEYS:
         rows = get(key)
         if rows is None:
             continue
-        if not _structured(rows, required[key]):
-            raise _Slow
-        if not rows or key not in _HOST_KEYS:
+        if not structured(rows, required[key]):
+            raise Slow
+        if not rows or key not in HOST_KEYS:
             continue
         if key == "gpus":
             _gpus(rows, foreign, seen, gpus)
@@ -245,7 +245,7 @@ def _fast(obj: dict[str, Any]) -> SummaryInputs | None:
         for row in rows:
             host = row["host_id"]
             if type(host) is not str:
-                raise _Slow
+                raise Slow
             seen[normalise_host_id(host) if foreign else host] = None
         if key == "cpus":
             _cpus(rows, foreign, hosts)
@@ -261,7 +261,7 @@ def _gpus(
     for row in rows:
         host, uuid = row["host_id"], row["uuid"]
         if type(host) is not str or type(uuid) is not str:
-            raise _Slow
+            raise Slow
         if foreign:
             host = normalise_host_id(host)
         seen[host] = None
@@ -280,16 +280,16 @@ def _gpus(
                 freq = None
         # float fields take an int as the decoder does (float(v)); int fields only ints
         if type(util) is not float:
-            util = _float(util)
+            util = as_float(util)
         if type(power) is not float:
-            power = _float(power)
+            power = as_float(power)
         if (
             (temp is not None and type(temp) is not int)
             or (freq is not None and type(freq) is not int)
             or (used is not None and type(used) is not int)
             or (total is not None and type(total) is not int)
         ):
-            raise _Slow
+            raise Slow
         key = (host, uuid)
         if key in out:  # the first row counts; later ones were checked as the decoder would
             continue
@@ -310,7 +310,7 @@ def _cpus(rows: list[dict[str, Any]], foreign: bool, out: HostReadings) -> None:
         values = cpu.get(host)
         if values is None:
             values = cpu[host] = []
-        util = _float(row.get("utilization"))
+        util = as_float(row.get("utilization"))
         if util is not None and known(util):
             values.append(util)
     for host, found in cpu.items():
@@ -325,7 +325,7 @@ def _memory(rows: list[dict[str, Any]], foreign: bool, out: HostReadings) -> Non
     for row in rows:
         host = normalise_host_id(row["host_id"]) if foreign else row["host_id"]
         used, total = _int(row.get("used_bytes")), _int(row.get("total_bytes"))
-        util = _float(row.get("utilization"))
+        util = as_float(row.get("utilization"))
         size = sizes.get(host)
         if size is None:
             size = sizes[host] = [0, 0]
