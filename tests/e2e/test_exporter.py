@@ -114,9 +114,10 @@ def stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def prometheus(tmp_path: Path, targets: list[str]) -> Iterator[int]:
+def prometheus(tmp_path: Path, targets: list[str], *, honor_labels: bool = True) -> Iterator[int]:
     """Our own Prometheus scraping ``targets`` every second; yields its port, then stops it
-    with SIGTERM (killed if it lingers) whatever happened."""
+    with SIGTERM (killed if it lingers) whatever happened. ``honor_labels``: keep the
+    exporter's ``instance`` label (else Prometheus renames it ``exported_instance``)."""
     binary = tool("prometheus")
     port = free_port()
     data = tmp_path / "prometheus-data"
@@ -128,7 +129,7 @@ def prometheus(tmp_path: Path, targets: list[str]) -> Iterator[int]:
         "  scrape_timeout: 1s\n"
         "scrape_configs:\n"
         "  - job_name: allsmi\n"
-        "    honor_labels: true\n"  # keep our instance/hostname labels as the exporter set them
+        f"    honor_labels: {str(honor_labels).lower()}\n"
         "    static_configs:\n"
         f"      - targets: [{', '.join(repr(t) for t in targets)}]\n"
     )

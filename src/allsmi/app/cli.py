@@ -377,7 +377,7 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         "<user cache dir>/allsmi/records/allsmi-<UTC time>.ndjson.zst). An existing file "
         "is rotated aside and numbering continues.",
     )
-    _add_interval(p, 3000, "seconds between collections, fractional, at least 0.1 (default 3)")
+    _add_interval(p, None, "seconds between collections, fractional, at least 0.1 (default 3)")
     p.add_argument(
         "--duration",
         dest="duration_ms",
@@ -422,6 +422,42 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--compress",
         choices=("zstd", "gzip", "none"),
         help="codec, overriding the file extension",
+    )
+    history = p.add_argument_group(
+        "from Prometheus",
+        "write a window of a Prometheus server's history (or Thanos, Mimir, VictoriaMetrics) "
+        "as a recording, instead of collecting: the all-smi metric families it scraped from "
+        "allsmi api or all-smi exporters, one frame per step, hosts by their instance label, "
+        "a target with up == 0 that host's error",
+    )
+    history.add_argument(
+        "--from-prometheus",
+        metavar="URL",
+        help="the server: http://HOST:9090 (or prometheus+http://…, https://…; "
+        "--token-file for a bearer token)",
+    )
+    history.add_argument(
+        "--from",
+        dest="start",
+        metavar="T",
+        help="window start: now-2h (or -2h), or RFC 3339 like 2026-04-18T12:00:00Z "
+        "(default: an hour before --to)",
+    )
+    history.add_argument(
+        "--to", dest="end", metavar="T", help="window end, as --from (default now)"
+    )
+    history.add_argument(
+        "--step",
+        dest="step_ms",
+        type=_typed(parse_interval_ms),
+        metavar="S",
+        help="seconds between frames (default: the targets' scrape interval as the server "
+        "reports it, else 15)",
+    )
+    history.add_argument(
+        "--match",
+        metavar="SELECTOR",
+        help="label matchers narrowing the series, e.g. '{job=\"gpu\"}' (at most 50,000 series)",
     )
     p.set_defaults(handler="allsmi.app.record:run")
 

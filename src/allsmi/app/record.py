@@ -49,6 +49,7 @@ from allsmi.domain.ports import FrameSource
 from allsmi.domain.schedule import clamp_time, flush_due
 
 MAX_HOSTS = 1024
+DEFAULT_INTERVAL_MS = 3000
 # Typical stream compression of metric frames (measured on realistic streams of frames),
 # for the retention estimate.
 TYPICAL_RATIO = {Codec.ZSTD: 10.0, Codec.GZIP: 6.0, Codec.NONE: 1.0}
@@ -187,6 +188,16 @@ def prepare_output(path: Path, *, create_parent: bool = True) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_prometheus:
+        from allsmi.app.from_prometheus import run as from_prometheus
+
+        return from_prometheus(args)
+    for flag in ("start", "end", "step_ms", "match"):
+        if getattr(args, flag) is not None:
+            name = {"start": "--from", "end": "--to", "step_ms": "--step"}.get(flag, "--match")
+            raise UsageError(f"{name} goes with --from-prometheus")
+    if args.interval_ms is None:
+        args.interval_ms = DEFAULT_INTERVAL_MS
     clock = RealClock()
     path = Path(args.output) if args.output else default_output(clock.wall_ms())
     hosts = tuple(args.hosts or ())

@@ -96,6 +96,28 @@ def parse_duration_ms(text: str) -> int:
     return round(total)
 
 
+_INSTANT_HINT: Final = "use now, now-2h (or -2h), or RFC 3339 like 2026-04-18T12:00:00Z"
+
+
+def parse_instant_ms(text: str, now_ms: int) -> int:
+    """An instant on the command line (``record --from/--to``): ``now``, ``now-DURATION`` or
+    ``-DURATION`` (that long before ``now_ms``: :func:`parse_duration_ms`), or an RFC 3339
+    time, ``@`` before it allowed (as in a timecode)."""
+    clean = _clean(text, "time", _INSTANT_HINT)
+    if clean == "now":
+        return now_ms
+    if clean.startswith(("now-", "-")):
+        before = clean.removeprefix("now").removeprefix("-")
+        try:
+            return now_ms - parse_duration_ms(before)
+        except UsageError:
+            raise _invalid("time", text, _INSTANT_HINT) from None
+    try:
+        return parse_rfc3339_ms(clean.removeprefix("@"))
+    except UsageError:
+        raise _invalid("time", text, _INSTANT_HINT) from None
+
+
 MIN_MAX_AGE_MS: Final = 60_000
 MAX_MAX_AGE_MS: Final = 100 * 365 * 86_400_000  # a century: beyond it, say 0
 

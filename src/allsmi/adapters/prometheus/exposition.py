@@ -149,6 +149,15 @@ def _unescape(match: re.Match[str]) -> str:
     return _ESCAPES[match.group(0)]
 
 
+def sample_value(text: str) -> int | float | None:
+    """A sample value written as text (a page's, or the Prometheus API's ``"42"``,
+    ``"1.5e+09"``, ``"NaN"``, ``"+Inf"``) as a page's parser reads it; None: not a number."""
+    try:
+        return _number(text)
+    except NotPlain:
+        return None
+
+
 def _number(text: str) -> int | float:
     """The vendor's value rule: ``int()`` if it reads, else ``float()``; no ``_``, no blanks."""
     if "_" in text or text != text.strip():

@@ -83,7 +83,7 @@ from allsmi.domain.model import (
     normalise_host_id,
 )
 
-__all__ = ["NO_LIMITS", "HostRows", "OverLimit", "PageLimits", "parse_metrics"]
+__all__ = ["NO_LIMITS", "HostRows", "OverLimit", "PageLimits", "parse_metrics", "rows_from_samples"]
 
 
 @attrs.frozen
@@ -672,6 +672,19 @@ def parse_metrics(
         pass
     skipped = [0]
     return fold(_line_by_line(text, limits, skipped)).rows(skipped[0])
+
+
+def rows_from_samples(
+    samples: Iterable[Sample],
+    host_id: str,
+    limits: PageLimits = NO_LIMITS,
+    *,
+    processes: bool = True,
+) -> HostRows:
+    """The rows of one host's samples given as ``(name, labels, value)``, as
+    :func:`parse_metrics` folds a page's (a Prometheus server's stored series at one instant,
+    :mod:`allsmi.adapters.prometheus.history`). Raises only :class:`OverLimit`."""
+    return _fold(samples, normalise_host_id(host_id), limits, processes).rows(0)
 
 
 def _fold(samples: Iterable[Sample], host_id: str, limits: PageLimits, processes: bool) -> _Builder:

@@ -1,0 +1,147 @@
+"""``allsmi record --from-prometheus``: a real Prometheus scrapes a mock cluster while a real
+recorder records it; the window read back from Prometheus holds the same hosts and values
+(within a step), a stopped node as that host's error, and verifies clean."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from allsmi.adapters.recording.source import RecordingSource
+from allsmi.domain.model import Frame
+from allsmi.domain.parse import format_rfc3339_ms
+
+from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
+from .test_cluster import Mock
+from .test_exporter import free_port, prom_query, prometheus
+
+TICK_MS = 3000  # the mock's simulation step: its values hold that long
+
+
+def frames(path: Path) -> list[Frame]:
+    with RecordingSource(path) as source:
+        return [source.frame(i) for i in range(source.frame_count)]
+
+
+def readings(frame: Frame, host: str) -> set[tuple[object, ...]]:
+    return {
+        (g.uuid, g.utilization, g.temperature, g.used_memory, g.power_consumption)
+        for g in frame.gpus or ()
+        if g.host_id == host
+    }
+
+
+def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    steady, doomed = Mock(tmp_path / "a", nodes=3, failing=0), Mock(tmp_path / "b", 1, 0)
+    hosts = [steady.host(i) for i in range(3)] + [doomed.host(0)]
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("\n".join(hosts) + "\n")
+    direct_path, out = tmp_path / "direct.ndjson.zst", tmp_path / "prom.ndjson.zst"
+    with prometheus(tmp_path, hosts, honor_labels=False) as port:
+
+        def samples_of(host: str) -> int:
+            found = prom_query(port, f'count_over_time(up{{instance="{host}"}}[5m])')
+            return int(found[0]["value"][1]) if found else 0
+
+        # Prometheus takes its targets up a few seconds after it is ready: the recorder's
+        # window begins once every target has been scraped
+        poll(lambda: all(samples_of(h) for h in hosts), timeout=60, what="first scrapes")
+        direct = start_allsmi(
+            "record", "--source", "remote", "--hostfile", str(hostfile), "-i", "1",
+            "-o", str(direct_path),
+        )  # fmt: skip
+        poll(lambda: samples_of(doomed.host(0)) >= 8, timeout=60, what="8 s of samples")
+        stopped_ms = int(time.time() * 1000)
+        doomed.stop()
+        later = samples_of(doomed.host(0)) + 6
+        poll(lambda: samples_of(doomed.host(0)) >= later, timeout=60, what="6 s more")
+        direct.send_signal(signal.SIGTERM)
+        _, err = direct.communicate(timeout=30)
+        assert direct.returncode == 0, err
+        seen = frames(direct_path)
+        start, end = seen[0].t_ms, seen[-1].t_ms
+        result = run_allsmi(
+            "record", "--from-prometheus", f"prometheus+http://127.0.0.1:{port}",
+            "--from", format_rfc3339_ms(start), "--to", format_rfc3339_ms(end), "-o", str(out),
+        )  # fmt: skip
+    steady.stop()
+    assert result.returncode == 0, result.stderr
+    assert "reading 4 host(s)" in result.stderr and "every 1s" in result.stderr
+    verified = run_allsmi("verify", str(out))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    replayed = frames(out)
+    with RecordingSource(out) as source:
+        assert source.header is not None and set(source.header.hosts) == set(hosts)
+        assert source.header.interval_ms == 1000
+    assert len(replayed) >= (end - start) // 1000 - 2  # a frame a step, the window through
+    lost = f"{doomed.host(0)}: down in Prometheus (up == 0)"
+    for frame in replayed:
+        near = [d for d in seen if abs(d.t_ms - frame.t_ms) <= TICK_MS + 1000]
+        for host in hosts:
+            mine = readings(frame, host)
+            if not mine or frame.t_ms < start + 2000:
+                continue  # Prometheus's first sample may be of a scrape before the recorder's
+            if host == doomed.host(0) and frame.t_ms > stopped_ms - 2000:
+                continue  # about its stop, each may have caught a last answer the other missed
+            # every GPU's readings are those the recorder saw within a step of the mock's
+            assert any(mine == readings(d, host) for d in near), (frame.t_ms, host)
+        if frame.t_ms >= stopped_ms + 3000:  # Prometheus has scraped it dead twice
+            assert lost in frame.errors and not readings(frame, doomed.host(0))
+        if frame.t_ms <= stopped_ms - 2000:
+            assert lost not in frame.errors and readings(frame, doomed.host(0))
+    assert sum(lost in f.errors for f in replayed) >= 3
+    assert all(readings(f, steady.host(0)) for f in replayed)
+
+
+# --- failures: one line, never a traceback -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["--from-prometheus", "ftp://x"], 2, "'ftp://x' is not a Prometheus URL"),
+        (["--from-prometheus", "http://127.0.0.1:1", "--from", "now", "--to", "now-1h"], 2,
+         "is not before --to"),
+        (["--from-prometheus", "http://127.0.0.1:1", "-i", "1"], 2,
+         "--interval and --duration do not go with --from-prometheus"),
+        (["--from-prometheus", "http://127.0.0.1:1", "--source", "remote"], 2,
+         "--source remote does not go with --from-prometheus"),
+        (["--from-prometheus", "http://127.0.0.1:1", "--match", "a{b}"], 2,
+         "give label matchers"),
+        (["--from", "now-1h"], 2, "--from goes with --from-prometheus"),
+        (["--from-prometheus", "http://127.0.0.1:1", "--from", "yesterday"], 2,
+         "invalid time 'yesterday'"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], code: int, line: str) -> None:
+    result = run_allsmi("record", "-o", str(tmp_path / "x.ndjson.zst"), *args)
+    assert line in assert_one_line_error(result, code)
+    assert not (tmp_path / "x.ndjson.zst").exists()
+
+
+def test_nobody_listening_is_one_line_and_no_file(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "x.ndjson.zst"
+    result = run_allsmi("record", "--from-prometheus", f"http://127.0.0.1:{port}", "-o", str(out))
+    line = assert_one_line_error(result, 1)
+    assert line == f"allsmi record: Prometheus http://127.0.0.1:{port}: connection refused"
+    assert not out.exists()
+
+
+def test_a_prometheus_without_our_series_says_so(tmp_path: Path) -> None:
+    with prometheus(tmp_path, [f"127.0.0.1:{free_port()}"]) as port:  # scrapes nothing alive
+        out = tmp_path / "x.ndjson.zst"
+        base = f"http://127.0.0.1:{port}"
+        result = run_allsmi(
+            "record", "--from-prometheus", base, "--match", '{job="x"}', "-o", str(out)
+        )
+    line = assert_one_line_error(result, 1)
+    assert line.startswith(f"allsmi record: Prometheus {base}: no all-smi series between ")
+    assert line.endswith('matching {job="x"} (does it scrape `allsmi api` or all-smi exporters?)')
+    assert not out.exists()
