@@ -67,11 +67,11 @@ def test_ready_status_and_stopping_reach_a_path_socket(
     sock, path = listener
     notifier = notifier_from_env({"NOTIFY_SOCKET": path})
     notifier.ready("recording /var/lib/allsmi/a.zst\nsecond line")
-    notifier.status("12 frames")
+    notifier.ready("12 frames")
     notifier.stopping()
     assert received(sock) == [
         "READY=1\nSTATUS=recording /var/lib/allsmi/a.zst second line",
-        "STATUS=12 frames",
+        "READY=1\nSTATUS=12 frames",
         "STOPPING=1",
     ]
 

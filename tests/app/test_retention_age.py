@@ -16,6 +16,7 @@ from allsmi.adapters.recording.sink import Codec, RecordingSink, SinkConfig
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import SimClock
 from allsmi.app.record import RecordPlan, record_loop
+from allsmi.domain.errors import UsageError
 from allsmi.domain.model import Header
 from allsmi.domain.segments import numbered_segments
 
@@ -164,12 +165,45 @@ def test_each_segments_end_is_read_once(tmp_path: Path, monkeypatch: pytest.Monk
     assert reads and len(reads) == len(set(reads))
 
 
-def test_a_segment_spans_the_whole_age_when_one_file_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "r.ndjson.zst"
+def test_an_age_with_one_file_is_refused(tmp_path: Path) -> None:
+    config = SinkConfig(tmp_path / "r.ndjson.zst", Codec.ZSTD, max_files=1, max_age_ms=HOUR)
+    with pytest.raises(UsageError, match="--max-age needs --max-files of at least 2"):
+        RecordingSink(config, Header())
+
+
+def test_a_fifo_named_like_a_segment_is_never_waited_on_nor_deleted_by_age(
+    tmp_path: Path,
+) -> None:
+    fifo, old = tmp_path / "r.0001.ndjson.zst", tmp_path / "r.0005.ndjson.zst"
+    os.mkfifo(fifo)
+    old.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 64)
+    os.utime(old, ns=(0, 0))  # 1970: far older than the age
+    assert segment_end_ms(fifo) is None  # returns at once: nobody writes into that FIFO
+    sink = run(tmp_path / "r.ndjson.zst", SimClock(T0), duration_ms=30 * MINUTE)
+    assert fifo.exists() and not old.exists()
+    assert sink.stats.frames == 180 and sink.stats.rotations == 2  # recorded on past it
+
+
+def test_a_segment_that_will_not_go_is_said_once_and_recording_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = tmp_path / "r.0001.ndjson.zst"
+    stuck.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 64)
+    os.utime(stuck, ns=(0, 0))  # 1970: far older than the age
+    real_unlink = Path.unlink
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        if self.name == stuck.name:
+            raise PermissionError(1, "Operation not permitted")
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
     clock = SimClock(T0)
-    run(path, clock, duration_ms=3 * HOUR, max_files=1)
-    kept = times(path)
-    assert numbered(path) == [] and kept[-1] - kept[0] < HOUR
+    sink = run(tmp_path / "r.ndjson.zst", clock, duration_ms=50 * MINUTE)  # under max-files
+    assert stuck.exists() and sink.stats.notes == [
+        f"cannot delete {stuck} (older than --max-age): Operation not permitted"
+    ]
+    assert times(tmp_path / "r.ndjson.zst")[-1] == T0 + 50 * MINUTE - 10_000  # recorded on
 
 
 def test_a_segment_dated_in_the_future_shields_no_older_one(tmp_path: Path) -> None:

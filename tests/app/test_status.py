@@ -64,3 +64,13 @@ def test_the_retention_estimate_is_the_age_when_size_and_count_hold_more() -> No
     unbounded = SinkConfig(path, Codec.NONE, max_size=0, max_age_ms=3_600_000)
     assert projected_retention_s(unbounded, 1000, 1000) == 3600
     assert projected_retention_s(SinkConfig(path, Codec.NONE, max_size=0), 1000, 1000) is None
+
+
+def test_a_last_frame_ahead_of_the_clock_is_aged_by_the_last_write() -> None:
+    """The clock was set back: the recorder stamps at its last time until the clock catches
+    up, so the frame's time says nothing of a hang; the file's last write does."""
+    ahead = NOW + 3_600_000
+    hung = Facts(pid=7, lock_file=True, last_t_ms=ahead, written_ms=NOW - 60_000)
+    alive = Facts(pid=7, lock_file=True, last_t_ms=ahead, written_ms=NOW - 500)
+    assert judge(hung, NOW) is State.STALE and judge(alive, NOW) is State.OK
+    assert "(ahead of this clock: aged by the last write)" in report_lines(Path("r"), hung, NOW)[2]

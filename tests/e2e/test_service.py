@@ -9,7 +9,9 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,32 +29,49 @@ FAST = ("--include", "cpu,memory")
 def notify(tmp_path: Path) -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify"))
-    sock.setblocking(False)
     yield sock
     sock.close()
 
 
 class Messages:
-    """What the service said, datagram by datagram, in order."""
+    """What the service said, datagram by datagram, in order: read by a thread of its own,
+    blocked on the socket, as systemd reads it (a test polling now and then could let the
+    kernel's queue of datagrams fill on a stalled machine, and the sender drops when full)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.got: list[str] = []
+        self._got: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        self.sock.settimeout(0.2)
+        while self.sock.fileno() != -1:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the socket was closed: the test is over
+            with self._lock:
+                self._got.append(data.decode())
+
+    @property
+    def got(self) -> list[str]:
+        with self._lock:
+            return list(self._got)
 
     def read(self) -> list[str]:
-        while True:
-            try:
-                self.got.append(self.sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.got
+        return self.got
 
     def wait_for(self, field: str, what: str) -> int:
         """Poll until a datagram carries ``field``; its position."""
-        poll(lambda: any(field in m.splitlines() for m in self.read()), what=what)
+        poll(lambda: any(field in m.splitlines() for m in self.got), what=what)
         return next(i for i, m in enumerate(self.got) if field in m.splitlines())
 
     def count(self, field: str) -> int:
-        return sum(field in m.splitlines() for m in self.read())
+        return sum(field in m.splitlines() for m in self.got)
 
 
 def env_for(sock: socket.socket, **extra: str) -> dict[str, str]:
@@ -72,7 +91,7 @@ def test_the_recorder_is_ready_after_its_first_frame_and_pets_once_a_frame(
     ready = said.wait_for("READY=1", "READY=1")
     with RecordingSource(out) as source:  # ready means a frame is on the disk
         assert source.frame_count >= 1
-    assert f"STATUS=recording {out}" in said.got[ready].splitlines()
+    assert said.got[ready].splitlines()[1].startswith(f"STATUS=recording {out}: 1 frames, ")
     assert not any("WATCHDOG=1" in m for m in said.got[:ready])  # nothing before ready
     poll(lambda: said.count("WATCHDOG=1") >= 10, what="ten watchdog pets")
     proc.send_signal(signal.SIGTERM)
@@ -82,9 +101,9 @@ def test_the_recorder_is_ready_after_its_first_frame_and_pets_once_a_frame(
     assert said.count("WATCHDOG=1") == frames  # one pet a frame written, no more, no less
     assert said.read()[-1] == "STOPPING=1"
     with RecordingSource(out) as source:  # at the cadence: a frame every 0.2 s
-        steps = {source.time_at(i + 1) - source.time_at(i) for i in range(frames - 1)}
-    # a slow machine may skip a deadline, never bunch frames (wall-clock jitter aside)
-    assert all(s >= 150 and abs(s - 200 * round(s / 200)) < 50 for s in steps), steps
+        steps = [source.time_at(i + 1) - source.time_at(i) for i in range(frames - 1)]
+    # a frame every 0.2 s: a slow machine may skip a deadline or wake late, never bunch
+    assert min(steps) >= 100 and 150 <= statistics.median(steps) <= 400, steps
 
 
 def test_a_watchdog_too_short_for_the_interval_is_raised_before_ready(

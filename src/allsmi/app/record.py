@@ -50,6 +50,7 @@ from allsmi.domain.schedule import clamp_time, flush_due
 
 MAX_HOSTS = 1024
 DEFAULT_INTERVAL_MS = 3000
+CLEAR_LINE = "\r\x1b[2K"  # a terminal's live status line, erased before another line
 # Typical stream compression of metric frames (measured on realistic streams of frames),
 # for the retention estimate.
 TYPICAL_RATIO = {Codec.ZSTD: 10.0, Codec.GZIP: 6.0, Codec.NONE: 1.0}
@@ -291,9 +292,12 @@ async def _record_until_signal(
 
 
 def _announce(config: SinkConfig, plan: RecordPlan, first_seq: int) -> None:
+    triggers = [f"at {format_ibytes(config.max_size)}"] if config.max_size else []
+    if config.max_age_ms:
+        triggers.append(f"every {_human_duration(config.segment_span_ms / 1000)}")
     rotation = (
-        f"rotating at {format_ibytes(config.max_size)}, keeping {config.max_files} file(s)"
-        if config.max_size
+        f"rotating {' or '.join(triggers)}, keeping {config.max_files} file(s)"
+        if triggers
         else "no rotation"
     )
     if config.max_age_ms:
@@ -343,9 +347,14 @@ class Reporter:
         self.plan = plan
         self.live = live
         self._announced = False
+        self._notes = 0  # the sink's notes written so far
 
     def update(self, result: RecordResult, sink: RecordingSink, elapsed_ms: int) -> None:
         stats = sink.stats
+        while self._notes < len(stats.notes):  # the sink's word, once each
+            erase = CLEAR_LINE if self.live else ""
+            self.stream.write(f"{erase}allsmi record: {stats.notes[self._notes]}\n")
+            self._notes += 1
         if not self._announced and stats.frames:
             self._announced = True
             self.stream.write(self.retention_line(sink) + "\n")
@@ -385,8 +394,9 @@ class Reporter:
 
 class ServiceReport:
     """What ``record`` tells a service manager (:mod:`allsmi.adapters.machine.service`):
-    ready after the first frame is written, a watchdog pet after each one, a status line
-    (frames, bytes, errors) at most every :data:`STATUS_EVERY_MS`, stopping at the end."""
+    ready, with a status line (frames, bytes, errors), once the first frame is written and
+    again every :data:`STATUS_EVERY_MS`; a watchdog pet after every frame; stopping at the
+    end."""
 
     STATUS_EVERY_MS: Final = 10_000
 
@@ -400,15 +410,16 @@ class ServiceReport:
     def update(self, result: RecordResult, sink: RecordingSink, elapsed_ms: int) -> None:
         if not self.notifier.active:
             return
-        if result.frames == 1:
-            self.notifier.ready(f"recording {self.path}")
-        self.notifier.pet()
         if self._status_at is None or elapsed_ms - self._status_at >= self.STATUS_EVERY_MS:
+            # READY=1 again with every status: it is idempotent, and a first one the
+            # manager's full queue dropped must not leave the unit "activating" for good
             self._status_at = elapsed_ms
-            self.notifier.status(
-                f"{result.frames} frames, {format_ibytes(sink.stats.stored_bytes)} written, "
-                f"{result.errors} errors, {result.skipped_deadlines} skipped"
+            self.notifier.ready(
+                f"recording {self.path}: {result.frames} frames, "
+                f"{format_ibytes(sink.stats.stored_bytes)} written, {result.errors} errors, "
+                f"{result.skipped_deadlines} skipped"
             )
+        self.notifier.pet()
 
     def stopping(self) -> None:
         """Once: the run is ending (a stop signal, or the loop ended)."""

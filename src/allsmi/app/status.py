@@ -15,8 +15,13 @@ Rules this module obeys:
   the newest segment's header's; a recording without one (all-smi's) is judged by its
   median spacing, or 3 s.
 - Exit 2, one line, when the path is not a recording (missing, a directory, not NDJSON,
-  another schema) and no recorder holds its lock. A recorder holding the lock of a set with
-  no readable frame yet (it has just started, or rotated the old file aside) is ``stale``.
+  another schema) and no recorder holds its lock, and when this user cannot read the lock or
+  the set (no permission): nobody can tell then, which is never ``stopped``. A recorder
+  holding the lock of a set with no readable frame yet (it has just started, or rotated the
+  old file aside) is ``stale``.
+- Age: of the last frame; when that frame's time lies ahead of the clock (the clock was set
+  back: a recorder stamps at its last time until the clock catches up), of the newest file's
+  last write (:func:`age_ms`).
 - The set is read as replay reads it: a zstd set through its seek tables and markers, a
   gzip or plain one through (the cost of a full read). A rotation between listing the set and
   reading it is retried, up to :data:`RETRIES` times.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import enum
 import itertools
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -69,6 +75,7 @@ class Facts:
     files: int = 0
     stored_bytes: int = 0
     last_t_ms: int | None = None  # None: no readable frame
+    written_ms: int | None = None  # the newest file's last modification
     interval_ms: int = DEFAULT_INTERVAL_MS
     unreadable: str | None = None  # why no frame could be read, while a recorder holds it
 
@@ -77,18 +84,53 @@ def stale_after_ms(interval_ms: int) -> int:
     return max(STALE_INTERVALS * interval_ms, MIN_STALE_MS)
 
 
+def age_ms(facts: Facts, now_ms: int) -> int | None:
+    """How old the last frame is; when its time lies ahead of ``now_ms`` (the clock was set
+    back since: a recorder keeps stamping at the last time until the clock catches up), how
+    long ago the newest file was last written instead."""
+    if facts.last_t_ms is None:
+        return None
+    if facts.last_t_ms > now_ms and facts.written_ms is not None:
+        return max(0, now_ms - facts.written_ms)
+    return max(0, now_ms - facts.last_t_ms)
+
+
 def judge(facts: Facts, now_ms: int) -> State:
     """The verdict (module rules)."""
     if facts.pid is None:
         return State.STOPPED
-    if facts.last_t_ms is None or now_ms - facts.last_t_ms >= stale_after_ms(facts.interval_ms):
+    age = age_ms(facts, now_ms)
+    if age is None or age >= stale_after_ms(facts.interval_ms):
         return State.STALE
     return State.OK
 
 
 def gather(path: Path) -> Facts:
     """Read the lock and the set; ``RecordingUnreadable`` when it is no recording and no
-    recorder holds its lock."""
+    recorder holds its lock, or when either cannot be read (no permission): nobody can tell
+    then, and that is no "stopped"."""
+    _readable_lock(path)
+    try:
+        return _gather(path)
+    except OSError as err:
+        raise RecordingUnreadable(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def _readable_lock(path: Path) -> None:
+    """A lock file this user cannot open would read as "nobody holds it": refuse instead."""
+    lock = lock_path(path)
+    try:
+        os.close(os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise RecordingUnreadable(
+            f"{lock}: {err.strerror or err}: cannot tell whether a recorder holds it "
+            "(run as the recorder's user, or root)"
+        ) from None
+
+
+def _gather(path: Path) -> Facts:
     for attempt in range(RETRIES + 1):
         pid = holder(path)
         try:
@@ -117,8 +159,19 @@ def _facts(source: RecordingSource, pid: int | None) -> Facts:
         files=len(segments),
         stored_bytes=sum(s.size for s in segments),
         last_t_ms=source.last_t_ms,
+        written_ms=_written_ms([s.path for s in segments]),
         interval_ms=interval,
     )
+
+
+def _written_ms(paths: list[Path]) -> int | None:
+    times = []
+    for path in paths:
+        try:
+            times.append(path.stat().st_mtime_ns // 1_000_000)
+        except OSError:
+            continue
+    return max(times) if times else None
 
 
 def _median_spacing(source: RecordingSource) -> int | None:
@@ -145,9 +198,10 @@ def report_lines(path: Path, facts: Facts, now_ms: int) -> list[str]:
         size = format_ibytes(facts.stored_bytes)
         plural = "" if facts.files == 1 else "s"
         lines.append(f"frames    {facts.frames:,} in {facts.files} file{plural}, {size} stored")
+        ahead = " (ahead of this clock: aged by the last write)" if facts.last_t_ms > now_ms else ""
         lines.append(
             f"last      {format_rfc3339_ms(facts.last_t_ms)}, {_age(facts, now_ms)} ago "
-            f"(every {every})"
+            f"(every {every}){ahead}"
         )
     limit = _seconds(stale_after_ms(facts.interval_ms))
     if state is State.OK:
@@ -175,7 +229,7 @@ def report_json(path: Path, facts: Facts, now_ms: int) -> bytes:
             "files": facts.files,
             "stored_bytes": facts.stored_bytes,
             "last_t": None if last is None else format_rfc3339_ms(last),
-            "age_ms": None if last is None else max(0, now_ms - last),
+            "age_ms": age_ms(facts, now_ms),
             "interval_ms": facts.interval_ms,
             "stale_after_ms": stale_after_ms(facts.interval_ms),
         }
@@ -183,8 +237,7 @@ def report_json(path: Path, facts: Facts, now_ms: int) -> bytes:
 
 
 def _age(facts: Facts, now_ms: int) -> str:
-    assert facts.last_t_ms is not None
-    age = now_ms - facts.last_t_ms
+    age = age_ms(facts, now_ms) or 0
     return format_gap(age) if age >= 1000 else "0s"
 
 

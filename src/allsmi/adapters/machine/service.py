@@ -65,9 +65,6 @@ class Notifier:
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={_one_line(status)}")
 
-    def status(self, status: str) -> None:
-        self.send(f"STATUS={_one_line(status)}")
-
     def pet(self) -> None:
         """``WATCHDOG=1``, when the manager watches this process."""
         if self.watchdog_us is not None:

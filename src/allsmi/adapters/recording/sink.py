@@ -33,8 +33,11 @@ Rules this module obeys:
   stopped recorder deletes nothing): checked at every frame in O(1) against the oldest kept
   segment's end, which is read once per segment (:mod:`allsmi.adapters.recording.retention`).
   The active file is never deleted; instead it rotates once it spans the age divided by
-  ``max_files - 1`` (the age itself when ``max_files`` is 1), so the age can be kept by
-  numbered segments alone, without one huge active file that would hold everything.
+  ``max_files - 1`` (an age needs at least two files), so the age can be kept by numbered
+  segments alone, without one huge active file that would hold everything. A segment that
+  cannot be deleted (read-only, immutable) is noted once in ``stats.notes`` and left: old
+  data that will not go never stops the recording of new data. Only regular files are
+  judged (:func:`~allsmi.adapters.recording.retention.segment_end_ms`).
 - Any OS error becomes one :class:`SinkFailed` line; what was flushed before stays readable.
 - After each flush the open file must still be the file at the path: one ``fstat`` (a link
   count of 0 means it was deleted, its directory perhaps with it) and one ``lstat`` (another
@@ -51,7 +54,6 @@ Rules this module obeys:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import zlib
@@ -176,6 +178,7 @@ class SinkStats:
     raw_bytes: int = 0  # uncompressed line bytes
     segments: int = 0
     rotations: int = 0
+    notes: list[str] = attrs.field(factory=list)  # said once, for the user (not failures)
 
 
 @attrs.define
@@ -234,6 +237,10 @@ class RecordingSink:
     ) -> None:
         if config.max_files < 1:
             raise UsageError("--max-files must be at least 1")
+        if config.max_age_ms and config.max_files < 2:
+            raise UsageError(
+                "--max-age needs --max-files of at least 2: one file is only ever deleted whole"
+            )
         self.config = config
         self.header = header
         self.stats = SinkStats()
@@ -260,6 +267,7 @@ class RecordingSink:
         self._segment_t_ms: int | None = None  # the active segment's first frame time
         self._ends: dict[str, int] = {}  # numbered segments' last frame times, by name
         self._oldest_end: int | None = None  # of the oldest one kept; None: look again
+        self._undeletable: set[str] = set()  # too old, but unlink failed: said once, left
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
         self._write = write  # os.write; tests inject a disk that fills up
         refuse_symlink(config.path)
@@ -476,6 +484,8 @@ class RecordingSink:
         directory = self.config.path.parent
         self._oldest_end = _NONE_LEFT
         for _, name in numbered_segments(self.config.path.name, _list_names(directory)):
+            if name in self._undeletable:
+                continue
             end = self._ends.get(name)
             if end is None:
                 end = segment_end_ms(directory / name)
@@ -489,8 +499,12 @@ class RecordingSink:
                 (directory / name).unlink()
             except FileNotFoundError:
                 pass
-            except OSError as err:
-                raise SinkFailed(describe_os_error(err, directory / name)) from None
+            except OSError as err:  # old data that will not go never stops the recording
+                self._undeletable.add(name)
+                reason = err.strerror or type(err).__name__
+                self.stats.notes.append(
+                    f"cannot delete {directory / name} (older than --max-age): {reason}"
+                )
             del self._ends[name]
 
     def _rotate_active(self) -> None:
@@ -518,8 +532,16 @@ class RecordingSink:
         excess = numbered[: max(0, len(numbered) - keep)]
         for _, name in excess:
             self._ends.pop(name, None)
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 (self.config.path.parent / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:  # as in _expire: said once, never a stop
+                if name not in self._undeletable:
+                    self._undeletable.add(name)
+                    reason = err.strerror or type(err).__name__
+                    where = self.config.path.parent / name
+                    self.stats.notes.append(f"cannot delete {where} (over --max-files): {reason}")
 
     # ----------------------------------------------------------------- writing
 

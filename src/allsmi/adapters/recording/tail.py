@@ -49,10 +49,18 @@ def tail_time(path: Path, codec: str) -> int | None:
     does not tell it (see the module's rules)."""
     try:
         with open(path, "rb") as fh:
-            if codec == "none":
-                return _plain(fh)
-            if codec == "gzip":
-                return _gzip(fh)
+            return tail_time_of(fh, codec)
+    except OSError:
+        return None
+
+
+def tail_time_of(fh: BinaryIO, codec: str) -> int | None:
+    """:func:`tail_time` of a segment already open (seekable, read from its end)."""
+    try:
+        if codec == "none":
+            return _plain(fh)
+        if codec == "gzip":
+            return _gzip(fh)
     except (OSError, ValueError):
         return None
     return None
@@ -173,4 +181,4 @@ def _last_data_time(out: bytes) -> int | None:
     return None
 
 
-__all__ = ["tail_time"]
+__all__ = ["tail_time", "tail_time_of"]
