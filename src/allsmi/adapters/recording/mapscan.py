@@ -39,13 +39,12 @@ given in ``skip_segments`` (their summaries were stored) count as read at once, 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
-from collections.abc import Collection, Generator, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NamedTuple
+from typing import Any, BinaryIO, Final
 
 import attrs
 import orjson
@@ -373,132 +372,12 @@ class MapBatch:
     done: bool  # the last batch: the whole set is read
 
 
-# Stored bytes from which a segment is decoded ahead: the thread costs ~0.2-0.3 ms, a few
-# per cent of scanning 1 MiB of plain lines, well under 1 % of 1 MiB of gzip or zstd.
-AHEAD_MIN_BYTES: Final = 1024 * 1024
-AHEAD_BLOCKS: Final = 4  # decoded blocks queued between the two threads, at most
-AHEAD_THREAD: Final = "allsmi-decode-ahead"
-NUDGE_BYTES: Final = 128 * 1024  # lines split between two looks at the helper's progress
-NUDGE_S: Final = 0.00001  # how long the consumer sleeps to let a starved helper run
-
-
-def segment_lines(fh: BinaryIO, codec: str, *, ahead: bool | None = None) -> Iterator[bytes]:
+def segment_lines(fh: BinaryIO, codec: str) -> Iterator[bytes]:
     """Every complete line of one segment, decoded front to back (what the scan reads; a
-    test may pace it). A segment of :data:`AHEAD_MIN_BYTES` stored bytes or more (``ahead``
-    None) or any (``ahead`` True) is decoded ahead in a helper thread (:class:`DecodeAhead`)
-    while the caller's thread splits and reads lines: the same lines in the same order, the
-    same errors at the same line, ``fh`` used by one thread at a time."""
+    test may pace it)."""
     stats = LineStats()
     blocks = decode_with_restarts(fh, codec, Start(0), stats, restarts=False, judge_end=False)
-    data = (block.data for block in blocks)
-    if ahead is None:
-        ahead = _stored_size(fh) >= AHEAD_MIN_BYTES
-    return _lines_ahead(data, stats) if ahead else fast_lines(data, stats)
-
-
-def _stored_size(fh: BinaryIO) -> int:
-    """The size of the file behind ``fh``; 0 for what has none (a stream in memory, a closed
-    file: read in the caller's thread, which then meets the same error as ever)."""
-    try:
-        return os.fstat(fh.fileno()).st_size
-    except (OSError, ValueError):
-        return 0
-
-
-def _lines_ahead(data: Generator[bytes, None, None], stats: LineStats) -> Iterator[bytes]:
-    """:func:`fast_lines` over blocks decoded ahead; however it ends (the last line, an
-    error, the caller closing it), the helper thread has ended before it returns."""
-    reader = DecodeAhead(data)
-    try:
-        budget = NUDGE_BYTES
-        for line in fast_lines(reader.blocks(), stats):
-            yield line
-            budget -= len(line)
-            if budget < 0:
-                budget = NUDGE_BYTES
-                reader.nudge()
-    finally:
-        reader.close()
-
-
-class _Failed(NamedTuple):
-    """What stopped the decoding, to be raised in the consumer's thread."""
-
-    error: BaseException
-
-
-class DecodeAhead:
-    """Decoded blocks of one segment, pulled from ``source`` by a daemon thread (named
-    :data:`AHEAD_THREAD`) while the consumer splits the ones before: zlib, libzstd and the
-    file reads release the GIL, so decompression leaves the consumer's critical path.
-
-    Rules: at most ``depth`` (:data:`AHEAD_BLOCKS`, 4) blocks wait in the queue, each at most
-    ``OUT_SIZE`` (1 MiB) decoded, so at most 6 MiB is in flight counting the block being
-    decoded and the one being split. The blocks come out of :meth:`blocks` in order, then
-    whatever stopped the decoding — the end, or the very exception ``source`` raised (an
-    OSError, damage), after every block before it, as an unthreaded read meets it.
-    :meth:`close` (the consumer stopped early) stops the thread before its next block and
-    returns once it has ended: it never waits on a full queue, and the file behind
-    ``source`` is the caller's alone again. ``source`` is only ever run, and closed, by the
-    thread; what it notes in a :class:`LineStats` is complete once :meth:`blocks` ends. The
-    consumer calls :meth:`nudge` every :data:`NUDGE_BYTES` of lines so the thread is not
-    starved of the GIL."""
-
-    def __init__(self, source: Generator[bytes, None, None], *, depth: int = AHEAD_BLOCKS) -> None:
-        self._source = source
-        self._queue: queue.Queue[bytes | _Failed | None] = queue.Queue(depth)  # None: the end
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, name=AHEAD_THREAD, daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        # Every put follows a look at _stop: once close() has set it and emptied the queue,
-        # at most one more block goes in, and the queue has room for it.
-        put, stopping = self._queue.put, self._stop.is_set
-        end: _Failed | None = None
-        try:
-            for data in self._source:
-                if stopping():
-                    return
-                put(data)
-        except BaseException as err:  # any: it is the consumer's to meet (class docstring)
-            end = _Failed(err)
-        finally:
-            self._source.close()
-        if not stopping():
-            put(end)
-
-    def blocks(self) -> Iterator[bytes]:
-        """The decoded blocks in order; raises what stopped the decoding, if not the end."""
-        get = self._queue.get
-        while True:
-            item = get()
-            if isinstance(item, bytes):
-                yield item
-                continue
-            self._thread.join()
-            if item is None:
-                return
-            raise item.error
-
-    def nudge(self) -> None:
-        """Let the thread run if it is falling behind (under 2 blocks queued). A thread
-        back from zlib or libzstd waits for the GIL until the consumer gives it up, and a
-        consumer that never blocks gives it up only when forced, every switch interval
-        (5 ms): two or three such waits a block would starve the queue. A short sleep hands
-        the GIL over (``time.sleep(0)`` takes it straight back)."""
-        if self._queue.qsize() < 2:
-            time.sleep(NUDGE_S)
-
-    def close(self) -> None:
-        """Stop the thread and wait for it to end (promptly: before its next block)."""
-        self._stop.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join()
+    return fast_lines((block.data for block in blocks), stats)
 
 
 def as_one_line(err: Exception, path: Path, what: str) -> RecordingUnreadable:
