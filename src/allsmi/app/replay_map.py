@@ -255,7 +255,9 @@ class MapBuild:
         for part in parts:
             reached = part.bucket_range()
             if reached is not None:
-                end = (reached[1] + 1) * part.width_ms - 1
+                # built up to the last bucket a part reached, that one excluded: the pass
+                # hands its batches over by time, so a later one may add to that bucket
+                end = reached[1] * part.width_ms - 1
                 self._built = end if self._built is None else max(self._built, end)
         return parts
 
