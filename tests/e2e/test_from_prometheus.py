@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 
 from allsmi.adapters.recording.source import RecordingSource
+from allsmi.app.from_prometheus import window_of
+from allsmi.app.prom_replay import PrometheusSource
+from allsmi.app.replay_driver import ReplayDriver
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_rfc3339_ms
+from allsmi.domain.sections import REMOTE_SECTIONS
 
 from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
-from .test_cluster import Mock
+from .test_cluster import Mock, tab_row
 from .test_exporter import free_port, prom_query, prometheus
+from .tmux import Tmux
 
 TICK_MS = 3000  # the mock's simulation step: its values hold that long
 
@@ -34,7 +39,57 @@ def readings(frame: Frame, host: str) -> set[tuple[object, ...]]:
     }
 
 
-def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(tmp_path: Path) -> None:
+def lazily_as_the_recording(
+    url: str, start: int, end: int, recorded: list[Frame], hosts: list[str]
+) -> None:
+    """The replay's source over the same window: the same timeline, fetched a run at a
+    time as frames are shown, each frame's GPUs as the recording's at its time."""
+    now = int(time.time() * 1000)
+    window = window_of(url, format_rfc3339_ms(start), format_rfc3339_ms(end), None, None,
+                       REMOTE_SECTIONS, now)  # fmt: skip
+    with PrometheusSource(window, None, now, points_per_query=3000) as source:
+        driver = ReplayDriver.of(source)
+        assert driver.frame().t_ms == source.time_at(0) == -(-start // 1000) * 1000
+        assert source.frame_count == len(range(source.time_at(0), end + 1, 1000))
+        runs = -(-source.frame_count // source.history.per_query)
+        assert runs >= 3 and source.fetches <= 2  # the run shown, and perhaps the next one
+        by_time = {f.t_ms: f for f in recorded}
+        for index in range(source.frame_count):
+            shown = source.frame(index)
+            if shown.t_ms in by_time:
+                assert all(readings(shown, h) == readings(by_time[shown.t_ms], h) for h in hosts), (
+                    shown.t_ms
+                )
+            else:  # the recording left out an instant without samples
+                assert not any(readings(shown, h) for h in hosts)
+        assert source.fetches == runs  # each run fetched once, the one behind included
+        last = source.time_at(source.frame_count - 1)
+        assert source.index_at_or_before(last + 999) == source.frame_count - 1
+        assert source.index_at_or_before(start - 60_000) == 0
+
+
+def in_the_tui_as_a_user(
+    url: str, span: tuple[str, ...], stopped_offset_ms: int, sessions: list[Tmux]
+) -> None:
+    """``view --replay prometheus+http://…`` in a terminal: the cluster's tabs, every node up
+    at the start, the stopped one failing once seeked past its stop."""
+    tui = Tmux("prom-replay", ["view", "--replay", url, *span], width=160, height=50)
+    sessions.append(tui)
+    first = tui.wait_for("frame 1/", timeout=30)
+    assert "Nodes 4/4" in first and "from Prometheus" in first
+    assert "node-0002" in tab_row(first)  # two mocks each have a node-0001: shown by address
+    seconds = stopped_offset_ms // 1000 + 4
+    tui.send("g")
+    tui.send(f"00:00:{seconds:02d}", "Enter")
+    after = tui.wait_for(lambda s: f"| 00:00:{seconds:02d} /" in s, timeout=30)
+    assert "Nodes 3/4" in after
+    tui.send("q")
+    tui.wait_for("EXITED rc=0")
+
+
+def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
+    tmp_path: Path, sessions: list[Tmux]
+) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     steady, doomed = Mock(tmp_path / "a", nodes=3, failing=0), Mock(tmp_path / "b", 1, 0)
@@ -65,17 +120,18 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(tmp_path: 
         assert direct.returncode == 0, err
         seen = frames(direct_path)
         start, end = seen[0].t_ms, seen[-1].t_ms
-        result = run_allsmi(
-            "record", "--from-prometheus", f"prometheus+http://127.0.0.1:{port}",
-            "--from", format_rfc3339_ms(start), "--to", format_rfc3339_ms(end), "-o", str(out),
-        )  # fmt: skip
+        url = f"prometheus+http://127.0.0.1:{port}"
+        span = ("--from", format_rfc3339_ms(start), "--to", format_rfc3339_ms(end))
+        result = run_allsmi("record", "--from-prometheus", url, *span, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        replayed = frames(out)
+        lazily_as_the_recording(url, start, end, replayed, hosts)
+        in_the_tui_as_a_user(url, span, stopped_ms - start, sessions)
     steady.stop()
-    assert result.returncode == 0, result.stderr
     assert "reading 4 host(s)" in result.stderr and "every 1s" in result.stderr
     verified = run_allsmi("verify", str(out))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    replayed = frames(out)
     with RecordingSource(out) as source:
         assert source.header is not None and set(source.header.hosts) == set(hosts)
         assert source.header.interval_ms == 1000
@@ -145,3 +201,23 @@ def test_a_prometheus_without_our_series_says_so(tmp_path: Path) -> None:
     assert line.startswith(f"allsmi record: Prometheus {base}: no all-smi series between ")
     assert line.endswith('matching {job="x"} (does it scrape `allsmi api` or all-smi exporters?)')
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["--from", "now-1h"], 2, "--from, --to, --step and --match go with --replay prometheus+"),
+        (["--replay", "prometheus+http://127.0.0.1:1", "--follow"], 2,
+         "--follow is for a recording still being written, not Prometheus"),
+        (["--replay", "prometheus+http://127.0.0.1:1", "--from", "soon"], 2, "invalid time 'soon'"),
+    ],
+)  # fmt: skip
+def test_bad_view_input_is_one_line(args: list[str], code: int, line: str) -> None:
+    assert line in assert_one_line_error(run_allsmi("view", *args), code)
+
+
+def test_viewing_a_server_nobody_runs_is_one_line_before_any_terminal() -> None:
+    port = free_port()
+    result = run_allsmi("view", "--replay", f"prometheus+http://127.0.0.1:{port}")
+    line = assert_one_line_error(result, 1)
+    assert line == f"allsmi view: Prometheus http://127.0.0.1:{port}: connection refused"

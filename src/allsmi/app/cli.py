@@ -163,7 +163,42 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--follow", action="store_true", help="keep up with a recording still being written"
     )
+    history = p.add_argument_group(
+        "replay from Prometheus",
+        "--replay prometheus+http://HOST:9090 (or prometheus+https://…, --token-file for a "
+        "bearer token) plays a Prometheus server's history (or Thanos', Mimir's, "
+        "VictoriaMetrics') of allsmi api or all-smi exporters, fetched around the playhead",
+    )
+    _add_window(history, "the replay")
     p.set_defaults(handler="allsmi.app.view:run")
+
+
+def _add_window(group: argparse._ArgumentGroup, what: str, dest: str = "window_") -> None:
+    """``--from``, ``--to``, ``--step`` and ``--match``: a window of a Prometheus server's
+    history (``record --from-prometheus`` and ``view --replay prometheus+http://``)."""
+    group.add_argument(
+        "--from",
+        dest=f"{dest}start",
+        metavar="T",
+        help=f"start of {what}: now-2h (or -2h), or RFC 3339 like 2026-04-18T12:00:00Z "
+        "(default: an hour before --to)",
+    )
+    group.add_argument(
+        "--to", dest=f"{dest}end", metavar="T", help="its end, as --from (default now)"
+    )
+    group.add_argument(
+        "--step",
+        dest="step_ms",
+        type=_typed(parse_interval_ms),
+        metavar="S",
+        help="seconds between frames (default: the targets' scrape interval as the server "
+        "reports it, else 15)",
+    )
+    group.add_argument(
+        "--match",
+        metavar="SELECTOR",
+        help="label matchers narrowing the series, e.g. '{job=\"gpu\"}' (at most 50,000 series)",
+    )
 
 
 def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -436,29 +471,7 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="the server: http://HOST:9090 (or prometheus+http://…, https://…; "
         "--token-file for a bearer token)",
     )
-    history.add_argument(
-        "--from",
-        dest="start",
-        metavar="T",
-        help="window start: now-2h (or -2h), or RFC 3339 like 2026-04-18T12:00:00Z "
-        "(default: an hour before --to)",
-    )
-    history.add_argument(
-        "--to", dest="end", metavar="T", help="window end, as --from (default now)"
-    )
-    history.add_argument(
-        "--step",
-        dest="step_ms",
-        type=_typed(parse_interval_ms),
-        metavar="S",
-        help="seconds between frames (default: the targets' scrape interval as the server "
-        "reports it, else 15)",
-    )
-    history.add_argument(
-        "--match",
-        metavar="SELECTOR",
-        help="label matchers narrowing the series, e.g. '{job=\"gpu\"}' (at most 50,000 series)",
-    )
+    _add_window(history, "the window", dest="")
     p.set_defaults(handler="allsmi.app.record:run")
 
 

@@ -47,7 +47,7 @@ from allsmi.app.clock import RealClock
 from allsmi.app.record import default_output, fit_frame, prepare_output
 from allsmi.app.remote import read_token
 from allsmi.domain.errors import SourceUnavailable, UsageError
-from allsmi.domain.model import SECTION_TABLE, Header
+from allsmi.domain.model import SECTION_TABLE, Frame, Header
 from allsmi.domain.parse import format_gap, format_rfc3339_ms, parse_instant_ms
 from allsmi.domain.sections import rows_of
 
@@ -88,72 +88,152 @@ def windows(grid: range, steps_per_query: int) -> Iterator[range]:
         yield grid[at : at + steps_per_query]
 
 
+@attrs.frozen
+class Window:
+    """What a replay or a recording of a server's history asks for."""
+
+    base: str
+    start_ms: int
+    end_ms: int
+    step_ms: int | None  # None: the targets' scrape interval, else the default
+    match: str | None
+    include: tuple[str, ...]
+
+
+def window_of(
+    url: str,
+    start: str | None,
+    end: str | None,
+    step_ms: int | None,
+    match: str | None,
+    include: tuple[str, ...],
+    now_ms: int,
+) -> Window:
+    """The window ``--from``/``--to``/``--step``/``--match`` name (usage errors raised here,
+    before anything is asked of the server)."""
+    base = prometheus_base(url)
+    end_ms = parse_instant_ms(end, now_ms) if end else now_ms
+    start_ms = parse_instant_ms(start, now_ms) if start else end_ms - DEFAULT_SPAN_MS
+    if start_ms >= end_ms:
+        raise UsageError(
+            f"--from {format_rfc3339_ms(start_ms)} is not before --to {format_rfc3339_ms(end_ms)}"
+        )
+    selector("up", match)  # a bad --match is a usage error now, not a refused query
+    return Window(base, start_ms, end_ms, step_ms, match, include)
+
+
+@attrs.frozen
+class History:
+    """A server's history of a window, planned: its series listed (bounded), hosts, sections,
+    step and instants; :meth:`frames` fetches one run of instants."""
+
+    window: Window
+    ours: str  # the selector of our families
+    up: str
+    hosts: tuple[str, ...]
+    include: tuple[str, ...]
+    step_ms: int
+    grid: range
+    per_query: int  # instants a query_range asks for
+    added: frozenset[str]
+    series: int
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{format_rfc3339_ms(self.window.start_ms)} .. {format_rfc3339_ms(self.window.end_ms)}"
+        )
+
+    async def frames(self, api: PromApi, instants: range) -> list[Frame]:
+        """The frame at each of ``instants`` (a run of :attr:`grid`), two queries."""
+        last = instants[-1]
+        series = await api.query_range(self.ours, instants[0], last, self.step_ms)
+        ups = await api.query_range(self.up, instants[0], last, self.step_ms)
+        return list(
+            frames_of(series, ups, instants, self.hosts, self.include, HOST_LIMITS, self.added)
+        )
+
+
+async def plan(api: PromApi, window: Window, points_per_query: int = POINTS_PER_QUERY) -> History:
+    """List the window's series and settle what to fetch (module header); one line when there
+    is nothing to fetch or too much."""
+    base = window.base
+    ours = selector(family_regex(window.include), window.match)
+    listed = await api.series(ours, window.start_ms, window.end_ms)
+    text = f"{format_rfc3339_ms(window.start_ms)} .. {format_rfc3339_ms(window.end_ms)}"
+    if not listed:
+        raise SourceUnavailable(
+            f"Prometheus {base}: no all-smi series between {text}"
+            + (f" matching {window.match}" if window.match else "")
+            + " (does it scrape `allsmi api` or all-smi exporters?)"
+        )
+    if len(listed) > MAX_SERIES:
+        raise UsageError(
+            f"Prometheus {base}: {len(listed)} series in the window, over {MAX_SERIES}; "
+            'narrow it with --match (e.g. --match \'{job="gpu",instance=~"node-0.*"}\')'
+        )
+    hosts = sorted({s[HOST_LABEL] for s in listed if HOST_LABEL in s})
+    targets = await api.targets()
+    step = window.step_ms or _step_of(targets, hosts)
+    grid = instants(window.start_ms, window.end_ms, step)
+    if not grid:
+        raise UsageError(f"the window {text} holds no multiple of the step {step} ms")
+    return History(
+        window=window,
+        ours=ours,
+        up=selector("up", window.match),
+        hosts=tuple(hosts),
+        include=sections_of({s.get("__name__", "") for s in listed}),
+        step_ms=step,
+        grid=grid,
+        per_query=max(1, min(MAX_POINTS_PER_SERIES - 1, points_per_query // len(listed))),
+        added=frozenset().union(TARGET_LABELS, *(targets[h].labels for h in hosts if h in targets)),
+        series=len(listed),
+    )
+
+
+def history_header(history: History, now_ms: int) -> Header:
+    return Header(
+        source="remote",
+        interval_ms=history.step_ms,
+        hosts=history.hosts,
+        all_smi_version=__version__,
+        started_ms=now_ms,
+    )
+
+
+def is_empty(frame: Frame) -> bool:
+    """No host had a sample and none was down: the server's gap."""
+    return not frame.errors and not any(rows_of(frame, section) for section in SECTION_TABLE)
+
+
+def api_for(base: str, token: str | None, timeout_s: float | None = None) -> PromApi:
+    tls = ssl.create_default_context() if base.startswith("https://") else None
+    return PromApi(base, token, tls, timeout_s=timeout_s)
+
+
 def run(args: argparse.Namespace) -> int:
     for flag, value in (("--source remote", args.source == "remote"), ("--hosts", args.hosts)):
         if value:
             raise UsageError(f"{flag} does not go with --from-prometheus")
     if args.interval_ms is not None or args.duration_ms:
         raise UsageError("--interval and --duration do not go with --from-prometheus (see --step)")
-    base = prometheus_base(args.from_prometheus)
-    clock = RealClock()
-    now = clock.wall_ms()
-    end = parse_instant_ms(args.end, now) if args.end else now
-    start = parse_instant_ms(args.start, now) if args.start else end - DEFAULT_SPAN_MS
-    if start >= end:
-        raise UsageError(
-            f"--from {format_rfc3339_ms(start)} is not before --to {format_rfc3339_ms(end)}"
-        )
+    now = RealClock().wall_ms()
+    window = window_of(
+        args.from_prometheus, args.start, args.end, args.step_ms, args.match, args.include, now
+    )
     path = Path(args.output) if args.output else default_output(now)
     prepare_output(path, create_parent=not args.output)
     token = read_token(args.token_file)
-    tls = ssl.create_default_context() if base.startswith("https://") else None
-    return anyio.run(_record, args, base, token, tls, start, end, path, now)
+    return anyio.run(_record, args, window, token, path, now)
 
 
 async def _record(
-    args: argparse.Namespace,
-    base: str,
-    token: str | None,
-    tls: ssl.SSLContext | None,
-    start: int,
-    end: int,
-    path: Path,
-    now: int,
+    args: argparse.Namespace, window: Window, token: str | None, path: Path, now: int
 ) -> int:
-    api = PromApi(base, token, tls)
+    api = api_for(window.base, token)
     try:
-        ours = selector(family_regex(args.include), args.match)
-        listed = await api.series(ours, start, end)
-        window_text = f"{format_rfc3339_ms(start)} .. {format_rfc3339_ms(end)}"
-        if not listed:
-            raise SourceUnavailable(
-                f"Prometheus {base}: no all-smi series between {window_text}"
-                + (f" matching {args.match}" if args.match else "")
-                + " (does it scrape `allsmi api` or all-smi exporters?)"
-            )
-        if len(listed) > MAX_SERIES:
-            raise UsageError(
-                f"Prometheus {base}: {len(listed)} series in the window, over {MAX_SERIES}; "
-                'narrow it with --match (e.g. --match \'{job="gpu",instance=~"node-0.*"}\')'
-            )
-        hosts = sorted({s[HOST_LABEL] for s in listed if HOST_LABEL in s})
-        include = sections_of({s.get("__name__", "") for s in listed})
-        targets = await api.targets()
-        step = args.step_ms or _step_of(targets, hosts)
-        added = frozenset().union(
-            TARGET_LABELS, *(targets[h].labels for h in hosts if h in targets)
-        )
-        grid = instants(start, end, step)
-        if not grid:
-            raise UsageError(f"the window {window_text} holds no multiple of the step {step} ms")
-        per_query = max(1, min(MAX_POINTS_PER_SERIES - 1, POINTS_PER_QUERY // len(listed)))
-        header = Header(
-            source="remote",
-            interval_ms=step,
-            hosts=tuple(hosts),
-            all_smi_version=__version__,
-            started_ms=now,
-        )
+        history = await plan(api, window)
         config = SinkConfig(
             path=path,
             codec=codec_for(path, args.compress),
@@ -162,26 +242,20 @@ async def _record(
             max_age_ms=args.max_age_ms,
         )
         sys.stderr.write(
-            f"allsmi record: reading {len(hosts)} host(s), {len(listed)} series from Prometheus "
-            f"{base}, {window_text} every {format_gap(step)}, into {path}\n"
+            f"allsmi record: reading {len(history.hosts)} host(s), {history.series} series "
+            f"from Prometheus {window.base}, {history.text} every {format_gap(history.step_ms)}, "
+            f"into {path}\n"
         )
         sys.stderr.flush()
-        up = selector("up", args.match)
         written = 0
-        sink = RecordingSink(config, header)
+        sink = RecordingSink(config, history_header(history, now))
         with RecordingLock.acquire(path):
             seq = last_seq_of_set(path) + 1
             sink.prepare_existing()
             try:
-                for window in windows(grid, per_query):
-                    last = window[-1]
-                    series = await api.query_range(ours, window[0], last, step)
-                    ups = await api.query_range(up, window[0], last, step)
-                    found = frames_of(series, ups, window, hosts, include, HOST_LIMITS, added)
-                    for frame in found:
-                        if not frame.errors and not any(
-                            rows_of(frame, section) for section in SECTION_TABLE
-                        ):
+                for run_of in windows(history.grid, history.per_query):
+                    for frame in await history.frames(api, run_of):
+                        if is_empty(frame):
                             continue  # nobody had a sample: the server's gap stays a gap
                         line, kept = fit_frame(attrs.evolve(frame, seq=seq))
                         sink.append(line, seq, frame.t_ms, frame=kept)
@@ -193,7 +267,7 @@ async def _record(
     finally:
         await api.aclose()
     if not written:
-        raise SourceUnavailable(f"Prometheus {base}: no samples between {window_text}")
+        raise SourceUnavailable(f"Prometheus {window.base}: no samples between {history.text}")
     sys.stderr.write(
         f"allsmi record: {written} frame{'' if written == 1 else 's'} from {api.requests} "
         f"queries written to {path}\n"

@@ -25,6 +25,7 @@ import attrs
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.lock import recorder_running
 from allsmi.adapters.recording.source import RecordingSource
+from allsmi.app.prom_replay import PrometheusSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
 
@@ -47,7 +48,7 @@ def local_zone() -> tzinfo:
 class ReplayDriver:
     """The core, the recording, and what the screen should show next."""
 
-    source: RecordingSource | FollowingSource
+    source: RecordingSource | FollowingSource | PrometheusSource
     state: core.ReplayState
     view_keys: list[str] = attrs.field(factory=list)  # keys for tabs, scrolling, help
     dirty: bool = True
@@ -78,6 +79,21 @@ class ReplayDriver:
         source: RecordingSource | FollowingSource = (
             FollowingSource(path) if follow else RecordingSource(path, background=background)
         )
+        return cls.of(source, speed=speed, start=start, loop=loop, follow=follow, tz=tz)
+
+    @classmethod
+    def of(
+        cls,
+        source: RecordingSource | FollowingSource | PrometheusSource,
+        *,
+        speed: float = 1.0,
+        start: str | None = None,
+        loop: bool = False,
+        follow: bool = False,
+        tz: tzinfo | None = None,
+    ) -> ReplayDriver:
+        """The driver over a source already open (:meth:`open`'s, or a Prometheus server's
+        window, :mod:`allsmi.app.prom_replay`)."""
         indexed, whole = None, None
         if isinstance(source, RecordingSource):
             indexed, whole = _percent(source.indexing), source.whole_duration_ms
@@ -100,7 +116,7 @@ class ReplayDriver:
         driver.perform(commands)
         if isinstance(source, FollowingSource):
             driver._running = True  # what the core assumes of a followed recording
-            driver._tell_recorder(recorder_running(path), caught_up=True)
+            driver._tell_recorder(recorder_running(source.path), caught_up=True)
         return driver
 
     @property
@@ -124,7 +140,7 @@ class ReplayDriver:
             changed = self._tell_recorder(running, caught_up=update.caught_up) or changed
         return changed
 
-    def _poll_index(self, source: RecordingSource) -> bool:
+    def _poll_index(self, source: RecordingSource | PrometheusSource) -> bool:
         """Take in what the background index found; tell the core of the frames and of
         the percent indexed (once it changes)."""
         if self._indexed is None:

@@ -22,6 +22,7 @@ import attrs
 
 from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.app.clock import Clock
+from allsmi.app.prom_replay import PrometheusSource
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
@@ -248,10 +249,11 @@ class ReplayModel:
         return self.driver.polling or building or self.events is not None
 
     def history(self) -> MapView | None:
-        if self.map is None:
+        source = self.driver.source
+        if self.map is None or isinstance(source, PrometheusSource):
             return None
         state = self.driver.state
-        view = self.map.view(self.driver.source, state.cursor)
+        view = self.map.view(source, state.cursor)
         marks = tuple((state.first_key_ms + e.offset_ms, e.host) for e in state.events)
         return attrs.evolve(view, marks=marks)
 

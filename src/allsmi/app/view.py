@@ -38,6 +38,9 @@ class ScreenTerminal(AsciimaticsTerminal):
 
 
 def run(args: argparse.Namespace) -> int:
+    window = (args.window_start, args.window_end, args.step_ms, args.match)
+    if any(value is not None for value in window) and not is_prometheus(args.replay):
+        raise UsageError("--from, --to, --step and --match go with --replay prometheus+http://…")
     if args.replay:
         if args.hosts or args.interval_ms:
             raise UsageError(
@@ -49,10 +52,37 @@ def run(args: argparse.Namespace) -> int:
     return run_live(args)
 
 
-def run_replay(args: argparse.Namespace) -> int:
-    """The recording is opened first, once: a missing, unreadable, non-regular or empty one
-    is reported as such (exit 2) wherever this runs; only then is a terminal required."""
-    driver = ReplayDriver.open(
+def is_prometheus(replay: str | None) -> bool:
+    return replay is not None and replay.startswith(("prometheus+http://", "prometheus+https://"))
+
+
+def open_replay(args: argparse.Namespace) -> ReplayDriver:
+    """The recording, or the Prometheus server's window, opened: every failure to open is
+    one line before a terminal is asked for."""
+    if is_prometheus(args.replay):
+        if args.follow:
+            raise UsageError("--follow is for a recording still being written, not Prometheus")
+        from allsmi.app.from_prometheus import window_of
+        from allsmi.app.prom_replay import PrometheusSource
+        from allsmi.app.remote import read_token
+
+        now = RealClock().wall_ms()
+        window = window_of(
+            args.replay,
+            args.window_start,
+            args.window_end,
+            args.step_ms,
+            args.match,
+            REMOTE_SECTIONS,
+            now,
+        )
+        source = PrometheusSource(window, read_token(args.token_file), now)
+        try:
+            return ReplayDriver.of(source, speed=args.speed, start=args.start, loop=args.loop)
+        except BaseException:
+            source.close()
+            raise
+    return ReplayDriver.open(
         Path(args.replay),
         speed=args.speed,
         start=args.start,
@@ -60,6 +90,12 @@ def run_replay(args: argparse.Namespace) -> int:
         follow=args.follow,
         background=True,  # a recording with no seek table is shown while it is indexed
     )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """The recording is opened first, once: a missing, unreadable, non-regular or empty one
+    is reported as such (exit 2) wherever this runs; only then is a terminal required."""
+    driver = open_replay(args)
     with driver.source:
         require_terminal()
         source = driver.source

@@ -39,7 +39,14 @@ class Target(NamedTuple):
 class PromApi:
     """The query API at ``base`` (``http://prom:9090``, or with a path prefix)."""
 
-    def __init__(self, base: str, token: str | None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        base: str,
+        token: str | None,
+        tls: ssl.SSLContext | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> None:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -49,6 +56,7 @@ class PromApi:
         except HttpFailed as err:
             raise SourceUnavailable(f"Prometheus {base}: {err}") from None
         self.requests = 0  # answered so far (tests and benchmarks read it)
+        self.timeout_s = REQUEST_TIMEOUT_S if timeout_s is None else timeout_s
 
     async def aclose(self) -> None:
         await self._origin.aclose()
@@ -114,12 +122,12 @@ class PromApi:
     async def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
         target = f"{path}?{urlencode(params)}"
         try:
-            with anyio.fail_after(REQUEST_TIMEOUT_S):
+            with anyio.fail_after(self.timeout_s):
                 reply = await self._origin.get(target)
         except TimeoutError:
             await self._origin.aclose()
             raise SourceUnavailable(
-                f"Prometheus {self.base}: no answer within {REQUEST_TIMEOUT_S:g} s"
+                f"Prometheus {self.base}: no answer within {self.timeout_s:g} s"
             ) from None
         except HttpFailed as err:
             raise SourceUnavailable(f"Prometheus {self.base}: {err}") from None
