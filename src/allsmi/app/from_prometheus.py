@@ -42,9 +42,9 @@ from allsmi.adapters.prometheus.history import (
 )
 from allsmi.adapters.recording.lock import RecordingLock
 from allsmi.adapters.recording.recovery import last_seq_of_set
-from allsmi.adapters.recording.sink import RecordingSink, SinkConfig, codec_for
+from allsmi.adapters.recording.sink import RecordingSink
 from allsmi.app.clock import RealClock
-from allsmi.app.record import default_output, fit_frame, prepare_output
+from allsmi.app.record import default_output, fit_frame, prepare_output, sink_config
 from allsmi.app.remote import read_token
 from allsmi.domain.errors import SourceUnavailable, UsageError
 from allsmi.domain.model import SECTION_TABLE, Frame, Header
@@ -234,13 +234,7 @@ async def _record(
     api = api_for(window.base, token)
     try:
         history = await plan(api, window)
-        config = SinkConfig(
-            path=path,
-            codec=codec_for(path, args.compress),
-            max_size=args.max_size,
-            max_files=args.max_files,
-            max_age_ms=args.max_age_ms,
-        )
+        config = sink_config(args, path)
         sys.stderr.write(
             f"allsmi record: reading {len(history.hosts)} host(s), {history.series} series "
             f"from Prometheus {window.base}, {history.text} every {format_gap(history.step_ms)}, "

@@ -188,6 +188,17 @@ def prepare_output(path: Path, *, create_parent: bool = True) -> None:
     require_writable_output(path, "output", create_parent=create_parent)
 
 
+def sink_config(args: argparse.Namespace, path: Path) -> SinkConfig:
+    """The sink ``record``'s flags ask for: codec, rotation and retention."""
+    return SinkConfig(
+        path=path,
+        codec=codec_for(path, args.compress),
+        max_size=args.max_size,
+        max_files=args.max_files,
+        max_age_ms=args.max_age_ms,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.from_prometheus:
         from allsmi.app.from_prometheus import run as from_prometheus
@@ -213,13 +224,7 @@ def run(args: argparse.Namespace) -> int:
     plan = RecordPlan(
         args.interval_ms, args.duration_ms, args.source, host_ids(hosts) or source.hosts()
     )
-    config = SinkConfig(
-        path=path,
-        codec=codec_for(path, args.compress),
-        max_size=args.max_size,
-        max_files=args.max_files,
-        max_age_ms=args.max_age_ms,
-    )
+    config = sink_config(args, path)
     header = Header(
         source=plan.source,
         interval_ms=plan.interval_ms,
