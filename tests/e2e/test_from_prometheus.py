@@ -20,7 +20,7 @@ from allsmi.domain.sections import REMOTE_SECTIONS
 
 from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
 from .test_cluster import Mock, tab_row
-from .test_exporter import free_port, prom_query, prometheus
+from .test_exporter import free_port, prom_query, prometheus, start_api
 from .tmux import Tmux
 
 TICK_MS = 3000  # the mock's simulation step: its values hold that long
@@ -76,13 +76,13 @@ def in_the_tui_as_a_user(
     tui = Tmux("prom-replay", ["view", "--replay", url, *span], width=160, height=50)
     sessions.append(tui)
     first = tui.wait_for("frame 1/", timeout=30)
-    assert "Nodes 4/4" in first and "from Prometheus" in first
+    assert "Nodes 5/5" in first and "from Prometheus" in first
     assert "node-0002" in tab_row(first)  # two mocks each have a node-0001: shown by address
     seconds = stopped_offset_ms // 1000 + 4
     tui.send("g")
     tui.send(f"00:00:{seconds:02d}", "Enter")
     after = tui.wait_for(lambda s: f"| 00:00:{seconds:02d} /" in s, timeout=30)
-    assert "Nodes 3/4" in after
+    assert "Nodes 4/5" in after
     tui.send("q")
     tui.wait_for("EXITED rc=0")
 
@@ -93,7 +93,9 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     steady, doomed = Mock(tmp_path / "a", nodes=3, failing=0), Mock(tmp_path / "b", 1, 0)
-    hosts = [steady.host(i) for i in range(3)] + [doomed.host(0)]
+    _, api_port = start_api("-i", "1")  # this machine through our own exporter: no GPU here
+    exporter = f"127.0.0.1:{api_port}"
+    hosts = [steady.host(i) for i in range(3)] + [doomed.host(0), exporter]
     hostfile = tmp_path / "hosts"
     hostfile.write_text("\n".join(hosts) + "\n")
     direct_path, out = tmp_path / "direct.ndjson.zst", tmp_path / "prom.ndjson.zst"
@@ -128,7 +130,7 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
         lazily_as_the_recording(url, start, end, replayed, hosts)
         in_the_tui_as_a_user(url, span, stopped_ms - start, sessions)
     steady.stop()
-    assert "reading 4 host(s)" in result.stderr and "every 1s" in result.stderr
+    assert "reading 5 host(s)" in result.stderr and "every 1s" in result.stderr
     verified = run_allsmi("verify", str(out))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
@@ -153,6 +155,10 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
             assert lost not in frame.errors and readings(frame, doomed.host(0))
     assert sum(lost in f.errors for f in replayed) >= 3
     assert all(readings(f, steady.host(0)) for f in replayed)
+    # our own exporter's page, through Prometheus: this machine's memory, as recorded
+    totals = {m.total_bytes for f in seen for m in f.memory or () if m.host_id == exporter}
+    mine = [m for f in replayed for m in f.memory or () if m.host_id == exporter]
+    assert mine and {m.total_bytes for m in mine} == totals
 
 
 # --- failures: one line, never a traceback -----------------------------------------------
