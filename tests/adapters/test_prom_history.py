@@ -31,13 +31,17 @@ def gpu_series(host: str, name: str, values: list[str], *, start: int = T0) -> R
         "gpu_index": "0",
         "gpu_uuid": f"{UUID}-{host[-6]}",
     }
-    times = [start + i * 1000 for i in range(len(values))]
-    return RangeSeries(labels, times, values)
+    return RangeSeries(labels, points(values, start=start))
+
+
+def points(values: list[str], *, start: int = T0, step: int = 1000) -> list[list[object]]:
+    """As the API writes them: ``[seconds, "value"]``."""
+    return [[(start + i * step) / 1000, v] for i, v in enumerate(values)]
 
 
 def up_series(host: str, values: list[str]) -> RangeSeries:
     labels = {"__name__": "up", "instance": host, "job": "gpu"}
-    return RangeSeries(labels, [T0 + i * 1000 for i in range(len(values))], values)
+    return RangeSeries(labels, points(values))
 
 
 def frames(
@@ -83,7 +87,7 @@ def test_up_of_zero_is_that_hosts_error_and_its_rows_are_left_out() -> None:
 
 def test_a_missing_point_is_no_row_and_nan_is_no_reading() -> None:
     series = gpu_series(A, "all_smi_gpu_utilization", ["10", "NaN"])
-    series = RangeSeries(series.labels, [T0, T0 + 2000], ["10", "NaN"])  # nothing at T0+1s
+    series = RangeSeries(series.labels, points(["10", "NaN"], step=2000))  # nothing at T0+1s
     found = frames([series], hosts=(A,))
     assert [len(f.gpus or ()) for f in found] == [1, 0, 1]
     assert found[2].gpus is not None and found[2].gpus[0].utilization is None
@@ -136,3 +140,15 @@ def test_only_the_families_of_the_included_sections_are_asked_for() -> None:
         "memory",
         "storage",
     )
+
+
+def test_a_point_that_is_not_a_number_and_text_is_no_value() -> None:
+    labels = {"__name__": "up", "instance": A}
+    odd = RangeSeries(
+        labels, [[T0 / 1000, 1], [(T0 + 1000) / 1000], "x", [(T0 + 3000) / 1000, "1"]]
+    )
+    assert odd.value_at(T0) is None  # a number, not text
+    assert odd.value_at(T0 + 1000) is None  # no value at all
+    assert RangeSeries(labels, [["soon", "1"]]).value_at(T0) is None  # not a time
+    whole = RangeSeries(labels, [[T0 // 1000, "1"]])  # whole seconds come as integers
+    assert whole.value_at(T0) == "1" and whole.value_at(T0 + 1) is None

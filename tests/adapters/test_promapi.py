@@ -71,7 +71,8 @@ def test_a_matrix_answer_becomes_series_in_ms_and_the_request_says_seconds() -> 
             api = PromApi(base, "s3cret")
             found = await query(api)
             await api.aclose()
-        assert found == [RangeSeries({"__name__": "up", "instance": "a:1"}, [1500], ["1"])]
+        assert found == [RangeSeries({"__name__": "up", "instance": "a:1"}, [[1.5, "1"]])]
+        assert found[0].value_at(1500) == "1"
 
     anyio.run(main)
     assert asked == [
@@ -109,8 +110,10 @@ def test_json_that_is_not_the_apis_is_said() -> None:
     assert failure(answer(200, body), query) == (
         "Prometheus BASE: query_range: not the query API's answer"
     )
-    bad_points = {"status": "success", "data": {"resultType": "matrix", "result": [{"x": 1}]}}
-    assert failure(answer(200, bad_points), query).endswith("not the query API's answer")
+    results: list[object] = [[{"x": 1}], [{"metric": {"a": 1}, "values": []}], {"metric": {}}]
+    for result in [*results, [[]]]:
+        odd = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+        assert failure(answer(200, odd), query).endswith("not the query API's answer")
 
 
 def test_a_server_that_never_answers_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,6 +66,13 @@ def lazily_as_the_recording(
         last = source.time_at(source.frame_count - 1)
         assert source.index_at_or_before(last + 999) == source.frame_count - 1
         assert source.index_at_or_before(start - 60_000) == 0
+    with PrometheusSource(window, None, now, points_per_query=3000) as source:
+        source.frame(0)  # the first run, and the second fetched behind
+        far = source.frame_count - 1
+        shown = source.frame(far)  # a seek to the end: what is fetched behind is cancelled
+        if shown.t_ms in by_time:
+            assert all(readings(shown, h) == readings(by_time[shown.t_ms], h) for h in hosts)
+        assert source.fetches <= 3 and source.frame(0).t_ms == source.time_at(0)
 
 
 def in_the_tui_as_a_user(
@@ -157,8 +164,8 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
     assert all(readings(f, steady.host(0)) for f in replayed)
     # our own exporter's page, through Prometheus: this machine's memory, as recorded
     totals = {m.total_bytes for f in seen for m in f.memory or () if m.host_id == exporter}
-    mine = [m for f in replayed for m in f.memory or () if m.host_id == exporter]
-    assert mine and {m.total_bytes for m in mine} == totals
+    rows = [m for f in replayed for m in f.memory or () if m.host_id == exporter]
+    assert rows and {m.total_bytes for m in rows} == totals
 
 
 # --- failures: one line, never a traceback -----------------------------------------------

@@ -36,8 +36,8 @@ from allsmi.adapters.network.scrape import HOST_LIMITS
 from allsmi.adapters.prometheus.history import (
     HOST_LABEL,
     TARGET_LABELS,
+    Run,
     family_regex,
-    frames_of,
     sections_of,
 )
 from allsmi.adapters.recording.lock import RecordingLock
@@ -144,14 +144,17 @@ class History:
             f"{format_rfc3339_ms(self.window.start_ms)} .. {format_rfc3339_ms(self.window.end_ms)}"
         )
 
-    async def frames(self, api: PromApi, instants: range) -> list[Frame]:
-        """The frame at each of ``instants`` (a run of :attr:`grid`), two queries."""
+    async def fetch(self, api: PromApi, instants: range) -> Run:
+        """The series of ``instants`` (a run of :attr:`grid`), two queries; no frame built."""
         last = instants[-1]
         series = await api.query_range(self.ours, instants[0], last, self.step_ms)
         ups = await api.query_range(self.up, instants[0], last, self.step_ms)
-        return list(
-            frames_of(series, ups, instants, self.hosts, self.include, HOST_LIMITS, self.added)
-        )
+        return Run(series, ups, self.hosts, self.include, HOST_LIMITS, self.added)
+
+    async def frames(self, api: PromApi, instants: range) -> list[Frame]:
+        """The frame at each of ``instants`` (a run of :attr:`grid`), two queries."""
+        run = await self.fetch(api, instants)
+        return [run.frame(t_ms) for t_ms in instants]
 
 
 async def plan(api: PromApi, window: Window, points_per_query: int = POINTS_PER_QUERY) -> History:

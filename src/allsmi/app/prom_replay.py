@@ -7,8 +7,15 @@ its instants — the epoch-aligned multiples of the step — are the replay's fr
 timeline, every seek and every time on screen is known before any value is fetched. A frame
 is fetched with the run of :data:`VIEW_POINTS_PER_QUERY`-bounded instants that holds it
 (two ``query_range`` calls), when it is first shown; the run after it is then fetched behind,
-so playing on never waits. Runs are kept in a cache bounded in bytes (:data:`CACHE_BYTES`,
-estimated at :data:`ROW_BYTES` a row), the least recently shown evicted first.
+so playing on never waits. A run is kept as the server's answer, parsed
+(:class:`~allsmi.adapters.prometheus.history.Run`), and only the frame shown is built from
+it: a seek pays for one frame, not a run's. A parsed answer is large (its labels are
+repeated in every run: ~2 KiB a series, ~45 MB a run of 100 hosts × 8 GPUs), so only the
+last :data:`RUNS_KEPT` are kept; the frames built are kept in a cache bounded in bytes
+(:data:`CACHE_BYTES`, estimated at :data:`ROW_BYTES` a row), the least recently shown
+evicted first, and a frame of a run no longer kept is fetched again. A seek to a run not
+fetched yet cancels what is being fetched behind: the run on screen never waits for one
+nobody asked for.
 
 Rules this module obeys:
 - The HTTP client runs on an event loop of its own thread (an anyio blocking portal); the
@@ -28,13 +35,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Final
 
 import anyio
 import anyio.from_thread
 
 from allsmi.adapters.network.promapi import PromApi
+from allsmi.adapters.prometheus.history import Run
 from allsmi.adapters.recording.source import IndexUpdate
 from allsmi.app.from_prometheus import History, Window, api_for, history_header, plan
 from allsmi.domain.errors import AllsmiError
@@ -44,7 +52,8 @@ from allsmi.domain.sections import rows_of
 VIEW_POINTS_PER_QUERY: Final = 100_000  # a run shown within a second on a local server
 VIEW_TIMEOUT_S: Final = 10.0
 CACHE_BYTES: Final = 256 * 1024 * 1024
-ROW_BYTES: Final = 1024  # what a row of a frame holds in memory, about
+RUNS_KEPT: Final = 3  # answers kept as parsed: the run shown, the one behind, one more
+ROW_BYTES: Final = 1400  # what a row of a built frame holds in memory (measured: ~1.3 KiB)
 
 
 class PrometheusSource:
@@ -60,7 +69,7 @@ class PrometheusSource:
         cache_bytes: int = CACHE_BYTES,
         points_per_query: int = VIEW_POINTS_PER_QUERY,
     ) -> None:
-        self._ahead: dict[int, Future[list[Frame]]] = {}
+        self._ahead: dict[int, Future[Run]] = {}
         self._guard = threading.Lock()  # the cache, between the replay's thread and callbacks
         self._stack = contextlib.ExitStack()
         self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
@@ -81,10 +90,9 @@ class PrometheusSource:
         self.indexing: float | None = None
         self.fetches = 0  # runs fetched so far (tests and benchmarks read it)
         self._cache_bytes = cache_bytes
-        self._runs: collections.OrderedDict[int, tuple[list[Frame], int]] = (
-            collections.OrderedDict()
-        )
-        self._held = 0  # bytes of the cached runs
+        self._runs: collections.OrderedDict[int, Run] = collections.OrderedDict()
+        self._built: collections.OrderedDict[int, tuple[Frame, int]] = collections.OrderedDict()
+        self._held = 0  # bytes of the built frames kept
 
     # ----------------------------------------------------------------- the timeline
 
@@ -120,55 +128,85 @@ class PrometheusSource:
     # ----------------------------------------------------------------- frames
 
     def frame(self, index: int) -> Frame:
-        per = self.history.per_query
-        run = index // per
-        frames = self._run(run)
-        if run + 1 < -(-self.frame_count // per):
-            self._fetch_behind(run + 1)
-        return frames[index - run * per]
-
-    def _instants(self, run: int) -> range:
-        per = self.history.per_query
-        return self.history.grid[run * per : (run + 1) * per]
-
-    def _run(self, run: int) -> list[Frame]:
         with self._guard:
-            cached = self._runs.get(run)
+            built = self._built.get(index)
+            if built is not None:
+                self._built.move_to_end(index)
+                return built[0]
+        per = self.history.per_query
+        number = index // per
+        run = self._run(number)
+        if number + 1 < -(-self.frame_count // per):
+            self._fetch_behind(number + 1)
+        t_ms = self.history.grid[index]
+        if isinstance(run, str):  # it could not be fetched: say why, ask again next time
+            return Frame(t_ms=t_ms, source="remote", errors=(run,))
+        frame = run.frame(t_ms)
+        size = ROW_BYTES * sum(len(rows_of(frame, s) or ()) for s in SECTION_TABLE)
+        with self._guard:
+            self._built[index] = (frame, size)
+            self._held += size
+            while self._held > self._cache_bytes and len(self._built) > 1:
+                _, (_, freed) = self._built.popitem(last=False)
+                self._held -= freed
+        return frame
+
+    def _instants(self, number: int) -> range:
+        per = self.history.per_query
+        return self.history.grid[number * per : (number + 1) * per]
+
+    def _run(self, number: int) -> Run | str:
+        """Run ``number``, fetched now if it is not cached or being fetched behind; the
+        reason, when it cannot be fetched."""
+        with self._guard:
+            cached = self._runs.get(number)
             if cached is not None:
-                self._runs.move_to_end(run)
-                return cached[0]
-            ahead = self._ahead.pop(run, None)
+                self._runs.move_to_end(number)
+                return cached
+            ahead = self._ahead.pop(number, None)
+            stale = list(self._ahead.values()) if ahead is None else []
+            if ahead is None:
+                self._ahead.clear()
+        for future in stale:
+            future.cancel()  # a seek elsewhere: what was fetched behind can wait
+        run: Run | None = None
         try:
-            frames = ahead.result() if ahead is not None else self._portal.call(self._fetch, run)
+            if ahead is not None:
+                run = ahead.result()
+        except CancelledError:
+            pass  # cancelled under us (a seek elsewhere, just before): ask for it now
         except AllsmiError as err:
             self.warnings.append(str(err))
-            return [Frame(t_ms=t, source="remote", errors=(str(err),)) for t in self._instants(run)]
-        self._keep(run, frames)
-        return frames
+            return str(err)
+        if run is None:
+            try:
+                run = self._portal.call(self._fetch, number)
+            except AllsmiError as err:
+                self.warnings.append(str(err))
+                return str(err)
+        self._keep(number, run)
+        return run
 
-    def _fetch_behind(self, run: int) -> None:
+    def _fetch_behind(self, number: int) -> None:
         with self._guard:
-            if run in self._runs or run in self._ahead:
+            if number in self._runs or number in self._ahead:
                 return
-            future = self._portal.start_task_soon(self._fetch, run)
-            self._ahead[run] = future
+            self._ahead[number] = self._portal.start_task_soon(self._fetch, number)
 
-    async def _fetch(self, run: int) -> list[Frame]:
+    async def _fetch(self, number: int) -> Run:
         if self._lock is None:
             self._lock = anyio.Lock()  # made on the portal's loop, used only there
         async with self._lock:
-            frames = await self.history.frames(self._api, self._instants(run))
+            run = await self.history.fetch(self._api, self._instants(number))
         self.fetches += 1
-        return frames
+        return run
 
-    def _keep(self, run: int, frames: list[Frame]) -> None:
-        size = ROW_BYTES * sum(len(rows_of(f, s) or ()) for f in frames for s in SECTION_TABLE)
+    def _keep(self, number: int, run: Run) -> None:
         with self._guard:
-            self._runs[run] = (frames, size)
-            self._held += size
-            while self._held > self._cache_bytes and len(self._runs) > 1:
-                _, (_, freed) = self._runs.popitem(last=False)
-                self._held -= freed
+            self._runs[number] = run
+            self._runs.move_to_end(number)
+            while len(self._runs) > RUNS_KEPT:
+                self._runs.popitem(last=False)
 
     # ----------------------------------------------------------------- lifetime
 

@@ -80,15 +80,19 @@ class PromApi:
         if not isinstance(data, dict) or data.get("resultType") != "matrix":
             raise self._odd("query_range")
         found: list[RangeSeries] = []
-        for item in data.get("result") or []:
-            try:
-                labels = {str(k): str(v) for k, v in item["metric"].items()}
-                points = item["values"]
-                times = [round(float(t) * 1000) for t, _ in points]
-                values = [str(v) for _, v in points]
-            except (KeyError, TypeError, ValueError, AttributeError):
-                raise self._odd("query_range") from None
-            found.append(RangeSeries(labels, times, values))
+        result = data.get("result") or []
+        if type(result) is not list:
+            raise self._odd("query_range")
+        for item in result:
+            # labels must be strings; points are left as parsed (a point not [number,
+            # "text"] is no value where it is read: history.RangeSeries.value_at)
+            labels = item.get("metric") if type(item) is dict else None
+            points = item.get("values") if type(item) is dict else None
+            if type(labels) is not dict or type(points) is not list:
+                raise self._odd("query_range")
+            if not all(type(v) is str for v in labels.values()):
+                raise self._odd("query_range")
+            found.append(RangeSeries(labels, points))
         return found
 
     async def targets(self) -> dict[str, Target]:

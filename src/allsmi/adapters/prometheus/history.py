@@ -23,12 +23,13 @@ Rules this module obeys:
   as on a page. A host with no sample at an instant has no rows there (``no data``).
 - Sections: those the series' families belong to (``sections_of``), the same for every frame
   of a recording, so a section without rows at an instant is "none", not "not collected".
-- Memory: one window's parsed answer, walked instant by instant with one cursor per series;
-  nothing is copied per instant but the samples of that instant.
+- Memory and time: a run's answer is kept as parsed; a frame is built only for the instant
+  asked for (:class:`Run`), each series' value found by bisection on its points.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final
 
@@ -63,11 +64,11 @@ _SECTION_KEYS: Final = {s.name: s.key for s in SECTION_TABLE}
 @attrs.frozen
 class RangeSeries:
     """One series of a ``query_range`` answer: its labels (``__name__`` included) and its
-    points in time order, values as the API writes them."""
+    points as the API gives them, ``[seconds, "value"]`` in time order (left as parsed: a
+    replay converts only the instant it shows)."""
 
     labels: dict[str, str]
-    times_ms: Sequence[int]
-    values: Sequence[str]
+    points: Sequence[Sequence[object]]
 
     @property
     def name(self) -> str:
@@ -76,6 +77,27 @@ class RangeSeries:
     @property
     def host(self) -> str | None:
         return self.labels.get(HOST_LABEL)
+
+    def value_at(self, t_ms: int) -> str | None:
+        return value_at(self.points, t_ms)
+
+
+def value_at(points: Sequence[Sequence[object]], t_ms: int) -> str | None:
+    """The value ``points`` hold for the instant ``t_ms``, if any (a point that is not
+    ``[number, "text"]`` is none)."""
+    t_s = t_ms / 1000  # both sides the double nearest the decimal the API wrote
+    try:
+        at = bisect.bisect_left(points, t_s, key=_seconds)
+        if at < len(points) and points[at][0] == t_s:
+            value = points[at][1]
+            return value if type(value) is str else None
+    except (TypeError, IndexError, KeyError):
+        return None
+    return None
+
+
+def _seconds(point: Sequence[object]) -> float:
+    return point[0]  # type: ignore[return-value]  # a non-number fails the comparison
 
 
 def sections_of(names: Iterable[str]) -> tuple[str, ...]:
@@ -107,24 +129,63 @@ def family_regex(include: Collection[str]) -> str:
     return "|".join(names)
 
 
-class _Cursor:
-    """A series walked instant by instant."""
+class Run:
+    """The series of one fetched run of instants, ready to give the frame at any of them:
+    each series' page labels worked out once, its value found by bisection, so showing one
+    instant costs one instant's conversion (module rules)."""
 
-    __slots__ = ("at", "host", "labels", "name", "series")
+    def __init__(
+        self,
+        series: Sequence[RangeSeries],
+        up: Sequence[RangeSeries],
+        hosts: Sequence[str],
+        include: Collection[str],
+        limits: PageLimits,
+        added: Collection[str] = TARGET_LABELS,
+    ) -> None:
+        known = set(hosts)
+        self.hosts = tuple(hosts)
+        self.include = tuple(include)
+        self.limits = limits
+        # name, page labels and points of each series: its answer's labels are not kept
+        self._series: dict[str, list[tuple[str, dict[str, str], Sequence[Sequence[object]]]]] = {
+            h: [] for h in hosts
+        }
+        for one in series:
+            host = one.host
+            if host in known:
+                self._series[host].append((one.name, page_labels(one.labels, added), one.points))
+        self._up = [(u.host, u.points) for u in up if u.host in known and u.host is not None]
 
-    def __init__(self, series: RangeSeries, host: str, added: Collection[str]) -> None:
-        self.series = series
-        self.host = host
-        self.name = series.name
-        self.labels = page_labels(series.labels, added)
-        self.at = 0
-
-    def value_at(self, t_ms: int) -> str | None:
-        times, at = self.series.times_ms, self.at
-        while at < len(times) and times[at] < t_ms:
-            at += 1
-        self.at = at
-        return self.series.values[at] if at < len(times) and times[at] == t_ms else None
+    def frame(self, t_ms: int) -> Frame:
+        """The frame at the instant ``t_ms``."""
+        down = {host for host, points in self._up if _is_zero(value_at(points, t_ms))}
+        errors: list[str] = []
+        merged: dict[str, list[Any]] = {key: [] for key in _SECTION_KEYS.values()}
+        processes = "process" in self.include
+        for host in self.hosts:
+            if host in down:
+                errors.append(f"{host}: down in Prometheus (up == 0)")
+                continue
+            samples: list[Sample] = []
+            for name, labels, points in self._series[host]:
+                text = value_at(points, t_ms)
+                if text is None:
+                    continue
+                value = sample_value(text)
+                if value is not None:
+                    samples.append((name, labels, value))
+            if not samples:
+                continue
+            try:
+                rows = rows_from_samples(samples, host, self.limits, processes=processes)
+            except OverLimit as err:
+                errors.append(f"{host}: {err}")
+                continue
+            for section in SECTION_TABLE:
+                merged[section.key].extend(getattr(rows, section.attr))
+        by_name = {name: merged[key] for name, key in _SECTION_KEYS.items()}
+        return build_frame(t_ms, by_name, include=self.include, source="remote", errors=errors)
 
 
 def frames_of(
@@ -136,44 +197,12 @@ def frames_of(
     limits: PageLimits,
     added: Collection[str] = TARGET_LABELS,
 ) -> Iterator[Frame]:
-    """The frame at each of ``instants`` (ms, ascending) of the window's ``series`` and ``up``
-    series, for ``hosts`` in that order; ``added``: the names of the labels Prometheus gave
-    the targets (module rules)."""
-    known = set(hosts)
-    cursors: dict[str, list[_Cursor]] = {h: [] for h in hosts}
-    for one in series:
-        host = one.host
-        if host in known:
-            cursors[host].append(_Cursor(one, host, added))
-    up_cursors = [_Cursor(u, u.host, added) for u in up if u.host in known and u.host is not None]
-    processes = "process" in include
+    """The frame at each of ``instants`` (ms) of the window's ``series`` and ``up`` series,
+    for ``hosts`` in that order; ``added``: the names of the labels Prometheus gave the
+    targets (module rules)."""
+    run = Run(series, up, hosts, include, limits, added)
     for t_ms in instants:
-        down = {c.host for c in up_cursors if _is_zero(c.value_at(t_ms))}
-        errors: list[str] = []
-        merged: dict[str, list[Any]] = {key: [] for key in _SECTION_KEYS.values()}
-        for host in hosts:
-            if host in down:
-                errors.append(f"{host}: down in Prometheus (up == 0)")
-                continue
-            samples: list[Sample] = []
-            for cursor in cursors[host]:
-                text = cursor.value_at(t_ms)
-                if text is None:
-                    continue
-                value = sample_value(text)
-                if value is not None:
-                    samples.append((cursor.name, cursor.labels, value))
-            if not samples:
-                continue
-            try:
-                rows = rows_from_samples(samples, host, limits, processes=processes)
-            except OverLimit as err:
-                errors.append(f"{host}: {err}")
-                continue
-            for section in SECTION_TABLE:
-                merged[section.key].extend(getattr(rows, section.attr))
-        by_name = {name: merged[key] for name, key in _SECTION_KEYS.items()}
-        yield build_frame(t_ms, by_name, include=include, source="remote", errors=errors)
+        yield run.frame(t_ms)
 
 
 def _is_zero(text: str | None) -> bool:
