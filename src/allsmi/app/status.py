@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import enum
 import itertools
-import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from typing import Final
 import attrs
 import orjson
 
+from allsmi.adapters.recording.files import reading_refused
 from allsmi.adapters.recording.lock import holder, lock_path
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import RealClock
@@ -119,11 +119,8 @@ def gather(path: Path) -> Facts:
 def _readable_lock(path: Path) -> None:
     """A lock file this user cannot open would read as "nobody holds it": refuse instead."""
     lock = lock_path(path)
-    try:
-        os.close(os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC))
-    except FileNotFoundError:
-        return
-    except OSError as err:
+    err = reading_refused(lock)
+    if err is not None and not isinstance(err, FileNotFoundError):
         raise RecordingUnreadable(
             f"{lock}: {err.strerror or err}: cannot tell whether a recorder holds it "
             "(run as the recorder's user, or root)"

@@ -184,6 +184,16 @@ def open_for_reading(path: Path) -> int | None:
         return None
 
 
+def reading_refused(path: Path) -> OSError | None:
+    """Why ``path`` cannot be opened for reading (as :func:`open_for_reading` opens it), or
+    None when it can; nothing stays open."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError as err:
+        return err
+    return None
+
+
 def describe_os_error(err: OSError, path: Path) -> str:
     """One clear line for a failed write: what, where, why."""
     if err.errno == errno.ELOOP:
