@@ -166,3 +166,18 @@ def test_targets_give_intervals_and_label_names_and_a_server_without_them_none()
     found, none = anyio.run(main)
     assert found == {"a:1": promapi.Target(5000, frozenset({"job", "rack"}))}
     assert none == {}
+
+
+def test_a_query_a_run_keeps_only_a_few_requests_built() -> None:
+    """A replay asks for ever new queries: the client's reuse of built requests is bounded."""
+    body = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+
+    async def main() -> int:
+        async with prometheus(answer(200, body)) as base:
+            api = PromApi(base, None)
+            for step in range(1, 200):
+                await api.query_range("up", 0, 60_000, step * 1000)
+            await api.aclose()
+        return len(api._origin._requests)
+
+    assert anyio.run(main) <= 16

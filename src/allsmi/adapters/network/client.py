@@ -42,6 +42,7 @@ __all__ = ["BodyTooLarge", "HttpFailed", "HttpOrigin", "Reply", "size_text"]
 
 _READ_SIZE: Final = 65536
 _MAX_HEAD_BYTES: Final = 64 * 1024  # the answer's status line and headers
+_KEPT_REQUESTS: Final = 16  # requests built and kept for reuse, per origin
 
 
 class HttpFailed(Exception):
@@ -213,7 +214,9 @@ class HttpOrigin:
         return Reply(status, body.whole())
 
     def _request(self, path: str) -> h11.Request:
-        """The request for ``path``, built (and validated by h11) once, then reused."""
+        """The request for ``path``, built (and validated by h11) once, then reused: a
+        scraper asks for the same two paths every cycle. A client asking for ever new ones
+        (a Prometheus query a run) keeps at most :data:`_KEPT_REQUESTS`."""
         request = self._requests.get(path)
         if request is None:
             try:
@@ -221,6 +224,8 @@ class HttpOrigin:
                 request = h11.Request(method="GET", target=target, headers=self._headers)
             except (h11.LocalProtocolError, UnicodeError, ValueError) as err:
                 raise HttpFailed(f"cannot ask for {self.prefix + path!r} ({err})") from None
+            if len(self._requests) >= _KEPT_REQUESTS:
+                self._requests.clear()
             self._requests[path] = request
         return request
 
