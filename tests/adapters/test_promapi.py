@@ -105,6 +105,12 @@ def test_an_answer_that_is_no_json_is_its_http_status() -> None:
     )
 
 
+def test_a_404_asks_whether_this_is_a_prometheus_at_all() -> None:
+    assert failure(answer(404, b"404 page not found"), query) == (
+        "Prometheus BASE: HTTP 404 on /api/v1/query_range (is this a Prometheus query API?)"
+    )
+
+
 def test_json_that_is_not_the_apis_is_said() -> None:
     body = {"status": "success", "data": {"resultType": "vector", "result": []}}
     assert failure(answer(200, body), query) == (

@@ -137,7 +137,7 @@ def test_a_window_of_prometheus_history_is_the_cluster_a_recorder_saw(
         lazily_as_the_recording(url, start, end, replayed, hosts)
         in_the_tui_as_a_user(url, span, stopped_ms - start, sessions)
     steady.stop()
-    assert "reading 5 host(s)" in result.stderr and "every 1s" in result.stderr
+    assert "reading 5 host(s)" in result.stderr and "every 1 s" in result.stderr
     verified = run_allsmi("verify", str(out))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
@@ -210,6 +210,11 @@ def test_a_prometheus_without_our_series_says_so(tmp_path: Path) -> None:
         result = run_allsmi(
             "record", "--from-prometheus", base, "--match", '{job="x"}', "-o", str(out)
         )
+        refused = run_allsmi(
+            "record", "--from-prometheus", base, "--match", "{job=x}", "-o", str(out)
+        )
+    # the server's error points into our query; the line names the user's selector
+    assert assert_one_line_error(refused, 1).endswith("(check --match '{job=x}')")
     line = assert_one_line_error(result, 1)
     assert line.startswith(f"allsmi record: Prometheus {base}: no all-smi series between ")
     assert line.endswith('matching {job="x"} (does it scrape `allsmi api` or all-smi exporters?)')
@@ -234,3 +239,19 @@ def test_viewing_a_server_nobody_runs_is_one_line_before_any_terminal() -> None:
     result = run_allsmi("view", "--replay", f"prometheus+http://127.0.0.1:{port}")
     line = assert_one_line_error(result, 1)
     assert line == f"allsmi view: Prometheus http://127.0.0.1:{port}: connection refused"
+
+
+def test_an_export_over_an_existing_recording_is_refused_before_asking(tmp_path: Path) -> None:
+    out = tmp_path / "p.ndjson.zst"
+    for existing in (out, tmp_path / "p.0001.ndjson.zst"):
+        existing.write_bytes(b"recorded before")
+        result = run_allsmi(
+            "record", "--from-prometheus", f"http://127.0.0.1:{free_port()}", "-o", str(out)
+        )
+        line = assert_one_line_error(result, 2)  # 2, not a refused connection: never asked
+        assert line == (
+            f"allsmi record: {out} exists: an export from Prometheus writes a recording of its "
+            "own (remove it, or choose another -o)"
+        )
+        assert existing.read_bytes() == b"recorded before"
+        existing.unlink()

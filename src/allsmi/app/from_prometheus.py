@@ -21,6 +21,7 @@ one line; what was written before stays a readable recording, closed cleanly.
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 import sys
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ from allsmi.domain.errors import SourceUnavailable, UsageError
 from allsmi.domain.model import SECTION_TABLE, Frame, Header
 from allsmi.domain.parse import format_gap, format_rfc3339_ms, parse_instant_ms
 from allsmi.domain.sections import rows_of
+from allsmi.domain.segments import numbered_segments
 
 MAX_SERIES: Final = 50_000
 POINTS_PER_QUERY: Final = 250_000  # ~10 MB of JSON an answer
@@ -162,7 +164,12 @@ async def plan(api: PromApi, window: Window, points_per_query: int = POINTS_PER_
     is nothing to fetch or too much."""
     base = window.base
     ours = selector(family_regex(window.include), window.match)
-    listed = await api.series(ours, window.start_ms, window.end_ms)
+    try:
+        listed = await api.series(ours, window.start_ms, window.end_ms)
+    except SourceUnavailable as err:
+        if window.match and "refused (HTTP 4" in str(err):  # the server's position is in ours
+            raise SourceUnavailable(f"{err} (check --match {window.match!r})") from None
+        raise
     text = f"{format_rfc3339_ms(window.start_ms)} .. {format_rfc3339_ms(window.end_ms)}"
     if not listed:
         raise SourceUnavailable(
@@ -227,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
     )
     path = Path(args.output) if args.output else default_output(now)
     prepare_output(path, create_parent=not args.output)
+    _refuse_existing(path)
     token = read_token(args.token_file)
     return anyio.run(_record, args, window, token, path, now)
 
@@ -240,7 +248,7 @@ async def _record(
         config = sink_config(args, path)
         sys.stderr.write(
             f"allsmi record: reading {len(history.hosts)} host(s), {history.series} series "
-            f"from Prometheus {window.base}, {history.text} every {format_gap(history.step_ms)}, "
+            f"from Prometheus {window.base}, {history.text} every {_seconds(history.step_ms)}, "
             f"into {path}\n"
         )
         sys.stderr.flush()
@@ -270,6 +278,21 @@ async def _record(
         f"queries written to {path}\n"
     )
     return 0
+
+
+def _refuse_existing(path: Path) -> None:
+    """An export is a recording of its own: written over an existing set, its window would
+    overlap the set's frames (``verify``: two writers). Refused before anything is asked."""
+    names = os.listdir(path.parent) if path.parent.is_dir() else []
+    if path.exists() or numbered_segments(path.name, names):
+        raise UsageError(
+            f"{path} exists: an export from Prometheus writes a recording of its own "
+            "(remove it, or choose another -o)"
+        )
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g} s" if ms < 60_000 else format_gap(ms)
 
 
 def _step_of(targets: dict[str, Target], hosts: list[str]) -> int:

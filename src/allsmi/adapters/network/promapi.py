@@ -141,7 +141,10 @@ class PromApi:
             body = None
         if not isinstance(body, dict):
             if reply.status != 200:
-                raise SourceUnavailable(f"Prometheus {self.base}: HTTP {reply.status} on {path}")
+                hint = " (is this a Prometheus query API?)" if reply.status == 404 else ""
+                raise SourceUnavailable(
+                    f"Prometheus {self.base}: HTTP {reply.status} on {path}{hint}"
+                )
             raise self._odd(path)
         if body.get("status") != "success":
             reason = body.get("error") or body.get("errorType") or "no reason given"
