@@ -103,7 +103,10 @@ def test_a_recording_by_another_tool_has_no_lock_file(tmp_path: Path) -> None:
     lock_path(out).unlink()  # a copied recording: no lock beside it
     result = status(out)
     assert result.returncode == 1
-    assert result.stdout.splitlines()[0] == f"{out}: not recording (no lock file: not allsmi's)"
+    assert result.stdout.splitlines()[0] == (
+        f"{out}: not recording (no lock beside it: a copy, another tool's, or a rotated file: "
+        "ask about the active one)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,3 +162,14 @@ def test_a_lock_this_user_cannot_read_is_no_stopped_recorder(tmp_path: Path) -> 
         assert "Permission denied" in assert_one_line_error(result, 2)  # never "STOPPED"
     finally:
         shutil.rmtree(shared)
+
+
+def test_json_says_unreadable_on_stdout_as_well(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.ndjson.zst"
+    result = status(missing, "--format", "json")
+    assert assert_one_line_error(result, 2) == f"allsmi status: no such recording: {missing}"
+    assert orjson.loads(result.stdout) == {
+        "path": str(missing),
+        "state": "unreadable",
+        "error": f"no such recording: {missing}",
+    }

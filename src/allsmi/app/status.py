@@ -184,7 +184,12 @@ def _median_spacing(source: RecordingSource) -> int | None:
 def report_lines(path: Path, facts: Facts, now_ms: int) -> list[str]:
     state = judge(facts, now_ms)
     if facts.pid is None:
-        who = "not recording" + ("" if facts.lock_file else " (no lock file: not allsmi's)")
+        who = "not recording" + (
+            ""
+            if facts.lock_file
+            else " (no lock beside it: a copy, another tool's, or a rotated file: ask about"
+            " the active one)"
+        )
     else:
         who = f"recording, pid {facts.pid}" if facts.pid else "recording, pid unknown"
     lines = [f"{path}: {who}"]
@@ -244,7 +249,14 @@ def _seconds(ms: int) -> str:
 
 def run(args: argparse.Namespace, now_ms: Callable[[], int] | None = None) -> int:
     path = Path(args.path)
-    facts = gather(path)
+    try:
+        facts = gather(path)
+    except RecordingUnreadable as err:
+        if args.format == "json":  # a script reading stdout still gets an object
+            out = {"path": str(path), "state": "unreadable", "error": str(err)}
+            sys.stdout.write(orjson.dumps(out).decode() + "\n")
+            sys.stdout.flush()
+        raise
     now = (now_ms or RealClock().wall_ms)()
     if args.format == "json":
         sys.stdout.write(report_json(path, facts, now).decode() + "\n")
