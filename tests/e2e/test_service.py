@@ -119,11 +119,13 @@ def test_a_watchdog_too_short_for_the_interval_is_raised_before_ready(
     assert proc.wait(timeout=30) == 0
 
 
-def test_without_a_notify_socket_the_recorder_says_nothing_and_records(tmp_path: Path) -> None:
+def test_a_notify_socket_nobody_listens_on_never_stops_the_recording(tmp_path: Path) -> None:
     out = tmp_path / "r.ndjson.zst"
-    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", "--duration", "1s", *FAST)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "gone"), "WATCHDOG_USEC": "10000000"}
+    proc = start_allsmi("record", "-o", str(out), "-i", "0.2", "--duration", "1s", *FAST, env=env)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    assert "Traceback" not in err and "error" not in err  # every send failed, silently
     with RecordingSource(out) as source:
         assert source.frame_count >= 3
 

@@ -19,15 +19,18 @@ import zoneinfo
 from collections import deque
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.lock import recorder_running
 from allsmi.adapters.recording.source import RecordingSource
-from allsmi.app.prom_replay import PrometheusSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
+
+if TYPE_CHECKING:  # imported only to replay from a Prometheus server (view.open_replay)
+    from allsmi.app.prom_replay import PrometheusSource
 
 
 def local_zone() -> tzinfo:

@@ -21,8 +21,9 @@ import anyio
 import attrs
 
 from allsmi.adapters.recording.eventscan import EventScan
+from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import Clock
-from allsmi.app.prom_replay import PrometheusSource
 from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
@@ -250,7 +251,7 @@ class ReplayModel:
 
     def history(self) -> MapView | None:
         source = self.driver.source
-        if self.map is None or isinstance(source, PrometheusSource):
+        if self.map is None or not isinstance(source, (RecordingSource, FollowingSource)):
             return None
         state = self.driver.state
         view = self.map.view(source, state.cursor)

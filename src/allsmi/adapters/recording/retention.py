@@ -42,8 +42,11 @@ def segment_end_ms(path: Path) -> int | None:
     with os.fdopen(fd, "rb") as fh:
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return None
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        try:
             codec = sniff(fh.read(8))
             if codec == "zstd":
                 found = footer_table(fh, info.st_size)
