@@ -51,7 +51,11 @@ def replay_inputs(tmp: Path) -> Iterator[tuple[str, str]]:
     empty = tmp / "empty.ndjson.zst"
     empty.write_bytes(b"")
     yield str(empty), "no frames"
-    yield str(tmp), "is a directory"
+    bare = tmp / "bare"  # a directory is its recordings, merged: one without any is refused
+    bare.mkdir()
+    (bare / "notes.txt").write_text("not a recording\n")
+    yield str(bare), "holds no recording"
+    yield str(tmp), "no frames in"  # ...and one holding a bad recording is that recording's error
     os.mkfifo(tmp / "pipe")
     yield str(tmp / "pipe"), "not a regular file (a FIFO)"
     yield "/dev/null", "not a regular file (a character device)"

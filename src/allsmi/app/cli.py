@@ -121,6 +121,13 @@ def _add_mock(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--failure-nodes", type=_non_negative_int, default=0, help="failing nodes (default 0)"
     )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="simulation seed")
+    p.add_argument(
+        "--spread",
+        action="store_true",
+        help="each node on its own loopback address (127.0.0.2, 127.0.0.3 …), all at "
+        "--base-port, as a real cluster's nodes share a port: record --shard then splits "
+        "them (it shards by host name, so the nodes of one 127.0.0.1 stay together)",
+    )
     _add_interval(p, 3000, "seconds between simulation steps (default 3)")
     p.set_defaults(handler="allsmi.app.mock:run")
 
@@ -144,7 +151,14 @@ def _add_view(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_interval(p, None, "seconds between live collections (default 2; 3 for a cluster)")
     _add_hosts(p)
-    p.add_argument("--replay", metavar="PATH", help="replay this recording (or rotated set)")
+    p.add_argument(
+        "--replay",
+        metavar="PATH",
+        nargs="+",
+        help="replay this recording (or rotated set); several PATHs, or a directory of "
+        "recordings, play as one timeline (a sharded cluster's recorders: record --shard): "
+        "every frame of each, each host's latest row within twice its recording's interval",
+    )
     p.add_argument(
         "--speed",
         type=_typed_float(parse_speed),
@@ -248,10 +262,18 @@ def _add_verify(commands: argparse._SubParsersAction[_Parser]) -> None:
             "Read a recording (a file, or a rotated set by its active name) and report its "
             "segments, frames, first/last time, duration, hosts, gaps longer than twice the "
             "interval, skipped lines, a torn tail and whether a seek table was present. "
-            "Exit 0 when clean, 1 when damage was found, 2 when it cannot be read."
+            "Exit 0 when clean, 1 when damage was found, 2 when it cannot be read. Several "
+            "PATHs, or a directory (each rotated set in it once): each recording verified in "
+            "turn under a line naming it, then a merged summary (span, hosts, recordings that "
+            "overlap no other, hosts in two at once); the exit status is the worst of them."
         ),
     )
-    p.add_argument("path", metavar="PATH", help="the recording (its active file name)")
+    p.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="+",
+        help="the recording (its active file name), several, or a directory of them",
+    )
     p.add_argument("--deep", action="store_true", help="also structure every frame")
     p.set_defaults(handler="allsmi.app.verify:run")
 
@@ -270,22 +292,24 @@ def _add_events(commands: argparse._SubParsersAction[_Parser]) -> None:
             "recorder started again). Text: offset, recorded time, host, GPU, kind, message. "
             "Several PATHs are separate recordings, each detected on its own (offsets and "
             "--from/--to from its own first frame), merged in time order; each line then "
-            "names its PATH. Exit 0, or 2 when a recording cannot be read or a filter is "
-            "wrong."
+            "names its PATH. A directory stands for the recordings in it (each rotated set "
+            "once), each line naming its file. Exit 0, or 2 when a recording cannot be read "
+            "(or a directory holds none) or a filter is wrong."
         ),
     )
     p.add_argument(
         "path",
         metavar="PATH",
         nargs="+",
-        help="a recording (its active file name); several are listed merged in time order",
+        help="a recording (its active file name) or a directory of them; several are "
+        "listed merged in time order",
     )
     p.add_argument(
         "--format",
         choices=("text", "json"),
         default="text",
         help="text (default), or json: one object per line with t, offset_ms, host, gpu, "
-        "kind, message (and file, first, when several PATHs are given)",
+        "kind, message (and file, first, when several PATHs or a directory are given)",
     )
     p.add_argument(
         "--follow",
@@ -428,6 +452,14 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="local: this machine (NVML + psutil); remote: scrape --hosts/--hostfile",
     )
     _add_hosts(p)
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="remote: record only the K-th of N shards of the hosts (1/4 … 4/4), chosen by "
+        "sha256 of each host's name modulo N — stable on every machine, and every port of "
+        "one host in the same shard — so N recorders split a cluster with no coordination; "
+        "replay the N files as one with: allsmi view --replay A B C…",
+    )
     _add_include(p)
     p.add_argument(
         "--max-size",

@@ -21,13 +21,18 @@ Several PATHs are separate recordings: each is detected on its own (its own dete
 offsets and ``--from``/``--to`` from its own first frame, its own host names), then all their
 events are printed merged in time order (ties in the order the paths were given). Then a text
 line begins with the PATH as given, and a JSON object with ``file`` (the PATH as given) before
-``t``; with one PATH neither appears. Every PATH is read before anything is printed: one that
-cannot be read is the one error line, and nothing is printed.
+``t``; with one PATH neither appears. A PATH that is a directory stands for the recordings in
+it (:func:`~allsmi.adapters.recording.merged.recordings_in`: each rotated set once, by its
+active name, in name order), each named ``DIR/NAME`` — a directory's lines always name their
+file, however many it holds — and one that holds none is the one error line. Every PATH is
+read before anything is printed: one that cannot be read is the one error line, and nothing
+is printed.
 
-``--follow`` (one PATH): the events already recorded, then, polling every :data:`POLL_S`
-through :class:`~allsmi.adapters.recording.follow.FollowingSource` (rotation, eviction and a
-restarted recorder included), each new frame fed to the same detector and each event printed
-as it is confirmed, stdout flushed a line at a time. What only the end of a recording
+``--follow`` (one recording: a directory that holds one is that one): the events already
+recorded, then, polling every :data:`POLL_S` through
+:class:`~allsmi.adapters.recording.follow.FollowingSource` (rotation, eviction and a restarted
+recorder included), each new frame fed to the same detector and each event printed as it is
+confirmed, stdout flushed a line at a time. What only the end of a recording
 confirms (:meth:`~allsmi.domain.events.Detector.finish`: a gap or a power-drop still open) is
 not printed until a later frame confirms it. Offsets count from the first frame there was
 when following began. SIGTERM, SIGINT (Ctrl-C) and SIGHUP end it with exit 0 and nothing on
@@ -55,6 +60,7 @@ import orjson
 
 from allsmi.adapters.recording.eventscan import events_by_line
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
+from allsmi.adapters.recording.merged import recordings_in
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_events
 from allsmi.app.replay_driver import local_zone
@@ -176,9 +182,12 @@ class _Lines:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths: list[str] = args.path
+    given: list[str] = args.path
+    if args.follow and len(given) > 1:
+        raise UsageError(f"--follow follows one recording; {len(given)} PATHs given")
+    paths = _expanded(given)
     if args.follow and len(paths) > 1:
-        raise UsageError(f"--follow follows one recording; {len(paths)} PATHs given")
+        raise UsageError(f"--follow follows one recording; {given[0]} holds {len(paths)}")
     filters = _Filters(
         kinds=_kinds(args.kind),
         hosts=tuple(args.host or ()),
@@ -189,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     tz = local_zone()
     if args.follow:
         return _follow(Path(paths[0]), filters, tz, sys.stdout)
-    several = len(paths) > 1
+    several = len(paths) > 1 or any(Path(p).is_dir() for p in given)
     found: list[tuple[int, int, str]] = []  # (time, path's place, line), as printed
     known: set[str] = set()  # every host id and shown name of the recordings
     for place, path in enumerate(paths):
@@ -214,6 +223,17 @@ def run(args: argparse.Namespace) -> int:
     found.sort(key=lambda item: item[:2])  # stable: each recording's own order kept
     sys.stdout.writelines(line for _, _, line in found)
     return 0
+
+
+def _expanded(given: list[str]) -> list[str]:
+    """Each PATH as given, a directory as the recordings in it (module rules)."""
+    found: list[str] = []
+    for path in given:
+        if Path(path).is_dir():
+            found += (str(p) for p in recordings_in([Path(path)]))
+        else:
+            found.append(path)
+    return found
 
 
 def _follow(path: Path, filters: _Filters, tz: tzinfo, out: TextIO) -> int:

@@ -223,7 +223,8 @@ def api_for(base: str, token: str | None, timeout_s: float | None = None) -> Pro
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, value in (("--source remote", args.source == "remote"), ("--hosts", args.hosts)):
+    given = (("--source remote", args.source == "remote"), ("--hosts", args.hosts))
+    for flag, value in (*given, ("--shard", getattr(args, "shard", None))):
         if value:
             raise UsageError(f"{flag} does not go with --from-prometheus")
     if args.interval_ms is not None or args.duration_ms:

@@ -27,13 +27,19 @@ from allsmi import __version__
 from allsmi.adapters.network.endpoints import FrameEndpoints, FrameFeed
 from allsmi.adapters.network.server import Limits, Request, Response, Stream, serve_tcp
 from allsmi.adapters.recording.files import atomic_write, require_writable_output
-from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec, NodeReading
+from allsmi.adapters.simulation.simulator import (
+    ClusterSimulator,
+    ClusterSpec,
+    NodeReading,
+    spread_address,
+)
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import SourceUnavailable, UsageError
 from allsmi.domain.model import Frame
 from allsmi.domain.sections import build_frame
 
+MAX_SPREAD: Final = 65_536  # nodes on their own loopback addresses: 127.0.0.2 … 127.1.0.1
 FAILURE_MODES: Final = ("503", "hang", "garbage")
 MOCK_LIMITS: Final = Limits(max_connections=8, keep_alive_timeout_s=60.0)
 GARBAGE: Final = b'{"schema":1,"t":"\xff\xfe garbage \x00\x01 not json]]]\n'
@@ -49,6 +55,13 @@ class MockPlan:
     seed: int
     failure_nodes: int
     interval_ms: int
+    spread: bool = False  # each node on its own loopback address, all at base_port
+
+    def address(self, index: int) -> tuple[str, int]:
+        """Where node ``index`` listens."""
+        if self.spread:
+            return spread_address(index), self.base_port
+        return "127.0.0.1", self.base_port + index
 
 
 def node_frame(reading: NodeReading, t_ms: int) -> Frame:
@@ -82,7 +95,11 @@ class MockCluster:
     def __init__(self, plan: MockPlan) -> None:
         self.plan = plan
         spec = ClusterSpec(
-            nodes=plan.nodes, gpus_per_node=plan.gpus, seed=plan.seed, base_port=plan.base_port
+            nodes=plan.nodes,
+            gpus_per_node=plan.gpus,
+            seed=plan.seed,
+            base_port=plan.base_port,
+            spread=plan.spread,
         )
         self.sim = ClusterSimulator(spec)
         self.feeds = [FrameFeed() for _ in range(plan.nodes)]
@@ -124,8 +141,8 @@ def raise_open_file_limit(needed: int) -> int:
 
 
 def hostfile_text(plan: MockPlan) -> str:
-    ports = range(plan.base_port, plan.base_port + plan.nodes)
-    return "# allsmi mock nodes\n" + "".join(f"127.0.0.1:{port}\n" for port in ports)
+    addresses = (plan.address(index) for index in range(plan.nodes))
+    return "# allsmi mock nodes\n" + "".join(f"{host}:{port}\n" for host, port in addresses)
 
 
 async def serve_cluster(
@@ -135,22 +152,22 @@ async def serve_cluster(
     cluster.publish(clock.wall_ms())
     async with anyio.create_task_group() as tg:
         for index in range(cluster.plan.nodes):
-            port = cluster.plan.base_port + index
+            host, port = cluster.plan.address(index)
             try:
-                await tg.start(serve_tcp, "127.0.0.1", port, cluster.handler(index), MOCK_LIMITS)
+                await tg.start(serve_tcp, host, port, cluster.handler(index), MOCK_LIMITS)
             except OSError as err:
                 tg.cancel_scope.cancel()
-                raise _bind_error(port, err) from None
+                raise _bind_error(host, port, err) from None
         tg.start_soon(cluster.advance_forever, clock)
         task_status.started()
 
 
-def _bind_error(port: int, err: OSError) -> SourceUnavailable:
+def _bind_error(host: str, port: int, err: OSError) -> SourceUnavailable:
     if err.errno == errno.EADDRINUSE:
-        return SourceUnavailable(f"port {port} is already in use (try --base-port)")
+        return SourceUnavailable(f"port {port} is already in use on {host} (try --base-port)")
     if err.errno == errno.EMFILE:
         return SourceUnavailable("too many open files for this many nodes (ulimit -n)")
-    return SourceUnavailable(f"cannot listen on 127.0.0.1:{port}: {err.strerror}")
+    return SourceUnavailable(f"cannot listen on {host}:{port}: {err.strerror}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,8 +178,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         failure_nodes=args.failure_nodes,
         interval_ms=args.interval_ms,
+        spread=args.spread,
     )
-    if plan.base_port + plan.nodes - 1 > 65535:
+    if plan.spread and plan.nodes > MAX_SPREAD:
+        raise UsageError(f"--spread places at most {MAX_SPREAD} nodes (127.0.0.2 on)")
+    if not plan.spread and plan.base_port + plan.nodes - 1 > 65535:
         raise UsageError(f"{plan.nodes} nodes from port {plan.base_port} run past port 65535")
     if plan.failure_nodes > plan.nodes:
         raise UsageError("--failure-nodes cannot exceed --nodes")
@@ -181,10 +201,15 @@ async def _main(cluster: MockCluster, hostfile: Path) -> None:
         # Every node listens now: only then is the hostfile written (a failed bind leaves
         # no hostfile, and an earlier one at that path untouched).
         atomic_write(hostfile, hostfile_text(plan).encode())
-        last = plan.base_port + plan.nodes - 1
+        first, last = plan.address(0), plan.address(plan.nodes - 1)
+        where = (
+            f"{first[0]}-{last[0]} port {plan.base_port}"
+            if plan.spread
+            else f"127.0.0.1:{plan.base_port}-{last[1]}"
+        )
         sys.stderr.write(
-            f"allsmi mock: {plan.nodes} nodes x {plan.gpus} GPUs on 127.0.0.1:{plan.base_port}"
-            f"-{last} ({plan.failure_nodes} failing); hosts in {hostfile}; "
+            f"allsmi mock: {plan.nodes} nodes x {plan.gpus} GPUs on {where}"
+            f" ({plan.failure_nodes} failing); hosts in {hostfile}; "
             "Ctrl-C stops\n"
         )
         sys.stderr.flush()

@@ -41,7 +41,7 @@ from allsmi.app.local import build_local_source
 from allsmi.app.progress import format_ibytes
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import UsageError
-from allsmi.domain.hosts import host_ids
+from allsmi.domain.hosts import host_ids, parse_shard, select_shard
 from allsmi.domain.model import Frame, Header, Source
 from allsmi.domain.oversize import oversize_fallbacks, unrecordable
 from allsmi.domain.parse import format_offset
@@ -217,6 +217,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--source remote needs --hosts or --hostfile")
     if args.source == "local" and hosts:
         raise UsageError("--hosts and --hostfile go with --source remote")
+    if args.shard is not None:
+        if not hosts:
+            raise UsageError("--shard splits the hosts of --source remote --hosts/--hostfile")
+        shard, shards = parse_shard(args.shard)
+        every = len(hosts)
+        hosts = select_shard(hosts, shard, shards)
+        if not hosts:
+            raise UsageError(
+                f"shard {shard}/{shards} holds none of the {every} hosts given: use fewer shards"
+            )
+        args.hosts = hosts
     if len(hosts) > MAX_HOSTS:
         raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
     prepare_output(path, create_parent=not args.output)  # only our default dir is made

@@ -25,6 +25,7 @@ import attrs
 
 from allsmi.adapters.recording.follow import FollowingSource, FollowUpdate
 from allsmi.adapters.recording.lock import recorder_running
+from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.domain import replay as core
 from allsmi.domain.model import Frame
@@ -51,7 +52,7 @@ def local_zone() -> tzinfo:
 class ReplayDriver:
     """The core, the recording, and what the screen should show next."""
 
-    source: RecordingSource | FollowingSource | PrometheusSource
+    source: RecordingSource | FollowingSource | PrometheusSource | MergedSource
     state: core.ReplayState
     view_keys: list[str] = attrs.field(factory=list)  # keys for tabs, scrolling, help
     dirty: bool = True
@@ -87,7 +88,7 @@ class ReplayDriver:
     @classmethod
     def of(
         cls,
-        source: RecordingSource | FollowingSource | PrometheusSource,
+        source: RecordingSource | FollowingSource | PrometheusSource | MergedSource,
         *,
         speed: float = 1.0,
         start: str | None = None,
@@ -95,8 +96,9 @@ class ReplayDriver:
         follow: bool = False,
         tz: tzinfo | None = None,
     ) -> ReplayDriver:
-        """The driver over a source already open (:meth:`open`'s, or a Prometheus server's
-        window, :mod:`allsmi.app.prom_replay`)."""
+        """The driver over a source already open (:meth:`open`'s, a Prometheus server's
+        window, :mod:`allsmi.app.prom_replay`, or many recordings merged,
+        :mod:`allsmi.adapters.recording.merged`)."""
         indexed, whole = None, None
         if isinstance(source, RecordingSource):
             indexed, whole = _percent(source.indexing), source.whole_duration_ms
@@ -143,7 +145,7 @@ class ReplayDriver:
             changed = self._tell_recorder(running, caught_up=update.caught_up) or changed
         return changed
 
-    def _poll_index(self, source: RecordingSource | PrometheusSource) -> bool:
+    def _poll_index(self, source: RecordingSource | PrometheusSource | MergedSource) -> bool:
         """Take in what the background index found; tell the core of the frames and of
         the percent indexed (once it changes)."""
         if self._indexed is None:

@@ -31,9 +31,11 @@ from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.index import Chunk, SegmentInfo
 from allsmi.adapters.recording.mapscan import MapScan, summary_of_lines
+from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_events, stored_summaries
 from allsmi.domain.errors import AllsmiError
+from allsmi.domain.events import Event
 from allsmi.domain.history import MapView
 from allsmi.domain.summary import Cell, Summary, bucket_of
 
@@ -44,7 +46,7 @@ FEW_MISSING: Final = 2  # chunks of a segment without a stored summary read at o
 class ReplayMap:
     """The map of one replayed recording, and the caches a paint needs."""
 
-    def __init__(self, summary: Summary, feed: MapBuild | None = None) -> None:
+    def __init__(self, summary: Summary, feed: MapBuild | MergedBuild | None = None) -> None:
         self.summary = summary
         self.feed = feed
         self.version = 0  # bumps whenever the map changed
@@ -98,7 +100,9 @@ class ReplayMap:
             self.feed.close()
             self.feed = None
 
-    def view(self, source: RecordingSource | FollowingSource, cursor: int) -> MapView:
+    def view(
+        self, source: RecordingSource | FollowingSource | MergedSource, cursor: int
+    ) -> MapView:
         """What the screen draws for the frame at ``cursor`` (its chunk, decoded for the
         screen anyway, first checked against its stored summary: :meth:`_check`)."""
         if isinstance(source, RecordingSource):
@@ -155,13 +159,17 @@ class ReplayMap:
         self.poll()
 
     def _partial_of(
-        self, source: RecordingSource | FollowingSource, cursor: int, t_ms: int
+        self, source: RecordingSource | FollowingSource | MergedSource, cursor: int, t_ms: int
     ) -> Summary | None:
         """The bucket of the frame at ``cursor``, of its frames up to that one."""
         key = (cursor, source.generation)
         if self._partial is not None and self._partial[0] == key:
             return self._partial[1]
         start = bucket_of(t_ms, self.summary.width_ms) * self.summary.width_ms
+        if isinstance(source, MergedSource):
+            partial = _merged_partial(source, cursor, start, self.summary.width_ms)
+            self._partial = (key, partial)
+            return partial
         first = cursor
         while first > 0 and cursor - first < PARTIAL_FRAMES and source.time_at(first - 1) >= start:
             first -= 1
@@ -336,3 +344,139 @@ def stored_parts(source: RecordingSource) -> list[tuple[SegmentInfo, list[Chunk]
         chunks = [] if span is None else list(source.chunks[span[0] : span[1] + 1])
         parts.append((segment, chunks))
     return parts
+
+
+def _merged_partial(source: MergedSource, cursor: int, start: int, width_ms: int) -> Summary:
+    """The bucket of merged frame ``cursor``: each input's frames in it up to that instant
+    (at most :data:`PARTIAL_FRAMES` each), counted as that input's own map counts them."""
+    partial = Summary(width_ms)
+    for number, last in source.input_frames(cursor):
+        recording = source.inputs[number]
+        first = last
+        while first >= 0 and last - first < PARTIAL_FRAMES and recording.time_at(first) >= start:
+            first -= 1
+        if first == last:
+            continue
+        own = _like(recording, width_ms)
+        for index in range(first + 1, last + 1):
+            own.add(source.input_frame(number, index))
+        partial.merge(own)
+    return partial
+
+
+def _like(source: RecordingSource | MergedSource | object, width_ms: int) -> Summary:
+    """An empty map shaped for ``source``: its header's hosts and interval."""
+    header = getattr(source, "header", None)
+    return Summary(
+        width_ms,
+        expected_hosts=header.hosts if header else (),
+        interval_ms=header.interval_ms if header else None,
+    )
+
+
+class MergedBuild:
+    """The map of a merged replay: each input's own :class:`MapBuild`, one input at a time
+    (so one input's files are read at once, however many inputs), its map handed over whole
+    when it is built (one join per input, not one per part)."""
+
+    def __init__(self, source: MergedSource, like: Summary) -> None:
+        self.source = source
+        self.like = like
+        self.stored_of: dict[Chunk, Summary] = {}  # not checked against frames here
+        self.scan: MapScan | None = None
+        self._next = 0
+        self._build: MapBuild | None = None
+        self._own: Summary | None = None
+        self._done = False
+        self._start()
+
+    def _start(self) -> None:
+        while self._next < len(self.source.inputs):
+            recording = self.source.inputs[self._next]
+            self._next += 1
+            if isinstance(recording, RecordingSource):
+                self._own = _like(recording, self.like.width_ms)
+                self._build = MapBuild(recording, self._own)
+                return
+        self._build = None
+        self._done = True
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def built_to_ms(self) -> int | None:
+        return None  # each input covers the whole time: the map is partial until all are in
+
+    def poll(self) -> list[Summary]:
+        parts: list[Summary] = []
+        while self._build is not None:
+            build, own = self._build, self._own
+            assert own is not None
+            for part in build.poll():
+                own.merge(part)
+            if not build.done:
+                break
+            self.scan = self.scan or build.scan
+            build.close()
+            parts.append(own)
+            self._start()
+        return parts
+
+    def close(self) -> None:
+        if self._build is not None:
+            self._build.close()
+            self._build = None
+
+
+def open_merged_map(source: MergedSource) -> ReplayMap:
+    """The map of a merged replay (:class:`MergedBuild`), built behind it."""
+    summary = _like(source, Summary().width_ms)
+    replay_map = ReplayMap(summary, MergedBuild(source, summary))
+    replay_map.poll()
+    return replay_map
+
+
+class MergedEvents:
+    """The events of a merged replay: each input's search (:func:`open_events`), one input at
+    a time; those found so far, in time order (an input's own events keep their order)."""
+
+    def __init__(self, source: MergedSource) -> None:
+        self.source = source
+        self.found: list[Event] = []
+        self.done = False
+        self._next = 0
+        self._taken: list[Event] = []  # the finished inputs' events
+        self._scan: EventScan | None = None
+        self._start()
+
+    def _start(self) -> None:
+        while self._next < len(self.source.inputs):
+            recording = self.source.inputs[self._next]
+            self._next += 1
+            if isinstance(recording, RecordingSource):
+                self._scan = open_events(recording)
+                return
+        self._scan = None
+        self.done = True
+
+    def poll(self) -> bool:
+        came = False
+        while self._scan is not None:
+            scan = self._scan
+            if scan.poll():
+                came = True
+                self.found = sorted([*self._taken, *scan.found], key=lambda e: e.t_ms)
+            if not scan.done:
+                break
+            scan.close()
+            self._taken = self.found = sorted([*self._taken, *scan.found], key=lambda e: e.t_ms)
+            self._start()
+            came = True
+        return came
+
+    def close(self) -> None:
+        if self._scan is not None:
+            self._scan.close()
+            self._scan = None

@@ -22,10 +22,11 @@ import attrs
 
 from allsmi.adapters.recording.eventscan import EventScan
 from allsmi.adapters.recording.follow import FollowingSource
+from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.app.clock import Clock
 from allsmi.app.replay_driver import ReplayDriver
-from allsmi.app.replay_map import ReplayMap
+from allsmi.app.replay_map import MergedEvents, ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.errors import AllsmiError
@@ -158,7 +159,7 @@ class ReplayModel:
     quit: bool = False
     dirty: bool = True
     map: ReplayMap | None = None
-    events: EventScan | None = None  # the events behind `n` / `N`, found behind the replay
+    events: EventScan | MergedEvents | None = None  # behind `n` / `N`, found behind the replay
     _since_poll: int = 0
     _events_told: tuple[int, bool] = (-1, False)  # (events, done) the core was last told of
 
@@ -251,7 +252,9 @@ class ReplayModel:
 
     def history(self) -> MapView | None:
         source = self.driver.source
-        if self.map is None or not isinstance(source, (RecordingSource, FollowingSource)):
+        if self.map is None or not isinstance(
+            source, (RecordingSource, FollowingSource, MergedSource)
+        ):
             return None
         state = self.driver.state
         view = self.map.view(source, state.cursor)

@@ -37,6 +37,20 @@ a line that will not structure counts as the errors-only frame the replay shows.
 read in the same pass as the times: a scanned segment's by the scan itself (its log keeps
 each line's facts, once per distinct value), a segment opened by its seek table in the
 walk; no segment is decoded twice for them.
+
+Several recordings (``allsmi verify A B C…``, or a directory: each recording in it, each
+rotated set once by its active name, :func:`~allsmi.adapters.recording.merged.recordings_in`;
+a recording named twice is verified once). One PATH that is not a directory is verified as
+above, its output unchanged. Otherwise each recording is verified in turn, ``--deep`` applying
+to each, its report under a line ``==> PATH <==`` (a blank line between reports); one that
+cannot be read is reported there as ``unreadable:`` with the reason and the others are still
+verified. Then the merged summary (:func:`render_merged`) over the ones read: how many, the
+merged span (the earliest first time to the latest last time), the union of their hosts, the
+recordings that overlap no other in time and the hosts two recordings list over overlapping
+spans — the rules of the merged replay's warnings (docs/architecture.md §5.8), each span a
+recording's first..last frame time — and a verdict line. The exit status is the worst of the
+recordings' (2 for an unreadable one), each damaged or unreadable one a line on stderr once
+everything is printed. A single directory that holds no recording is the one error line.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ import itertools
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final, TextIO, cast
 
@@ -62,6 +76,7 @@ from allsmi.adapters.recording.mapscan import (
     hosts_and_errors,
     summary_inputs,
 )
+from allsmi.adapters.recording.merged import recordings_in
 from allsmi.adapters.recording.source import RecordingSource, discover
 from allsmi.adapters.recording.summaries import new_summary, read_stored
 from allsmi.app.progress import (
@@ -71,6 +86,7 @@ from allsmi.app.progress import (
     ProgressLine,
     terminal_columns,
 )
+from allsmi.domain.errors import AllsmiError, RecordingUnreadable
 from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_gap, format_offset, format_rfc3339_ms
 from allsmi.domain.summary import Summary, error_host
@@ -798,13 +814,14 @@ def read_report(path: Path, *, deep: bool, progress: PassProgress) -> Report:
     erased however this ends, so the report or the one error line (an unreadable file, an
     interrupt: docs/architecture.md §7.3) is all the terminal keeps."""
     try:
-        source = open_watched(path, progress)
-        return build_report(source, deep=deep, progress=progress)
+        with open_watched(path, progress) as source:
+            return build_report(source, deep=deep, progress=progress)
     finally:
         progress.clear()
 
 
 def run(args: argparse.Namespace) -> int:
+    given: list[str] = [args.path] if isinstance(args.path, str) else list(args.path)
     stderr = sys.stderr
     line = ProgressLine(
         stderr,
@@ -812,12 +829,217 @@ def run(args: argparse.Namespace) -> int:
         enabled=stderr.isatty(),
         columns=lambda: terminal_columns(stderr),
     )
+    if len(given) > 1 or Path(given[0]).is_dir():
+        return _run_several(given, deep=args.deep, line=line)
     progress = PassProgress(line, time.monotonic)
-    report = read_report(Path(args.path), deep=args.deep, progress=progress)
+    report = read_report(Path(given[0]), deep=args.deep, progress=progress)
     render(report, sys.stdout)
     if report.status:
         sys.stdout.flush()
-        sys.stderr.write(
-            f"allsmi verify: damage found in {args.path}: {'; '.join(report.damage)}\n"
-        )
+        sys.stderr.write(f"allsmi verify: damage found in {given[0]}: {'; '.join(report.damage)}\n")
     return report.status
+
+
+# ----------------------------------------------------------------- several recordings
+
+UNREADABLE_STATUS: Final = 2  # a recording that cannot be read (the CLI's status for one)
+
+
+@attrs.frozen
+class Verified:
+    """What the merged summary keeps of one recording's verify (module header): its name, its
+    status (0, 1 damage, 2 unreadable), its span and hosts, and why it failed (a damaged
+    one's findings, an unreadable one's reason), empty when it did not."""
+
+    name: str
+    status: int
+    first_t_ms: int = 0
+    last_t_ms: int = 0
+    hosts: tuple[str, ...] = ()
+    problem: str = ""
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """First..last frame time, in order even where the clock went back."""
+        return min(self.first_t_ms, self.last_t_ms), max(self.first_t_ms, self.last_t_ms)
+
+
+def recordings_given(given: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, why it cannot be read — empty when it may) of each recording ``given`` names: a
+    directory as the recordings in it (module header), each once; a directory that cannot be
+    listed or holds none is itself one that cannot be read."""
+    found: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    for path in given:
+        try:
+            names = [str(p) for p in recordings_in([Path(path)])]
+        except AllsmiError as err:
+            found.append((path, str(err)))
+            continue
+        for name in names:
+            real = Path(name).resolve()
+            if real not in seen:
+                seen.add(real)
+                found.append((name, ""))
+    return found
+
+
+def verify_one(name: str, *, deep: bool, line: ProgressLine, out: TextIO) -> Verified:
+    """Verify the recording ``name`` and print its report (or why it cannot be read) under
+    its heading line."""
+    out.write(f"==> {name} <==\n")
+    try:
+        report = read_report(Path(name), deep=deep, progress=PassProgress(line, time.monotonic))
+    except AllsmiError as err:
+        return _unreadable(name, str(err), out)
+    render(report, out)
+    return Verified(
+        name,
+        report.status,
+        report.first_t_ms,
+        report.last_t_ms,
+        report.hosts,
+        "; ".join(report.damage),
+    )
+
+
+def _unreadable(name: str, reason: str, out: TextIO) -> Verified:
+    told = reason if name in reason else f"{name}: {reason}"
+    out.write(f"{'unreadable:':<12}{reason}\n")
+    return Verified(name, UNREADABLE_STATUS, problem=told)
+
+
+def _run_several(given: Sequence[str], *, deep: bool, line: ProgressLine) -> int:
+    inputs = recordings_given(given)
+    if len(given) == 1 and inputs[0][1]:  # a lone directory without a recording
+        raise RecordingUnreadable(inputs[0][1])
+    out = sys.stdout
+    verified: list[Verified] = []
+    for n, (name, reason) in enumerate(inputs):
+        if n:
+            out.write("\n")
+        if reason:
+            out.write(f"==> {name} <==\n")
+            verified.append(_unreadable(name, reason, out))
+        else:
+            verified.append(verify_one(name, deep=deep, line=line, out=out))
+    out.write("\n")
+    render_merged(verified, out)
+    out.flush()
+    for one in verified:
+        if one.status == UNREADABLE_STATUS:
+            sys.stderr.write(f"allsmi verify: {one.problem}\n")
+        elif one.status:
+            sys.stderr.write(f"allsmi verify: damage found in {one.name}: {one.problem}\n")
+    return max(one.status for one in verified)
+
+
+def render_merged(verified: Sequence[Verified], out: TextIO) -> None:
+    """The merged summary (module header) of the recordings verified, in the order given:
+    the ``shared`` row counts the hosts, then a line for each pair of recordings that share
+    any, naming them and their hosts."""
+    read = [v for v in verified if v.status != UNREADABLE_STATUS]
+    counts = [
+        (sum(1 for v in verified if v.status == 0), "OK"),
+        (sum(1 for v in verified if v.status == DAMAGE), "damaged"),
+        (len(verified) - len(read), "unreadable"),
+    ]
+    told = ", ".join(f"{n:,} {word}" for n, word in counts if n)
+    rows = [("recordings", f"{len(verified):,} ({told})")]
+    if read:
+        first = min(v.span[0] for v in read)
+        last = max(v.span[1] for v in read)
+        hosts: dict[str, None] = {}
+        for v in read:
+            hosts.update(dict.fromkeys(v.hosts))
+        rows += [
+            ("first", format_rfc3339_ms(first)),
+            ("last", format_rfc3339_ms(last)),
+            ("span", format_offset(last - first)),
+            ("hosts", _hosts(tuple(hosts))),
+        ]
+    spans = [v.span for v in read]
+    alone = [
+        f"{read[n].name} ({format_offset(spans[n][1] - spans[n][0])} long)"
+        for n in overlapping_none(spans)
+    ]
+    pairs: dict[tuple[int, int], list[str]] = {}
+    shared = shared_hosts([v.hosts for v in read], spans)
+    for host, pair in shared.items():
+        pairs.setdefault(pair, []).append(host)
+    rows += [
+        ("alone", _listed(alone)),
+        ("shared", f"{len(shared):,} host(s) in two recordings at once" if shared else "none"),
+    ]
+    out.write(f"==> merged: {len(verified):,} recordings <==\n")
+    for key, value in rows:
+        out.write(f"{key + ':':<12}{value}\n")
+    for (a, b), listed in sorted(pairs.items())[:MAX_HOSTS_LISTED]:
+        out.write(f"  {read[a].name} and {read[b].name}: {_listed(listed, counted=False)}\n")
+    if len(pairs) > MAX_HOSTS_LISTED:
+        out.write(f"  … and {len(pairs) - MAX_HOSTS_LISTED:,} more pairs\n")
+    out.write(merged_verdict(verified) + "\n")
+
+
+def merged_verdict(verified: Sequence[Verified]) -> str:
+    """``OK``, or which recordings were damaged and which could not be read."""
+    parts = []
+    for status, word in ((DAMAGE, "DAMAGED"), (UNREADABLE_STATUS, "UNREADABLE")):
+        bad = [v.name for v in verified if v.status == status]
+        if bad:
+            listed = _listed(bad, counted=False)
+            parts.append(f"{word}: {len(bad):,} of {len(verified):,} recordings ({listed})")
+    return "; ".join(parts) or "OK"
+
+
+def _listed(items: Sequence[str], *, counted: bool = True) -> str:
+    """``none``, or (how many, and) the first :data:`MAX_HOSTS_LISTED` of them."""
+    if not items:
+        return "none"
+    more = len(items) - MAX_HOSTS_LISTED
+    return (
+        (f"{len(items):,}: " if counted else "")
+        + ", ".join(items[:MAX_HOSTS_LISTED])
+        + (f", … {more:,} more" if more > 0 else "")
+    )
+
+
+def overlapping_none(spans: Sequence[tuple[int, int]]) -> list[int]:
+    """The indexes of the spans (first, last; inclusive) that overlap no other, when there
+    are two or more: one sweep in order of start."""
+    if len(spans) < 2:
+        return []
+    order = sorted(range(len(spans)), key=lambda n: spans[n])
+    alone: list[int] = []
+    reach: int | None = None  # the latest end of the spans before in that order
+    for k, n in enumerate(order):
+        first, last = spans[n]
+        before = reach is not None and reach >= first
+        after = k + 1 < len(order) and spans[order[k + 1]][0] <= last
+        if not before and not after:
+            alone.append(n)
+        reach = last if reach is None else max(reach, last)
+    return sorted(alone)
+
+
+def shared_hosts(
+    hosts: Sequence[tuple[str, ...]], spans: Sequence[tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """Each host two recordings list over overlapping spans → the first such pair found (in
+    the order given), hosts in first-listed order."""
+    owners: dict[str, list[int]] = {}
+    for n, listed in enumerate(hosts):
+        for host in dict.fromkeys(listed):
+            owners.setdefault(host, []).append(n)
+    found: dict[str, tuple[int, int]] = {}
+    for host, ns in owners.items():
+        if len(ns) < 2:
+            continue
+        holder: int | None = None  # of those before, in order of start, the latest to end
+        for n in sorted(ns, key=lambda m: spans[m]):
+            if holder is not None and spans[n][0] <= spans[holder][1]:
+                found[host] = (min(holder, n), max(holder, n))
+                break
+            if holder is None or spans[n][1] > spans[holder][1]:
+                holder = n
+    return found

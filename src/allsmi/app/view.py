@@ -13,12 +13,20 @@ from pathlib import Path
 
 import anyio
 
+from allsmi.adapters.recording.eventscan import EventScan
+from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.terminal.painter import AsciimaticsTerminal, require_terminal
 from allsmi.app.clock import Clock, RealClock, run_every
 from allsmi.app.local import build_local_source
 from allsmi.app.replay_driver import ReplayDriver, local_zone
-from allsmi.app.replay_map import open_events, open_map
+from allsmi.app.replay_map import (
+    MergedEvents,
+    ReplayMap,
+    open_events,
+    open_map,
+    open_merged_map,
+)
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_ids
@@ -37,9 +45,19 @@ class ScreenTerminal(AsciimaticsTerminal):
             await anyio.wait_readable(self.fileno())
 
 
+def replay_paths(args: argparse.Namespace) -> list[str]:
+    """What ``--replay`` names: one or more paths (or one Prometheus URL)."""
+    given: str | list[str] | None = args.replay
+    if given is None:
+        return []
+    return [given] if isinstance(given, str) else list(given)
+
+
 def run(args: argparse.Namespace) -> int:
     window = (args.window_start, args.window_end, args.step_ms, args.match)
-    if any(value is not None for value in window) and not is_prometheus(args.replay):
+    paths = replay_paths(args)
+    prometheus = len(paths) == 1 and is_prometheus(paths[0])
+    if any(value is not None for value in window) and not prometheus:
         raise UsageError("--from, --to, --step and --match go with --replay prometheus+http://…")
     if args.replay:
         if args.hosts or args.interval_ms:
@@ -57,9 +75,21 @@ def is_prometheus(replay: str | None) -> bool:
 
 
 def open_replay(args: argparse.Namespace) -> ReplayDriver:
-    """The recording, or the Prometheus server's window, opened: every failure to open is
-    one line before a terminal is asked for."""
-    if is_prometheus(args.replay):
+    """The recording, the recordings merged, or the Prometheus server's window, opened: every
+    failure to open is one line before a terminal is asked for."""
+    paths = replay_paths(args)
+    if any(is_prometheus(path) for path in paths) and len(paths) > 1:
+        raise UsageError("--replay takes one Prometheus URL, alone")
+    if len(paths) > 1 or Path(paths[0]).is_dir():
+        if args.follow:
+            raise UsageError("--follow follows one recording, not several merged")
+        merged = MergedSource.open([Path(path) for path in paths])
+        try:
+            return ReplayDriver.of(merged, speed=args.speed, start=args.start, loop=args.loop)
+        except BaseException:
+            merged.close()
+            raise
+    if is_prometheus(paths[0]):
         if args.follow:
             raise UsageError("--follow is for a recording still being written, not Prometheus")
         from allsmi.app.from_prometheus import window_of
@@ -68,7 +98,7 @@ def open_replay(args: argparse.Namespace) -> ReplayDriver:
 
         now = RealClock().wall_ms()
         window = window_of(
-            args.replay,
+            paths[0],
             args.window_start,
             args.window_end,
             args.step_ms,
@@ -83,7 +113,7 @@ def open_replay(args: argparse.Namespace) -> ReplayDriver:
             source.close()
             raise
     return ReplayDriver.open(
-        Path(args.replay),
+        Path(paths[0]),
         speed=args.speed,
         start=args.start,
         loop=args.loop,
@@ -99,8 +129,12 @@ def run_replay(args: argparse.Namespace) -> int:
     with driver.source:
         require_terminal()
         source = driver.source
-        replay_map = open_map(source) if isinstance(source, RecordingSource) else None
-        events = open_events(source) if isinstance(source, RecordingSource) else None
+        replay_map: ReplayMap | None = None
+        events: EventScan | MergedEvents | None = None
+        if isinstance(source, RecordingSource):
+            replay_map, events = open_map(source), open_events(source)
+        elif isinstance(source, MergedSource):
+            replay_map, events = open_merged_map(source), MergedEvents(source)
         model = ReplayModel(
             driver=driver, tz=driver.state.tz or local_zone(), map=replay_map, events=events
         )

@@ -40,6 +40,7 @@ screen asks it, never a row's ``hostname``):
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -113,6 +114,47 @@ def _add(seen: dict[str, str], host: str) -> None:
 def host_ids(targets: Iterable[str]) -> tuple[str, ...]:
     """The host ids of scrape targets (what rows carry in ``host_id``)."""
     return tuple(normalise_host_id(target) for target in targets)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` → ``(2, 4)``: the K-th of N shards, 1 ≤ K ≤ N ≤ 65,536; anything else is a
+    usage error saying what is expected."""
+    k_text, sep, n_text = text.strip().partition("/")
+    if not (sep and k_text.strip().isdigit() and n_text.strip().isdigit()):
+        raise UsageError(f"--shard {text!r}: expected K/N, as 1/4 (the first of 4 shards)")
+    k, n = int(k_text), int(n_text)
+    if not 1 <= n <= MAX_SHARDS:
+        raise UsageError(f"--shard {text!r}: N must be 1..{MAX_SHARDS}")
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {text!r}: K must be 1..{n}")
+    return k, n
+
+
+MAX_SHARDS = 65_536
+
+
+def host_part(target: str) -> str:
+    """The host name of a scrape target, lower-cased, without scheme, port or path:
+    ``https://GPU-01:9400/`` → ``gpu-01``, ``[::1]:9100`` → ``::1``."""
+    ident = normalise_host_id(target)
+    try:
+        name = urlsplit(f"http://{ident}").hostname
+    except ValueError:
+        name = None
+    return name if name else ident.lower()
+
+
+def shard_of(target: str, shards: int) -> int:
+    """The shard (1..``shards``) a target falls in: sha256 of its :func:`host_part` modulo
+    ``shards`` — the same on every machine and run (Python's ``hash`` is salted), and the
+    same for every port of one host (its dcgm-exporter and node_exporter pages)."""
+    digest = hashlib.sha256(host_part(target).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def select_shard(targets: Iterable[str], shard: int, shards: int) -> tuple[str, ...]:
+    """The targets of shard ``shard`` of ``shards``, in their given order."""
+    return tuple(t for t in targets if shard_of(t, shards) == shard)
 
 
 # --------------------------------------------------------------------------- identity

@@ -123,12 +123,15 @@ class RecordingSource:
         background: bool = False,
         log_frames: bool = False,
         log_lines: Callable[[bytes], Hashable] | None = None,
+        cache: LineCache | None = None,
     ) -> None:
+        """``cache``: a line cache shared with other sources (a merged replay's inputs share
+        one), instead of one of ``cache_bytes`` of its own."""
         self.path = path
         self.segments: list[SegmentInfo] = []
         self.timeline = Timeline()
         self._chunks = self.timeline.chunks  # the timeline's own list (read here, never changed)
-        self.cache = LineCache(cache_bytes)
+        self.cache = cache if cache is not None else LineCache(cache_bytes)
         self.warnings: list[str] = []  # for the message line, oldest first
         self.schema = SchemaCheck()
         # scanned segments' frames, by segment, when a caller asks for them (FrameLog)

@@ -24,6 +24,7 @@ since it started (and, for the recovery, since it ended), so it is exact for any
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 import re
@@ -124,6 +125,13 @@ def _default_memory(spec: ClusterSpec) -> int:
     return gpu_memory_from_name(spec.gpu_name)
 
 
+def spread_address(index: int) -> str:
+    """The loopback address of node ``index`` of a spread mock cluster: 127.0.0.2, 127.0.0.3…
+    (Linux answers on all of 127.0.0.0/8), so each node is a host of its own, as in a real
+    cluster where every node serves the same port."""
+    return str(ipaddress.IPv4Address("127.0.0.2") + index)
+
+
 @attrs.frozen
 class ClusterSpec:
     """What to simulate. Host ids are ``node-01``… or, with ``base_port``, the loopback
@@ -143,6 +151,7 @@ class ClusterSpec:
     incidents: tuple[Incident, ...] = attrs.field(default=())
     host_prefix: str = "node"
     base_port: int | None = attrs.field(default=None)
+    spread: bool = False  # with base_port: node i at spread_address(i):base_port
 
     @incidents.validator
     def _on_known_hosts(self, _: attrs.Attribute[tuple[Incident, ...]], value: object) -> None:
@@ -152,12 +161,15 @@ class ClusterSpec:
 
     @base_port.validator
     def _ports_fit(self, _: attrs.Attribute[int | None], value: int | None) -> None:
-        if value is not None and not 1 <= value <= 65536 - self.nodes:
+        top = 65535 if self.spread else 65536 - self.nodes
+        if value is not None and not 1 <= value <= top:
             raise ValueError(f"ports {value}..{value + self.nodes - 1} are not all valid")
 
     def host_id(self, index: int) -> str:
         if self.base_port is None:
             return f"{self.host_prefix}-{index + 1:02d}"
+        if self.spread:
+            return f"{spread_address(index)}:{self.base_port}"
         return f"127.0.0.1:{self.base_port + index}"
 
     def hostname(self, index: int) -> str:
