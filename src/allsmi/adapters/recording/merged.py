@@ -416,12 +416,23 @@ def _overlaps(inputs: Sequence[MergeInput], names: Sequence[str]) -> tuple[list[
     """A line for each input that overlaps no other in time, and for each host two inputs'
     headers list over the same time (those hosts, as told)."""
     spans = [(s.time_at(0), s.time_at(s.frame_count - 1)) for s in inputs]
+    spans = [(min(a, b), max(a, b)) for a, b in spans]
     found: list[str] = []
-    for n, (first, last) in enumerate(spans):
-        if len(spans) > 1 and not any(
-            m != n and a <= last and first <= b for m, (a, b) in enumerate(spans)
-        ):
-            length = format_offset(max(0, last - first))
+    if len(spans) > 1:
+        # sorted by start, a span is alone when every span before it ended before it starts
+        # and the next one (the earliest start after it) starts after it ends
+        order = sorted(range(len(spans)), key=lambda n: spans[n])
+        alone: list[int] = []
+        reach: int | None = None  # the latest end among the spans before
+        for place, n in enumerate(order):
+            first, last = spans[n]
+            later = order[place + 1] if place + 1 < len(order) else None
+            if (reach is None or reach < first) and (later is None or spans[later][0] > last):
+                alone.append(n)
+            reach = last if reach is None else max(reach, last)
+        for n in sorted(alone):
+            first, last = spans[n]
+            length = format_offset(last - first)
             found.append(f"{names[n]} ({length} long) overlaps no other recording in time")
     owners: dict[str, int] = {}
     told: set[str] = set()
