@@ -32,6 +32,7 @@ from typing import Any, Final, NamedTuple
 import cattrs
 import orjson
 from cattrs.fns import identity
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from allsmi.adapters import rowhooks
 from allsmi.domain.errors import RecordingCorrupt, UnsupportedSchema
@@ -39,6 +40,8 @@ from allsmi.domain.model import (
     SCHEMA_VERSION,
     SECTION_TABLE,
     Frame,
+    Gpu,
+    GpuHealth,
     Header,
     IndexLine,
     Record,
@@ -100,6 +103,15 @@ for _conv in (_fast, converter):
 for _plain in (int, float, str):
     converter.register_unstructure_hook(_plain | None, identity)
 converter.register_unstructure_hook_factory(_is_row_tuple, _unstructure_row_tuple)
+# A GPU's health signals are written only when something was read, and then only the fields
+# read (docs/recording-format.md §5.3): a row without them is byte for byte what it was.
+converter.register_unstructure_hook(
+    GpuHealth,
+    make_dict_unstructure_fn(GpuHealth, converter, _cattrs_omit_if_default=True),
+)
+converter.register_unstructure_hook(
+    Gpu, make_dict_unstructure_fn(Gpu, converter, health=override(omit_if_default=True))
+)
 
 # (wire key, Frame attribute, section name, ``tuple[row type, ...]``) per section, in the key
 # order of a data line: what the converters write and read each section as.

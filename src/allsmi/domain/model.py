@@ -62,6 +62,59 @@ class GpmMetrics:
     memory_bandwidth_utilization: float | None = None  # fraction 0..1
 
 
+# Clock event ("throttle") reasons, by NVML bit (docs/recording-format.md §5.3): the names a
+# GPU's ``health.clock_events`` lists. The bitmask is NVML's and DCGM's alike.
+CLOCK_EVENT_BITS: Final[tuple[tuple[int, str], ...]] = (
+    (0x001, "gpu_idle"),
+    (0x002, "applications_clocks"),
+    (0x004, "sw_power_cap"),
+    (0x008, "hw_slowdown"),
+    (0x010, "sync_boost"),
+    (0x020, "sw_thermal"),
+    (0x040, "hw_thermal"),
+    (0x080, "hw_power_brake"),
+    (0x100, "display_clock"),
+)
+
+
+def clock_event_names(mask: int) -> tuple[str, ...]:
+    """The names of the reasons set in an NVML/DCGM clock event bitmask, in bit order
+    (bits no name is known for are left out)."""
+    return tuple(name for bit, name in CLOCK_EVENT_BITS if mask & bit)
+
+
+@attrs.frozen
+class GpuHealth:
+    """Why a GPU slowed or failed (docs/recording-format.md §5.3): each field ``None`` when
+    not read. Counters are cumulative as the device (or the recorder, for XIDs) counts them:
+    readers take differences."""
+
+    clock_events: tuple[str, ...] | None = None  # names from CLOCK_EVENT_BITS, active now
+    sm_clock_mhz: int | None = None  # MHz
+    memory_clock_mhz: int | None = None  # MHz
+    power_violation_us: int | None = None  # µs held down by the power limit, cumulative
+    thermal_violation_us: int | None = None  # µs held down thermally, cumulative
+    ecc_corrected: int | None = None  # volatile total since the driver loaded
+    ecc_uncorrected: int | None = None  # volatile total since the driver loaded
+    remapped_correctable: int | None = None  # rows
+    remapped_uncorrectable: int | None = None  # rows
+    remap_pending: bool | None = None
+    remap_failure: bool | None = None
+    retired_pages: int | None = None  # pages
+    pcie_tx_bytes_s: float | None = None  # B/s
+    pcie_rx_bytes_s: float | None = None  # B/s
+    pcie_replays: int | None = None  # cumulative
+    nvlink_tx_bytes_s: float | None = None  # B/s, all links
+    nvlink_rx_bytes_s: float | None = None  # B/s, all links
+    nvlink_errors: int | None = None  # CRC, replay and recovery errors, all links, cumulative
+    encoder_utilization: float | None = None  # percent
+    decoder_utilization: float | None = None  # percent
+    energy_j: float | None = None  # J, the device's own counter (since driver load)
+    xid_counts: dict[str, int] | None = None  # XID code → count since the recorder started
+    last_xid: int | None = None  # the last XID code seen
+    last_xid_ms: int | None = None  # ms since the epoch, when it was seen
+
+
 @attrs.frozen
 class Gpu:
     uuid: str
@@ -87,6 +140,7 @@ class Gpu:
     nvlink_remote_devices: tuple[NvLinkRemoteDevice, ...] = ()
     gpm_metrics: GpmMetrics | None = None
     detail: dict[str, str] = attrs.field(factory=dict)  # free-form: driver_version, index…
+    health: GpuHealth | None = None  # written only when read (docs/recording-format.md §5.3)
 
 
 @attrs.frozen
