@@ -18,6 +18,7 @@ from allsmi.domain.model import (
     Frame,
     GpmMetrics,
     Gpu,
+    GpuHealth,
     GpuProcess,
     Memory,
     Storage,
@@ -275,6 +276,40 @@ SAMPLE_HOST = "node-a"
 SAMPLE_TARGET = f"{SAMPLE_HOST}:9090"
 
 
+# Every health reading on GPU 0 (clock event reasons among them one that no NVML bit names,
+# several XID codes); on GPU 1 the "read, nothing there" ones ([] and {}) and no others, so
+# each health family is seen to write only what was read.
+SAMPLE_HEALTH = (
+    GpuHealth(
+        clock_events=("sw_power_cap", "hw_slowdown", "hw_power_brake", "future_reason"),
+        sm_clock_mhz=1755,
+        memory_clock_mhz=2619,
+        power_violation_us=123_456_789,
+        thermal_violation_us=7,
+        ecc_corrected=12,
+        ecc_uncorrected=1,
+        remapped_correctable=3,
+        remapped_uncorrectable=0,
+        remap_pending=True,
+        remap_failure=False,
+        retired_pages=2,
+        pcie_tx_bytes_s=1.5e9,
+        pcie_rx_bytes_s=0.25,
+        pcie_replays=5,
+        nvlink_tx_bytes_s=3e11,
+        nvlink_rx_bytes_s=2.5e11,
+        nvlink_errors=4,
+        encoder_utilization=12.5,
+        decoder_utilization=0.0,
+        energy_j=123456.789,
+        xid_counts={"13": 2, "79": 1, "119": 40},
+        last_xid=79,
+        last_xid_ms=1_700_000_123_456,
+    ),
+    GpuHealth(clock_events=(), xid_counts={}),
+)
+
+
 def sample_frame() -> Frame:
     """One host, as one exporter's page has it, with a reading for every family we write and
     only values that survive the page (label-safe detail keys, integral detail numbers, no
@@ -305,6 +340,7 @@ def sample_frame() -> Frame:
                 "power_limit_max": "800",
                 "serial": 'line1\nline2 "q" \\',
             },
+            health=SAMPLE_HEALTH[n],
         )
         for n in range(2)
     )

@@ -51,14 +51,24 @@ def by_name(families: list[Family[Any]]) -> pytest.MarkDecorator:
 
 def samples(family: Family[Any], frame: Frame) -> list[Sample]:
     """What the writer takes from ``frame`` for ``family``: per row of its entity, the base
-    label values, the extra labels, and the value with its type (``61`` is not ``61.0``)."""
-    get = family.value
-    assert get is not None
+    label values, the extra labels, and the value with its type (``61`` is not ``61.0``);
+    for a family of several samples a row, each of them."""
     context = Context(ready=True, version=VERSION)
-    return [
-        (values, None if family.extra is None else family.extra(row), type(get(row)), get(row))
-        for row, values in family.entity.rows(frame, context)
-    ]
+    out: list[Sample] = []
+    for row, values in family.entity.rows(frame, context):
+        if family.each is not None:
+            out.extend((values, more, type(raw), raw) for more, raw in family.each(row))
+            continue
+        get = family.value
+        assert get is not None
+        extra = None if family.extra is None else family.extra(row)
+        out.append((values, extra, type(get(row)), get(row)))
+    return out
+
+
+def family_name(family: Family[Any]) -> str:
+    """The family's name as ``prometheus_client`` gives it: a counter's without ``_total``."""
+    return family.name.removesuffix("_total") if family.type == "counter" else family.name
 
 
 def read_back(page: str, t_ms: int) -> Frame:
@@ -113,14 +123,14 @@ def test_our_page_read_back_and_written_again_is_the_same_page() -> None:
 def test_the_writer_writes_every_family_we_write_and_no_other() -> None:
     page = render_metrics(sample_frame(), version=VERSION)
     written = [str(f.name) for f in text_string_to_metric_families(page)]
-    assert written == [f.name for entity in ENTITIES for f in WRITTEN if f.entity is entity]
+    assert written == [family_name(f) for entity in ENTITIES for f in WRITTEN if f.entity is entity]
 
 
 @by_name(WRITTEN)
 def test_a_sample_has_its_entitys_labels_then_the_familys_own(family: Family[Any]) -> None:
     page = render_metrics(sample_frame(), version=VERSION)
-    (parsed,) = [f for f in text_string_to_metric_families(page) if f.name == family.name]
-    assert parsed.type == family.type == "gauge"
+    (parsed,) = [f for f in text_string_to_metric_families(page) if f.name == family_name(family)]
+    assert parsed.type == family.type
     assert parsed.documentation == family.help
     base = len(family.entity.labels)
     for sample in parsed.samples:
@@ -158,6 +168,13 @@ def test_a_family_we_only_read_is_read(family: Family[Any]) -> None:
 def test_every_family_has_one_name_and_is_all_smis() -> None:
     assert len(BY_NAME) == len(FAMILIES)
     assert all(f.name.startswith("all_smi_") for f in FAMILIES)
+
+
+@by_name(list(FAMILIES))
+def test_a_family_is_a_gauge_or_a_counter_named_total(family: Family[Any]) -> None:
+    """The Prometheus naming rules: a counter's name ends in ``_total``, and only a counter's."""
+    assert family.type in ("gauge", "counter")
+    assert family.name.endswith("_total") == (family.type == "counter")
 
 
 def test_the_parser_reads_exactly_the_families_of_the_table() -> None:

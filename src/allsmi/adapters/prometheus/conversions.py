@@ -9,6 +9,14 @@ the two directions sit side by side, so one is seen to undo the other.
 all-smi's exporter forms (docs/architecture.md §3.3) are kept: the platform as its enum's
 Debug form (``Other("x")``), chassis detail keys as snake-case labels, a process's age in
 seconds, no swap families without swap, no buffer or cache sample for 0 bytes.
+
+A GPU's health signals (``Gpu.health``, docs/recording-format.md §5.3.3) go on the page in
+Prometheus base units: the model's µs of violation time as seconds and its ms of the last XID
+as Unix seconds (read back rounded to the nearest µs and ms: exact below 2**51 of them, 71
+years of µs), booleans as 0/1. Clock event reasons are a state set, one sample per known
+reason (1 active, 0 not) and one for each other name the row lists: ``[]`` is every known
+reason at 0, ``None`` no sample at all. XID counts are one sample per code, and a
+``…_xid_watched`` sample of 1 says they were read, so ``{}`` is not ``None`` either.
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ from __future__ import annotations
 import math
 import platform
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Final
 
 from allsmi.adapters.prometheus.entities import CHASSIS, GPU, Host
 from allsmi.domain.model import (
+    CLOCK_EVENT_BITS,
     Chassis,
     Cpu,
     Gpu,
@@ -39,10 +48,14 @@ __all__ = [
     "Labels",
     "Number",
     "PageLabels",
+    "Parts",
+    "Samples",
     "Value",
     "build_labels",
     "chassis_info_labels",
     "chassis_info_read",
+    "clock_event_samples",
+    "clock_events_build",
     "cpu_frequency",
     "cpu_info_labels",
     "cpu_info_read",
@@ -54,22 +67,31 @@ __all__ = [
     "gpu_power_limit_max",
     "gpu_pstate",
     "gsp_version_read",
+    "health_value",
     "if_positive",
     "if_swap",
     "label_int",
     "memory_bandwidth",
+    "ms_to_seconds",
     "number_text",
     "nvlink_read",
     "one",
     "process_elapsed_seconds",
+    "seconds_to_ms",
+    "seconds_to_us",
     "sm_occupancy",
     "thermal_pressure",
     "thermal_pressure_labels",
     "thermal_pressure_read",
+    "to_flag",
     "to_float",
     "to_int",
     "to_mhz",
     "up",
+    "us_to_seconds",
+    "xid_counts_build",
+    "xid_samples",
+    "xid_watched",
 ]
 
 Number = int | float
@@ -77,6 +99,8 @@ Value = int | float | None
 Labels = tuple[tuple[str, str], ...]  # (name, value) pairs, in the order they are written
 PageLabels = Mapping[str, str]  # a sample's labels as the parser reads them
 Convert = Callable[[Number | None], Any]  # a value on the page (None: NaN, ±Inf) → a field
+Samples = Iterable[tuple[Labels, Value]]  # a row's samples of a family of several per row
+Parts = Mapping[str, Number | None]  # label value → sample value, of one row's samples
 
 # all-smi reports Rust's std::env::consts::{OS, ARCH}; Python's names differ on some hosts.
 _OS_NAMES: Final = {"Linux": "linux", "Darwin": "macos", "Windows": "windows"}
@@ -242,6 +266,102 @@ def nvlink_read(labels: PageLabels) -> dict[int, NvLinkRemoteDevice]:
             bandwidth_mb_s=label_int(labels, "bandwidth_mb_s"),
         )
     }
+
+
+# --- GPU health (docs/recording-format.md §5.3.3) --------------------------------------
+
+_MICRO: Final = 1_000_000
+_MILLI: Final = 1_000
+_KNOWN_CLOCK_EVENTS: Final = tuple(name for _, name in CLOCK_EVENT_BITS)
+
+
+def _same(value: Any) -> Value:
+    return value  # type: ignore[no-any-return]
+
+
+def health_value(field: str, to_page: Callable[[Any], Value] = _same) -> Callable[[Gpu], Value]:
+    """A GPU's ``health.<field>`` as the page has it (``to_page``); a GPU without health, or
+    without that reading, has no sample."""
+    get = attrgetter(field)
+
+    def value(gpu: Gpu) -> Value:
+        reading = None if gpu.health is None else get(gpu.health)
+        return None if reading is None else to_page(reading)
+
+    return value
+
+
+def us_to_seconds(us: int) -> float:
+    return us / _MICRO
+
+
+def ms_to_seconds(ms: int) -> float:
+    return ms / _MILLI
+
+
+def _scaled(value: Number | None, factor: int) -> int | None:
+    if value is None:
+        return None
+    scaled = value * factor
+    return bounded_int(round(scaled)) if math.isfinite(scaled) else None
+
+
+def seconds_to_us(value: Number | None) -> int | None:
+    """Seconds on the page → the model's integer µs, to the nearest (exact below 2**51 µs)."""
+    return _scaled(value, _MICRO)
+
+
+def seconds_to_ms(value: Number | None) -> int | None:
+    """Unix seconds on the page → the model's integer ms, to the nearest."""
+    return _scaled(value, _MILLI)
+
+
+def to_flag(value: Number | None) -> bool | None:
+    """0 is False, any other number True."""
+    return None if value is None else value != 0
+
+
+def clock_event_samples(gpu: Gpu) -> Samples:
+    """One ``reason`` sample per known reason (1: active now), then one of 1 for each other
+    name the row lists; none when the reasons were not read."""
+    active = None if gpu.health is None else gpu.health.clock_events
+    if active is None:
+        return ()
+    names = dict.fromkeys(active)  # a name listed twice is one sample
+    known = [((("reason", name),), int(name in names)) for name in _KNOWN_CLOCK_EVENTS]
+    others = [((("reason", name),), 1) for name in names if name not in _KNOWN_CLOCK_EVENTS]
+    return (*known, *others)
+
+
+def clock_events_build(parts: Parts) -> tuple[str, ...]:
+    """The reasons at a non-zero value: the known ones in bit order, then the others in page
+    order (a name written twice is listed once)."""
+    active = [name for name, value in parts.items() if value]  # NaN (None) is not active
+    known = [name for name in _KNOWN_CLOCK_EVENTS if name in active]
+    return (*known, *(name for name in active if name not in _KNOWN_CLOCK_EVENTS))
+
+
+def xid_watched(gpu: Gpu) -> Value:
+    """1 when the GPU's XIDs were read (its counts may still be ``{}``)."""
+    return None if gpu.health is None or gpu.health.xid_counts is None else 1
+
+
+def _code_order(code: str) -> tuple[int, str]:
+    return (int(code), "") if code.isascii() and code.isdigit() else (2**63, code)
+
+
+def xid_samples(gpu: Gpu) -> Samples:
+    """One ``code`` sample per XID code seen, in code order."""
+    counts = None if gpu.health is None else gpu.health.xid_counts
+    if not counts:
+        return ()
+    return tuple(((("code", code),), counts[code]) for code in sorted(counts, key=_code_order))
+
+
+def xid_counts_build(parts: Parts) -> dict[str, int]:
+    """Code → count; a count that is no number (NaN) is no count."""
+    counts = {code: to_int(value) for code, value in parts.items()}
+    return {code: count for code, count in counts.items() if count is not None}
 
 
 # --- processes -------------------------------------------------------------------------

@@ -4,9 +4,10 @@ Each :class:`Family` row of :data:`FAMILIES` is all there is to know about one f
 name, ``# HELP`` text and type (all-smi's exporter names and help: dashboards built for
 ``all-smi api`` must work unchanged), the :class:`~.entities.Entity` its samples are about
 (so its base labels), the labels it adds, how the writer gets a sample from a row
-(``value``, ``extra``), and how the parser puts a sample back into a row (``read``). The
-writer (:mod:`.writer`) writes the families that have a ``value``, in table order; the
-parser (:mod:`.parser`) routes every family by name. A family written is read back into the
+(``value``, ``extra``; or ``each``, for a family of several samples per row), and how the
+parser puts a sample back into a row (``read``). The writer (:mod:`.writer`) writes the
+families that have a ``value`` or ``each``, in table order; the parser (:mod:`.parser`)
+routes every family by name. A family written is read back into the
 field it was written from, by construction: a plain family is made by :func:`_field` from
 one field name, used both ways; the others pair an accessor with its inverse from
 :mod:`.conversions`; and tests/adapters/test_prometheus_families.py checks every writable
@@ -14,11 +15,18 @@ row of the table through the writer and the parser.
 
 Rules the table obeys:
 
-- Names are unique; every family we write is a ``gauge``.
+- Names are unique and follow all-smi's where all-smi has one. Every family we write is a
+  ``gauge``, but for cumulative counts (a counter that only a restart sets back): those are
+  ``counter`` families named ``…_total``, as the Prometheus naming rules have it (all-smi's
+  ``all_smi_energy_consumed_joules_total`` is one), and no gauge's name ends in ``_total``.
+- A GPU's health signals (docs/recording-format.md §5.3.3) are named ``all_smi_gpu_*`` in
+  Prometheus base units (seconds, Unix seconds, bytes per second, joules; clocks in MHz, as
+  all-smi's), and a GPU has a sample of one only when its ``health`` has that reading.
 - ``read`` is what a sample means, whoever wrote it: a number for a field (:class:`Field`), a
   number kept as text in ``detail`` (:class:`Detail`), a GPM fraction (:class:`Gpm`), labels
-  that carry the reading of an ``… = 1`` sample (:class:`FromLabels`), or just a host the
-  page speaks for (:class:`Presence`).
+  that carry the reading of an ``… = 1`` sample (:class:`FromLabels`), a number for a field
+  of a GPU's health (:class:`Health`), one part of such a field that several samples make
+  (:class:`HealthParts`), or just a host the page speaks for (:class:`Presence`).
 - Families all-smi writes and we do not, and the older mock's names, are rows too, with no
   ``value`` (read only): the parser knows no family that is not in this table.
 - Converters are total: NaN and ±Inf arrive as ``None`` and stay ``None``; byte counts, MHz,
@@ -39,10 +47,14 @@ from allsmi.adapters.prometheus.conversions import (
     Convert,
     Labels,
     PageLabels,
+    Parts,
+    Samples,
     Value,
     build_labels,
     chassis_info_labels,
     chassis_info_read,
+    clock_event_samples,
+    clock_events_build,
     cpu_frequency,
     cpu_info_labels,
     cpu_info_read,
@@ -54,20 +66,29 @@ from allsmi.adapters.prometheus.conversions import (
     gpu_power_limit_max,
     gpu_pstate,
     gsp_version_read,
+    health_value,
     if_positive,
     if_swap,
     memory_bandwidth,
+    ms_to_seconds,
     nvlink_read,
     one,
     process_elapsed_seconds,
+    seconds_to_ms,
+    seconds_to_us,
     sm_occupancy,
     thermal_pressure,
     thermal_pressure_labels,
     thermal_pressure_read,
+    to_flag,
     to_float,
     to_int,
     to_mhz,
     up,
+    us_to_seconds,
+    xid_counts_build,
+    xid_samples,
+    xid_watched,
 )
 from allsmi.adapters.prometheus.entities import (
     CHASSIS,
@@ -91,6 +112,8 @@ __all__ = [
     "Field",
     "FromLabels",
     "Gpm",
+    "Health",
+    "HealthParts",
     "Presence",
     "Read",
 ]
@@ -136,11 +159,31 @@ class FromLabels:
 
 
 @attrs.frozen
+class Health:
+    """The value, converted, is the GPU's ``health.<name>``; a later sample overwrites it."""
+
+    name: str
+    convert: Convert
+
+
+@attrs.frozen
+class HealthParts:
+    """Each sample is one part of the GPU's ``health.<name>``, keyed by its ``label``'s value;
+    ``build`` makes the field of a GPU's parts once the page is read. Without a ``label``, a
+    sample of a non-zero value says the field was read, and adds no part (so no parts is
+    ``build({})``, not ``None``). A sample without its label says nothing."""
+
+    name: str
+    build: Callable[[Parts], Any]
+    label: str | None = None
+
+
+@attrs.frozen
 class Presence:
     """The sample names a host the page speaks for, and nothing more."""
 
 
-Read = Field | Detail | Gpm | FromLabels | Presence
+Read = Field | Detail | Gpm | FromLabels | Health | HealthParts | Presence
 PRESENCE: Final = Presence()
 
 
@@ -157,15 +200,36 @@ class Family(Generic[R]):
     labels: tuple[str, ...] = ()  # the names `extra` gives, in order (some may be left out)
     more_labels: bool = False  # `extra` adds labels past `labels` (gpu_info: detail keys)
     type: str = "gauge"
+    each: Callable[[R], Samples] | None = None  # instead of `value`: several samples a row
 
     @property
     def writable(self) -> bool:
-        return self.value is not None
+        return self.value is not None or self.each is not None
 
 
 def _field(name: str, help: str, entity: Entity[Any], field: str, convert: Convert) -> Family[Any]:
     """A family that is one field of its rows, written from it and read back into it."""
     return Family(name, help, entity, Field(field, convert), attrgetter(field))
+
+
+def _health(
+    name: str,
+    help: str,
+    field: str,
+    convert: Convert,
+    to_page: Callable[[Any], Value] | None = None,
+    type: str = "gauge",
+) -> Family[Any]:
+    """A family that is one field of a GPU's health: written from it (through ``to_page``,
+    into the page's unit) and read back into it (through ``convert``, into the model's)."""
+    value = health_value(field) if to_page is None else health_value(field, to_page)
+    return Family(name, help, GPU, Health(field, convert), value, type=type)
+
+
+def _energy_labels(gpu: Any) -> Labels:
+    """all-smi's energy family names the host and the scope (energy.rs); ours has the GPU's
+    base labels too."""
+    return (("host", gpu.hostname), ("scope", "gpu"))
 
 
 # --- the table -------------------------------------------------------------------------
@@ -212,6 +276,67 @@ FAMILIES: Final[tuple[Family[Any], ...]] = (
     Family("all_smi_gpu_memory_bandwidth_utilization",
            "GPM memory bandwidth utilization (fraction 0..1)", GPU,
            Gpm("memory_bandwidth_utilization"), memory_bandwidth),
+    # … health signals (docs/recording-format.md §5.3.3): ours, but for all-smi's energy
+    Family("all_smi_gpu_clock_event_reason",
+           "Clock event (throttle) reason active now (1) or not (0), one sample per reason",
+           GPU, HealthParts("clock_events", clock_events_build, "reason"),
+           labels=("reason",), each=clock_event_samples),
+    _health("all_smi_gpu_clock_sm_mhz", "GPU SM clock in MHz", "sm_clock_mhz", to_int),
+    _health("all_smi_gpu_clock_memory_mhz", "GPU memory clock in MHz", "memory_clock_mhz",
+            to_int),
+    _health("all_smi_gpu_power_violation_seconds_total",
+            "Time the GPU was held down by its power limit in seconds", "power_violation_us",
+            seconds_to_us, us_to_seconds, "counter"),
+    _health("all_smi_gpu_thermal_violation_seconds_total",
+            "Time the GPU was held down thermally in seconds", "thermal_violation_us",
+            seconds_to_us, us_to_seconds, "counter"),
+    _health("all_smi_gpu_ecc_corrected_errors_total",
+            "Corrected (single-bit) ECC errors since the driver loaded", "ecc_corrected",
+            to_int, type="counter"),
+    _health("all_smi_gpu_ecc_uncorrected_errors_total",
+            "Uncorrected (double-bit) ECC errors since the driver loaded", "ecc_uncorrected",
+            to_int, type="counter"),
+    _health("all_smi_gpu_correctable_remapped_rows",
+            "GPU memory rows remapped for correctable errors", "remapped_correctable", to_int),
+    _health("all_smi_gpu_uncorrectable_remapped_rows",
+            "GPU memory rows remapped for uncorrectable errors", "remapped_uncorrectable",
+            to_int),
+    _health("all_smi_gpu_row_remap_pending",
+            "Whether a row remap waits for a GPU reset (1) or not (0)", "remap_pending",
+            to_flag, int),
+    _health("all_smi_gpu_row_remap_failure", "Whether a row remap failed (1) or not (0)",
+            "remap_failure", to_flag, int),
+    _health("all_smi_gpu_retired_pages", "GPU memory pages retired", "retired_pages", to_int),
+    _health("all_smi_gpu_pcie_tx_bytes_per_second", "PCIe bytes sent per second",
+            "pcie_tx_bytes_s", to_float),
+    _health("all_smi_gpu_pcie_rx_bytes_per_second", "PCIe bytes received per second",
+            "pcie_rx_bytes_s", to_float),
+    _health("all_smi_gpu_pcie_replays_total", "PCIe replays", "pcie_replays", to_int,
+            type="counter"),
+    _health("all_smi_gpu_nvlink_tx_bytes_per_second", "NVLink bytes sent per second, all links",
+            "nvlink_tx_bytes_s", to_float),
+    _health("all_smi_gpu_nvlink_rx_bytes_per_second",
+            "NVLink bytes received per second, all links", "nvlink_rx_bytes_s", to_float),
+    _health("all_smi_gpu_nvlink_errors_total",
+            "NVLink CRC, replay and recovery errors, all links", "nvlink_errors", to_int,
+            type="counter"),
+    _health("all_smi_gpu_encoder_utilization", "Video encoder utilization percentage",
+            "encoder_utilization", to_float),
+    _health("all_smi_gpu_decoder_utilization", "Video decoder utilization percentage",
+            "decoder_utilization", to_float),
+    Family("all_smi_energy_consumed_joules_total", "Total energy consumed in joules", GPU,
+           Health("energy_j", to_float), health_value("energy_j"), _energy_labels,
+           ("host", "scope"), type="counter"),
+    Family("all_smi_gpu_xid_watched",
+           "Whether the GPU's XID errors are watched (1): all_smi_gpu_xid_errors_total counts "
+           "them", GPU, HealthParts("xid_counts", xid_counts_build), xid_watched),
+    Family("all_smi_gpu_xid_errors_total", "XID errors seen since the recorder started, by code",
+           GPU, HealthParts("xid_counts", xid_counts_build, "code"), labels=("code",),
+           type="counter", each=xid_samples),
+    _health("all_smi_gpu_last_xid_code", "The last XID error code seen", "last_xid", to_int),
+    _health("all_smi_gpu_last_xid_timestamp_seconds",
+            "When the last XID error was seen, in seconds since the Unix epoch", "last_xid_ms",
+            seconds_to_ms, ms_to_seconds),
     # … read only: all-smi's own, and the older mock's name for the performance state
     Family("all_smi_gpu_pstate", "GPU performance state (the older all-smi mock)", GPU,
            Field("performance_state", to_int, fallback=True)),

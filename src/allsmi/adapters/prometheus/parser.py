@@ -30,6 +30,9 @@ Mapping rules:
   mock's shape (CPU and memory series with only ``instance``) is read as well.
 - NaN and ±Inf become ``None``; a family absent from the page leaves its field ``None``, and
   so does a clock of 0 MHz (all-smi's "no reading").
+- A GPU's ``health`` (docs/recording-format.md §5.3.3) is rebuilt from its health families:
+  ``None`` when none of them gave that GPU a reading. A sample with only all-smi's ``host``
+  label (its energy family) names the host by it.
   Byte counts, MHz, °C and counts are rounded to ``int``; percentages and watts are ``float``.
 - Every row's ``host_id`` is the scrape target (normalised); ``hostname``/``instance`` come
   from the ``hostname``/``instance`` labels, each standing in for the other when absent.
@@ -42,10 +45,11 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any, Final, NamedTuple, TextIO, cast
+from typing import Any, Final, NamedTuple, TextIO, TypeVar, cast
 
 import attrs
 from prometheus_client.parser import text_fd_to_metric_families, text_string_to_metric_families
@@ -53,6 +57,7 @@ from prometheus_client.parser import text_fd_to_metric_families, text_string_to_
 from allsmi.adapters.prometheus.conversions import (
     Number,
     PageLabels,
+    Parts,
     label_int,
     number_text,
     to_float,
@@ -65,6 +70,8 @@ from allsmi.adapters.prometheus.families import (
     Field,
     FromLabels,
     Gpm,
+    Health,
+    HealthParts,
     Presence,
     Read,
 )
@@ -76,6 +83,7 @@ from allsmi.domain.model import (
     Fan,
     GpmMetrics,
     Gpu,
+    GpuHealth,
     GpuProcess,
     Memory,
     NvLinkRemoteDevice,
@@ -83,7 +91,18 @@ from allsmi.domain.model import (
     normalise_host_id,
 )
 
-__all__ = ["NO_LIMITS", "HostRows", "OverLimit", "PageLimits", "parse_metrics", "rows_from_samples"]
+__all__ = [
+    "NO_LIMITS",
+    "HostRows",
+    "OverLimit",
+    "PageLimits",
+    "fold_page",
+    "parse_metrics",
+    "rows_from_samples",
+]
+
+_R = TypeVar("_R")
+_NAME_AT: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # a sample line's metric name
 
 
 @attrs.frozen
@@ -229,7 +248,7 @@ def _line_by_line(text: str, limits: PageLimits, skipped: list[int]) -> Iterator
 
 def _host(labels: PageLabels) -> tuple[str, str]:
     """``(instance, hostname)`` of a sample, each standing in for the other."""
-    instance = labels.get("instance") or labels.get("hostname") or ""
+    instance = labels.get("instance") or labels.get("hostname") or labels.get("host") or ""
     return instance, labels.get("hostname") or instance
 
 
@@ -257,6 +276,11 @@ class _GpuRow(_Row):
     detail: dict[str, str] = attrs.Factory(dict)  # detail values from other families
     gpm: dict[str, float | None] = attrs.Factory(dict)
     nvlinks: dict[int, NvLinkRemoteDevice] = attrs.Factory(dict)
+    health: dict[str, Any] = attrs.Factory(dict)  # health field → reading
+    # health field → (how its parts make it, label value → sample value)
+    health_parts: dict[str, tuple[Callable[[Parts], Any], dict[str, Number | None]]] = (
+        attrs.Factory(dict)
+    )
 
 
 @attrs.define
@@ -363,6 +387,22 @@ class _Builder:
     def _gpu_labels(self, labels: PageLabels, value: Number | None, read: FromLabels) -> None:
         if self._says_something(labels, read):
             self._merge(self._gpu(labels), labels, read)
+
+    def _gpu_health(self, labels: PageLabels, value: Number | None, read: Health) -> None:
+        if (gpu := self._gpu(labels)) is not None:
+            gpu.health[read.name] = read.convert(value)
+
+    def _gpu_health_part(self, labels: PageLabels, value: Number | None, read: HealthParts) -> None:
+        key = None if read.label is None else labels.get(read.label)
+        if read.label is not None and not key:
+            return  # the sample lacks the label its part is named by
+        if key is None and not value:
+            return  # "not read" (0), or NaN: no part, and no sign that it was read
+        if (gpu := self._gpu(labels)) is None:
+            return
+        parts = gpu.health_parts.setdefault(read.name, (read.build, {}))[1]
+        if key is not None:
+            parts[key] = value
 
     # -- CPU --
 
@@ -517,6 +557,12 @@ class _Builder:
         gpm = None
         if any(v is not None for v in gpu.gpm.values()):
             gpm = GpmMetrics(**gpu.gpm)
+        health = dict(gpu.health)
+        for name, (build, parts) in gpu.health_parts.items():
+            health[name] = build(parts)
+        health_row = None
+        if any(v is not None for v in health.values()):
+            health_row = GpuHealth(**health)
         return Gpu(
             uuid=gpu.uuid,
             name=gpu.name or "",
@@ -527,6 +573,7 @@ class _Builder:
             nvlink_remote_devices=tuple(gpu.nvlinks[k] for k in sorted(gpu.nvlinks)),
             gpm_metrics=gpm,
             detail=detail,
+            health=health_row,
             **gpu.fields,
         )
 
@@ -614,6 +661,10 @@ def _handler(entity: str, read: Read) -> Handler:
             return _Builder._gpu_gpm
         case "gpu", FromLabels():
             return _Builder._gpu_labels
+        case "gpu", Health():
+            return _Builder._gpu_health
+        case "gpu", HealthParts():
+            return _Builder._gpu_health_part
         case "cpu", Field(fallback=False):
             return _Builder._cpu_field
         case "cpu", FromLabels():
@@ -696,3 +747,45 @@ def _fold(samples: Iterable[Sample], host_id: str, limits: PageLimits, processes
             raise OverLimit(f"over {most} series")
         add(_sample(name, labels, value))
     return builder
+
+
+def fold_page(
+    text: str,
+    limits: PageLimits,
+    fold: Callable[[Iterable[tuple[str, PageLabels, Number | None]]], _R],
+    names: frozenset[str],
+) -> _R:
+    """``fold`` over the samples of ``text`` whose family is in ``names`` (a counter's sample
+    may carry ``_total`` in addition), NaN and ±Inf as ``None``, read as
+    :func:`parse_metrics` reads a page: the fast reader, else the vendor's grammar, else line
+    by line. Sample lines of other families are dropped by their name before the fast reader
+    parses them. ``fold`` may be called again on a later grammar: it must not keep state
+    outside what it returns. Raises only :class:`OverLimit` (and what ``fold`` raises)."""
+
+    def wanted(name: str) -> bool:
+        return name in names or (name.endswith("_total") and name[: -len("_total")] in names)
+
+    def kept(lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            head = line.lstrip()
+            if head and head[0] != "#":
+                match = _NAME_AT.match(head)
+                if match is not None and match.group(0) not in names:
+                    continue
+            yield line
+
+    def samples(source: Iterable[Sample]) -> Iterator[tuple[str, PageLabels, Number | None]]:
+        for count, (name, labels, value) in enumerate((s for s in source if wanted(s[0])), 1):
+            if count > limits.series:
+                raise OverLimit(f"over {limits.series} series")
+            yield _sample(name, labels, value)
+
+    try:
+        return fold(samples(iter_plain_samples(kept(_lines(text, limits.lines)))))
+    except NotPlain:
+        pass
+    try:
+        return fold(samples(_vendor(text, limits)))
+    except _Unparsed:
+        pass
+    return fold(samples(_line_by_line(text, limits, [0])))

@@ -16,14 +16,16 @@ than all-smi's own exporter:
 - A reading that is ``None``, NaN or ±Inf produces no sample. Integers are written plain,
   floats in their shortest round-trip form without an exponent (``1e-05`` → ``0.00001``),
   because all-smi's own scraper drops exponent values.
-- Every family is a ``gauge``.
+- Every family is a ``gauge``, but for cumulative counts: ``counter`` families named
+  ``…_total`` (the table's rules, :mod:`.families`).
 
 Theory of operation: the families are the table of :mod:`.families`, the rows and their base
 labels the entities of :mod:`.entities`. Worked out once, at import: each family's HELP/TYPE
 lines, the families to write about each entity (the table's rows with a ``value``, in table
 order) and its base label block as a template. For each entity in order, its rows are listed
 with their base label block, filled with the escaped values once and reused by every family
-about it; each family then gets one sample per row that has a reading. A family with no
+about it; each family then gets one sample per row that has a reading (a family of several
+samples per row, ``each``, gets them all, each with its own labels). A family with no
 sample is left out entirely.
 """
 
@@ -35,7 +37,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
-from allsmi.adapters.prometheus.conversions import Labels, Value
+from allsmi.adapters.prometheus.conversions import Labels, Samples, Value
 from allsmi.adapters.prometheus.entities import ENTITIES, Context, Entity
 from allsmi.adapters.prometheus.families import FAMILIES
 from allsmi.domain.model import Frame
@@ -48,8 +50,9 @@ class _Written(NamedTuple):
 
     name: str
     header: str  # its # HELP and # TYPE lines
-    value: Callable[[Any], Value]
+    value: Callable[[Any], Value] | None  # None: `each` gives the row's samples
     extra: Callable[[Any], Labels] | None
+    each: Callable[[Any], Samples] | None
 
 
 def _header(name: str, help_text: str, kind: str) -> str:
@@ -70,9 +73,9 @@ _PLAN: Final = tuple(
         entity,
         ",".join(f'{name}="{{}}"' for name in entity.labels),  # names are valid: no escaping
         tuple(
-            _Written(f.name, _header(f.name, f.help, f.type), f.value, f.extra)
+            _Written(f.name, _header(f.name, f.help, f.type), f.value, f.extra, f.each)
             for f in FAMILIES
-            if f.entity is entity and f.value is not None
+            if f.entity is entity and f.writable
         ),
     )
     for entity in ENTITIES
@@ -117,20 +120,35 @@ def _format_value(value: int | float) -> str | None:
 def _render_entity(plan: _Plan, frame: Frame, context: Context, out: list[str]) -> None:
     fill = plan.block.format
     rows = [(row, fill(*map(_escape, values))) for row, values in plan.entity.rows(frame, context)]
-    for name, header, value, extra in plan.families:
+    for name, header, value, extra, each in plan.families:
         lines: list[str] = []
-        for row, block in rows:
-            raw = value(row)
-            text = None if raw is None else _format_value(raw)
-            if text is None:
-                continue
-            if extra is not None and (more := extra(row)):
-                lines.append(f"{name}{{{block},{_block(more)}}} {text}\n")
-            else:
-                lines.append(f"{name}{{{block}}} {text}\n")
+        if value is None:
+            assert each is not None  # the table's rows are writable
+            _render_each(name, each, rows, lines)
+        else:
+            for row, block in rows:
+                raw = value(row)
+                text = None if raw is None else _format_value(raw)
+                if text is None:
+                    continue
+                if extra is not None and (more := extra(row)):
+                    lines.append(f"{name}{{{block},{_block(more)}}} {text}\n")
+                else:
+                    lines.append(f"{name}{{{block}}} {text}\n")
         if lines:
             out.append(header)
             out.extend(lines)
+
+
+def _render_each(
+    name: str, each: Callable[[Any], Samples], rows: list[tuple[Any, str]], lines: list[str]
+) -> None:
+    """The samples of a family of several per row, each with its own labels."""
+    for row, block in rows:
+        for more, raw in each(row):
+            text = None if raw is None else _format_value(raw)
+            if text is not None:
+                lines.append(f"{name}{{{block},{_block(more)}}} {text}\n")
 
 
 def render_metrics(frame: Frame, *, ready: bool = True, version: str) -> str:
