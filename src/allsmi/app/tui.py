@@ -56,7 +56,18 @@ MAX_ALERTS = 50  # live: events kept for the alert line
 SCROLL_KEYS = frozenset({"up", "down", "pgup", "pgdn", "home", "end"})
 # live: of events at one time, the alert line names the first of these kinds (a recovery
 # or a kind not listed, last)
-ALERT_ORDER = ("host-lost", "temp-crit", "temp-slowdown", "power-drop", "util-drop", "errors")
+ALERT_ORDER = (
+    "host-lost",
+    "xid",
+    "temp-crit",
+    "remap",
+    "ecc",
+    "temp-slowdown",
+    "throttle",
+    "power-drop",
+    "util-drop",
+    "errors",
+)
 ALERT_HOLD_MS = 5 * 60_000  # live: an event stays on the alert line this long (frame time)
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000

@@ -49,6 +49,20 @@ kind                when
                     the one before it (:meth:`Detector.segment`; stamped at the new start).
                     One run's segments share it (rotation reuses the header); a header
                     without it (older files, all-smi's) says nothing
+``throttle``        a GPU's clocks are held down (its ``health.clock_events``): HW slowdown, HW
+                    thermal, HW power brake or SW thermal at once; SW power cap only once it
+                    has held for ``throttle_power_cap_ms`` (stamped at its onset); idle,
+                    application clocks, sync boost and display clock never. The message
+                    names the reasons (``throttled: HW slowdown, SW thermal``)
+``throttle-end``    a throttled GPU reads none of them (SW power cap: not held) again
+``xid``             a GPU's XID seen: a count of ``health.xid_counts`` grew (one event per
+                    code), or, without counts, ``last_xid`` (or its ``last_xid_ms``) changed
+                    (dcgm-exporter's gauge: repeats of one code are invisible there).
+                    ``XID 79 (GPU has fallen off the bus)``: :data:`XID_NAMES`
+``ecc``             a GPU's ECC total (``ecc_uncorrected``, ``ecc_corrected``) grew: the
+                    increase and the total
+``remap``           a GPU's remapped rows grew, or ``remap_pending`` or ``remap_failure``
+                    became true
 ==================  ============================================================================
 
 Readings. ``None``, NaN, ±infinity and negative values are no reading (all-smi's ``-1``;
@@ -58,6 +72,19 @@ reading, or a GPU without a row, neither extends nor breaks anything: a utilizat
 is measured between known readings, a host's power is compared only over frames in which the
 same number of its GPUs read power. One row per GPU key ``(host_id, uuid)`` per frame (the
 first).
+
+Health (docs/recording-format.md §5.3.3). A GPU row without ``health``, or a field of it
+``None`` (or a negative count), is unknown: it neither starts nor ends anything, and the
+next known reading is compared with the last known one. A count is compared only with an
+earlier known count of the same GPU (its first is the baseline: what happened before the
+detector started is no event); a count that went down is a counter that restarted (a driver
+reload, a new recorder): the new baseline, no event (for ``xid_counts``, any code down or
+gone). ``remap_pending``/``remap_failure`` and the clock reasons are compared with nominal at
+the first reading. A throttle's reasons are those of its onset; a reason joining an open
+throttle is no new event. Health state is kept per GPU key only for GPUs read with
+``health``, and dropped when a frame has rows of the GPU's host but none of the GPU (it
+disappeared: if it comes back, it starts afresh); a GPU without ``health`` costs one
+attribute test per frame.
 
 The interval is the one given (a header's ``interval_ms``), else the median of the last
 ``interval_window`` spacings between frames (including the newest), as ``verify`` takes the
@@ -97,7 +124,7 @@ from typing import Final
 
 import attrs
 
-from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Gpu, Header
+from allsmi.domain.model import HOST_SECTION_ATTRS, Frame, Gpu, GpuHealth, Header
 from allsmi.domain.parse import format_gap
 from allsmi.domain.summary import error_host, permyriad
 
@@ -115,6 +142,11 @@ TEMP_CRIT: Final = "temp-crit"
 POWER_DROP: Final = "power-drop"
 GAP: Final = "gap"
 RESTART: Final = "restart"
+THROTTLE: Final = "throttle"
+THROTTLE_END: Final = "throttle-end"
+XID: Final = "xid"
+ECC: Final = "ecc"
+REMAP: Final = "remap"
 KINDS: Final = (
     HOST_LOST,
     HOST_BACK,
@@ -130,10 +162,61 @@ KINDS: Final = (
     POWER_DROP,
     GAP,
     RESTART,
+    THROTTLE,
+    THROTTLE_END,
+    XID,
+    ECC,
+    REMAP,
 )
 # Temperature levels, by number: the event kind entering each, and its name in messages.
 _TEMP_KINDS: Final = (TEMP_OK, TEMP_WARN, TEMP_SLOWDOWN, TEMP_CRIT)
 _TEMP_NAMES: Final = ("ok", "warn", "slowdown", "crit")
+
+# Clock event reasons (docs/recording-format.md §5.3.3) that are a throttle at once, in bit
+# order, and how messages name them; SW power cap only once held (Thresholds), the others
+# (gpu_idle, applications_clocks, sync_boost, display_clock) never.
+THROTTLE_REASONS: Final[Mapping[str, str]] = {
+    "hw_slowdown": "HW slowdown",
+    "sw_thermal": "SW thermal",
+    "hw_thermal": "HW thermal",
+    "hw_power_brake": "HW power brake",
+}
+POWER_CAP: Final = "sw_power_cap"
+POWER_CAP_NAME: Final = "SW power cap"
+# XID codes operators look for, by NVIDIA's XID catalogue: the name a message gives them.
+XID_NAMES: Final[Mapping[int, str]] = {
+    13: "graphics engine exception",
+    31: "GPU memory page fault",
+    43: "GPU stopped processing",
+    45: "preemptive cleanup",
+    48: "double-bit ECC error",
+    63: "row remapping event",
+    64: "row remapping failure",
+    74: "NVLink error",
+    79: "GPU has fallen off the bus",
+    92: "high single-bit ECC rate",
+    94: "contained ECC error",
+    95: "uncontained ECC error",
+    119: "GSP error",
+    120: "GSP error",
+}
+_XID_BY_TEXT: Final = {str(code): name for code, name in XID_NAMES.items()}
+
+
+def throttle_names(reasons: Iterable[str]) -> list[str]:
+    """The names of the reasons among ``reasons`` that are a throttle at once, in bit order
+    (:data:`THROTTLE_REASONS`)."""
+    active = set(reasons)
+    return [name for reason, name in THROTTLE_REASONS.items() if reason in active]
+
+
+def xid_text(code: int | str, times: int = 1) -> str:
+    """``XID 79 (GPU has fallen off the bus)``, ``XID 79 ×2 (…)`` seen ``times`` times; a
+    code :data:`XID_NAMES` does not name is just its number (``XID 7``)."""
+    text = _one_line(str(code), 20)
+    said = f"XID {text} ×{times}" if times > 1 else f"XID {text}"
+    name = _XID_BY_TEXT.get(text)
+    return f"{said} ({name})" if name is not None else said
 
 
 @attrs.frozen
@@ -155,6 +238,7 @@ class Thresholds:
     flap_intervals: int = 10  # one lost/back pair per this many intervals, else flapping
     errors_clear_frames: int = 3  # frames without an error of a host: errors-cleared
     interval_window: int = 31  # spacings whose median is the interval when none is given
+    throttle_power_cap_ms: int = 30_000  # SW power cap held this long: a throttle
 
 
 THRESHOLDS: Final = Thresholds()
@@ -267,6 +351,7 @@ class _GpuState:
     __slots__ = (
         "busy",
         "dropped_at",
+        "health",
         "label",
         "last_t",
         "level",
@@ -296,6 +381,44 @@ class _GpuState:
         self.stay_hi: float = -_INF
         self.slow: int | None = None
         self.shut: int | None = None
+        self.health: _HealthState | None = None  # once read with health (module header)
+
+
+class _HealthState:
+    """One GPU's health as last known: its throttle, the SW power cap being held, and the
+    last known counts and flags (None: none known yet)."""
+
+    __slots__ = (
+        "cap_since",
+        "ecc_corrected",
+        "ecc_uncorrected",
+        "remap_failure",
+        "remap_pending",
+        "rows_correctable",
+        "rows_uncorrectable",
+        "throttle_since",
+        "xid",
+        "xid_counts",
+        "xid_ms",
+    )
+
+    def __init__(self) -> None:
+        self.throttle_since: int | None = None  # onset of the throttle said, until its end
+        self.cap_since: int | None = None  # onset of the SW power cap read since
+        self.ecc_corrected: int | None = None
+        self.ecc_uncorrected: int | None = None
+        self.rows_correctable: int | None = None
+        self.rows_uncorrectable: int | None = None
+        self.remap_pending = False
+        self.remap_failure = False
+        self.xid_counts: Mapping[str, int] | None = None
+        self.xid: int | None = None  # last_xid (0: dcgm's gauge before any XID)
+        self.xid_ms: int | None = None
+
+
+def _count(value: int | None) -> int | None:
+    """A count as detection reads it: a negative one (a sentinel) is no reading."""
+    return value if value is not None and value >= 0 else None
 
 
 class _HostGpus:
@@ -325,6 +448,7 @@ class GpuReading:
 
     __slots__ = (
         "detail",
+        "health",
         "host_id",
         "power_consumption",
         "temperature",
@@ -348,6 +472,7 @@ class GpuReading:
         temperature_threshold_slowdown: int | None,
         temperature_threshold_shutdown: int | None,
         detail: Mapping[str, str],
+        health: GpuHealth | None = None,
     ) -> None:
         self.uuid = uuid
         self.host_id = host_id
@@ -359,6 +484,7 @@ class GpuReading:
         self.temperature_threshold_slowdown = temperature_threshold_slowdown
         self.temperature_threshold_shutdown = temperature_threshold_shutdown
         self.detail = detail
+        self.health = health
 
 
 GpuRow = Gpu | GpuReading  # a GPU as detection reads it
@@ -382,6 +508,7 @@ class Detector:
         self._flapping: set[str] = set()
         self._errors: dict[str | None, _ErrorState] = {}
         self._gpus: dict[str, _HostGpus] = {}
+        self._health: dict[tuple[str, str], _GpuState] = {}  # GPUs read with health
         self._falling: set[str] = set()  # hosts whose power-drop is being followed
         self._last_t: int | None = None
         self._spacings: deque[int] = deque(maxlen=thresholds.interval_window)
@@ -690,10 +817,108 @@ class Detector:
                 and te != inf
             ):
                 self._judge_temp(host, state, te, gpu, t, out)
+            health = gpu.health
+            if health is not None:
+                self._judge_health(host, gpu.uuid, state, health, t, out)
         if count:
             _add_power(touched, host, group, t, total, count)
         for host, group in touched:
             self._judge_power(host, group, t, out)
+        if self._health:
+            self._drop_gone(gpus, t)
+
+    # ------------------------------------------------------------------ GPU health
+
+    def _drop_gone(self, gpus: Sequence[GpuRow], t: int) -> None:
+        """Forget the health of GPUs whose host has rows in frame ``t`` but they have none."""
+        hosts = {gpu.host_id for gpu in gpus}
+        gone = [key for key, s in self._health.items() if s.last_t != t and key[0] in hosts]
+        for key in gone:
+            self._health.pop(key).health = None
+
+    def _judge_health(
+        self,
+        host: str,
+        uuid: str,
+        state: _GpuState,
+        health: GpuHealth,
+        t: int,
+        out: list[Event],
+    ) -> None:
+        """A GPU's health reading in frame ``t``: throttle, XID, ECC and remap events."""
+        known = state.health
+        if known is None:
+            known = state.health = _HealthState()
+            self._health[(host, uuid)] = state
+        label = state.label
+        if health.clock_events is not None:
+            self._judge_throttle(host, label, known, health.clock_events, t, out)
+        if health.xid_counts is not None or health.last_xid is not None:
+            _judge_xid(host, label, known, health, t, out)
+        parts: list[str] = []
+        known.ecc_uncorrected = _grown(
+            known.ecc_uncorrected, _count(health.ecc_uncorrected), "uncorrected", parts
+        )
+        known.ecc_corrected = _grown(
+            known.ecc_corrected, _count(health.ecc_corrected), "corrected", parts
+        )
+        if parts:
+            out.append(Event(t, host, label, ECC, "ECC: " + ", ".join(parts)))
+            parts = []
+        known.rows_uncorrectable = _grown(
+            known.rows_uncorrectable,
+            _count(health.remapped_uncorrectable),
+            "rows remapped (uncorrectable)",
+            parts,
+        )
+        known.rows_correctable = _grown(
+            known.rows_correctable,
+            _count(health.remapped_correctable),
+            "rows remapped (correctable)",
+            parts,
+        )
+        pending, failure = health.remap_pending, health.remap_failure
+        if pending is not None:
+            if pending and not known.remap_pending:
+                parts.append("remap pending (a GPU reset applies it)")
+            known.remap_pending = pending
+        if failure is not None:
+            if failure and not known.remap_failure:
+                parts.append("remap failed")
+            known.remap_failure = failure
+        if parts:
+            out.append(Event(t, host, label, REMAP, "row remap: " + ", ".join(parts)))
+
+    def _judge_throttle(
+        self,
+        host: str,
+        label: str,
+        known: _HealthState,
+        reasons: Sequence[str],
+        t: int,
+        out: list[Event],
+    ) -> None:
+        """The clock event reasons read in frame ``t``: a throttle begins or ends."""
+        names = throttle_names(reasons) if reasons else []
+        if POWER_CAP in reasons:
+            if known.cap_since is None:
+                known.cap_since = t
+            held = t - known.cap_since >= self.thresholds.throttle_power_cap_ms
+        else:
+            known.cap_since, held = None, False
+        if names or held:
+            if known.throttle_since is None:
+                onset = known.cap_since if held and known.cap_since is not None else t
+                if held:
+                    names.append(POWER_CAP_NAME)
+                known.throttle_since = onset
+                out.append(Event(onset, host, label, THROTTLE, "throttled: " + ", ".join(names)))
+        elif known.throttle_since is not None:
+            since, known.throttle_since = known.throttle_since, None
+            if known.cap_since is not None:
+                known.cap_since = t  # a cap read through the throttle is held from its end
+            text = f"throttle ended after {format_gap(t - since)}"
+            out.append(Event(t, host, label, THROTTLE_END, text))
 
     def _judge_temp(
         self, host: str, state: _GpuState, te: float, gpu: GpuRow, t: int, out: list[Event]
@@ -814,6 +1039,57 @@ class Detector:
 
 
 _T_MS: Final = attrgetter("t_ms")
+
+
+def _grown(was: int | None, now: int | None, what: str, parts: list[str]) -> int | None:
+    """A count compared with the last known (module header: a count that went down is a new
+    baseline): ``what +n (total m)`` added to ``parts`` when it grew; the count known now."""
+    if now is None:
+        return was
+    if was is not None and now > was:
+        parts.append(f"{what} +{now - was:,} (total {now:,})")
+    return now
+
+
+def _judge_xid(
+    host: str, label: str, known: _HealthState, health: GpuHealth, t: int, out: list[Event]
+) -> None:
+    """XIDs seen in frame ``t``: by the counts per code when the counts are read now and
+    were before, else by ``last_xid`` (and ``last_xid_ms``) changing."""
+    counts, was = health.xid_counts, known.xid_counts
+    code, at = health.last_xid, health.last_xid_ms
+    if counts is not None:
+        known.xid_counts = counts
+        if was is not None and counts is not was and counts != was:
+            grew: list[tuple[str, int]] = []
+            for key, old in was.items():
+                n = counts.get(key)
+                if n is None or n < old:
+                    grew = []  # a code down or gone: the counter restarted (module header)
+                    break
+            else:
+                grew = [(key, n - max(was.get(key, 0), 0)) for key, n in counts.items()]
+            for key, more in sorted(grew, key=_code_order):
+                if more > 0:
+                    out.append(Event(t, host, label, XID, xid_text(key, more)))
+    if code is None or code < 0:
+        return
+    if (
+        (counts is None or was is None)
+        and known.xid is not None
+        and code > 0
+        and (
+            code != known.xid or (at is not None and known.xid_ms is not None and at > known.xid_ms)
+        )
+    ):
+        out.append(Event(t, host, label, XID, xid_text(code)))
+    known.xid, known.xid_ms = code, at
+
+
+def _code_order(item: tuple[str, int]) -> tuple[int, str]:
+    """XID codes in numeric order (a code that is no number after them)."""
+    key = item[0]
+    return (int(key), key) if key.isdecimal() and len(key) < 10 else (1 << 40, key)
 
 
 def _add_power(

@@ -26,6 +26,7 @@ GPUs' worth.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final, TypeAlias
@@ -63,6 +64,8 @@ from allsmi.domain.screen_rows import (
     disk_line,
     fit,
     gpu_lines,
+    health_line,
+    health_notes,
     memory_lines,
     no_data_line,
     overview_lines,
@@ -437,14 +440,37 @@ def _error_block(errors: Sequence[str]) -> list[Block]:
     return [_lines_block(lines)]
 
 
-def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str) -> Block:
-    def build(start: int, stop: int) -> list[Spans]:
-        out: list[Spans] = []
-        for index in range(start // 2, (stop + 1) // 2):
-            out += gpu_lines(gpus[index], layout, host)
-        return out[start % 2 :][: stop - start]
+def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str, t_ms: int | None) -> Block:
+    """Two lines a GPU, and a health line under each that is not nominal (docs/recording-
+    format.md §5.3.3; :func:`~allsmi.domain.screen_rows.health_notes`)."""
+    notes = [health_notes(gpu, t_ms) if gpu.health is not None else () for gpu in gpus]
+    if not any(notes):  # the common case: two lines a GPU
 
-    return Block(2 * len(gpus), build)
+        def build(start: int, stop: int) -> list[Spans]:
+            out: list[Spans] = []
+            for index in range(start // 2, (stop + 1) // 2):
+                out += gpu_lines(gpus[index], layout, host)
+            return out[start % 2 :][: stop - start]
+
+        return Block(2 * len(gpus), build)
+    starts: list[int] = []  # the first line of each GPU
+    height = 0
+    for said in notes:
+        starts.append(height)
+        height += 3 if said else 2
+
+    def build_health(start: int, stop: int) -> list[Spans]:
+        first = bisect_right(starts, start) - 1
+        out: list[Spans] = []
+        index = first
+        while index < len(gpus) and starts[index] < stop:
+            out += gpu_lines(gpus[index], layout, host)
+            if notes[index]:
+                out.append(health_line(notes[index]))
+            index += 1
+        return out[start - starts[first] :][: stop - start]
+
+    return Block(height, build_health)
 
 
 def _gpu_history_block(history: MapView, host: str, gpus: Sequence[Gpu], width: int) -> Block:
@@ -526,7 +552,8 @@ def _body(
         if rows is None:
             blocks.append(_lines_block([no_data_line(shown[host])]))
         elif rows.gpus:
-            blocks.append(_gpu_block(rows.gpus, layout, shown[host]))
+            t_ms = frame.t_ms if frame is not None else None
+            blocks.append(_gpu_block(rows.gpus, layout, shown[host], t_ms))
     for name, rows in present:
         blocks += _host_blocks(rows, layout, name)
     if frame is not None and frame.processes is not None:

@@ -21,6 +21,17 @@ Rules this module obeys:
 The look follows all-smi's TUI (as on a 200-node cluster, docs/architecture.md §6): two
 lines per GPU (identity and readings, then Util/Mem gauges coloured by level), then per host
 CPU, memory and disk rows, and all-smi's ``PID USER … COMMAND`` process table.
+
+Health (docs/recording-format.md §5.3.3): a GPU that is not nominal gets a third line,
+``health: throttled: HW slowdown, SW thermal · XID 79 · ECC uncorrected 2 · row remap
+pending`` (:func:`health_notes` decides, from the frame alone). Not nominal: a clock reason
+that is a throttle at once (:data:`allsmi.domain.events.THROTTLE_REASONS`); a last XID seen
+within :data:`HEALTH_XID_RECENT_MS` of the frame's time (a time after it counts as recent);
+uncorrected ECC errors (a volatile total: they stay until the driver reloads); a remap pending
+or failed. Not shown: the SW power cap (normal at full load, and one frame cannot tell that it
+held: the ``throttle`` event says so), XID counts without a recent last XID (they are counts
+since the recorder started: an XID of last week would stay on screen), corrected ECC, and
+anything unknown. A nominal GPU, or one without ``health``, keeps its two lines.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from allsmi.domain.events import throttle_names
 from allsmi.domain.model import Cpu, Gpu, GpuProcess, Memory, Storage
 
 COLOURS: Final = frozenset(("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"))
@@ -370,6 +382,38 @@ def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
         gauge("Mem ", share(gpu.used_memory, gpu.total_memory), mem_text, right),
     )
     return first, second
+
+
+HEALTH_XID_RECENT_MS: Final = 10 * 60_000  # a last XID this recent is on the health line
+HEALTH_SEP: Final = " · "
+
+
+def health_notes(gpu: Gpu, t_ms: int | None) -> tuple[str, ...]:
+    """What is not nominal about ``gpu`` in a frame at ``t_ms`` (module header: Health), in
+    the health line's order; () when nothing is (or nothing is known)."""
+    health = gpu.health
+    if health is None:
+        return ()
+    notes: list[str] = []
+    if health.clock_events and (names := throttle_names(health.clock_events)):
+        notes.append("throttled: " + ", ".join(names))
+    code, at = health.last_xid, health.last_xid_ms
+    recent = at is not None and t_ms is not None and t_ms - at <= HEALTH_XID_RECENT_MS
+    if code is not None and code > 0 and recent:
+        notes.append(f"XID {code}")
+    uncorrected = health.ecc_uncorrected
+    if uncorrected is not None and uncorrected > 0:
+        notes.append(f"ECC uncorrected {uncorrected:,}")
+    if health.remap_failure:
+        notes.append("row remap failed")
+    elif health.remap_pending:
+        notes.append("row remap pending")
+    return tuple(notes)
+
+
+def health_line(notes: Sequence[str]) -> Spans:
+    """The line under a GPU that is not nominal: ``health: …`` (:func:`health_notes`)."""
+    return [Span(f"{INDENT}health: ", YELLOW), Span(clean(HEALTH_SEP.join(notes)), RED)]
 
 
 # --------------------------------------------------------------------------- host rows

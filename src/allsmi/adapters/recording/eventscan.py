@@ -262,6 +262,8 @@ def _gpus(rows: list[Any], present: set[str]) -> list[GpuReading]:
         host, uuid = row["host_id"], row["uuid"]
         if type(host) is not str or type(uuid) is not str:
             raise Slow
+        if "health" in row:
+            raise Slow  # health signals: the decoder reads them (docs/recording-format.md §5.3.3)
         present.add(host)
         get = row.get
         util, power = get("utilization"), get("power_consumption")
