@@ -16,17 +16,61 @@ import pytest
 
 from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, RawGpuProcess, load_nvml
 from allsmi.adapters.machine.processes import ProcessEnricher
-from allsmi.domain.model import Gpu, GpuProcess
+from allsmi.domain.model import Gpu, GpuHealth, GpuProcess
 
 HOST = "dgx-01"
 UUID0 = "GPU-00000000-fake-4000-8000-000000000000"
 UUID1 = "GPU-11111111-fake-4000-8000-111111111111"
 GHOST_PID = 4194000
 SYSTEM_DETAIL = {"driver_version": "550.54.15", "cuda_version": "12.4"}
+XID_WAIT_MS = 20  # how long the XID thread waits per call: what a close may take
 
 MODE_NORMAL = 0
 MODE_NOT_SUPPORTED = 1
 MODE_LOST = 2
+
+# A first cycle: no rates yet (they need two counter readings), XIDs registered, none seen.
+HEALTH0 = GpuHealth(
+    clock_events=("sw_power_cap", "hw_slowdown"),  # 0x00C
+    sm_clock_mhz=1740,
+    memory_clock_mhz=2619,
+    power_violation_us=12345678,  # 12,345,678,000 ns
+    thermal_violation_us=1000,  # 1,000,000 ns
+    ecc_corrected=5,
+    ecc_uncorrected=2,
+    remapped_correctable=3,
+    remapped_uncorrectable=1,
+    remap_pending=True,
+    remap_failure=False,
+    retired_pages=None,  # its fields answer NOT_SUPPORTED (rows are remapped instead)
+    pcie_replays=7,
+    nvlink_errors=10,  # CRC flit 1 + CRC data 2 + replay 3 + recovery 4
+    encoder_utilization=3.0,
+    decoder_utilization=12.0,
+    energy_j=987654.321,  # 987,654,321 mJ
+    xid_counts={},
+)
+
+HEALTH1 = GpuHealth(
+    clock_events=("gpu_idle",),
+    sm_clock_mhz=210,
+    memory_clock_mhz=1215,
+    power_violation_us=0,
+    thermal_violation_us=0,
+    ecc_corrected=0,
+    ecc_uncorrected=0,
+    remapped_correctable=0,
+    remapped_uncorrectable=0,
+    remap_pending=False,
+    remap_failure=False,
+    retired_pages=3,  # 2 single-bit + 1 double-bit
+    pcie_replays=0,
+    nvlink_errors=None,  # no NVLink: every NVLink field answers NOT_SUPPORTED
+    encoder_utilization=0.0,
+    decoder_utilization=0.0,
+    energy_j=5.0,
+    xid_counts={},
+)
 
 GPU0 = Gpu(
     uuid=UUID0,
@@ -59,6 +103,7 @@ GPU0 = Gpu(
         "pcie_gen_current": "5",
         "pcie_width_current": "16",
     },
+    health=HEALTH0,
 )
 
 GPU1 = Gpu(
@@ -92,9 +137,11 @@ GPU1 = Gpu(
         "pcie_gen_current": "4",
         "pcie_width_current": "8",
     },
+    health=HEALTH1,
 )
 
-# Identity and static system values only: everything optional answered NOT_SUPPORTED.
+# Identity and static system values only: everything optional answered NOT_SUPPORTED
+# (XID registration too, so no health at all).
 GPU1_UNSUPPORTED = Gpu(
     uuid=UUID1,
     name="Fake A100-SXM4-40GB",
@@ -120,7 +167,7 @@ def calls(lib: ctypes.CDLL, symbol: str) -> int:
 
 @pytest.fixture
 def reader(fake_nvml: ctypes.CDLL) -> Iterator[NvmlReader]:
-    nvml = NvmlReader(load_nvml(), host_id=HOST, hostname=HOST)
+    nvml = NvmlReader(load_nvml(), host_id=HOST, hostname=HOST, xid_wait_ms=XID_WAIT_MS)
     nvml.open()
     try:
         yield nvml
@@ -278,7 +325,7 @@ def test_static_values_are_read_once_per_device(fake_nvml: ctypes.CDLL, reader: 
         "nvmlDeviceGetUtilizationRates": 2,
         "nvmlDeviceGetTemperature": 2,
         "nvmlDeviceGetPowerUsage": 2,
-        "nvmlDeviceGetClockInfo": 2,
+        "nvmlDeviceGetClockInfo": 6,  # graphics, SM and memory
         "nvmlDeviceGetFanSpeed": 2,
         "nvmlDeviceGetPerformanceState": 2,
         "nvmlDeviceGetCurrPcieLinkGeneration": 2,

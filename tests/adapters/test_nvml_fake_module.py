@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 import allsmi
 from allsmi.adapters.machine.nvml import GpuReading, NvmlReader, RawGpuProcess
 from allsmi.domain.errors import SourceUnavailable
+from allsmi.domain.model import GpuHealth
 
 HOST = "node-7"
 NOT_SUPPORTED: int = pynvml.NVML_ERROR_NOT_SUPPORTED
@@ -408,3 +410,19 @@ def test_close_ignores_shutdown_errors() -> None:
     reader.close()
 
     assert fake.calls["nvmlShutdown"] == 1
+
+
+def test_a_binding_without_the_health_functions_reads_only_the_clocks_and_starts_no_thread() -> (
+    None
+):
+    fake = FakeNvml(count=2)  # of HEALTH_CALLS only nvmlDeviceGetClockInfo; no event sets
+    reader = opened(fake)
+
+    first = reader.read()
+    second = reader.read()
+
+    only_clocks = GpuHealth(sm_clock_mhz=0, memory_clock_mhz=0)
+    assert [gpu.health for gpu in (*first.gpus, *second.gpus)] == [only_clocks] * 4
+    assert (first.errors, second.errors) == ((), ())
+    assert not [t for t in threading.enumerate() if t.name == "allsmi-nvml-xid"]
+    reader.close()

@@ -13,9 +13,32 @@ Rules this module obeys:
 - A value NVML does not give is ``None``, never 0. Units are converted here: NVML's mW → W.
 - Static values (name, limits, thresholds, core count, PCI bus id, NUMA node, driver and CUDA
   versions) are read once per device, keyed by index and UUID, so a cycle costs only the
-  dynamic calls (listed in ``DYNAMIC_CALLS``) plus one UUID read that checks the key.
-- No clock, no threads: the composition root runs :meth:`NvmlReader.read` in a worker thread,
-  one call in flight at a time.
+  dynamic calls (listed in ``DYNAMIC_CALLS`` and ``HEALTH_CALLS``) plus one UUID read that
+  checks the key.
+- Health signals (``Gpu.health``, docs/recording-format.md §5.3.3) go through
+  :meth:`NvmlReader._optional`: a call that answers NotSupported, NoPermission or
+  FunctionNotFound (a symbol the driver lacks, or a function the binding lacks) is ``None``
+  and is remembered per device and per call, so it is never asked again while the device
+  stays (no per-frame retries); any other error is ``None`` for this cycle only. Clock event
+  reasons use ``nvmlDeviceGetCurrentClocksEventReasons``, and the older
+  ``…ThrottleReasons`` name only when the current one is missing (FunctionNotFound).
+- PCIe and NVLink throughput come from byte counters read in one batched
+  ``nvmlDeviceGetFieldValues`` call per device (never ``nvmlDeviceGetPcieThroughput``, which
+  samples for ~20 ms per call); a rate is the counter's difference over the difference of the
+  values' own timestamps: ``None`` on a device's first cycle and whenever a counter went
+  backwards (it restarted) or no time passed.
+- Units are converted here: violation time ns → µs, energy mJ → J, NVLink KiB → bytes.
+- XID errors come from an NVML event set, waited on with a timeout by this reader's own
+  daemon thread (:class:`_XidWatch`), never by a cycle; a cycle only copies the counts
+  under a lock. Counts are per device and per code since the reader opened; a device whose
+  registration is refused has no XID reading (``xid_counts`` ``None``), not an error.
+  :meth:`NvmlReader.close` stops the thread, then frees the set, then shuts NVML down. This
+  is the one thread outside ``app/`` (docs/architecture.md §7.6): a blocking wait that no
+  cycle may carry.
+- ``health`` is ``None`` when nothing of it was read, as a row without it is written.
+- Otherwise no threads: the composition root runs :meth:`NvmlReader.read` in a worker
+  thread, one call in flight at a time. The only clock is ``wall_ms``, injected, for the
+  time an XID was received.
 
 NVMLError instances are unhashable (pynvml defines ``__eq__`` without ``__hash__``): errors
 are compared by their integer ``value``, never put in sets or used as keys.
@@ -24,18 +47,24 @@ are compared by their integer ``value``, never put in sets or used as keys.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Final, Protocol, TypeVar, TypeVarTuple
+from typing import Final, Protocol, TypeVar, TypeVarTuple, cast
 
 import attrs
 
 from allsmi.domain.errors import SourceUnavailable
-from allsmi.domain.model import Gpu
+from allsmi.domain.model import Gpu, GpuHealth, clock_event_names
 
 __all__ = [
     "DYNAMIC_CALLS",
+    "HEALTH_CALLS",
+    "HEALTH_FIELDS",
     "GpuReading",
     "NvmlApi",
+    "NvmlHealthApi",
     "NvmlReader",
     "RawGpuProcess",
     "load_nvml",
@@ -49,7 +78,44 @@ NVML_TEMPERATURE_GPU: Final = 0
 NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: Final = 0
 NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: Final = 1
 NVML_CLOCK_GRAPHICS: Final = 0
+NVML_CLOCK_SM: Final = 1
 NVML_CLOCK_MEM: Final = 2
+NVML_PERF_POLICY_POWER: Final = 0
+NVML_PERF_POLICY_THERMAL: Final = 1
+NVML_MEMORY_ERROR_TYPE_CORRECTED: Final = 0
+NVML_MEMORY_ERROR_TYPE_UNCORRECTED: Final = 1
+NVML_VOLATILE_ECC: Final = 0
+NVML_EVENT_TYPE_XID_CRITICAL_ERROR: Final = 0x8  # nvmlEventTypeXidCriticalError
+NVML_SCOPE_ALL_LINKS: Final = 0xFFFFFFFF  # nvmlFieldValue_t.scopeId: every NVLink
+# nvmlDeviceGetFieldValues ids (nvml.h NVML_FI_DEV_*)
+FI_RETIRED_SBE: Final = 29
+FI_RETIRED_DBE: Final = 30
+FI_NVLINK_CRC_FLIT_ERROR_TOTAL: Final = 38
+FI_NVLINK_CRC_DATA_ERROR_TOTAL: Final = 45
+FI_NVLINK_REPLAY_ERROR_TOTAL: Final = 52
+FI_NVLINK_RECOVERY_ERROR_TOTAL: Final = 59
+FI_PCIE_REPLAY_COUNTER: Final = 94
+FI_NVLINK_THROUGHPUT_DATA_TX: Final = 138  # KiB, cumulative
+FI_NVLINK_THROUGHPUT_DATA_RX: Final = 139  # KiB, cumulative
+FI_PCIE_COUNT_TX_BYTES: Final = 197  # bytes, cumulative
+FI_PCIE_COUNT_RX_BYTES: Final = 198  # bytes, cumulative
+_NVLINK_ERROR_FIELDS: Final = (
+    FI_NVLINK_CRC_FLIT_ERROR_TOTAL,
+    FI_NVLINK_CRC_DATA_ERROR_TOTAL,
+    FI_NVLINK_REPLAY_ERROR_TOTAL,
+    FI_NVLINK_RECOVERY_ERROR_TOTAL,
+)
+HEALTH_FIELDS: Final[tuple[tuple[int, int], ...]] = (
+    (FI_PCIE_COUNT_TX_BYTES, 0),
+    (FI_PCIE_COUNT_RX_BYTES, 0),
+    (FI_PCIE_REPLAY_COUNTER, 0),
+    (FI_NVLINK_THROUGHPUT_DATA_TX, NVML_SCOPE_ALL_LINKS),
+    (FI_NVLINK_THROUGHPUT_DATA_RX, NVML_SCOPE_ALL_LINKS),
+    *((field, 0) for field in _NVLINK_ERROR_FIELDS),
+    (FI_RETIRED_SBE, 0),
+    (FI_RETIRED_DBE, 0),
+)
+"""(field id, scope id) pairs asked of ``nvmlDeviceGetFieldValues`` in one call per device."""
 NVML_PSTATE_MAX: Final = 15  # P0..P15; NVML_PSTATE_UNKNOWN is 32
 NVML_VALUE_NOT_AVAILABLE_ULL: Final = 2**64 - 1
 
@@ -57,6 +123,11 @@ NVML_VALUE_NOT_AVAILABLE_ULL: Final = 2**64 - 1
 _GPU_FATAL: Final = frozenset({15, 16})  # GPU_IS_LOST, RESET_REQUIRED
 _DRIVER_FATAL: Final = frozenset({1, 9, 12, 18})  # UNINITIALIZED, DRIVER_NOT_LOADED,
 # LIBRARY_NOT_FOUND, LIB_RM_VERSION_MISMATCH
+NVML_ERROR_TIMEOUT: Final = 10
+NVML_ERROR_FUNCTION_NOT_FOUND: Final = 13
+# Answers that will not change while the device stays: asked once, then remembered.
+_UNSUPPORTED: Final = frozenset({3, 4, NVML_ERROR_FUNCTION_NOT_FOUND})  # NOT_SUPPORTED,
+# NO_PERMISSION, FUNCTION_NOT_FOUND
 
 DYNAMIC_CALLS: Final = (
     "nvmlDeviceGetCount",
@@ -76,6 +147,19 @@ DYNAMIC_CALLS: Final = (
     "nvmlDeviceGetProcessUtilization",  # only on a GPU that has processes
 )
 """The pynvml functions a cycle calls per device once static values are cached."""
+
+HEALTH_CALLS: Final = (
+    "nvmlDeviceGetCurrentClocksEventReasons",  # …ThrottleReasons on a driver without it
+    "nvmlDeviceGetClockInfo",  # SM and memory, besides the graphics clock above
+    "nvmlDeviceGetViolationStatus",  # power and thermal
+    "nvmlDeviceGetTotalEccErrors",  # corrected and uncorrected, volatile
+    "nvmlDeviceGetRemappedRows",
+    "nvmlDeviceGetFieldValues",  # HEALTH_FIELDS, one call
+    "nvmlDeviceGetEncoderUtilization",
+    "nvmlDeviceGetDecoderUtilization",
+    "nvmlDeviceGetTotalEnergyConsumption",
+)
+"""The pynvml functions behind ``Gpu.health``, each dropped for a device that refused it."""
 
 
 # ---- the typed face of pynvml -----------------------------------------------------------
@@ -171,6 +255,83 @@ class NvmlApi(Protocol):
     ) -> Sequence[NvmlProcessSample]: ...
 
 
+class NvmlViolationTime(Protocol):
+    """``c_nvmlViolationTime_t`` (ns)."""
+
+    @property
+    def violationTime(self) -> int: ...  # NVML's field name
+
+
+class NvmlValue(Protocol):
+    """``c_nvmlValue_t``, the union of a field value."""
+
+    @property
+    def dVal(self) -> float: ...  # NVML's field names
+    @property
+    def uiVal(self) -> int: ...
+    @property
+    def ulVal(self) -> int: ...
+    @property
+    def ullVal(self) -> int: ...
+    @property
+    def sllVal(self) -> int: ...
+    @property
+    def siVal(self) -> int: ...
+    @property
+    def usVal(self) -> int: ...
+
+
+class NvmlFieldValue(Protocol):
+    """``c_nvmlFieldValue_t``: ``timestamp`` in µs since the epoch, ``nvmlReturn`` per field."""
+
+    @property
+    def fieldId(self) -> int: ...  # NVML's field names
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def valueType(self) -> int: ...
+    @property
+    def nvmlReturn(self) -> int: ...
+    @property
+    def value(self) -> NvmlValue: ...
+
+
+class NvmlEventData(Protocol):
+    """``c_nvmlEventData_t``; ``eventData`` holds the XID code of an XID event."""
+
+    @property
+    def device(self) -> object: ...  # NVML's field names
+    @property
+    def eventType(self) -> int: ...
+    @property
+    def eventData(self) -> int: ...
+
+
+class NvmlHealthApi(NvmlApi, Protocol):
+    """The health calls (``HEALTH_CALLS``) and the event set. Not part of :class:`NvmlApi`: a
+    binding (or a fake) without one of them reads as FunctionNotFound for it."""
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: object, /) -> int: ...
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: object, /) -> int: ...
+    def nvmlDeviceGetViolationStatus(self, handle: object, policy: int, /) -> NvmlViolationTime: ...
+    def nvmlDeviceGetTotalEccErrors(
+        self, handle: object, error_type: int, counter_type: int, /
+    ) -> int: ...
+    def nvmlDeviceGetRemappedRows(self, handle: object, /) -> tuple[int, int, int, int]: ...
+    def nvmlDeviceGetFieldValues(
+        self, handle: object, fields: Sequence[tuple[int, int]], /
+    ) -> Sequence[NvmlFieldValue]: ...
+    def nvmlDeviceGetEncoderUtilization(self, handle: object, /) -> Sequence[int]: ...
+    def nvmlDeviceGetDecoderUtilization(self, handle: object, /) -> Sequence[int]: ...
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object, /) -> int: ...  # mJ
+    def nvmlEventSetCreate(self, /) -> object: ...
+    def nvmlDeviceRegisterEvents(
+        self, handle: object, types: int, event_set: object, /
+    ) -> None: ...
+    def nvmlEventSetWait_v2(self, event_set: object, timeout_ms: int, /) -> NvmlEventData: ...
+    def nvmlEventSetFree(self, event_set: object, /) -> None: ...
+
+
 def load_nvml() -> NvmlApi:
     """The real binding. Imported here, so a machine without it can still replay files."""
     import pynvml  # nvidia-ml-py; untyped (mypy override), typed by NvmlApi
@@ -213,6 +374,9 @@ class _Static:
     detail: dict[str, str]
 
 
+_NO_HEALTH: Final = GpuHealth()
+
+
 class _GpuFailed(Exception):
     """This GPU cannot be read this cycle (lost, needs a reset)."""
 
@@ -244,18 +408,179 @@ def _error_code(err: Exception) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _field_number(field: NvmlFieldValue) -> int | None:
+    """A field value as an int, by its ``valueType`` (nvml.h ``nvmlValueType_t``)."""
+    value = field.value
+    match field.valueType:
+        case 0:
+            return int(value.dVal)
+        case 1:
+            return int(value.uiVal)
+        case 2:
+            return int(value.ulVal)
+        case 3:
+            return int(value.ullVal)
+        case 4:
+            return int(value.sllVal)
+        case 5:
+            return int(value.siVal)
+        case 6:
+            return int(value.usVal)
+    return None
+
+
+def _handle_key(handle: object) -> object:
+    """A device handle as a dict key: pynvml's handles are ctypes pointers, equal only by
+    the address they hold (the one in an event's ``device`` is a new pointer object)."""
+    if isinstance(handle, ctypes._Pointer):
+        return ctypes.cast(handle, ctypes.c_void_p).value
+    return handle
+
+
+def _epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _DeviceState:
+    """What a cycle remembers of one device between cycles (dropped when it goes away)."""
+
+    def __init__(self) -> None:
+        self.refused: dict[str, int] = {}  # call or "field N" → the NVML code that refused it
+        self.counters: dict[int, tuple[int, int]] = {}  # field id → (value, timestamp µs)
+
+    def rate(self, field: int, reading: tuple[int, int] | None, scale: int) -> float | None:
+        """Units per second of a cumulative counter since the previous cycle that read it;
+        ``None`` on the first reading, when the counter went backwards, or when no time
+        passed. ``scale`` converts the counter's unit to the rate's (KiB → bytes)."""
+        if reading is None:
+            return None
+        previous = self.counters.get(field)
+        self.counters[field] = reading
+        if previous is None:
+            return None
+        grown, elapsed_us = reading[0] - previous[0], reading[1] - previous[1]
+        if grown < 0 or elapsed_us <= 0:
+            return None
+        return grown * scale * 1_000_000 / elapsed_us
+
+
+class _XidWatch:
+    """XID events of the registered devices, counted by a daemon thread that waits on one
+    NVML event set (docs/recording-format.md §5.3.3). ``register`` and ``reading`` are
+    called by cycles; only the thread waits."""
+
+    def __init__(self, api: NvmlHealthApi, wait_ms: int, wall_ms: Callable[[], int]) -> None:
+        self._api = api
+        self._wait_ms = wait_ms
+        self._wall_ms = wall_ms
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._set: object | None = None
+        self._unavailable = False  # the event set could not be created: no XIDs at all
+        self._tried: set[str] = set()  # uuids whose registration was answered
+        self._devices: dict[object, str] = {}  # handle key → uuid (registered only)
+        self._counts: dict[str, dict[str, int]] = {}
+        self._last: dict[str, tuple[int, int]] = {}  # uuid → (code, ms)
+
+    def register(self, handle: object, uuid: str) -> None:
+        """Register the device's critical XID events once; a refusal is final for it."""
+        if self._unavailable or uuid in self._tried:
+            return
+        api = self._api
+        try:
+            if self._set is None:
+                self._set = api.nvmlEventSetCreate()
+            api.nvmlDeviceRegisterEvents(handle, NVML_EVENT_TYPE_XID_CRITICAL_ERROR, self._set)
+        except AttributeError:  # a binding without events
+            self._unavailable = True
+            return
+        except api.NVMLError as err:
+            code = _error_code(err)
+            if self._set is None:
+                self._unavailable = code in _UNSUPPORTED
+            elif code not in _GPU_FATAL and code not in _DRIVER_FATAL:
+                self._tried.add(uuid)  # refused for this device: it has no XID reading
+            return
+        self._tried.add(uuid)
+        with self._lock:
+            self._devices[_handle_key(handle)] = uuid
+            self._counts.setdefault(uuid, {})
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(self._set,), name="allsmi-nvml-xid", daemon=True
+            )
+            self._thread.start()
+
+    def reading(self, uuid: str) -> tuple[dict[str, int] | None, int | None, int | None]:
+        """(counts by code, last code, its ms) of a device; all ``None`` if not registered."""
+        with self._lock:
+            counts = self._counts.get(uuid)
+            if counts is None:
+                return None, None, None
+            last = self._last.get(uuid)
+            return dict(counts), *(last if last is not None else (None, None))
+
+    def close(self) -> None:
+        """Stop the thread (it leaves within one wait), then free the set."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(self._wait_ms / 1000 + 5.0)
+        if self._set is not None and (thread is None or not thread.is_alive()):
+            with contextlib.suppress(self._api.NVMLError):
+                self._api.nvmlEventSetFree(self._set)
+        self._set = None
+
+    def _run(self, event_set: object) -> None:
+        api = self._api
+        while not self._stop.is_set():
+            try:
+                data = api.nvmlEventSetWait_v2(event_set, self._wait_ms)
+            except api.NVMLError as err:
+                code = _error_code(err)
+                if code in _UNSUPPORTED:
+                    return  # this driver cannot wait: no XIDs, and no spinning
+                if code != NVML_ERROR_TIMEOUT:
+                    self._stop.wait(self._wait_ms / 1000)  # a failing wait must not spin
+                continue
+            if not data.eventType & NVML_EVENT_TYPE_XID_CRITICAL_ERROR:
+                continue
+            xid, seen_ms = int(data.eventData), self._wall_ms()
+            with self._lock:
+                uuid = self._devices.get(_handle_key(data.device))
+                if uuid is None:
+                    continue
+                counts = self._counts[uuid]
+                counts[str(xid)] = counts.get(str(xid), 0) + 1
+                self._last[uuid] = (xid, seen_ms)
+
+
 # ---- the reader -------------------------------------------------------------------------
 
 
 class NvmlReader:
     """Reads every GPU of this machine. ``open`` once, ``read`` each cycle, ``close`` at the end."""
 
-    def __init__(self, api: NvmlApi, host_id: str, hostname: str) -> None:
+    def __init__(
+        self,
+        api: NvmlApi,
+        host_id: str,
+        hostname: str,
+        *,
+        xid_wait_ms: int = 250,
+        wall_ms: Callable[[], int] = _epoch_ms,
+    ) -> None:
         self._api = api
+        self._health = cast(NvmlHealthApi, api)  # each call may be missing: _optional
         self._host_id = host_id
         self._hostname = hostname
+        self._xid_wait_ms = xid_wait_ms
+        self._wall_ms = wall_ms
         self._opened = False
         self._static: dict[tuple[int, str], _Static] = {}
+        self._devices: dict[tuple[int, str], _DeviceState] = {}
+        self._xid: _XidWatch | None = None
         self._system: dict[str, str] | None = None
         self._last_sample_us: dict[str, int] = {}  # per GPU uuid
 
@@ -266,14 +591,20 @@ class NvmlReader:
         except self._api.NVMLError as err:
             raise SourceUnavailable(f"nvidia: {err}") from err
         self._opened = True
+        self._xid = _XidWatch(self._health, self._xid_wait_ms, self._wall_ms)
 
     def close(self) -> None:
-        """``nvmlShutdown``; errors are ignored (the process is leaving anyway)."""
+        """Stop the XID thread, free its event set, ``nvmlShutdown``; errors are ignored (the
+        process is leaving anyway)."""
+        if self._xid is not None:
+            self._xid.close()
+            self._xid = None
         if self._opened:
             self._opened = False
             with contextlib.suppress(self._api.NVMLError):
                 self._api.nvmlShutdown()
         self._static.clear()
+        self._devices.clear()
         self._system = None
         self._last_sample_us.clear()
 
@@ -303,6 +634,8 @@ class NvmlReader:
             # Forget devices that went away, so a GPU that comes back is read afresh.
             for key in self._static.keys() - seen:
                 del self._static[key]
+            for key in self._devices.keys() - seen:
+                del self._devices[key]
             present = {uuid for _, uuid in seen}
             for uuid in self._last_sample_us.keys() - present:
                 del self._last_sample_us[uuid]
@@ -327,6 +660,35 @@ class NvmlReader:
                 raise _GpuFailed(str(err)) from None
             if code in _DRIVER_FATAL:
                 raise _DriverFailed(str(err)) from None
+            return None
+
+    def _optional(
+        self,
+        device: _DeviceState,
+        name: str,
+        get: Callable[[NvmlHealthApi], Callable[[*Ts], T]],
+        *args: *Ts,
+    ) -> T | None:
+        """``get(api)(*args)`` as :meth:`_query`, for a call a device may refuse for good:
+        NotSupported, NoPermission and FunctionNotFound (also a binding without the
+        function) are remembered under ``name`` and never asked again of this device."""
+        if name in device.refused:
+            return None
+        try:
+            fn = get(self._health)
+        except AttributeError:
+            device.refused[name] = NVML_ERROR_FUNCTION_NOT_FOUND
+            return None
+        try:
+            return fn(*args)
+        except self._api.NVMLError as err:
+            code = _error_code(err)
+            if code in _GPU_FATAL:
+                raise _GpuFailed(str(err)) from None
+            if code in _DRIVER_FATAL:
+                raise _DriverFailed(str(err)) from None
+            if code in _UNSUPPORTED:
+                device.refused[name] = code
             return None
 
     # -- per cycle --
@@ -360,6 +722,11 @@ class NvmlReader:
         static = self._static.get(key)
         if static is None:
             static = self._static[key] = self._read_static(handle, index, system)
+        if self._xid is not None:
+            self._xid.register(handle, uuid)  # once per device; at once when already answered
+        state = self._devices.get(key)
+        if state is None:
+            state = self._devices[key] = _DeviceState()
 
         memory = self._query(api.nvmlDeviceGetMemoryInfo, handle)
         rates = self._query(api.nvmlDeviceGetUtilizationRates, handle)
@@ -395,8 +762,140 @@ class NvmlReader:
             gpu_core_count=static.gpu_core_count,
             numa_node_id=static.numa_node_id,
             detail=detail,
+            health=self._read_health(state, handle, uuid),
         )
         return gpu, self._read_processes(handle, index, uuid)
+
+    def _read_health(self, state: _DeviceState, handle: object, uuid: str) -> GpuHealth | None:
+        """``Gpu.health`` (docs/recording-format.md §5.3.3); ``None`` when nothing was read."""
+        q = self._optional
+        current = "nvmlDeviceGetCurrentClocksEventReasons"
+        mask = q(state, current, lambda a: a.nvmlDeviceGetCurrentClocksEventReasons, handle)
+        if mask is None and state.refused.get(current) == NVML_ERROR_FUNCTION_NOT_FOUND:
+            mask = q(
+                state,
+                "nvmlDeviceGetCurrentClocksThrottleReasons",
+                lambda a: a.nvmlDeviceGetCurrentClocksThrottleReasons,
+                handle,
+            )
+        clocks = {
+            kind: q(
+                state,
+                f"nvmlDeviceGetClockInfo({kind})",
+                lambda a: a.nvmlDeviceGetClockInfo,
+                handle,
+                kind,
+            )
+            for kind in (NVML_CLOCK_SM, NVML_CLOCK_MEM)
+        }
+        violation_us: dict[int, int | None] = {}
+        for policy in (NVML_PERF_POLICY_POWER, NVML_PERF_POLICY_THERMAL):
+            held = q(
+                state,
+                f"nvmlDeviceGetViolationStatus({policy})",
+                lambda a: a.nvmlDeviceGetViolationStatus,
+                handle,
+                policy,
+            )
+            violation_us[policy] = None if held is None else int(held.violationTime) // 1000
+        ecc = {
+            kind: q(
+                state,
+                f"nvmlDeviceGetTotalEccErrors({kind})",
+                lambda a: a.nvmlDeviceGetTotalEccErrors,
+                handle,
+                kind,
+                NVML_VOLATILE_ECC,
+            )
+            for kind in (NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_MEMORY_ERROR_TYPE_UNCORRECTED)
+        }
+        remap = q(state, "nvmlDeviceGetRemappedRows", lambda a: a.nvmlDeviceGetRemappedRows, handle)
+        fields = self._read_fields(state, handle)
+        encoder = q(
+            state,
+            "nvmlDeviceGetEncoderUtilization",
+            lambda a: a.nvmlDeviceGetEncoderUtilization,
+            handle,
+        )
+        decoder = q(
+            state,
+            "nvmlDeviceGetDecoderUtilization",
+            lambda a: a.nvmlDeviceGetDecoderUtilization,
+            handle,
+        )
+        energy_mj = q(
+            state,
+            "nvmlDeviceGetTotalEnergyConsumption",
+            lambda a: a.nvmlDeviceGetTotalEnergyConsumption,
+            handle,
+        )
+        xid_counts, last_xid, last_xid_ms = (
+            self._xid.reading(uuid) if self._xid is not None else (None, None, None)
+        )
+
+        def count(field: int) -> int | None:
+            reading = fields.get(field)
+            return None if reading is None else reading[0]
+
+        def total(ids: Sequence[int]) -> int | None:
+            known = [value for value in map(count, ids) if value is not None]
+            return sum(known) if known else None
+
+        health = GpuHealth(
+            clock_events=None if mask is None else clock_event_names(mask),
+            sm_clock_mhz=clocks[NVML_CLOCK_SM],
+            memory_clock_mhz=clocks[NVML_CLOCK_MEM],
+            power_violation_us=violation_us[NVML_PERF_POLICY_POWER],
+            thermal_violation_us=violation_us[NVML_PERF_POLICY_THERMAL],
+            ecc_corrected=ecc[NVML_MEMORY_ERROR_TYPE_CORRECTED],
+            ecc_uncorrected=ecc[NVML_MEMORY_ERROR_TYPE_UNCORRECTED],
+            remapped_correctable=None if remap is None else int(remap[0]),
+            remapped_uncorrectable=None if remap is None else int(remap[1]),
+            remap_pending=None if remap is None else bool(remap[2]),
+            remap_failure=None if remap is None else bool(remap[3]),
+            retired_pages=total((FI_RETIRED_SBE, FI_RETIRED_DBE)),
+            pcie_tx_bytes_s=state.rate(
+                FI_PCIE_COUNT_TX_BYTES, fields.get(FI_PCIE_COUNT_TX_BYTES), 1
+            ),
+            pcie_rx_bytes_s=state.rate(
+                FI_PCIE_COUNT_RX_BYTES, fields.get(FI_PCIE_COUNT_RX_BYTES), 1
+            ),
+            pcie_replays=count(FI_PCIE_REPLAY_COUNTER),
+            nvlink_tx_bytes_s=state.rate(
+                FI_NVLINK_THROUGHPUT_DATA_TX, fields.get(FI_NVLINK_THROUGHPUT_DATA_TX), 1024
+            ),
+            nvlink_rx_bytes_s=state.rate(
+                FI_NVLINK_THROUGHPUT_DATA_RX, fields.get(FI_NVLINK_THROUGHPUT_DATA_RX), 1024
+            ),
+            nvlink_errors=total(_NVLINK_ERROR_FIELDS),
+            encoder_utilization=None if encoder is None else float(encoder[0]),
+            decoder_utilization=None if decoder is None else float(decoder[0]),
+            energy_j=None if energy_mj is None else energy_mj / 1000,
+            xid_counts=xid_counts,
+            last_xid=last_xid,
+            last_xid_ms=last_xid_ms,
+        )
+        return None if health == _NO_HEALTH else health
+
+    def _read_fields(self, state: _DeviceState, handle: object) -> dict[int, tuple[int, int]]:
+        """``HEALTH_FIELDS`` in one call: field id → (value, timestamp µs). A field refused
+        for good (its own ``nvmlReturn``) is left out of the later calls."""
+        wanted = [pair for pair in HEALTH_FIELDS if f"field {pair[0]}" not in state.refused]
+        if not wanted:
+            return {}
+        values = self._optional(
+            state, "nvmlDeviceGetFieldValues", lambda a: a.nvmlDeviceGetFieldValues, handle, wanted
+        )
+        read: dict[int, tuple[int, int]] = {}
+        for field in values or ():
+            code = int(field.nvmlReturn)
+            if code == 0:
+                number = _field_number(field)
+                if number is not None:
+                    read[int(field.fieldId)] = (number, int(field.timestamp))
+            elif code in _UNSUPPORTED:
+                state.refused[f"field {int(field.fieldId)}"] = code
+        return read
 
     def _read_static(self, handle: object, index: int, system: dict[str, str]) -> _Static:
         api = self._api
