@@ -119,10 +119,17 @@ def host_ids(targets: Iterable[str]) -> tuple[str, ...]:
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` → ``(2, 4)``: the K-th of N shards, 1 ≤ K ≤ N ≤ 65,536; anything else is a
     usage error saying what is expected."""
-    k_text, sep, n_text = text.strip().partition("/")
-    if not (sep and k_text.strip().isdigit() and n_text.strip().isdigit()):
+    k_text, sep, n_text = (part.strip() for part in text.strip().partition("/"))
+
+    def number(part: str) -> bool:  # ASCII digits only ("²" is a digit to str.isdigit)
+        return bool(part) and part.isascii() and part.isdecimal()
+
+    def value(part: str) -> int:  # a number too long for int() is past any bound anyway
+        return int(part) if len(part.lstrip("0")) <= 9 else 10**9
+
+    if not (sep and number(k_text) and number(n_text)):
         raise UsageError(f"--shard {text!r}: expected K/N, as 1/4 (the first of 4 shards)")
-    k, n = int(k_text), int(n_text)
+    k, n = value(k_text), value(n_text)
     if not 1 <= n <= MAX_SHARDS:
         raise UsageError(f"--shard {text!r}: N must be 1..{MAX_SHARDS}")
     if not 1 <= k <= n:
@@ -145,9 +152,10 @@ def host_part(target: str) -> str:
 
 
 def shard_of(target: str, shards: int) -> int:
-    """The shard (1..``shards``) a target falls in: sha256 of its :func:`host_part` modulo
-    ``shards`` — the same on every machine and run (Python's ``hash`` is salted), and the
-    same for every port of one host (its dcgm-exporter and node_exporter pages)."""
+    """The shard (1..``shards``) a target falls in: the first 8 bytes of the sha256 of its
+    :func:`host_part` (UTF-8), read big-endian, modulo ``shards``, plus 1 — the same on every
+    machine and run (Python's ``hash`` is salted), and the same for every port of one host
+    (its dcgm-exporter and node_exporter pages)."""
     digest = hashlib.sha256(host_part(target).encode()).digest()
     return int.from_bytes(digest[:8], "big") % shards + 1
 

@@ -171,6 +171,7 @@ class MergedSource:
         self._pos = [0] * len(self.inputs)
         self._cursor = -1  # the merged index the positions stand at; -1: none
         self._which = -1  # the input of the frame at the cursor
+        self._ends_at: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._decoded.clear()
 
     def _fresh(self) -> None:
@@ -290,8 +291,20 @@ class MergedSource:
             upcoming = self._next()
             assert upcoming is not None
             return upcoming, self._pos[upcoming]
+        if index in (0, self._total - 1) and index != self._cursor:
+            return self._ends()[0 if index == 0 else 1]  # asked on every paint: no move
         self._goto(index)
         return self._which, self._pos[self._which] - 1
+
+    def _ends(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(input, its index) of the first and of the last merged frame, kept until the
+        inputs are counted anew."""
+        if self._ends_at is None:
+            counted = [n for n, c in enumerate(self._counts) if c]
+            first = min(counted, key=lambda n: (self.inputs[n].key_at(0), n))
+            last = max(counted, key=lambda n: (self.inputs[n].key_at(self._counts[n] - 1), n))
+            self._ends_at = ((first, 0), (last, self._counts[last] - 1))
+        return self._ends_at
 
     def _goto(self, index: int) -> None:
         self._fresh()
