@@ -576,7 +576,7 @@ _HELP_REPLAY: Final = (
     ("+ / -", "faster / slower: 0.25x 0.5x 1.0x 2.0x 4.0x 8.0x"),
     ("j / k", "back / ahead 10 s"),
     ("g", f"go to a time: {TIMECODE_FORMS}"),
-    ("n / N", "next / previous event: a host lost, GPUs gone idle, errors, a gap…"),
+    ("n / N", "next / previous event: a host lost, GPUs idle, errors, throttling, XID, a gap…"),
     ("e", "the event list (the tab's host only): ↑/↓ PgUp/PgDn Home/End select,"),
     ("", "Enter go there (paused), e / Esc close; other keys act as usual"),
     ("L", "loop on / off"),
