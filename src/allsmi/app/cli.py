@@ -128,6 +128,24 @@ def _add_mock(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--base-port, as a real cluster's nodes share a port: record --shard then splits "
         "them (it shards by host name, so the nodes of one 127.0.0.1 stay together)",
     )
+    p.add_argument(
+        "--flavor",
+        default="allsmi",
+        metavar="F",
+        help="the page each node serves: allsmi (/snapshot, /metrics, /events; default), "
+        "dcgm (dcgm-exporter's /metrics, GPU health and pod labels), node (node_exporter's "
+        "/metrics, collect[] honoured), or dcgm,node (both: dcgm at --base-port and "
+        "node_exporter at the next port of each node's own address; implies --spread)",
+    )
+    p.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, seconds from the start: throttle:NODE:GPU:START_S:LEN_S "
+        "(GPU may be 'all') or xid:NODE:GPU:AT_S:CODE; NODE counts from 1 (node-0001), "
+        "GPU from 0; repeatable; turns GPU health readings on",
+    )
     _add_interval(p, 3000, "seconds between simulation steps (default 3)")
     p.set_defaults(handler="allsmi.app.mock:run")
 
@@ -289,7 +307,9 @@ def _add_events(commands: argparse._SubParsersAction[_Parser]) -> None:
             "≤ 5 % for 30 s, noting memory still allocated), temp-warn/temp-slowdown/"
             "temp-crit/temp-ok, power-drop (a host's GPU power down ≥ 40 % and ≥ 50 W a "
             "GPU within 30 s), gap (no frame for over twice the interval), restart (the "
-            "recorder started again). Text: offset, recorded time, host, GPU, kind, message. "
+            "recorder started again), throttle/throttle-end (HW slowdown, thermal, power "
+            "brake; SW power cap held ≥ 30 s), xid, ecc, remap (from GPU health signals). "
+            "Text: offset, recorded time, host, GPU, kind, message. "
             "Several PATHs are separate recordings, each detected on its own (offsets and "
             "--from/--to from its own first frame), merged in time order; each line then "
             "names its PATH. A directory stands for the recordings in it (each rotated set "

@@ -20,6 +20,21 @@ time) and stores the rounded readings. Rows are built from those readings on fir
 kept until the next ``advance``, so serving one state many times is cheap. An incident does
 not touch the walks: ``gpu_idle`` is applied when rows are built, as a function of the time
 since it started (and, for the recovery, since it ended), so it is exact for any ``t_ms``.
+
+Health signals (docs/recording-format.md §5.3.3), only with ``ClusterSpec.health``: each GPU
+row then carries a ``GpuHealth``. Its walks draw from a second generator per node, so turning
+health on leaves every other reading as it was, and with health off nothing of it runs (rows,
+recordings and benches stay byte for byte as before). Clocks and the clock event reasons follow
+the shown readings: ``gpu_idle`` while a GPU is idle, a transient ``sw_power_cap`` (a quarter of
+the steps near the board power, never for long), nothing otherwise. ECC, remap and PCIe replay
+counters stay 0. Energy and the power-cap violation time are integrated at each reading of the
+node's GPUs, from the power shown then, over the time since the node's previous reading (a meter
+read at that instant): the same advances and the same reading instants give the same counters.
+A ``throttle`` incident (one GPU or all of a host's, over ``[start_ms, end_ms)``) sets
+``hw_slowdown`` and ``sw_thermal``, halves utilization, power and clocks, and grows the thermal
+violation time by exactly the time spent inside it; an ``xid`` incident (one GPU, at
+``start_ms``) counts its code in ``xid_counts`` from then on and is the ``last_xid`` until a
+later one. Throttle and XID incidents need ``health``.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from typing import Final, Literal, NamedTuple, TypeVar
 import attrs
 
 from allsmi.domain.model import (
+    CLOCK_EVENT_BITS,
     DEFAULT_SECTIONS,
     SECTION_TABLE,
     SECTIONS,
@@ -45,6 +61,7 @@ from allsmi.domain.model import (
     Fan,
     Frame,
     Gpu,
+    GpuHealth,
     GpuProcess,
     Memory,
     Psu,
@@ -69,6 +86,13 @@ RECOVERY_SPAN_MS: Final = 300_000  # after this the incident no longer shows
 BASE_POWER_W: Final = 350.0  # W, a node's CPUs, fans, NICs and drives around its GPUs
 CPU_BASE_MHZ: Final = 3250  # MHz, EPYC 9354
 CPU_MAX_MHZ: Final = 3800  # MHz
+# Health (docs/recording-format.md §5.3.3), only with ClusterSpec.health.
+THROTTLE_SHARE: Final = 0.5  # a throttled GPU's utilization, power and clocks, of the walk's
+POWER_CAP_SHARE: Final = 0.97  # of the board power, where a transient sw_power_cap may show
+POWER_CAP_CHANCE: Final = 0.25  # per step near the board power: it never lasts long
+PCIE_RX_B_S: Final = (0.3e9, 6.0e9)  # B/s host→GPU, idle and at full load
+PCIE_TX_SHARE: Final = 0.35  # GPU→host, of the received rate
+UPTIME_S: Final = 14 * 86400.0  # since the driver loaded, for the energy counter's start
 
 # (substring of the name, board power W, CUDA cores); the first match wins.
 _GPU_BOARDS: Final = (
@@ -89,26 +113,53 @@ _COMMANDS: Final = (
     "python finetune.py --base mistral-7b --lora-r 16 --epochs 3",
 )
 _SIDE_COMMANDS: Final = ("python eval.py --shard 0", "jupyter-lab --no-browser --port 8888")
+# (substring of the name, memory clock MHz); the first match wins, else the last entry's.
+_MEMORY_CLOCKS: Final = (("B200", 3996), ("H200", 3201), ("A100", 1593), ("L40", 9001), ("", 2619))
 _FANS: Final = 6
 _PSUS: Final = 4
 _DISKS: Final = (("/", (1, 4)), ("/raid", (4, 12)))  # mount, sizes in TiB to pick from
 
-IncidentKind = Literal["gpu_idle", "host_down"]
+IncidentKind = Literal["gpu_idle", "host_down", "throttle", "xid"]
+INCIDENT_KINDS: Final = ("gpu_idle", "host_down", "throttle", "xid")
+HEALTH_INCIDENTS: Final = ("throttle", "xid")  # they need ClusterSpec.health
 
 
 @attrs.frozen
 class Incident:
-    """A scripted fault on one node over ``[start_ms, end_ms)``; ``end_ms=None``: forever."""
+    """A scripted fault on one node over ``[start_ms, end_ms)``; ``end_ms=None``: forever.
+    ``throttle``: on GPU ``gpu_index`` (None: every GPU of the host); ``xid``: code ``xid`` on
+    GPU ``gpu_index`` at ``start_ms``, an instant (``end_ms`` None)."""
 
     host_index: int = attrs.field(validator=attrs.validators.ge(0))
     start_ms: int
     end_ms: int | None = attrs.field()
-    kind: IncidentKind = attrs.field(validator=attrs.validators.in_(("gpu_idle", "host_down")))
+    kind: IncidentKind = attrs.field(validator=attrs.validators.in_(INCIDENT_KINDS))
+    gpu_index: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
+    )
+    xid: int | None = attrs.field(default=None)
 
     @end_ms.validator
     def _after_start(self, _: attrs.Attribute[int | None], value: int | None) -> None:
         if value is not None and value <= self.start_ms:
             raise ValueError(f"incident end_ms {value} is not after start_ms {self.start_ms}")
+
+    @xid.validator
+    def _xid_fits_kind(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if self.kind != "xid":
+            if value is not None:
+                raise ValueError(f"a {self.kind} incident has no XID code")
+            if self.gpu_index is not None and self.kind != "throttle":
+                raise ValueError(f"a {self.kind} incident takes the whole host, not one GPU")
+            return
+        if value is None or value < 1:
+            raise ValueError(f"an xid incident needs a positive XID code, not {value}")
+        if self.gpu_index is None or self.end_ms is not None:
+            raise ValueError("an xid incident is an instant on one GPU (gpu_index, no end_ms)")
+
+    def gpus(self, count: int) -> range:
+        """The GPU indices it strikes, of ``count``."""
+        return range(count) if self.gpu_index is None else range(self.gpu_index, self.gpu_index + 1)
 
     def covers(self, t_ms: int, tail_ms: int = 0) -> bool:
         """Whether ``t_ms`` is inside the incident, or within ``tail_ms`` after its end."""
@@ -152,12 +203,18 @@ class ClusterSpec:
     host_prefix: str = "node"
     base_port: int | None = attrs.field(default=None)
     spread: bool = False  # with base_port: node i at spread_address(i):base_port
+    health: bool = False  # GPU rows carry GpuHealth (docs/recording-format.md §5.3.3)
 
     @incidents.validator
     def _on_known_hosts(self, _: attrs.Attribute[tuple[Incident, ...]], value: object) -> None:
         for incident in self.incidents:
             if incident.host_index >= self.nodes:
                 raise ValueError(f"incident on host {incident.host_index} of {self.nodes}")
+            gpu = incident.gpu_index
+            if gpu is not None and gpu >= self.gpus_per_node:
+                raise ValueError(f"incident on GPU {gpu} of {self.gpus_per_node}")
+            if incident.kind in HEALTH_INCIDENTS and not self.health:
+                raise ValueError(f"a {incident.kind} incident needs health=True")
 
     @base_port.validator
     def _ports_fit(self, _: attrs.Attribute[int | None], value: int | None) -> None:
@@ -203,6 +260,21 @@ class _Idle(NamedTuple):
     since_end_ms: int | None  # None while the incident lasts
 
 
+class _At(NamedTuple):
+    """What bends a node's readings at one instant."""
+
+    t_ms: int
+    idle: _Idle | None
+    throttled: frozenset[int]  # GPU indices inside a throttle incident
+
+    @property
+    def bent(self) -> bool:
+        return self.idle is not None or bool(self.throttled)
+
+
+_NONE: Final[frozenset[int]] = frozenset()
+
+
 class _GpuShown(NamedTuple):
     """Per-GPU readings as shown (rounded), parallel lists."""
 
@@ -239,6 +311,22 @@ def _board(name: str) -> _Board:
         if token in name.upper():
             return _Board(tdp, cores)
     return _Board(700.0, None)
+
+
+def _throttled(shown: _GpuShown, gpus: frozenset[int]) -> _GpuShown:
+    """``shown`` with the GPUs in ``gpus`` held down by a throttle incident."""
+    out = _GpuShown(list(shown.util), list(shown.power), list(shown.temp), list(shown.freq))
+    for i in gpus:
+        out.util[i] = round(shown.util[i] * THROTTLE_SHARE, 2)
+        out.power[i] = round(max(shown.power[i] * THROTTLE_SHARE, IDLE_POWER_W[0]), 3)
+        out.freq[i] = round(shown.freq[i] * THROTTLE_SHARE)
+    return out
+
+
+def _inside_ms(incident: Incident, t_ms: int) -> int:
+    """How long of ``incident`` has passed by ``t_ms``."""
+    end = t_ms if incident.end_ms is None else min(t_ms, incident.end_ms)
+    return max(0, end - incident.start_ms)
 
 
 def _frequency(util: float, noise: float) -> int:
@@ -288,6 +376,87 @@ def _shared(spec: ClusterSpec) -> _Shared:
     )
 
 
+class _Health:
+    """One node's health walks and meters (the module docstring's rules)."""
+
+    def __init__(self, spec: ClusterSpec, index: int, tdp_w: float) -> None:
+        rng = self.rng = random.Random(f"allsmi-sim-health:{spec.seed}:{index}")
+        n, name = spec.gpus_per_node, spec.gpu_name.upper()
+        self.tdp_w = tdp_w
+        self.memory_clock = next(mhz for token, mhz in _MEMORY_CLOCKS if token in name)
+        self.capped = [False] * n  # sw_power_cap in this step
+        self.pcie_jitter = [1.0] * n
+        self.energy_j = [UPTIME_S * rng.uniform(0.4, 0.6) * tdp_w for _ in range(n)]
+        self.power_cap_us = [0] * n
+        self.read_ms: int | None = None  # the meters' last reading
+
+    def step(self, shown: _GpuShown) -> None:
+        rng, near_cap = self.rng, POWER_CAP_SHARE * self.tdp_w
+        for i, power in enumerate(shown.power):
+            self.capped[i] = power >= near_cap and rng.random() < POWER_CAP_CHANCE
+            self.pcie_jitter[i] = rng.uniform(0.8, 1.2)
+
+    def read(self, node: _Node, at: _At, shown: _GpuShown) -> tuple[GpuHealth, ...]:
+        """Every GPU's health at ``at.t_ms``; advances the meters to it (never back)."""
+        t_ms, n = at.t_ms, len(shown.util)
+        idle = [u <= IDLE_UTIL_MAX for u in shown.util]
+        capped = [c and not idle[i] and i not in at.throttled for i, c in enumerate(self.capped)]
+        if self.read_ms is None or t_ms > self.read_ms:
+            dt_ms = 0 if self.read_ms is None else t_ms - self.read_ms
+            for i, power in enumerate(shown.power):
+                self.energy_j[i] += power * dt_ms / 1000.0
+                self.power_cap_us[i] += dt_ms * 1000 if capped[i] else 0
+            self.read_ms = t_ms
+        incidents = node.shared.incidents[node.index]
+        throttles = [i for i in incidents if i.kind == "throttle" and i.start_ms < t_ms]
+        xids = sorted(
+            (i for i in incidents if i.kind == "xid" and i.start_ms <= t_ms),
+            key=lambda incident: incident.start_ms,
+        )
+        low, high = PCIE_RX_B_S
+        rows = []
+        for g in range(n):
+            names = {"gpu_idle"} if idle[g] else set()
+            if capped[g]:
+                names.add("sw_power_cap")
+            if g in at.throttled:
+                names.update(("hw_slowdown", "sw_thermal"))
+            thermal_ms = sum(_inside_ms(i, t_ms) for i in throttles if g in i.gpus(n))
+            counts: dict[str, int] = {}
+            last: Incident | None = None
+            for incident in xids:
+                if incident.gpu_index == g:
+                    code = str(incident.xid)
+                    counts[code] = counts.get(code, 0) + 1
+                    last = incident
+            rx = (low + (high - low) * shown.util[g] / 100.0) * self.pcie_jitter[g]
+            rows.append(
+                GpuHealth(
+                    clock_events=tuple(name for _, name in CLOCK_EVENT_BITS if name in names),
+                    sm_clock_mhz=shown.freq[g],
+                    memory_clock_mhz=self.memory_clock,
+                    power_violation_us=self.power_cap_us[g],
+                    thermal_violation_us=thermal_ms * 1000,
+                    ecc_corrected=0,
+                    ecc_uncorrected=0,
+                    remapped_correctable=0,
+                    remapped_uncorrectable=0,
+                    remap_pending=False,
+                    remap_failure=False,
+                    pcie_tx_bytes_s=float(round(rx * PCIE_TX_SHARE)),
+                    pcie_rx_bytes_s=float(round(rx)),
+                    pcie_replays=0,
+                    encoder_utilization=0.0,
+                    decoder_utilization=0.0,
+                    energy_j=round(self.energy_j[g], 3),
+                    xid_counts=counts,
+                    last_xid=None if last is None else last.xid,
+                    last_xid_ms=None if last is None else last.start_ms,
+                )
+            )
+        return tuple(rows)
+
+
 class _Node:
     """One node: its walks, its latest readings, and the rows built from them."""
 
@@ -326,6 +495,7 @@ class _Node:
         self.jitter = [0.0] * n  # 0..1, drawn each step; what an idle GPU shows
         self.freq_noise = [0.0] * n
         self.proc_cpu = [0.0] * n
+        self.health = _Health(spec, index, shared.board.tdp_w) if spec.health else None
         # Readings as shown, and the rows built from them (None until first asked for).
         self.shown = _GpuShown([], [], [], [])
         self.used_r: list[int] = []
@@ -348,6 +518,8 @@ class _Node:
         self._step_job(dt_ms, scale)
         self._step_gpus(dt_ms, scale)
         self._step_host(dt_ms, scale)
+        if self.health is not None:
+            self.health.step(self.shown)
 
     def _step_job(self, dt_ms: int, scale: float) -> None:
         rng = self.rng
@@ -417,6 +589,24 @@ class _Node:
                 return _Idle(t_ms - incident.start_ms, since_end)
         return None
 
+    def at(self, t_ms: int) -> _At:
+        """What bends this node's readings at ``t_ms``."""
+        throttled = _NONE
+        if self.health is not None:
+            n = self.spec.gpus_per_node
+            throttled = frozenset(
+                g
+                for i in self.shared.incidents[self.index]
+                if i.kind == "throttle" and i.covers(t_ms)
+                for g in i.gpus(n)
+            )
+        return _At(t_ms, self.idle_at(t_ms), throttled)
+
+    def shown_at(self, at: _At) -> _GpuShown:
+        """The GPU readings as shown at an instant: the walk's, bent by the incidents."""
+        shown = self.gpu_shown(at.idle)
+        return _throttled(shown, at.throttled) if at.throttled else shown
+
     def gpu_shown(self, idle: _Idle | None) -> _GpuShown:
         """The GPU readings as shown at an instant: the walk's, or bent by a gpu_idle."""
         if idle is None:
@@ -446,45 +636,50 @@ class _Node:
 
     # -- rows, built on first use after a step (or every time while an incident bends them)
 
-    def gpus(self, idle: _Idle | None) -> tuple[Gpu, ...]:
-        if idle is not None:
-            return _gpu_rows(self, self.gpu_shown(idle))
+    def gpus(self, at: _At) -> tuple[Gpu, ...]:
+        if self.health is not None:  # the meters move with time: built at every reading
+            shown = self.shown_at(at)
+            return _gpu_rows(self, shown, self.health.read(self, at, shown))
+        if at.bent:
+            return _gpu_rows(self, self.shown_at(at))
         if self._gpus is None:
             self._gpus = _gpu_rows(self, self.shown)
         return self._gpus
 
-    def chassis(self, idle: _Idle | None) -> tuple[Chassis, ...]:
-        if idle is not None:
-            return _chassis_rows(self, self.gpu_shown(idle))
+    def chassis(self, at: _At) -> tuple[Chassis, ...]:
+        if at.bent:
+            return _chassis_rows(self, self.shown_at(at))
         if self._chassis is None:
             self._chassis = _chassis_rows(self, self.shown)
         return self._chassis
 
-    def processes(self, idle: _Idle | None) -> tuple[GpuProcess, ...]:
-        if idle is not None:
-            return _process_rows(self, self.gpu_shown(idle))
+    def processes(self, at: _At) -> tuple[GpuProcess, ...]:
+        if at.bent:
+            return _process_rows(self, self.shown_at(at))
         if self._processes is None:
             self._processes = _process_rows(self, self.shown)
         return self._processes
 
-    # A gpu_idle incident leaves these alone; ``_idle`` makes every row maker alike (NODE_ROWS).
-    def cpus(self, _idle: _Idle | None = None) -> tuple[Cpu, ...]:
+    # GPU incidents leave these alone; ``_at`` makes every row maker alike (NODE_ROWS).
+    def cpus(self, _at: _At | None = None) -> tuple[Cpu, ...]:
         if self._cpus is None:
             self._cpus = _cpu_rows(self)
         return self._cpus
 
-    def memory(self, _idle: _Idle | None = None) -> tuple[Memory, ...]:
+    def memory(self, _at: _At | None = None) -> tuple[Memory, ...]:
         if self._memory is None:
             self._memory = _memory_rows(self)
         return self._memory
 
-    def storage(self, _idle: _Idle | None = None) -> tuple[Storage, ...]:
+    def storage(self, _at: _At | None = None) -> tuple[Storage, ...]:
         if self._storage is None:
             self._storage = _storage_rows(self)
         return self._storage
 
 
-def _gpu_rows(node: _Node, shown: _GpuShown) -> tuple[Gpu, ...]:
+def _gpu_rows(
+    node: _Node, shown: _GpuShown, health: tuple[GpuHealth, ...] | None = None
+) -> tuple[Gpu, ...]:
     spec, shared = node.spec, node.shared
     name, total, n = spec.gpu_name, spec.gpu_memory_bytes, spec.gpus_per_node
     host_id, hostname = node.host_id, node.hostname
@@ -511,6 +706,7 @@ def _gpu_rows(node: _Node, shown: _GpuShown) -> tuple[Gpu, ...]:
             gpu_core_count=cores,
             numa_node_id=i * 2 // n,  # half the GPUs hang off each socket
             detail=details[i],
+            health=None if health is None else health[i],
         )
         for i, uuid in enumerate(node.uuids)
     )
@@ -714,15 +910,15 @@ class ClusterSimulator:
         node = self._nodes[index]
         if node.down_at(t_ms):
             return None
-        idle = node.idle_at(t_ms)
+        at = node.at(t_ms)
         return NodeReading(
             host_id=node.host_id,
             hostname=node.hostname,
-            gpus=node.gpus(idle),
+            gpus=node.gpus(at),
             cpus=node.cpus(),
             memory=node.memory(),
-            chassis=node.chassis(idle),
-            processes=node.processes(idle),
+            chassis=node.chassis(at),
+            processes=node.processes(at),
             storage=node.storage(),
         )
 
@@ -731,20 +927,20 @@ class ClusterSimulator:
         unknown = [name for name in include if name not in SECTIONS]
         if unknown:
             raise ValueError(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}")
-        live: list[tuple[_Node, _Idle | None]] = []
+        live: list[tuple[_Node, _At]] = []
         errors: list[str] = []
         for node in self._nodes:
             if node.down_at(t_ms):
                 errors.append(f"{node.host_id}: connection refused")
             else:
-                live.append((node, node.idle_at(t_ms)))
-        nodes, idles = [node for node, _ in live], [idle for _, idle in live]
-        rows = {name: _joined(map(NODE_ROWS[name], nodes, idles)) for name in include}
+                live.append((node, node.at(t_ms)))
+        nodes, ats = [node for node, _ in live], [at for _, at in live]
+        rows = {name: _joined(map(NODE_ROWS[name], nodes, ats)) for name in include}
         return build_frame(t_ms, rows, source="remote", errors=errors)
 
 
-# How a node makes each section's rows, by section name (idle: a gpu_idle incident's state).
-NODE_ROWS: Final[dict[str, Callable[[_Node, _Idle | None], tuple[Row, ...]]]] = {
+# How a node makes each section's rows, by section name (at: what bends them then).
+NODE_ROWS: Final[dict[str, Callable[[_Node, _At], tuple[Row, ...]]]] = {
     "gpu": _Node.gpus,
     "cpu": _Node.cpus,
     "memory": _Node.memory,
