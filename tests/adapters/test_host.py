@@ -21,12 +21,12 @@ from allsmi.adapters.machine.host import (
     Processor,
     cpu_temperatures,
     cpu_window,
-    is_local_fs,
     parse_cpuinfo,
     platform_type,
     socket_rows,
 )
 from allsmi.domain.errors import SourceUnavailable
+from allsmi.domain.filesystems import is_local_fs
 
 # --------------------------------------------------------------------------- fake trees
 

@@ -41,7 +41,7 @@ from allsmi.app.local import build_local_source
 from allsmi.app.progress import format_ibytes
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import UsageError
-from allsmi.domain.hosts import host_ids, parse_shard, select_shard
+from allsmi.domain.hosts import parse_shard, select_shard
 from allsmi.domain.model import Frame, Header, Source
 from allsmi.domain.oversize import oversize_fallbacks, unrecordable
 from allsmi.domain.parse import format_offset
@@ -232,9 +232,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{len(hosts)} hosts given; a recording holds at most {MAX_HOSTS}")
     prepare_output(path, create_parent=not args.output)  # only our default dir is made
     source = build_source(args)
-    plan = RecordPlan(
-        args.interval_ms, args.duration_ms, args.source, host_ids(hosts) or source.hosts()
-    )
+    expected = source.hosts()
+    if hosts:  # the ids frames carry: a pair of exporter targets is one host (scrape.py)
+        from allsmi.adapters.network.scrape import frame_host_ids
+
+        expected = frame_host_ids(hosts)
+    plan = RecordPlan(args.interval_ms, args.duration_ms, args.source, expected)
     config = sink_config(args, path)
     header = Header(
         source=plan.source,

@@ -29,7 +29,6 @@ from allsmi.app.replay_map import (
 )
 from allsmi.app.tui import LiveModel, ReplayModel, run_tui
 from allsmi.domain.errors import UsageError
-from allsmi.domain.hosts import host_ids
 from allsmi.domain.model import SECTIONS
 from allsmi.domain.ports import FrameSource
 from allsmi.domain.sections import REMOTE_SECTIONS
@@ -153,6 +152,7 @@ def run_live(args: argparse.Namespace) -> int:
     require_terminal()
     source: FrameSource
     if args.hosts:
+        from allsmi.adapters.network.scrape import frame_host_ids
         from allsmi.app.remote import build_remote_source, read_token, remote_config
 
         interval = args.interval_ms or 3000
@@ -163,7 +163,7 @@ def run_live(args: argparse.Namespace) -> int:
         model = LiveModel(
             label=f"LIVE {len(args.hosts)} hosts",
             tz=local_zone(),
-            expected_hosts=host_ids(args.hosts),
+            expected_hosts=frame_host_ids(tuple(args.hosts)),  # a paired host's once
         )
     else:
         interval = args.interval_ms or 2000

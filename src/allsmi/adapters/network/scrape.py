@@ -24,6 +24,25 @@ is not scraped again until its thread is done, so a hostile host holds at most o
 Small answers, the everyday case, are parsed inline: the hop to a thread (and the measuring
 of the rows) would cost more than the parse — ~0.2 ms a host, a third of a 100-host
 ``/snapshot`` cycle (bench/bench_hostile.py).
+
+Exporters' pages (docs/architecture.md §3.2): a ``/metrics`` page is read by its families, no
+flag needed — ``DCGM_FI_*`` samples by :mod:`allsmi.adapters.prometheus.dcgm` (GPU rows),
+``node_cpu_seconds_total``/``node_memory_*`` by :mod:`allsmi.adapters.prometheus.node` (CPU,
+memory, storage rows), anything else by the all-smi reader. Which kind a host serves is
+remembered; a node_exporter host is then asked for ``node.NODE_PATH`` (only the collectors
+read), and for the plain ``/metrics`` for good once it answers that with an error. What the
+exporters' readers need from the previous scrape (CPU and PCIe counters, the last XID) is kept
+per host, replaced by each page's (one entry per GPU or core on it, so it is bounded and what
+left the page is dropped), and dropped when the host serves another kind of page.
+
+Pairing: two targets that are the only two of their host part in the host list
+(:func:`allsmi.domain.hosts.host_part`: ``gpu-01:9400`` and ``gpu-01:9100``) are one host when
+they serve exporter pages: the rows of a dcgm-exporter or node_exporter page carry the id of
+the pair's first target in the list (:func:`frame_host_ids` lists the ids frames carry, for a
+recording's header). An all-smi or allsmi page keeps its own id (two mock nodes on one address
+stay two hosts). Errors still name the target that failed. Two targets of one id giving rows of
+the same section (an all-smi exporter and a node_exporter on one host part) would collide: the
+later target's rows of that section are dropped, with an error naming it.
 """
 
 from __future__ import annotations
@@ -41,8 +60,10 @@ import orjson
 
 from allsmi.adapters import wire
 from allsmi.adapters.network.client import HttpFailed, HttpOrigin, size_text
-from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, parse_metrics
+from allsmi.adapters.prometheus import dcgm, node
+from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, fold_page, parse_metrics
 from allsmi.domain.errors import AllsmiError
+from allsmi.domain.hosts import host_part
 from allsmi.domain.model import DEFAULT_SECTIONS, SECTION_TABLE, Frame, normalise_host_id
 from allsmi.domain.sections import build_frame, rows_of
 
@@ -76,6 +97,10 @@ _MEASURE_BATCH: Final = 512  # rows encoded at a time to measure a host's share 
 
 SNAPSHOT: Final = "snapshot"
 METRICS: Final = "metrics"
+# The kinds of /metrics page, found by their families.
+ALLSMI_PAGE: Final = "allsmi"
+DCGM_PAGE: Final = "dcgm"
+NODE_PAGE: Final = "node"
 # Section name → its key in a /snapshot answer and in the rows a host yields.
 SECTION_KEYS: Final = {s.name: s.key for s in SECTION_TABLE}
 
@@ -110,6 +135,25 @@ def base_url(host: str) -> str:
     return host if "://" in host else f"http://{host}"
 
 
+def pair_ids(targets: tuple[str, ...]) -> dict[str, str]:
+    """Each target → the id its exporter page's rows carry: the first target's id when it
+    and one other target are the only two of their host part, else its own id."""
+    parts: dict[str, list[str]] = {}
+    for target in targets:
+        parts.setdefault(host_part(target), []).append(target)
+    paired: dict[str, str] = {}
+    for target in targets:
+        group = parts[host_part(target)]
+        paired[target] = normalise_host_id(group[0] if len(group) == 2 else target)
+    return paired
+
+
+def frame_host_ids(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """The host ids frames of these targets carry, in host-list order: a pair's once (the
+    header's ``hosts``; see the module docstring)."""
+    return tuple(dict.fromkeys(pair_ids(targets).values()))
+
+
 class RemoteSource:
     """Scrapes ``config.hosts`` once per ``collect`` (the recorder's and the view's source)."""
 
@@ -126,6 +170,11 @@ class RemoteSource:
         bounded = config.max_in_flight < len(config.hosts)
         self._limiter = anyio.CapacityLimiter(max(1, config.max_in_flight)) if bounded else None
         self._mode: dict[str, str] = {}  # host → the endpoint that worked last time
+        self._kind: dict[str, str] = {}  # host → the kind of /metrics page it served last
+        self._plain_only: set[str] = set()  # node_exporter hosts that refused NODE_PATH
+        # host → what its exporter page's reader needs from the previous scrape
+        self._states: dict[str, dcgm.DcgmState | node.NodeState] = {}
+        self._pair = pair_ids(config.hosts)
         # identity: the cap counts the bytes that arrive, and a small body may inflate hugely
         headers = {"Accept": "application/json, text/plain;q=0.5", "Accept-Encoding": "identity"}
         if config.token:
@@ -160,29 +209,29 @@ class RemoteSource:
         with anyio.move_on_after(self.config.cycle_deadline_s):
             async with anyio.create_task_group() as tg:
                 for host in self.config.hosts:
-                    tg.start_soon(self._scrape_into, host, results)
+                    tg.start_soon(self._scrape_into, host, results, t_ms)
         return self._assemble(t_ms, results)
 
     # ----------------------------------------------------------------- one host
 
-    async def _scrape_into(self, host: str, results: dict[str, HostResult]) -> None:
+    async def _scrape_into(self, host: str, results: dict[str, HostResult], t_ms: int) -> None:
         if self._limiter is None:
-            await self._scrape_one(host, results)
+            await self._scrape_one(host, results, t_ms)
         else:
             async with self._limiter:
-                await self._scrape_one(host, results)
+                await self._scrape_one(host, results, t_ms)
 
-    async def _scrape_one(self, host: str, results: dict[str, HostResult]) -> None:
+    async def _scrape_one(self, host: str, results: dict[str, HostResult], t_ms: int) -> None:
         try:
-            results[host] = HostResult(sections=await self._scrape(host))
+            results[host] = HostResult(sections=await self._scrape(host, t_ms))
         except ScrapeFailed as err:
             results[host] = HostResult(error=f"{host}: {err}")
 
-    async def _scrape(self, host: str) -> dict[str, list[Any]]:
+    async def _scrape(self, host: str, t_ms: int) -> dict[str, list[Any]]:
         if host in self._parsing:  # its last answer overran the deadline: one thread is enough
             raise ScrapeFailed("still parsing its previous answer")
         if self._mode.get(host) == METRICS:
-            return await self._metrics(host)
+            return await self._metrics(host, t_ms)
         try:
             sections = await self._snapshot(host)
         except _NotSnapshot as err:
@@ -193,7 +242,7 @@ class RemoteSource:
         if text_page:  # all-smi's exporter: asking /snapshot again would only read it twice
             self._mode[host] = METRICS
         # Out of the except block: the first answer is not kept alive while this one is read.
-        sections = await self._metrics(host)
+        sections = await self._metrics(host, t_ms)
         self._mode[host] = METRICS
         return sections
 
@@ -209,18 +258,24 @@ class RemoteSource:
             del body  # the job holds it now, and only the job (see _Job)
             return await self._parse(host, size, job)
 
-    async def _metrics(self, host: str) -> dict[str, list[Any]]:
+    async def _metrics(self, host: str, t_ms: int) -> dict[str, list[Any]]:
         with self._deadline():
-            status, body = await self._get(host, "/metrics")
+            filtered = self._kind.get(host) == NODE_PAGE and host not in self._plain_only
+            status, body = await self._get(host, node.NODE_PATH if filtered else "/metrics")
+            if filtered and status not in (200, 401):  # an exporter without those collectors
+                self._plain_only.add(host)
+                del body
+                status, body = await self._get(host, "/metrics")
             _check_status(status)
             # Decoded here (a few ms even at the cap) and the bytes let go at once: the
             # parse then holds the page once, not twice.
-            wanted, limits, size = self._wanted, self.config.limits, len(body)
-            job = _Job(
-                partial(read_metrics, _decode(body), normalise_host_id(host), wanted, limits)
-            )
+            size = len(body)
+            page = _Page(host, self._pair[host], self._wanted, self.config.limits, t_ms)
+            job = _Job(partial(page.read, _decode(body), self._states))
             del body
-            return await self._parse(host, size, job)
+            kind, sections = await self._parse(host, size, job)
+            self._kind[host] = kind
+            return sections
 
     @contextlib.contextmanager
     def _deadline(self) -> Iterator[None]:
@@ -288,6 +343,7 @@ class RemoteSource:
     def _assemble(self, t_ms: int, results: dict[str, HostResult]) -> Frame:
         errors: list[str] = []
         merged: dict[str, list[Any]] = {key: [] for key in SECTION_KEYS.values()}
+        given: dict[tuple[str, str], str] = {}  # (host id, section key) → the target giving it
         for host in self.config.hosts:
             result = results.get(host)
             if result is None:
@@ -296,6 +352,13 @@ class RemoteSource:
                 errors.append(result.error)
             elif result.sections is not None:
                 for key, rows in result.sections.items():
+                    if rows and self._pair[host] != normalise_host_id(host):
+                        first = given.setdefault((rows[0].host_id, key), host)
+                        if first != host:  # a pair's pages both give this section
+                            errors.append(f"{host}: {key} rows dropped: {first} gives them")
+                            continue
+                    elif rows:
+                        given.setdefault((rows[0].host_id, key), host)
                     merged[key].extend(rows)
         by_name = {name: merged[key] for name, key in SECTION_KEYS.items()}
         include = self.config.include
@@ -418,6 +481,73 @@ def check_snapshot_density(body: bytes | bytearray) -> None:
         raise ScrapeFailed(f"/snapshot denser than one object per {BYTES_PER_CONTAINER} bytes")
     if body.count(b",") > len(body) // BYTES_PER_VALUE:
         raise ScrapeFailed(f"/snapshot denser than one value per {BYTES_PER_VALUE} bytes")
+
+
+@attrs.frozen
+class _Page:
+    """How one host's ``/metrics`` answer is read: by the kind its families show."""
+
+    host: str  # the scrape target
+    pair_id: str  # the id its exporter page's rows carry (see pair_ids)
+    wanted: frozenset[str]
+    limits: PageLimits
+    t_ms: int  # the cycle's instant: rates are differences over these
+
+    def read(
+        self,
+        text: str,
+        states: dict[str, dcgm.DcgmState | node.NodeState],
+        measure: bool,
+    ) -> tuple[str, dict[str, list[Any]]]:
+        """``(kind, rows)`` of the page, :func:`read_metrics`'s for an all-smi one. The host's
+        entry of ``states`` is used and replaced (only this host's: a host is read by one
+        thread at a time). Raises :class:`ScrapeFailed`."""
+        own_id = normalise_host_id(self.host)
+        if dcgm.is_dcgm_page(text):
+            kind = DCGM_PAGE
+        elif node.is_node_page(text):
+            kind = NODE_PAGE
+        else:
+            states.pop(self.host, None)
+            return ALLSMI_PAGE, read_metrics(text, own_id, self.wanted, self.limits, measure)
+        failure = ""
+        try:
+            sections = self._exporter_rows(kind, text, states)
+        except OverLimit as err:
+            failure = str(err)
+        if failure:  # raised outside the except block: see read_metrics
+            raise ScrapeFailed(failure)
+        for key in sections:
+            if key not in self.wanted:
+                sections[key] = []
+        if measure:
+            _check_share(sections, self.wanted)
+        return kind, sections
+
+    def _exporter_rows(
+        self, kind: str, text: str, states: dict[str, dcgm.DcgmState | node.NodeState]
+    ) -> dict[str, list[Any]]:
+        sections: dict[str, list[Any]] = {s.key: [] for s in SECTION_TABLE}
+        instance, hostname = normalise_host_id(self.host), host_part(self.host)
+        if kind == DCGM_PAGE:
+            gpus = fold_page(text, self.limits, partial(dcgm.fold_dcgm, limits=self.limits),
+                             dcgm.DCGM_NAMES)  # fmt: skip
+            if not gpus.gpus:
+                raise ScrapeFailed("invalid /metrics: a dcgm-exporter page without GPU series")
+            state = states.get(self.host)
+            if not isinstance(state, dcgm.DcgmState):
+                state = states[self.host] = dcgm.DcgmState()
+            sections["gpus"] = list(gpus.rows(self.pair_id, instance, hostname, state, self.t_ms))
+            return sections
+        fold = partial(node.fold_node, limits=self.limits)
+        read = fold_page(text, self.limits, fold, node.NODE_NAMES)
+        node_state = states.get(self.host)
+        if not isinstance(node_state, node.NodeState):
+            node_state = states[self.host] = node.NodeState()
+        sections.update(read.rows_of(self.pair_id, instance, hostname, node_state))
+        if not any(sections.values()):
+            raise ScrapeFailed("invalid /metrics: a node_exporter page without CPU or memory")
+        return sections
 
 
 def read_metrics(
