@@ -72,6 +72,8 @@ from allsmi.domain.screen_rows import (
     process_header,
     process_line,
     row_layout,
+    workload_header,
+    workload_line,
 )
 
 __all__ = [
@@ -518,6 +520,18 @@ def _process_block(processes: Sequence[GpuProcess], names: HostNames | None) -> 
     return [Block(len(ordered) + 1, build)]
 
 
+def _workload_block(present: Sequence[tuple[str, _HostRows]], with_host: bool) -> list[Block]:
+    """Where no process was collected (dcgm-exporter pages have none), the workloads the
+    exporter names per GPU (its pod labels); nothing when it names none."""
+    lines = [
+        line
+        for name, rows in present
+        for gpu in rows.gpus
+        if (line := workload_line(gpu, name if with_host else None)) is not None
+    ]
+    return [_lines_block([workload_header(with_host), *lines])] if lines else []
+
+
 def _layout(shown: Sequence[tuple[str, _HostRows]], width: int) -> RowLayout:
     """One identity width for every row of the tab, so the readings line up in columns."""
     natural = 0
@@ -559,6 +573,8 @@ def _body(
     if frame is not None and frame.processes is not None:
         processes = [proc for _, rows in present for proc in rows.processes]
         blocks += _process_block(processes, names if len(hosts) > 1 else None)
+    elif frame is not None:
+        blocks += _workload_block(present, len(hosts) > 1)
     return blocks or [_lines_block([[Span("no data", RED)]])]
 
 

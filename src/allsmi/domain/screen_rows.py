@@ -542,6 +542,28 @@ def process_line(proc: GpuProcess, host: str | None) -> Spans:
     return [Span(text, PLAIN), Span(command, PLAIN)]
 
 
+WORKLOAD_KEYS: Final = ("namespace", "pod", "container")  # a GPU's detail, from dcgm-exporter
+
+
+def workload_header(with_host: bool) -> Spans:
+    host = f"{'HOST':<16} " if with_host else ""
+    return [Span(f"{host}{'GPU':>3}  {'WORKLOAD (namespace/pod)':<40} CONTAINER", HEADER)]
+
+
+def workload_line(gpu: Gpu, host: str | None) -> Spans | None:
+    """The workload a GPU's exporter names (Kubernetes pod labels of dcgm-exporter, kept in
+    ``detail``), led by ``host`` unless it is None; None when it names none."""
+    detail = gpu.detail
+    pod = detail.get("pod")
+    if not pod:
+        return None
+    namespace, container = detail.get("namespace"), detail.get("container")
+    column = f"{cut(clean(host), 16):<16} " if host is not None else ""
+    where = cut(clean(f"{namespace}/{pod}" if namespace else pod), 40)
+    index = cut(clean(detail.get("index", "?")), 3)
+    return [Span(f"{column}{index:>3}  {where:<40} {clean(container or '-')}", PLAIN)]
+
+
 def by_gpu_memory(processes: Iterable[GpuProcess]) -> list[GpuProcess]:
     """Largest GPU memory first; processes without a reading last, in frame order."""
     return sorted(processes, key=lambda p: -1 if p.used_memory is None else -p.used_memory)
