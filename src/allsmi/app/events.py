@@ -227,13 +227,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _expanded(given: list[str]) -> list[str]:
     """Each PATH as given, a directory as the recordings in it (module rules)."""
-    found: list[str] = []
-    for path in given:
-        if Path(path).is_dir():
-            found += (str(p) for p in recordings_in([Path(path)]))
-        else:
-            found.append(path)
-    return found
+    if not any(Path(path).is_dir() for path in given) and len(set(given)) == len(given):
+        return given  # as typed: each line names its PATH as given
+    return [str(p) for p in recordings_in([Path(path) for path in given])]  # each once
 
 
 def _follow(path: Path, filters: _Filters, tz: tzinfo, out: TextIO) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Collection, Sequence
 from typing import Final
 
@@ -34,7 +35,7 @@ from allsmi.adapters.recording.mapscan import MapScan, summary_of_lines
 from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.recording.summaries import stored_events, stored_summaries
-from allsmi.domain.errors import AllsmiError
+from allsmi.domain.errors import AllsmiError, RecordingUnreadable
 from allsmi.domain.events import Event
 from allsmi.domain.history import MapView
 from allsmi.domain.summary import Cell, Summary, bucket_of
@@ -86,6 +87,8 @@ class ReplayMap:
             self.summary.merge(part)
         changed = bool(parts)
         if feed.done:
+            if isinstance(feed, MergedBuild) and feed.problems:  # the others' maps are in
+                self.problem = "map incomplete: " + "; ".join(feed.problems)
             self.close()  # keeps what it took from storage, to check later
             changed = True
         if changed:
@@ -374,16 +377,23 @@ def _like(source: RecordingSource | MergedSource | object, width_ms: int) -> Sum
     )
 
 
+POLL_BUDGET_S: Final = 0.02  # a merged map or search waits this long a poll for its next input
+
+
 class MergedBuild:
     """The map of a merged replay: each input's own :class:`MapBuild`, one input at a time
     (so one input's files are read at once, however many inputs), its map handed over whole
-    when it is built (one join per input, not one per part)."""
+    when it is built (one join per input, not one per part). A poll goes on to the next input
+    within :data:`POLL_BUDGET_S` (1,000 inputs are not 1,000 polls apart). An input whose map
+    cannot be built (a file gone since it was opened) is left out and named in
+    :attr:`problems`; the others are still built."""
 
     def __init__(self, source: MergedSource, like: Summary) -> None:
         self.source = source
         self.like = like
         self.stored_of: dict[Chunk, Summary] = {}  # not checked against frames here
         self.scan: MapScan | None = None
+        self.problems: list[str] = []
         self._next = 0
         self._build: MapBuild | None = None
         self._own: Summary | None = None
@@ -411,17 +421,31 @@ class MergedBuild:
 
     def poll(self) -> list[Summary]:
         parts: list[Summary] = []
+        deadline = time.monotonic() + POLL_BUDGET_S
+        fresh = False  # an input was started in this poll: its thread is given a moment
         while self._build is not None:
             build, own = self._build, self._own
             assert own is not None
-            for part in build.poll():
+            try:
+                found = build.poll()
+            except (AllsmiError, OSError) as err:  # this input's map is left out
+                build.close()
+                self.problems.append(f"{self.source.names[self._next - 1]}: {err}")
+                self._start()
+                fresh = True
+                continue
+            for part in found:
                 own.merge(part)
             if not build.done:
-                break
+                if not fresh or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.002)  # its thread has just begun: a moment, then look again
+                continue
             self.scan = self.scan or build.scan
             build.close()
             parts.append(own)
             self._start()
+            fresh = True
         return parts
 
     def close(self) -> None:
@@ -440,12 +464,16 @@ def open_merged_map(source: MergedSource) -> ReplayMap:
 
 class MergedEvents:
     """The events of a merged replay: each input's search (:func:`open_events`), one input at
-    a time; those found so far, in time order (an input's own events keep their order)."""
+    a time; those found so far, in time order (an input's own events keep their order). A
+    poll goes on to the next input within :data:`POLL_BUDGET_S`. An input whose search fails
+    is left out and the others searched; the failure is raised once all are done, so the
+    screen says the search stopped short and why, with every other input's events."""
 
     def __init__(self, source: MergedSource) -> None:
         self.source = source
         self.found: list[Event] = []
         self.done = False
+        self._problems: list[str] = []
         self._next = 0
         self._taken: list[Event] = []  # the finished inputs' events
         self._scan: EventScan | None = None
@@ -459,21 +487,37 @@ class MergedEvents:
                 self._scan = open_events(recording)
                 return
         self._scan = None
-        self.done = True
+        self.done = not self._problems  # a failure is raised by the next poll, then done
 
     def poll(self) -> bool:
+        if self._scan is None and not self.done:
+            self.done = True  # every other input's events were taken in before
+            raise RecordingUnreadable("; ".join(self._problems))
         came = False
+        deadline = time.monotonic() + POLL_BUDGET_S
+        fresh = False  # an input was started in this poll: its thread is given a moment
         while self._scan is not None:
             scan = self._scan
-            if scan.poll():
+            try:
+                got = scan.poll()
+            except AllsmiError as err:  # this input's search stops; the others go on
+                scan.close()
+                self._problems.append(f"{self.source.names[self._next - 1]}: {err}")
+                self._start()
+                came = fresh = True
+                continue
+            if got:
                 came = True
                 self.found = sorted([*self._taken, *scan.found], key=lambda e: e.t_ms)
             if not scan.done:
-                break
+                if not fresh or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.002)  # its thread has just begun: a moment, then look again
+                continue
             scan.close()
             self._taken = self.found = sorted([*self._taken, *scan.found], key=lambda e: e.t_ms)
             self._start()
-            came = True
+            came = fresh = True
         return came
 
     def close(self) -> None:

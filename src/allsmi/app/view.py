@@ -133,7 +133,12 @@ def run_replay(args: argparse.Namespace) -> int:
         if isinstance(source, RecordingSource):
             replay_map, events = open_map(source), open_events(source)
         elif isinstance(source, MergedSource):
-            replay_map, events = open_merged_map(source), MergedEvents(source)
+            replay_map = open_merged_map(source)
+            try:
+                events = MergedEvents(source)
+            except BaseException:
+                replay_map.close()
+                raise
         model = ReplayModel(
             driver=driver, tz=driver.state.tz or local_zone(), map=replay_map, events=events
         )

@@ -76,11 +76,28 @@ def recordings_in(paths: Sequence[Path]) -> list[Path]:
     """The recordings named by ``paths``: each path as it is, a directory as the recordings in
     it (files named ``*.ndjson``, ``*.jsonl`` or ``*.json``, optionally ``.zst``/``.gz``;
     each rotated set once, by its active name), in name order. Hidden files and locks are
-    skipped. A directory without one is an error naming it."""
+    skipped. A directory without one is an error naming it. A recording named twice — one
+    file by two paths, a directory and a file in it, a rotated set and one of its numbered
+    files — is kept once (the whole set, where both were named)."""
     found: list[Path] = []
+    place: dict[tuple[Path, str], int] = {}  # (real directory, set's active name) → in found
+
+    def add(path: Path) -> None:
+        active = _active_name(path.name)
+        try:
+            key = (path.parent.resolve(), _active_name(path.resolve().name))
+        except (OSError, RuntimeError):  # a symlink loop: opening it says what is wrong
+            key = (path.parent, path.name)
+        at = place.get(key)
+        if at is None:
+            place[key] = len(found)
+            found.append(path)
+        elif path.name == active and found[at].name != _active_name(found[at].name):
+            found[at] = path  # the set, named after one of its files: the set stands
+
     for path in paths:
         if not path.is_dir():
-            found.append(path)
+            add(path)
             continue
         try:
             names = sorted(os.listdir(path))
@@ -95,7 +112,8 @@ def recordings_in(paths: Sequence[Path]) -> list[Path]:
             raise RecordingUnreadable(
                 f"{path} holds no recording (*.ndjson, *.jsonl, *.json, each maybe .zst or .gz)"
             )
-        found += (path / name for name in sets)
+        for name in sets:
+            add(path / name)
     return found
 
 
@@ -127,7 +145,8 @@ class MergedSource:
         self.header: Header | None = _merged_header(self.inputs)
         self._hosts = frozenset(self.header.hosts) if self.header else frozenset()
         self._stale = [STALE_INTERVALS * _interval_of(s) for s in self.inputs]
-        self._own_warnings, told = _overlaps(self.inputs, self.names)
+        self._log, told = _overlaps(self.inputs, self.names)  # the message lines, in order
+        self._told_of = [0] * len(self.inputs)  # of each input's warnings, how many are logged
         self._shared_told: set[str] = set(told)
         self._decoded: dict[int, tuple[int, Frame]] = {}  # input → (its index, its frame)
         self._generation = -1
@@ -190,10 +209,13 @@ class MergedSource:
 
     @property
     def warnings(self) -> list[str]:
-        own = list(self._own_warnings)
-        for name, source in zip(self.names, self.inputs, strict=True):
-            own += (f"{name}: {text}" for text in source.warnings)
-        return own
+        """Every input's warnings (named by its file) and the merge's own, in the order they
+        were found: the message line shows the newest."""
+        for n, (name, source) in enumerate(zip(self.names, self.inputs, strict=True)):
+            new = source.warnings[self._told_of[n] :]
+            self._told_of[n] += len(new)
+            self._log += (f"{name}: {text}" for text in new)
+        return self._log
 
     @property
     def skipped_lines(self) -> int:
@@ -264,7 +286,7 @@ class MergedSource:
         for host in merged.shared:
             if host not in self._shared_told:
                 self._shared_told.add(host)
-                self._own_warnings.append(
+                self.warnings.append(
                     f"host {host} is in more than one recording at once: the newer row is shown"
                 )
         return merged.frame
@@ -447,15 +469,19 @@ def _overlaps(inputs: Sequence[MergeInput], names: Sequence[str]) -> tuple[list[
             first, last = spans[n]
             length = format_offset(last - first)
             found.append(f"{names[n]} ({length} long) overlaps no other recording in time")
-    owners: dict[str, int] = {}
+    owners: dict[str, list[int]] = {}  # host → the inputs whose headers list it, so far
     told: set[str] = set()
     for n, source in enumerate(inputs):
         for host in source.header.hosts if source.header else ():
-            m = owners.setdefault(host, n)
-            overlap = spans[m][0] <= spans[n][1] and spans[n][0] <= spans[m][1]
-            if m != n and overlap and host not in told:
-                told.add(host)
-                found.append(
-                    f"host {host} is in {names[m]} and {names[n]} at once: the newer row is shown"
-                )
+            before = owners.setdefault(host, [])
+            if host not in told:
+                first, last = spans[n]
+                m = next((m for m in before if spans[m][0] <= last and first <= spans[m][1]), None)
+                if m is not None:
+                    told.add(host)
+                    found.append(
+                        f"host {host} is in {names[m]} and {names[n]} at once: "
+                        "the newer row is shown"
+                    )
+            before.append(n)
     return found, told
