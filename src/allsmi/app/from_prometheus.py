@@ -3,15 +3,27 @@ a recording (docs/architecture.md §7.1), so that replay, ``verify`` and ``event
 offline as on any recording.
 
 Theory of operation. The series of all-smi's metric families (ours and all-smi's exporters
-write the same names) that the server holds for the window, narrowed by ``--match``, are
-listed first: their count is bounded (:data:`MAX_SERIES`), their ``instance`` labels are the
-hosts and their families the sections. The step is ``--step``, else the shortest scrape
-interval the server reports for those hosts, else :data:`DEFAULT_STEP_MS`; the instants are
-the epoch-aligned multiples of the step within the window. Then ``query_range`` is asked
+write the same names), and of dcgm-exporter's and node_exporter's families that our readers
+map (:mod:`allsmi.adapters.prometheus.history`), that the server holds for the window,
+narrowed by ``--match``, are listed first: their count is bounded (:data:`MAX_SERIES`), their
+``instance`` labels are the hosts and their families the sections. The step is ``--step``,
+else the shortest scrape interval the server reports for those hosts, else
+:data:`DEFAULT_STEP_MS`; the instants are the epoch-aligned multiples of the step within the
+window. Then ``query_range`` is asked
 window after window, each sized so that no series passes Prometheus's 11,000 points and no
 answer :data:`POINTS_PER_QUERY` points, together with ``up`` of the same targets; each window
 becomes frames (:mod:`allsmi.adapters.prometheus.history`) written through the recorder's
 sink, lock and rotation — stored summaries and events included.
+
+Exporter targets (those with dcgm-exporter's or node_exporter's series) are paired as the
+scraper pairs a hostfile's (:func:`~allsmi.adapters.network.scrape.pair_ids`: the only two
+targets of a host part are one host), the dcgm-exporter target listed first so that the pair's
+id is the GPU exporter's (``gpu-01:9400`` with ``gpu-01:9100``, as a hostfile listing the GPU
+exporter first has it); the header lists a pair once. When there are exporter targets each
+query also asks for the instant a step before its run (the *lead* instant: their counters'
+rates need the previous reading), so every frame's rates, the window's first included, are
+over the step before it; a recording carries the readers' state from each run into the next,
+so XID counts are counted from the window's start, as by a recorder started then.
 
 An instant at which no host has a sample and none is down is not written: the recording
 shows the server's gap as a gap. A failure (unreachable, a refused query) ends the run with
@@ -33,12 +45,15 @@ import attrs
 
 from allsmi import __version__
 from allsmi.adapters.network.promapi import MAX_POINTS_PER_SERIES, PromApi, Target
-from allsmi.adapters.network.scrape import HOST_LIMITS
+from allsmi.adapters.network.scrape import HOST_LIMITS, pair_ids
 from allsmi.adapters.prometheus.history import (
     HOST_LABEL,
     TARGET_LABELS,
+    Carried,
     Run,
     family_regex,
+    is_dcgm_family,
+    is_exporter_family,
     sections_of,
 )
 from allsmi.adapters.recording.lock import RecordingLock
@@ -139,6 +154,13 @@ class History:
     per_query: int  # instants a query_range asks for
     added: frozenset[str]
     series: int
+    pairs: dict[str, str] = attrs.field(factory=dict)  # exporter target → its rows' host id
+    ids: tuple[str, ...] = ()  # the host ids frames carry (a pair's once): the header's
+
+    @property
+    def lead(self) -> bool:
+        """Whether a run is fetched with the instant before it (exporters' counters)."""
+        return bool(self.pairs)
 
     @property
     def text(self) -> str:
@@ -146,12 +168,18 @@ class History:
             f"{format_rfc3339_ms(self.window.start_ms)} .. {format_rfc3339_ms(self.window.end_ms)}"
         )
 
-    async def fetch(self, api: PromApi, instants: range) -> Run:
-        """The series of ``instants`` (a run of :attr:`grid`), two queries; no frame built."""
-        last = instants[-1]
-        series = await api.query_range(self.ours, instants[0], last, self.step_ms)
-        ups = await api.query_range(self.up, instants[0], last, self.step_ms)
-        return Run(series, ups, self.hosts, self.include, HOST_LIMITS, self.added)
+    async def fetch(self, api: PromApi, instants: range, carried: Carried | None = None) -> Run:
+        """The series of ``instants`` (a run of :attr:`grid`; the lead instant too when
+        there are exporter targets), two queries; no frame built. ``carried``: the exporter
+        hosts' state the run before ended with (module header)."""
+        first, last = instants[0], instants[-1]
+        start = first - self.step_ms if self.lead else first
+        series = await api.query_range(self.ours, start, last, self.step_ms)
+        ups = await api.query_range(self.up, start, last, self.step_ms)
+        return Run(
+            series, ups, self.hosts, self.include, HOST_LIMITS, self.added,
+            pairs=self.pairs, first_ms=first, step_ms=self.step_ms, carried=carried,
+        )  # fmt: skip
 
     async def frames(self, api: PromApi, instants: range) -> list[Frame]:
         """The frame at each of ``instants`` (a run of :attr:`grid`), two queries."""
@@ -182,7 +210,13 @@ async def plan(api: PromApi, window: Window, points_per_query: int = POINTS_PER_
             f"Prometheus {base}: {len(listed)} series in the window, over {MAX_SERIES}; "
             'narrow it with --match (e.g. --match \'{job="gpu",instance=~"node-0.*"}\')'
         )
-    hosts = sorted({s[HOST_LABEL] for s in listed if HOST_LABEL in s})
+    dcgm_targets = {s[HOST_LABEL] for s in listed if is_dcgm_family(s.get("__name__", ""))}
+    exporters = {s[HOST_LABEL] for s in listed if is_exporter_family(s.get("__name__", ""))}
+    # a pair's id is its dcgm-exporter target's (module header): listed first
+    hosts = sorted({s[HOST_LABEL] for s in listed if HOST_LABEL in s},
+                   key=lambda h: (h not in dcgm_targets, h))  # fmt: skip
+    paired = pair_ids(tuple(hosts))
+    pairs = {h: paired[h] for h in hosts if h in exporters}
     targets = await api.targets()
     step = window.step_ms or _step_of(targets, hosts)
     grid = instants(window.start_ms, window.end_ms, step)
@@ -196,9 +230,15 @@ async def plan(api: PromApi, window: Window, points_per_query: int = POINTS_PER_
         include=sections_of({s.get("__name__", "") for s in listed}),
         step_ms=step,
         grid=grid,
-        per_query=max(1, min(MAX_POINTS_PER_SERIES - 1, points_per_query // len(listed))),
+        # the lead instant is one more point a series (module header)
+        per_query=max(
+            1,
+            min(MAX_POINTS_PER_SERIES - 1, points_per_query // len(listed) - (1 if pairs else 0)),
+        ),
         added=frozenset().union(TARGET_LABELS, *(targets[h].labels for h in hosts if h in targets)),
         series=len(listed),
+        pairs=pairs,
+        ids=tuple(dict.fromkeys(pairs.get(h, h) for h in hosts)),
     )
 
 
@@ -206,7 +246,7 @@ def history_header(history: History, now_ms: int) -> Header:
     return Header(
         source="remote",
         interval_ms=history.step_ms,
-        hosts=history.hosts,
+        hosts=history.ids or history.hosts,
         all_smi_version=__version__,
         started_ms=now_ms,
     )
@@ -259,8 +299,11 @@ async def _record(
             seq = last_seq_of_set(path) + 1
             sink.prepare_existing()
             try:
+                carried: Carried | None = None
                 for run_of in windows(history.grid, history.per_query):
-                    for frame in await history.frames(api, run_of):
+                    run = await history.fetch(api, run_of, carried)
+                    for t_ms in run_of:
+                        frame = run.frame(t_ms)
                         if is_empty(frame):
                             continue  # nobody had a sample: the server's gap stays a gap
                         line, kept = fit_frame(attrs.evolve(frame, seq=seq))
@@ -268,6 +311,8 @@ async def _record(
                         seq += 1
                         written += 1
                     sink.flush()
+                    carried = run.carried()  # the exporters' counters go on (module header)
+                    del run  # its answer is let go before the next is fetched
             finally:
                 sink.close()
     finally:

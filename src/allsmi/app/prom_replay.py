@@ -28,6 +28,11 @@ Rules this module obeys:
   as every host's ``no data``.
 - The map and the events are not computed here (they need every frame): the message line
   says so; ``record --from-prometheus`` writes a recording that has both.
+- Exporters' counters (dcgm-exporter's PCIe and XID, node_exporter's CPU seconds): each run
+  is fetched with the instant before it and folded in order from there
+  (:class:`~allsmi.adapters.prometheus.history.Run`), so a run's first frame has its rates
+  whichever run is shown first; a seek back within a run folds it again up to the frame. A
+  run's XID counts begin at that instant (a recording's, at the window's start).
 """
 
 from __future__ import annotations
