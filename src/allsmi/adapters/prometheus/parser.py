@@ -762,9 +762,6 @@ def fold_page(
     parses them. ``fold`` may be called again on a later grammar: it must not keep state
     outside what it returns. Raises only :class:`OverLimit` (and what ``fold`` raises)."""
 
-    def wanted(name: str) -> bool:
-        return name in names or (name.endswith("_total") and name[: -len("_total")] in names)
-
     def kept(lines: Iterable[str]) -> Iterator[str]:
         for line in lines:
             head = line.lstrip()
@@ -775,10 +772,18 @@ def fold_page(
             yield line
 
     def samples(source: Iterable[Sample]) -> Iterator[tuple[str, PageLabels, Number | None]]:
-        for count, (name, labels, value) in enumerate((s for s in source if wanted(s[0])), 1):
-            if count > limits.series:
-                raise OverLimit(f"over {limits.series} series")
-            yield _sample(name, labels, value)
+        # a wanted family's sample, as _sample() reads it, inlined: once per exporter sample
+        count, cap, isfinite = 0, limits.series, math.isfinite
+        for name, labels, value in source:
+            if name not in names and not (name.endswith("_total") and name[:-6] in names):
+                continue
+            count += 1
+            if count > cap:
+                raise OverLimit(f"over {cap} series")
+            if type(value) is float:
+                yield name, labels, (value if isfinite(value) else None)
+            else:
+                yield name, labels, (value if -_INT_LIMIT < value < _INT_LIMIT else None)
 
     try:
         return fold(samples(iter_plain_samples(kept(_lines(text, limits.lines)))))
