@@ -22,9 +22,13 @@ Targets (printed beside the figures): 100 nodes at 1 s in ≤ ~12% of one core (
 Prometheus spends scraping the same cluster) and < 100 MB RSS; 1000 nodes at 5 s with no
 missed cycle.
 
-Run: ``.venv/bin/python bench/bench_cluster.py [seconds [collects]]`` (defaults 60 s per
-recording, 50 collects; the whole run takes about 5 minutes). Prints tables; asserts
-nothing (docs/architecture.md §9).
+Run: ``.venv/bin/python bench/bench_cluster.py [seconds [collects]] [--processes]`` (defaults
+60 s per recording, 50 collects; the whole run takes about 5 minutes). Without
+``--processes`` the recorder is given ``--include gpu,cpu,memory,chassis`` (the sections of
+the figures before ``record`` collected every section by default); with it, ``record``'s
+default: every section, the mock nodes' processes and disks included. The largest frame line
+is printed beside the 16 MiB line cap. Prints tables; asserts nothing
+(docs/architecture.md §9).
 """
 
 from __future__ import annotations
@@ -52,15 +56,19 @@ from allsmi.adapters import wire
 from allsmi.adapters.network.scrape import METRICS, RemoteSource
 from allsmi.adapters.prometheus.parser import parse_metrics
 from allsmi.adapters.prometheus.writer import render_metrics
+from allsmi.adapters.recording.sink import MAX_LINE_BYTES
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.app.mock import node_frame
 from allsmi.app.remote import build_remote_source, remote_config
 from allsmi.domain.hosts import parse_hostfile
+from allsmi.domain.model import SECTIONS
 from common import OUT_DIR, T0, peak_rss
 
 ALLSMI: Final = str(Path(sys.executable).with_name("allsmi"))
-INCLUDE: Final = ("gpu", "cpu", "memory", "chassis")  # record's default sections
+NO_PROCESSES: Final = ("gpu", "cpu", "memory", "chassis")  # record's default before #20
+PROCESSES: Final = "--processes" in sys.argv[1:]
+INCLUDE: Final = SECTIONS if PROCESSES else NO_PROCESSES  # the sections recorded
 COLLECTS: Final = 50
 SAMPLE_S: Final = 0.25
 WARMUP_S: Final = 5.0  # start-up (imports, first connections) left out of the steady state
@@ -152,6 +160,8 @@ class Recording:
     file_bytes: int
     samples_per_frame: int
     gpus_per_frame: int
+    processes_per_frame: int
+    largest_line: int  # bytes of the largest data line, its newline included
 
 
 def numeric_leaves(value: Any) -> int:
@@ -180,6 +190,8 @@ def record(hostfile: Path, nodes: int, interval_s: int, seconds: int, work: Path
         old.unlink()
     argv = [ALLSMI, "record", "--source", "remote", "--hostfile", str(hostfile)]
     argv += ["-o", str(out), "-i", str(interval_s), "--duration", f"{seconds}s"]
+    if not PROCESSES:
+        argv += ["--include", ",".join(INCLUDE)]
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     watched = psutil.Process(proc.pid)
@@ -206,6 +218,7 @@ def record(hostfile: Path, nodes: int, interval_s: int, seconds: int, work: Path
         count = recording.frame_count
         frames = [recording.frame(i) for i in range(count)]
         leaves = numeric_leaves(orjson.loads(recording.raw(count // 2)))
+        largest = max(len(recording.raw(i)) + 1 for i in range(count))
     times_ms = [f.t_ms for f in frames]
     step = interval_s * 1000
     grid = max(abs((t - times_ms[0]) - round((t - times_ms[0]) / step) * step) for t in times_ms)
@@ -228,6 +241,8 @@ def record(hostfile: Path, nodes: int, interval_s: int, seconds: int, work: Path
         file_bytes=sum(p.stat().st_size for p in work.glob(out.name + "*")),
         samples_per_frame=leaves,
         gpus_per_frame=len(frames[count // 2].gpus or ()),
+        processes_per_frame=len(frames[count // 2].processes or ()),
+        largest_line=largest,
     )
 
 
@@ -242,6 +257,8 @@ def print_recording(r: Recording, target: str) -> None:
         ("deadlines skipped", f"{r.skipped}", "0"),
         ("host errors (all frames)", f"{r.errors}", ""),
         ("GPUs per frame", f"{r.gpus_per_frame}", f"{8 * r.nodes}"),
+        ("processes per frame", f"{r.processes_per_frame}", ""),
+        ("largest frame line", f"{r.largest_line:,} B", f"<= {MAX_LINE_BYTES:,} B (16 MiB)"),
         ("CPU whole run", f"{r.cpu_s:.1f} s in {r.wall_s:.1f} s", ""),
         ("CPU per frame (whole run)", f"{1000 * per_frame_cpu:.0f} ms", ""),
         (
@@ -387,11 +404,13 @@ def table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> Non
 
 
 def main() -> None:
-    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    collects = int(sys.argv[2]) if len(sys.argv) > 2 else COLLECTS
+    numbers = [a for a in sys.argv[1:] if a != "--processes"]
+    seconds = int(numbers[0]) if numbers else 60
+    collects = int(numbers[1]) if len(numbers) > 1 else COLLECTS
     work = OUT_DIR / "cluster"
     work.mkdir(parents=True, exist_ok=True)
     print(f"bench_cluster: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {ALLSMI}")
+    print(f"sections recorded: {','.join(INCLUDE)}")
 
     parse_cases()
 

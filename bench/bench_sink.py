@@ -22,8 +22,9 @@ size per codec, the CPU of one real local collection cycle, and what that makes 
    marginal (steady-state) share. Target: < 1 % of one core.
 
 Run: ``.venv/bin/python bench/bench_sink.py [local_frames] [cluster_frames] [cycles]``
-(defaults 2000 60 50; ``--no-real`` skips the 30 s child). Prints tables; asserts nothing
-(docs/architecture.md §9: figures go to the README, never into tests).
+(defaults 2000 60 50; ``--no-real`` skips the 30 s child; ``--no-processes`` records every
+section but the processes, in the sink frames, the collection and the child). Prints tables;
+asserts nothing (docs/architecture.md §9: figures go to the README, never into tests).
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.adapters.wire import encode_line
 from allsmi.app.local import build_local_source
+from allsmi.app.record import RECORD_SECTIONS
+from allsmi.domain.model import SECTIONS as ALL_SECTIONS
 from allsmi.domain.model import Header
 from common import OUT_DIR, T0, child_cpu_s
 
-SECTIONS = ("gpu", "cpu", "memory", "chassis", "process")
-LOCAL_INCLUDE = ("gpu", "cpu", "memory", "chassis")  # `allsmi record`'s default
+# Every section, as `allsmi record` collects by default; --no-processes leaves the process
+# rows out (the figures before record collected them by default).
+_WITH_PROCESSES = "--no-processes" not in sys.argv[1:]
+SECTIONS = tuple(s for s in ALL_SECTIONS if _WITH_PROCESSES or s != "process")
+LOCAL_INCLUDE = tuple(s for s in RECORD_SECTIONS if _WITH_PROCESSES or s != "process")
 STEP_MS = 1000
 REAL_DURATION_S = 30
 TARGET_CORE_PCT = 1.0
@@ -198,14 +204,17 @@ def bench_real() -> None:
         out = Path(tmp) / "x.ndjson.zst"
         log = Path(tmp) / "stderr.txt"
         argv = [ALLSMI, "record", "-o", str(out), "-i", "1", "--duration", f"{REAL_DURATION_S}s"]
+        argv += ["--include", ",".join(LOCAL_INCLUDE)]
         cpu_s, wall_s, rc = child_cpu_s(argv, log)
         size = out.stat().st_size if out.exists() else 0
         frames = RecordingSource(out).frame_count if size else 0
         one_frame = []  # the same command for 1 s: start-up + one frame + close
         for n in range(3):
             short = Path(tmp) / f"one-{n}.ndjson.zst"
-            one_frame.append(child_cpu_s([*argv[:2], "-o", str(short), *argv[4:-1], "1s"])[0])
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            one = [*argv[:2], "-o", str(short), *argv[4:7], "1s", *argv[8:]]
+            one_frame.append(child_cpu_s(one)[0])
+        said = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+        tail = [x for x in said if "retention" in x or "grows" in x][:1] + said[-1:]
     pct = cpu_s / REAL_DURATION_S * 100
     print(f"{'':<36}{'value':>12}")
     print(f"{'exit status':<36}{rc:>12}")
@@ -224,8 +233,8 @@ def bench_real() -> None:
         f"{'marginal: (30 s − 1 s run) ÷ 29 s':<36}{marginal:>11.2f}%   "
         "(steady-state estimate, for reading)"
     )
-    if tail:
-        print(f"(record said: {tail[0]})")
+    for line in tail:
+        print(f"(record said: {line})")
 
 
 def main() -> None:

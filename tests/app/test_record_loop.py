@@ -181,7 +181,8 @@ def test_sub_second_intervals_flush_within_a_second(tmp_path: Path) -> None:
 
 
 def _heavy_frame() -> Frame:
-    cores = tuple(CoreUtilization(core_id=i, utilization=1.0) for i in range(200_000))
+    # per-core rows alone past the cap: cutting the processes is not enough (the fallback)
+    cores = tuple(CoreUtilization(core_id=i, utilization=1.0) for i in range(400_000))
     cpu = Cpu(host_id="h", hostname="h", instance="h", per_core_utilization=cores)
     procs = tuple(
         GpuProcess(

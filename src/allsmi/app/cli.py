@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from allsmi import __version__
 from allsmi.adapters.recording.files import silence_stdout
@@ -39,8 +39,74 @@ Handler = Callable[[argparse.Namespace], int]
 GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
 
 
+# Each command's --help ends with these (the README's quick start lines and their kin);
+# tests/app/test_help_examples.py parses every one with the real parser.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "view": (
+        "allsmi view                                      # live TUI of this machine",
+        "allsmi view --hostfile hosts.txt                 # live TUI of a cluster",
+        "allsmi view --replay trace.ndjson.zst            # replay a recording",
+        "allsmi view --replay trace.ndjson.zst --follow   # watch it while it is recorded",
+    ),
+    "record": (
+        "allsmi record -o trace.ndjson.zst -i 1           # every second until Ctrl-C / SIGTERM",
+        "allsmi record -o trace.ndjson.zst --redact-args  # commands as executable names only",
+        "allsmi record --source remote --hostfile hosts.txt -i 1 --include gpu,cpu,memory",
+        "allsmi record --from-prometheus http://prom:9090 --from now-2h -o past.ndjson.zst",
+    ),
+    "verify": (
+        "allsmi verify trace.ndjson.zst                   # frames, time span, hosts, gaps, damage",
+        "allsmi verify --deep trace.ndjson.zst            # and structure every frame",
+        "allsmi verify /var/lib/allsmi/                   # each recording, then the merged span",
+    ),
+    "events": (
+        "allsmi events trace.ndjson.zst                   # hosts lost, GPUs gone idle…",
+        "allsmi events trace.ndjson.zst --host node-03 --kind util-drop,power-drop",
+        "allsmi events trace.ndjson.zst --follow --format json",
+    ),
+    "status": (
+        "allsmi status trace.ndjson.zst                   # recorded now? last frame fresh?",
+        "allsmi status trace.ndjson.zst --format json",
+    ),
+    "snapshot": (
+        "allsmi snapshot --pretty                         # one reading of this machine as JSON",
+        "allsmi snapshot --format prometheus --include gpu,memory",
+        "allsmi snapshot --format csv -o reading.csv",
+    ),
+    "api": (
+        "allsmi api --port 9090                           # this machine as an exporter",
+        "allsmi api --bind 0.0.0.0 --token-file /etc/allsmi/token --processes",
+    ),
+    "mock": (
+        "allsmi mock --nodes 100 --failure-nodes 5 --hostfile hosts.txt",
+        "allsmi mock --nodes 20 --flavor dcgm,node --incident throttle:3:all:60:120",
+    ),
+    "demo": (
+        "allsmi demo                                      # a simulated hour with an incident",
+        "allsmi demo --no-replay                          # only record and verify it",
+    ),
+}
+
+
+def _examples(lines: Sequence[str]) -> str:
+    return "Examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but the Examples epilog keeps its lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("Examples:\n"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -72,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api(commands)
     _add_mock(commands)
     _add_demo(commands)
+    for name, command in commands.choices.items():
+        if name in EXAMPLES:
+            command.epilog = _examples(EXAMPLES[name])
     return parser
 
 
@@ -424,14 +493,18 @@ def _add_hosts(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_include(p: argparse.ArgumentParser) -> None:
-    default = ",".join(DEFAULT_SECTIONS)
+def _add_include(
+    p: argparse.ArgumentParser,
+    default: tuple[str, ...] | None = DEFAULT_SECTIONS,
+    default_text: str | None = None,
+) -> None:
+    """``--include``; ``default`` None: the command fills it in (``default_text`` says how)."""
     p.add_argument(
         "--include",
         type=_include_arg,
-        default=DEFAULT_SECTIONS,
+        default=default,
         metavar="SECTIONS",
-        help=include_help(default),
+        help=include_help(default_text or ",".join(default or ())),
     )
 
 
@@ -445,7 +518,9 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
             "zstd/gzip/plain NDJSON file, rotated by size (and age, with --max-age). Every "
             "frame reaches the disk "
             "within a second; SIGTERM, SIGINT or SIGHUP finish the frame, close the file "
-            "cleanly and exit 0. Replay with: allsmi view --replay PATH."
+            "cleanly and exit 0. Replay with: allsmi view --replay PATH. Every section is "
+            "recorded unless --include narrows it, the GPU processes' full command lines "
+            "included (--redact-args keeps executable names only)."
         ),
     )
     p.add_argument(
@@ -480,7 +555,15 @@ def _add_record(commands: argparse._SubParsersAction[_Parser]) -> None:
         "one host in the same shard — so N recorders split a cluster with no coordination; "
         "replay the N files as one with: allsmi view --replay A B C…",
     )
-    _add_include(p)
+    every = "every section, as the live view shows them; gpu,cpu,memory,chassis with "
+    _add_include(p, None, every + "--from-prometheus")
+    p.add_argument(
+        "--redact-args",
+        action="store_true",
+        help="record each process's command as its executable's name only (python3, not "
+        "/usr/bin/python3 train.py --token=…): by default whole command lines, arguments "
+        "and all, reach the disk",
+    )
     p.add_argument(
         "--max-size",
         type=_typed(parse_size_bytes),

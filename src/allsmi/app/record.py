@@ -14,6 +14,7 @@ without sleeping, and ``allsmi demo`` records an hour in seconds.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -42,14 +43,20 @@ from allsmi.app.progress import format_ibytes
 from allsmi.app.signals import STOP_SIGNALS, wait_for_signal
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import parse_shard, select_shard
-from allsmi.domain.model import Frame, Header, Source
+from allsmi.domain.model import DEFAULT_SECTIONS, SECTIONS, Frame, Header, Source
 from allsmi.domain.oversize import oversize_fallbacks, unrecordable
 from allsmi.domain.parse import format_offset
 from allsmi.domain.ports import FrameSource
+from allsmi.domain.process_rows import cuts, redact_args
 from allsmi.domain.schedule import clamp_time, flush_due
 
 MAX_HOSTS = 1024
 DEFAULT_INTERVAL_MS = 3000
+# What record collects without --include: every section, local and remote, so that a replay
+# shows what the live view showed (process command lines included: see --redact-args).
+# --from-prometheus keeps the snapshot's default: a server's process series are opt-in.
+RECORD_SECTIONS: Final = SECTIONS
+FROM_PROMETHEUS_SECTIONS: Final = DEFAULT_SECTIONS
 CLEAR_LINE = "\r\x1b[2K"  # a terminal's live status line, erased before another line
 # Typical stream compression of metric frames (measured on realistic streams of frames),
 # for the retention estimate.
@@ -62,6 +69,7 @@ class RecordPlan:
     duration_ms: int  # 0 = until stopped
     source: Source
     hosts: tuple[str, ...]
+    redact_args: bool = False  # --redact-args: process commands as executable names only
 
 
 @attrs.define
@@ -100,6 +108,8 @@ async def record_loop(
         t_ms = clamp_time(clock.wall_ms(), last_t)
         frame = await source.collect(t_ms)
         frame = attrs.evolve(frame, seq=seq, errors=_with_note(frame.errors, note))
+        if plan.redact_args:  # before anything is encoded: the arguments never reach the disk
+            frame = redact_args(frame)
         line, written = fit_frame(frame)
         sink.append(line, seq, t_ms, frame=written)
         now = clock.monotonic_ms()
@@ -137,20 +147,23 @@ def fit_line(frame: Frame) -> bytes:
     return fit_frame(frame)[0]
 
 
-def fit_frame(frame: Frame) -> tuple[bytes, Frame]:
+def fit_frame(frame: Frame, cap_bytes: int = MAX_LINE_BYTES) -> tuple[bytes, Frame]:
     """:func:`fit_line`'s line and the frame it encodes (what was recorded: the chunk's
-    stored summary counts that one, docs/recording-format.md §7.2)."""
+    stored summary counts that one, docs/recording-format.md §7.2). A frame over the cap
+    first keeps each host's heaviest processes (:mod:`allsmi.domain.process_rows`), then
+    drops them (:mod:`allsmi.domain.oversize`)."""
     try:
         line = wire.encode_line(frame)
     except (TypeError, ValueError) as err:  # orjson: a value JSON cannot carry
         errors_only = unrecordable(frame, str(err))
         return wire.encode_line(errors_only), errors_only
-    if len(line) <= MAX_LINE_BYTES:
+    if len(line) <= cap_bytes:
         return line, frame
     written = frame
-    for lighter in oversize_fallbacks(frame, MAX_LINE_BYTES):
+    cap_text = f"{cap_bytes / (1 << 20):g} MiB"
+    for lighter in itertools.chain(cuts(frame, cap_text), oversize_fallbacks(frame, cap_bytes)):
         line, written = wire.encode_line(lighter), lighter
-        if len(line) <= MAX_LINE_BYTES:
+        if len(line) <= cap_bytes:
             break
     return line, written
 
@@ -203,7 +216,13 @@ def run(args: argparse.Namespace) -> int:
     if args.from_prometheus:
         from allsmi.app.from_prometheus import run as from_prometheus
 
+        if args.redact_args:
+            raise UsageError("--redact-args goes with collection, not --from-prometheus")
+        if args.include is None:
+            args.include = FROM_PROMETHEUS_SECTIONS
         return from_prometheus(args)
+    if args.include is None:
+        args.include = RECORD_SECTIONS
     for flag in ("start", "end", "step_ms", "match"):
         if getattr(args, flag) is not None:
             name = {"start": "--from", "end": "--to", "step_ms": "--step"}.get(flag, "--match")
@@ -237,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
         from allsmi.adapters.network.scrape import frame_host_ids
 
         expected = frame_host_ids(hosts)
-    plan = RecordPlan(args.interval_ms, args.duration_ms, args.source, expected)
+    plan = RecordPlan(
+        args.interval_ms, args.duration_ms, args.source, expected, redact_args=args.redact_args
+    )
     config = sink_config(args, path)
     header = Header(
         source=plan.source,
