@@ -190,7 +190,8 @@ def test_the_cli_parses_include_with_the_domain_and_its_messages(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = build_parser()
-    assert parser.parse_args(["record"]).include == DEFAULT_SECTIONS
+    assert parser.parse_args(["record"]).include is None  # record fills in every section
+    assert parser.parse_args(["snapshot"]).include == DEFAULT_SECTIONS
     assert parser.parse_args(["record", "--include", "disk,gpus"]).include == ("gpu", "storage")
     assert parser.parse_args(["snapshot", "--include", "processes"]).include == ("process",)
     with pytest.raises(SystemExit) as exit_:

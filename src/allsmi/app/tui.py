@@ -48,6 +48,7 @@ from allsmi.domain.screen import (
     replay_status,
     tab_labels,
     view_key,
+    view_takes,
 )
 from allsmi.domain.summary import Summary, bucket_of
 
@@ -179,9 +180,13 @@ class ReplayModel:
             self.view = attrs.evolve(self.view, help=False)  # Esc closes help, not the replay
             self.dirty = True
             return
-        help_over_list = self.view.help and self.driver.state.listing is not None
+        state = self.driver.state
+        help_over_list = self.view.help and state.listing is not None
+        core_busy = not (state.pending is None and state.listing is None and state.waiting is None)
         if help_over_list and name in SCROLL_KEYS:  # they scroll the help on top, not the list
             view_names = [name]
+        elif view_takes(self.view, name) and (self.view.editing is not None or not core_busy):
+            view_names = [name]  # the filter prompt's keys, and Esc clearing the filter
         else:
             self.driver.feed(core.KeyPressed(name))
             view_names = list(self.driver.view_keys)
@@ -415,7 +420,7 @@ class LiveModel:
             self.view = attrs.evolve(self.view, help=False)
             self.dirty = True
             return
-        if name in ("q", "esc"):
+        if name in ("q", "esc") and not view_takes(self.view, name):
             self.quit = True
             return
         self.view = _navigate(

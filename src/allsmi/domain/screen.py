@@ -22,6 +22,16 @@ blocks whose heights are known before any text is made (two lines per GPU, CPU r
 rows, disks, the process table), so scrolling is clamped to the content and only the blocks
 inside the window are turned into text: a 100-host frame costs a screenful of lines, not 800
 GPUs' worth.
+
+The All tab of a cluster (issue #20; the rules in :mod:`allsmi.domain.host_view`): the
+overview's cards are followed by one status dot per host; the body opens with one summary
+row per host (GPUs, mean utilization, VRAM, power, hottest GPU, state), the hosts in trouble
+first and highlighted, before the per-GPU rows. The sort keys, ``f`` and the filter are
+state of :class:`ViewState`, live and replay alike: ``d``/``u``/``g`` (and ``v``, since the
+replay's ``g`` goes to a time) sort the GPUs, ``p``/``c``/``m`` the processes, ``f`` keeps
+the processes that use a GPU, ``/`` opens the filter prompt on the key-help line (it takes
+every key until Enter or Esc; :func:`view_takes` tells the shells); a line at the top of the
+body says what is sorted or filtered.
 """
 
 from __future__ import annotations
@@ -40,6 +50,24 @@ from allsmi.domain.history import (
     panel_lines,
     strip_line,
 )
+from allsmi.domain.host_view import (
+    GPU_SORTS,
+    NO_DATA,
+    PROCESS_SORTS,
+    HostSummary,
+    Match,
+    dot_state,
+    failing_hosts,
+    gpu_key,
+    host_columns,
+    host_header,
+    host_line,
+    host_summary,
+    matcher,
+    sort_processes,
+    status_dots,
+    trouble_first,
+)
 from allsmi.domain.hosts import HostNames, host_names
 from allsmi.domain.model import Cpu, Frame, Gpu, GpuProcess, Memory, Storage
 from allsmi.domain.parse import MS_PER_SECOND, format_offset
@@ -56,7 +84,6 @@ from allsmi.domain.screen_rows import (
     Spans,
     Style,
     StyledLine,
-    by_gpu_memory,
     clean,
     cpu_height,
     cpu_lines,
@@ -75,6 +102,7 @@ from allsmi.domain.screen_rows import (
     workload_header,
     workload_line,
 )
+from allsmi.domain.summary import error_host
 
 __all__ = [
     "EventListView",
@@ -93,6 +121,7 @@ __all__ = [
     "status_line",
     "tab_labels",
     "view_key",
+    "view_takes",
 ]
 
 SCROLL_END: Final = 1 << 30  # "end": render clamps it to the last screenful
@@ -125,11 +154,28 @@ def replay_keys_help(mode: Mode, live_edge: bool) -> str:
 
 @attrs.frozen
 class ViewState:
-    """What the user chose to look at: a tab, a scroll offset, the help screen."""
+    """What the user chose to look at: a tab, a scroll offset, the help screen, the GPU and
+    process sorts, the GPU-process filter (``f``), the filter text (``/``) and, while it is
+    typed, the prompt's text (:mod:`allsmi.domain.host_view`)."""
 
     tab: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # index, modulo tabs
     scroll: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # body lines
     help: bool = False
+    gpu_sort: str = attrs.field(default="default", validator=attrs.validators.in_(GPU_SORTS))
+    process_sort: str = attrs.field(default="memory", validator=attrs.validators.in_(PROCESS_SORTS))
+    gpu_processes: bool = False  # `f`: only the processes that use a GPU
+    filter: str = ""  # applied (`/`, Enter); "" shows everything
+    editing: str | None = None  # the filter prompt's text while it is open
+
+    @property
+    def lens(self) -> bool:
+        """Whether a sort, filter or toggle differs from the default (a line says which)."""
+        return (
+            self.gpu_sort != "default"
+            or self.process_sort != "memory"
+            or self.gpu_processes
+            or bool(self.filter)
+        )
 
 
 _Move: TypeAlias = Callable[[ViewState, int, int], ViewState]  # (view, tab count, page)
@@ -145,12 +191,52 @@ _VIEW_KEYS: Final[Mapping[str, _Move]] = {
     "end": lambda v, _, __: attrs.evolve(v, scroll=SCROLL_END),
     "h": lambda v, _, __: attrs.evolve(v, help=not v.help, scroll=0),
     "?": lambda v, _, __: attrs.evolve(v, help=not v.help, scroll=0),
+    # all-smi's sort keys (docs/architecture.md §6); `g` is the replay's go-to key, so
+    # there (the core takes `g` first) VRAM sorts with `v`, which live answers too
+    "d": lambda v, _, __: attrs.evolve(v, gpu_sort="default", scroll=0),
+    "u": lambda v, _, __: attrs.evolve(v, gpu_sort="util", scroll=0),
+    "g": lambda v, _, __: attrs.evolve(v, gpu_sort="memory", scroll=0),
+    "v": lambda v, _, __: attrs.evolve(v, gpu_sort="memory", scroll=0),
+    "p": lambda v, _, __: attrs.evolve(v, process_sort="pid"),
+    "c": lambda v, _, __: attrs.evolve(v, process_sort="cpu"),
+    "m": lambda v, _, __: attrs.evolve(v, process_sort="memory"),
+    "f": lambda v, _, __: attrs.evolve(v, gpu_processes=not v.gpu_processes, scroll=0),
+    "/": lambda v, _, __: attrs.evolve(v, editing=v.filter, help=False),
+    "esc": lambda v, _, __: attrs.evolve(v, filter="", scroll=0) if v.filter else v,
 }
+MAX_FILTER: Final = 64  # characters the filter prompt takes
+
+
+def _filter_key(view: ViewState, key: str) -> ViewState:
+    """The open filter prompt takes every key: a character is typed (``space`` too),
+    Backspace erases, Enter applies the text (to the top of the body), Esc closes the prompt
+    and clears the filter."""
+    text = view.editing or ""
+    if key == "esc":
+        return attrs.evolve(view, editing=None, filter="", scroll=0)
+    if key == "enter":
+        return attrs.evolve(view, editing=None, filter=text.strip(), scroll=0)
+    if key == "backspace":
+        return attrs.evolve(view, editing=text[:-1])
+    char = " " if key == "space" else key
+    if len(char) == 1 and char.isprintable() and len(text) < MAX_FILTER:
+        return attrs.evolve(view, editing=text + char)
+    return view
+
+
+def view_takes(view: ViewState, key: str) -> bool:
+    """Whether ``key`` is the view's before the shell's own use of it (quit, the replay's
+    keys): every key while the filter prompt is open, Esc while a filter is applied (all-smi:
+    Esc clears the filter first)."""
+    return view.editing is not None or (key == "esc" and bool(view.filter))
 
 
 def view_key(view: ViewState, key: str, tab_count: int, page: int) -> ViewState:
     """Tabs wrap around; scrolling never goes below 0 (``render`` clamps the other end, and
-    :func:`clamp_view` gives the shell the clamped state); unknown keys change nothing."""
+    :func:`clamp_view` gives the shell the clamped state); while the filter prompt is open
+    every key is its own (:func:`_filter_key`); unknown keys change nothing."""
+    if view.editing is not None:
+        return _filter_key(view, key)
     move = _VIEW_KEYS.get(key)
     if move is None:
         return view
@@ -442,16 +528,23 @@ def _error_block(errors: Sequence[str]) -> list[Block]:
     return [_lines_block(lines)]
 
 
-def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str, t_ms: int | None) -> Block:
+def _gpu_block(
+    gpus: Sequence[Gpu], layout: RowLayout, hosts: str | Sequence[str], t_ms: int | None
+) -> Block:
     """Two lines a GPU, and a health line under each that is not nominal (docs/recording-
-    format.md §5.3.3; :func:`~allsmi.domain.screen_rows.health_notes`)."""
+    format.md §5.3.3; :func:`~allsmi.domain.screen_rows.health_notes`). ``hosts``: the
+    host name of every GPU, or one for all."""
+
+    def host(index: int) -> str:
+        return hosts if isinstance(hosts, str) else hosts[index]
+
     notes = [health_notes(gpu, t_ms) if gpu.health is not None else () for gpu in gpus]
     if not any(notes):  # the common case: two lines a GPU
 
         def build(start: int, stop: int) -> list[Spans]:
             out: list[Spans] = []
             for index in range(start // 2, (stop + 1) // 2):
-                out += gpu_lines(gpus[index], layout, host)
+                out += gpu_lines(gpus[index], layout, host(index))
             return out[start % 2 :][: stop - start]
 
         return Block(2 * len(gpus), build)
@@ -466,7 +559,7 @@ def _gpu_block(gpus: Sequence[Gpu], layout: RowLayout, host: str, t_ms: int | No
         out: list[Spans] = []
         index = first
         while index < len(gpus) and starts[index] < stop:
-            out += gpu_lines(gpus[index], layout, host)
+            out += gpu_lines(gpus[index], layout, host(index))
             if notes[index]:
                 out.append(health_line(notes[index]))
             index += 1
@@ -502,10 +595,13 @@ def _disk_block(disks: Sequence[Storage], width: int) -> Block:
     return Block(len(disks), lambda start, stop: [disk_line(d, width) for d in disks[start:stop]])
 
 
-def _process_block(processes: Sequence[GpuProcess], names: HostNames | None) -> list[Block]:
-    """all-smi's process table, largest GPU memory first (only the visible rows are built);
-    with a HOST column, under the hosts' display names, unless ``names`` is None."""
-    ordered = by_gpu_memory(processes)
+def _process_block(
+    processes: Sequence[GpuProcess], names: HostNames | None, sort: str = "memory"
+) -> list[Block]:
+    """all-smi's process table, largest GPU memory first or as ``sort`` says (``p``, ``c``,
+    ``m``; only the visible rows are built); with a HOST column, under the hosts' display
+    names, unless ``names`` is None."""
+    ordered = sort_processes(processes, sort)
     with_host = names is not None
     if not ordered:
         return [_lines_block([process_header(with_host), [Span("no GPU processes", PLAIN)]])]
@@ -543,38 +639,170 @@ def _layout(shown: Sequence[tuple[str, _HostRows]], width: int) -> RowLayout:
     return row_layout(width, natural)
 
 
+_DEFAULT_VIEW: Final = ViewState()
+_SORT_NAMES: Final = {"util": "utilization", "memory": "VRAM used", "pid": "PID", "cpu": "CPU %"}
+
+
+def _filtered(
+    index: Mapping[str, _HostRows],
+    names: HostNames,
+    hosts: Sequence[str],
+    match: Match | None,
+    gpu_processes: bool,
+) -> tuple[dict[str, _HostRows], list[str]]:
+    """The rows the filter and ``f`` leave, and the hosts still shown (in order): the
+    matching rules of :mod:`allsmi.domain.host_view`'s header."""
+    out: dict[str, _HostRows] = {}
+    kept: list[str] = []
+    for host in hosts:
+        rows = index.get(host)
+        hit = match is None or match.host(host, names.shown[host])
+        if rows is None:
+            if hit:
+                kept.append(host)
+            continue
+        procs = [p for p in rows.processes if p.uses_gpu] if gpu_processes else rows.processes
+        gpus = rows.gpus
+        if match is not None and not hit:
+            by_process = {p.device_uuid for p in procs if match.process(p)}
+            matched = {g.uuid for g in gpus if match.gpu(g)}
+            gpus = [g for g in gpus if g.uuid in matched or g.uuid in by_process]
+            procs = [
+                p
+                for p in procs
+                if p.device_uuid in matched or match.process_gpu(p) or match.process(p)
+            ]
+            if not gpus and not procs:
+                continue
+        kept.append(host)
+        out[host] = _HostRows(gpus, rows.cpus, rows.memory, rows.storage, list(procs))
+    return out, kept
+
+
+def _lens_line(view: ViewState, hosts: int, gpus: int) -> Block:
+    """What the sort keys, ``f`` and the filter changed, and what the filter leaves."""
+    parts = []
+    if view.gpu_sort != "default":
+        parts.append(f"GPUs by {_SORT_NAMES[view.gpu_sort]}")
+    if view.process_sort != "memory":
+        parts.append(f"processes by {_SORT_NAMES[view.process_sort]}")
+    if view.gpu_processes:
+        parts.append("GPU processes only")
+    if view.filter:
+        said = f"{_count(hosts, 'host')}, {_count(gpus, 'GPU')}"
+        parts.append(f'filter "{clean(view.filter)}": {said} (/ edits, Esc clears)')
+    return _lines_block([[Span("view: ", CYAN), Span(" · ".join(parts), YELLOW)]])
+
+
+def _host_blocks_at(
+    frame: Frame | None, index: Mapping[str, _HostRows], names: HostNames,
+    hosts: Sequence[str], width: int, gpu_sort: str, room: int,
+) -> tuple[list[Block], list[Block]]:  # fmt: skip
+    """The All tab's summary, one row per host: those in trouble first and highlighted
+    (:func:`~allsmi.domain.host_view.trouble_first`), then the others, as the blocks above
+    and below the GPU rows. Like the panels, it stays above them only while the body
+    (``room`` lines) keeps ``MIN_BODY`` lines for GPU rows: else the hosts in trouble stay
+    above and the others go below the GPU rows, or, where even that does not fit, the whole
+    table goes below them."""
+    failing = failing_hosts(frame.errors, names.ids) if frame is not None else {}
+    summaries: list[HostSummary] = []
+    for host in hosts:
+        rows = index.get(host)
+        gpus = rows.gpus if rows is not None else ()
+        summary = host_summary(host, names.shown[host], gpus, rows is not None, failing.get(host))
+        summaries.append(summary)
+    ordered = trouble_first(summaries, gpu_sort)
+    columns = host_columns(ordered)
+    trouble = [row for row in ordered if row.state != "ok"]
+    header = host_header(len(trouble), columns)
+
+    def table(rows: Sequence[HostSummary], title: Spans = header) -> Block:
+        silent = [row for row in rows if not row.reporting]
+        lines: list[HostSummary | None] = [*silent, None, *(r for r in rows if r.reporting)]
+
+        def build(start: int, stop: int) -> list[Spans]:
+            return [
+                title if row is None else host_line(row, width, columns)
+                for row in lines[start:stop]
+            ]
+
+        return Block(len(lines), build)
+
+    if len(ordered) + 1 + MIN_BODY <= room:
+        return [table(ordered)], []
+    ok = ordered[len(trouble) :]
+    if trouble and len(trouble) + 1 + MIN_BODY <= room:
+        rest = [Span(f"{_count(len(ok), 'more host')}, ok", HEADER)]
+        return [table(trouble)], ([table(ok, rest)] if ok else [])
+    return [], [table(ordered)]
+
+
 def _body(
     frame: Frame | None,
     names: HostNames,
     hosts: Sequence[str],
     width: int,
     history: MapView | None = None,
+    view: ViewState = _DEFAULT_VIEW,
+    room: int = 1 << 30,
 ) -> list[Block]:
-    """Errors; on a host's tab of a cluster, each GPU's history; each host's GPUs (or
-    ``no data``);
-    each host's CPU, memory and disk rows; the process table when the frame collected
-    processes. ``hosts`` are the ids of the tab."""
-    index, shown = _index(frame), names.shown
+    """Errors; on the All tab of a cluster, one summary row per host; on a host's tab of a
+    cluster, each GPU's history; each host's GPUs (or ``no data``, which the All tab's host
+    rows say instead), in frame order or as the GPU sort says; each host's CPU, memory and
+    disk rows; the process table when the frame collected processes. ``hosts`` are the ids
+    of the tab; the filter and ``f`` leave some of them and their rows (:func:`_filtered`)."""
+    whole, shown = _index(frame), names.shown
+    all_tab, host_tab = len(hosts) > 1, len(hosts) == 1 and len(names.ids) > 1
+    errors = frame.errors if frame is not None else ()
+    index: Mapping[str, _HostRows] = whole
+    match = matcher(view.filter)
+    if match is not None or view.gpu_processes:
+        index, hosts = _filtered(whole, names, hosts, match, view.gpu_processes)
+        if match is not None:
+            kept = set(hosts)
+            errors = tuple(
+                e for e in errors if match.text in e.lower() or error_host(e, names.ids) in kept
+            )
     present = [(shown[host], index[host]) for host in hosts if host in index]
     layout = _layout(present, width)
-    blocks = _error_block(frame.errors if frame is not None else ())
-    host_tab = len(hosts) == 1 and len(names.ids) > 1
-    if history is not None and host_tab and hosts[0] in index and index[hosts[0]].gpus:
+    blocks = _error_block(errors)
+    if view.lens:
+        gpus = sum(len(rows.gpus) for _, rows in present)
+        blocks.insert(0, _lens_line(view, len(hosts), gpus))
+    if match is not None and not hosts:
+        said = "nothing matches the filter (/ edits it, Esc clears it)"
+        return [*blocks, _lines_block([[Span(said, YELLOW)]])]
+    below: list[Block] = []
+    if all_tab and hosts:
+        left = room - sum(block.height for block in blocks)  # what errors leave
+        above, below = _host_blocks_at(frame, whole, names, hosts, width, view.gpu_sort, left)
+        blocks += above
+    if history is not None and host_tab and hosts and hosts[0] in index and index[hosts[0]].gpus:
         blocks.append(_gpu_history_block(history, hosts[0], index[hosts[0]].gpus, width))
+    t_ms = frame.t_ms if frame is not None else None
+    key = gpu_key(view.gpu_sort)
     for host in hosts:
         rows = index.get(host)
-        if rows is None:
+        if rows is None and not all_tab:  # the All tab's host rows say it once
             blocks.append(_lines_block([no_data_line(shown[host])]))
-        elif rows.gpus:
-            t_ms = frame.t_ms if frame is not None else None
+        elif rows is not None and rows.gpus and key is None:
             blocks.append(_gpu_block(rows.gpus, layout, shown[host], t_ms))
+    if key is not None:
+        pairs = sorted(
+            ((gpu, shown[host]) for host in hosts if host in index for gpu in index[host].gpus),
+            key=lambda pair: key(pair[0]),
+        )
+        if pairs:
+            gpus_sorted = [gpu for gpu, _ in pairs]
+            blocks.append(_gpu_block(gpus_sorted, layout, [name for _, name in pairs], t_ms))
+    blocks += below
     for name, rows in present:
         blocks += _host_blocks(rows, layout, name)
     if frame is not None and frame.processes is not None:
         processes = [proc for _, rows in present for proc in rows.processes]
-        blocks += _process_block(processes, names if len(hosts) > 1 else None)
+        blocks += _process_block(processes, names if all_tab else None, view.process_sort)
     elif frame is not None:
-        blocks += _workload_block(present, len(hosts) > 1)
+        blocks += _workload_block(present, all_tab)
     return blocks or [_lines_block([[Span("no data", RED)]])]
 
 
@@ -585,6 +813,13 @@ _HELP_KEYS: Final = (
     ("PgUp / PgDn", "scroll one page"),
     ("Home / End", "top / bottom"),
     ("h / ?", "show / hide this help"),
+    # (no "GPU" in upper case here: the help screen is told from the body by it)
+    ("d / u / g", "sort devices: frame order / utilization / VRAM used (g: live only)"),
+    ("v", "sort devices by VRAM used (live and replay: in replay g goes to a time)"),
+    ("p / c / m", "sort processes: PID / CPU % / VRAM (the default)"),
+    ("f", "only the processes that use a device (uses_gpu), on / off"),
+    ("/", "filter: host, device name or index, user, command; Enter apply, Esc clear"),
+    ("All tab", "one row a host: failing, no data, idle-allocated, hot first, highlighted"),
 )
 _HELP_REPLAY: Final = (
     ("SPACE", "play / pause (on the last frame: play from the start)"),
@@ -728,11 +963,11 @@ def _plan(
         rows = 1 + _list_events(slots.body, len(events.events))
         blocks = [
             *_event_list_blocks(events, rows, width),
-            *_body(frame, names, shown, width, history),
+            *_body(frame, names, shown, width, history, view, slots.body - rows),
         ]
         scroll = 0
     else:
-        blocks = _body(frame, names, shown, width, history)
+        blocks = _body(frame, names, shown, width, history, view, slots.body)
     total = sum(block.height for block in blocks)
     scroll = min(scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
@@ -766,23 +1001,50 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+DOTS_RULE: Final = "│ "  # between the overview's cards and its node status dots
+
+
 def _overview(frame: Frame | None, plan: _Plan, width: int) -> list[StyledLine]:
+    """all-smi's cards, then its node status dots right of them, one per host
+    (:func:`~allsmi.domain.host_view.status_dots`), where the width leaves room."""
     gpus, cpus, memory = (frame.gpus, frame.cpus, frame.memory) if frame else (None,) * 3
-    nodes = (plan.names.reporting, len(plan.names.shown))
+    names = plan.names
+    nodes = (names.reporting, len(names.shown))
     lines = overview_lines(gpus or (), cpus or (), memory or (), nodes)
+    used = [sum(len(span.text) for span in line) for line in lines]
+    start = max(used) + 1
+    room = width - start - len(DOTS_RULE)
+    if room > 0:
+        failing = failing_hosts(frame.errors, names.ids) if frame is not None else {}
+        states = [
+            "failing" if host in failing else NO_DATA if host in names.silent else "ok"
+            for host in names.ids
+        ]
+        dots = status_dots([dot_state(state) for state in states], room)
+        return [
+            fit([*line, Span(" " * (start - cells), PLAIN), Span(DOTS_RULE, CYAN), *more], width)
+            for line, cells, more in zip(lines, used, dots, strict=True)
+        ]
     return [fit(line, width) for line in lines]
 
 
+FILTER_HINT: Final = "  host, GPU name/index, user, command · Enter apply · Esc clear"
+
+
 def _footer(
-    status: Status, slots: _Slots, width: int, history: MapView | None, host: str | None
-) -> list[StyledLine]:
+    status: Status, slots: _Slots, width: int, history: MapView | None, host: str | None,
+    editing: str | None = None,
+) -> list[StyledLine]:  # fmt: skip
     lines: list[StyledLine] = []
     if slots.message and status.message is not None:
         lines.append(fit([Span(clean(status.message), YELLOW)], width))
     if slots.strip and history is not None:
         lines.append(strip_line(history, host, width))
     lines.append(status_line(status, width))
-    if slots.keys:
+    if slots.keys and editing is not None:  # the filter prompt takes the key-help line
+        prompt = [Span("filter: ", YELLOW), Span(f"{clean(editing)}_", BOLD)]
+        lines.append(fit([*prompt, Span(FILTER_HINT, CYAN)], width))
+    elif slots.keys:
         lines.append(fit([Span(clean(status.keys_help), CYAN)], width))
     return lines
 
@@ -819,7 +1081,7 @@ def render(
     if plan.slots.tabs:
         lines.append(_tab_row(_labels(plan.names), plan.tab, width, _failing_tabs(plan.names)))
     lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
-    lines += _footer(status, plan.slots, width, history, host)
+    lines += _footer(status, plan.slots, width, history, host, view.editing)
     return tuple(lines)
 
 
