@@ -111,3 +111,19 @@ def test_the_fast_reader_gives_the_vendors_samples_or_steps_aside(page: str) -> 
 def test_pages_of_sample_lines_are_often_plain_and_then_agree(page: str) -> None:
     """The same check on pages without comments, where most draws are plain."""
     check(page)
+
+
+@given(
+    st.lists(sample_line(), min_size=1, max_size=8),
+    st.lists(NUMBERS | ODD_NUMBERS, min_size=8, max_size=8),
+)
+def test_a_page_read_again_with_new_values_agrees_from_its_kept_heads(
+    lines: list[str], values: list[str]
+) -> None:
+    """The kept heads (``name{block}``) answer a page seen before: each line again, its last
+    token replaced, reads as the vendor reads it — or steps aside where it does."""
+    check("\n".join(lines))  # the heads are kept now
+    again = [
+        f"{line.rpartition(' ')[0]} {value}" for line, value in zip(lines, values, strict=False)
+    ]
+    check("\n".join(again))

@@ -19,12 +19,14 @@ Rules this module obeys:
   escapes in values, and values that ``int()`` or ``float()`` read as the vendor does.
 - As the vendor does, samples of a ``counter`` family named without ``_total`` get it; a
   ``TYPE`` for a family that already has samples (the vendor retypes them) is not plain.
-- A label block is read once and its labels kept (:data:`LABEL_BLOCKS_KEPT` blocks, the lot
-  dropped when full): an exporter repeats one block across its families (a dcgm-exporter
-  GPU's ten labels on each of ~25 families) and from scrape to scrape (node_exporter's
-  ``{cpu="12",mode="idle"}`` on every 64-core node), so most blocks are never parsed again.
-  The labels of a sample are therefore shared with every sample of the same block: readers
-  never change them.
+- A sample line's head (``name{block}``) is read once and kept, as is each label block
+  (:data:`LABEL_BLOCKS_KEPT` of each, the lot dropped when full): the same head with another
+  value is the same sample line for the grammar, since a value never holds a blank (a line
+  with a timestamp is always read whole). An exporter repeats one block across its
+  families (a dcgm-exporter GPU's ten labels on each of ~25 families) and every head from
+  scrape to scrape (node_exporter's ``{cpu="12",mode="idle"}`` on every 64-core node), so
+  most lines cost a split and a lookup. The labels of a sample are therefore shared with
+  every sample of the same block: readers never change them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ _ESCAPE: Final = re.compile(r'\\[\\n"]')
 _ESCAPES: Final = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
 LABEL_BLOCKS_KEPT: Final = 16_384  # ~1,300 a cycle at 100 dcgm + node_exporter pages
 _blocks: dict[str, dict[str, str]] = {}  # label block text → its labels (module rules)
+# ``name{block}`` as a sample line began → (name, labels), for lines that matched with no
+# timestamp: such a line again with another value needs no regular expression (module rules)
+_heads: dict[str, tuple[str, dict[str, str]]] = {}
 _SUFFIXES: Final = {
     "counter": ("",),
     "gauge": ("",),
@@ -100,25 +105,13 @@ def iter_plain_samples(lines: Iterable[str]) -> Iterator[Sample]:
                 family, kind = name, rest
                 allowed = tuple(name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
             continue
-        match = _SAMPLE_LINE.fullmatch(line)
-        if match is None:
-            raise NotPlain
-        name, block, value, stamp = match.group(1, 2, 3, 4)
-        if block:
-            labels = _blocks.get(block)
-            if labels is None:
-                labels = _labels(block)
-                if len(_blocks) >= LABEL_BLOCKS_KEPT:
-                    _blocks.clear()  # a page of ever new blocks: bounded, never slower than none
-                _blocks[block] = labels
+        head, _, value = line.rpartition(" ")
+        known = _heads.get(head.rstrip(" ")) if head else None
+        if known is not None and value:
+            name, labels = known
+            number = _number(value)
         else:
-            labels = {}
-        number = _number(value)
-        if stamp is not None:
-            try:
-                _number(stamp) / 1000  # the vendor parses it (in seconds), so checks it too
-            except OverflowError:
-                raise NotPlain from None
+            name, labels, number = _sample_line(line)
         if name in allowed:
             family_samples += 1
             if kind == "counter" and not name.endswith("_total"):
@@ -126,6 +119,36 @@ def iter_plain_samples(lines: Iterable[str]) -> Iterator[Sample]:
         else:  # a sample of no declared family: an untyped one of its own
             family, kind, allowed, family_samples = "", "untyped", (), 0
         yield name, labels, number
+
+
+def _sample_line(line: str) -> tuple[str, dict[str, str], int | float]:
+    """A sample line read by the full regular expression; its head kept when it has no
+    timestamp (module rules)."""
+    match = _SAMPLE_LINE.fullmatch(line)
+    if match is None:
+        raise NotPlain
+    name, block, value, stamp = match.group(1, 2, 3, 4)
+    if block:
+        labels = _blocks.get(block)
+        if labels is None:
+            labels = _labels(block)
+            if len(_blocks) >= LABEL_BLOCKS_KEPT:
+                _blocks.clear()  # a page of ever new blocks: bounded, never slower than none
+            _blocks[block] = labels
+    else:
+        labels = {}
+    number = _number(value)
+    if stamp is not None:
+        try:
+            _number(stamp) / 1000  # the vendor parses it (in seconds), so checks it too
+        except OverflowError:
+            raise NotPlain from None
+    else:
+        head = line[: match.end(1) if block is None else match.end(2) + 1]
+        if len(_heads) >= LABEL_BLOCKS_KEPT:
+            _heads.clear()
+        _heads[head] = (name, labels)
+    return name, labels, number
 
 
 def _descriptor(line: str) -> tuple[str, str, str] | None:
