@@ -19,13 +19,14 @@ Rules this module obeys:
   escapes in values, and values that ``int()`` or ``float()`` read as the vendor does.
 - As the vendor does, samples of a ``counter`` family named without ``_total`` get it; a
   ``TYPE`` for a family that already has samples (the vendor retypes them) is not plain.
-- A sample line's head (``name{block}``) is read once and kept, as is each label block
-  (:data:`LABEL_BLOCKS_KEPT` of each, the lot dropped when full): the same head with another
-  value is the same sample line for the grammar, since a value never holds a blank (a line
-  with a timestamp is always read whole). An exporter repeats one block across its
-  families (a dcgm-exporter GPU's ten labels on each of ~25 families) and every head from
-  scrape to scrape (node_exporter's ``{cpu="12",mode="idle"}`` on every 64-core node), so
-  most lines cost a split and a lookup. The labels of a sample are therefore shared with
+- Each label block read is kept, and each sample name a line without a timestamp was read
+  with (:data:`LABEL_BLOCKS_KEPT` of each, the lot dropped when full): a line that splits
+  into a kept name, ``{`` a kept block ``}``, blanks and a last token is the same sample line
+  for the grammar with that token as its value (a value never holds a blank; a line with a
+  timestamp is always read whole). An exporter repeats one block across its families (a
+  dcgm-exporter GPU's ten labels on each of ~25 families) and every block from scrape to
+  scrape (node_exporter's ``{cpu="12",mode="idle"}`` on every 64-core node), so most lines
+  cost two splits and two lookups. The labels of a sample are therefore shared with
   every sample of the same block: readers never change them.
 """
 
@@ -56,9 +57,7 @@ _ESCAPE: Final = re.compile(r'\\[\\n"]')
 _ESCAPES: Final = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
 LABEL_BLOCKS_KEPT: Final = 16_384  # ~1,300 a cycle at 100 dcgm + node_exporter pages
 _blocks: dict[str, dict[str, str]] = {}  # label block text → its labels (module rules)
-# ``name{block}`` as a sample line began → (name, labels), for lines that matched with no
-# timestamp: such a line again with another value needs no regular expression (module rules)
-_heads: dict[str, tuple[str, dict[str, str]]] = {}
+_names: set[str] = set()  # sample names a sample line without a timestamp was read with
 _SUFFIXES: Final = {
     "counter": ("",),
     "gauge": ("",),
@@ -106,9 +105,14 @@ def iter_plain_samples(lines: Iterable[str]) -> Iterator[Sample]:
                 allowed = tuple(name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
             continue
         head, _, value = line.rpartition(" ")
-        known = _heads.get(head.rstrip(" ")) if head else None
-        if known is not None and value:
-            name, labels = known
+        name, brace, rest = head.rstrip(" ").partition("{")
+        labels: dict[str, str] | None = None
+        if value and name in _names:
+            if not brace:
+                labels = {}
+            elif rest[-1:] == "}":
+                labels = _blocks.get(rest[:-1])
+        if labels is not None:
             number = _number(value)
         else:
             name, labels, number = _sample_line(line)
@@ -143,11 +147,10 @@ def _sample_line(line: str) -> tuple[str, dict[str, str], int | float]:
             _number(stamp) / 1000  # the vendor parses it (in seconds), so checks it too
         except OverflowError:
             raise NotPlain from None
-    else:
-        head = line[: match.end(1) if block is None else match.end(2) + 1]
-        if len(_heads) >= LABEL_BLOCKS_KEPT:
-            _heads.clear()
-        _heads[head] = (name, labels)
+    elif name not in _names:
+        if len(_names) >= LABEL_BLOCKS_KEPT:
+            _names.clear()
+        _names.add(name)
     return name, labels, number
 
 
