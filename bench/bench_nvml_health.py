@@ -1,7 +1,9 @@
 """Cost of the local cycle's NVML reads with the health signals (docs/recording-format.md
 §5.3.3), for 8 GPUs through the real pynvml over the fake C library (tests/fixtures/
 fake_nvml.c, built here with gcc): wall and CPU time of one ``NvmlReader.read`` (min / median
-over N runs), the same with every health call refused (so the difference is what health
+over N runs) with 18 active NVLinks to NVSwitches per GPU (an HGX board), the same cycle when it
+re-reads the topology (links, MIG mode: a device's first cycle and every ``topology_every``-th),
+the same with every health call refused (so the difference is what health
 costs), the C calls per cycle, and one ``nvmlDeviceGetPcieThroughput`` call for scale (the
 fake sleeps 20 ms in it, as the real one samples; the reader never calls it).
 
@@ -27,11 +29,19 @@ from pathlib import Path
 
 import pynvml
 
-from allsmi.adapters.machine.nvml import DYNAMIC_CALLS, HEALTH_CALLS, NvmlReader, load_nvml
+from allsmi.adapters.machine.nvml import (
+    DYNAMIC_CALLS,
+    HEALTH_CALLS,
+    TOPOLOGY_CALLS,
+    NvmlReader,
+    load_nvml,
+)
 
 SOURCE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fake_nvml.c"
 GPUS = 8
 NOT_SUPPORTED = 3
+LINKS = 18  # per GPU, active, to NVSwitches (nvmlIntNvLinkDeviceType_t 2)
+SWITCH = 2
 
 
 def _build(directory: Path) -> Path:
@@ -48,6 +58,11 @@ def _install(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     lib.fake_reset()
     lib.fake_set_device_count(ctypes.c_uint(GPUS))
+    for index in range(GPUS):
+        for link in range(LINKS):
+            lib.fake_set_nvlink(
+                ctypes.c_uint(index), ctypes.c_uint(link), ctypes.c_int(1), ctypes.c_uint(SWITCH)
+            )
     pynvml.nvmlLib = lib
     pynvml._nvmlGetFunctionPointer_cache.clear()
     return lib
@@ -75,7 +90,7 @@ def _calls(lib: ctypes.CDLL) -> int:
     counter = lib.fake_call_count
     counter.argtypes = [ctypes.c_char_p]
     counter.restype = ctypes.c_uint
-    names = {name for name in (*DYNAMIC_CALLS, *HEALTH_CALLS)}
+    names = {name for name in (*DYNAMIC_CALLS, *HEALTH_CALLS, *TOPOLOGY_CALLS)}
     names |= {name + suffix for name in names for suffix in ("_v2", "_v3")}
     return sum(int(counter(name.encode())) for name in names)
 
@@ -104,6 +119,15 @@ def main() -> None:
                 before = _calls(lib)
                 reader.read()
                 notes.append(f"C calls per cycle with health: {_calls(lib) - before}")
+            finally:
+                reader.close()
+            reader = NvmlReader(load_nvml(), "bench", "bench", topology_every=1)
+            reader.open()
+            try:
+                rows += _cycle_rows(f"read(), {GPUS} GPUs, health, topology re-read", reader, runs)
+                before = _calls(lib)
+                reader.read()
+                notes.append(f"C calls of a cycle re-reading topology: {_calls(lib) - before}")
             finally:
                 reader.close()
 
@@ -140,9 +164,9 @@ def main() -> None:
         f"{platform.python_version()}, {runs} runs each, "
         f"{'real libnvidia-ml' if real else 'fake libnvidia-ml (tests/fixtures/fake_nvml.c)'}"
     )
-    print(f"{'cycle':<44}{'min ms':>10}{'median ms':>12}")
+    print(f"{'cycle':<52}{'min ms':>10}{'median ms':>12}")
     for name, samples in rows:
-        print(f"{name:<44}{min(samples):>10.3f}{statistics.median(samples):>12.3f}")
+        print(f"{name:<52}{min(samples):>10.3f}{statistics.median(samples):>12.3f}")
     for note in notes:
         print(f"# {note}")
 

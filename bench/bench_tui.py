@@ -3,14 +3,17 @@ latency of the real program (the issue's target: under 60 ms per frame, so 8x pl
 a 1 s recording stays smooth).
 
 1. View-model build: ``render(frame, ViewState(), 200, 60, status, expected_hosts=hosts)``,
-   min / median over N runs, on the All tab (top and scrolled to the end) and a host tab;
+   min / median over N runs, on the All tab (top and scrolled to the end) and a host tab,
+   and on the Users page (the All tab, and drilled into a user) and the Topology page (the
+   All tab and a host tab, every GPU with 18 NVLink links to a switch);
    plus ``RecordingSource.frame(i)`` of a 100-host recording, which replay pays (inside
    ``ReplayModel.lines``) for every frame it shows for the first time.
 2. Paint: a REAL asciimatics screen opened in-process on a pty of 60×200 (the slave dup2'd
    onto fds 0 and 1, a reader thread draining the master so writes never block,
    TERM=xterm-256color), then ``AsciimaticsTerminal.paint(lines)`` (``print_at`` per span +
    ``screen.refresh``) timed for the same frame repainted, two successive frames alternated
-   (playback), the All tab alternated with a host tab (half the cells change), and a
+   (playback), the All tab alternated with a host tab (half the cells change), with the
+   Users page and with the Topology page, and a
    ``reopen()`` before each paint (what the TUI loop does on every turn while
    ``has_resized()`` keeps answering True; the paint then rewrites every cell); plus the
    bytes written to the pty per paint. The fds are restored afterwards.
@@ -47,12 +50,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pyte
 
 from allsmi.adapters.recording.source import RecordingSource
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.adapters.terminal.painter import AsciimaticsTerminal
 from allsmi.app.demo import DEMO_INCLUDE, write_demo
+from allsmi.domain.model import NvLinkRemoteDevice
 from allsmi.domain.screen import SCROLL_END, ReplayStatus, Status, StyledLine, ViewState, render
 from common import T0, write_recording
 
@@ -107,6 +112,12 @@ def bench_build(runs: int) -> tuple[dict[str, list[float]], dict[str, tuple[Styl
     replay = ReplayStatus(754_000, 3_600_000, 8.0, "playing", False, 755, 3600, "2026-04-18", 0)
     status = Status(replay=replay, message=None, keys_help="SPACE:Play q:Exit")
 
+    user = sorted({p.user or "?" for p in frame_a.processes or ()})[0]
+    # NVLink as an NVSwitch system lists it: 18 links a GPU, every one to a switch
+    links = tuple(NvLinkRemoteDevice(i, "switch", 26_562) for i in range(18))
+    gpus = tuple(attrs.evolve(g, nvlink_remote_devices=links) for g in frame_a.gpus or ())
+    frame_links = attrs.evolve(frame_a, gpus=gpus)
+
     def build(frame: object, view: ViewState) -> Callable[[], tuple[StyledLine, ...]]:
         return lambda: render(frame, view, WIDTH, HEIGHT, status, expected_hosts=hosts)  # type: ignore[arg-type]
 
@@ -114,12 +125,19 @@ def bench_build(runs: int) -> tuple[dict[str, list[float]], dict[str, tuple[Styl
         "All tab, top": build(frame_a, ViewState()),
         "All tab, end": build(frame_a, ViewState(scroll=SCROLL_END)),
         "host tab 50": build(frame_a, ViewState(tab=50)),
+        "Users, All tab": build(frame_a, ViewState(page="users")),
+        "Users, drilled to a user": build(frame_a, ViewState(page="users", drill=(user,))),
+        "Topology, All tab": build(frame_links, ViewState(page="topology")),
+        "Topology, host tab 50": build(frame_links, ViewState(page="topology", tab=50)),
     }
     timings = {name: _time_ms(make, runs) for name, make in cases.items()}
     lines = {
         "a": cases["All tab, top"](),
         "b": build(frame_b, ViewState())(),
         "host": cases["host tab 50"](),
+        "users": cases["Users, All tab"](),
+        "topology": cases["Topology, host tab 50"](),
+        "topology all": cases["Topology, All tab"](),
     }
     return timings, lines
 
@@ -213,6 +231,9 @@ def bench_paint(lines: dict[str, tuple[StyledLine, ...]]) -> PaintResult:
             "same frame": (lines["a"], lines["a"]),
             "next frame (alt)": (lines["a"], lines["b"]),
             "All <-> host tab": (lines["a"], lines["host"]),
+            "All <-> Users": (lines["a"], lines["users"]),
+            "All <-> Topology": (lines["a"], lines["topology"]),
+            "All <-> Topology All": (lines["a"], lines["topology all"]),
         }
         for name, (first, second) in cases.items():
             terminal.paint(second)  # start from the other picture
@@ -466,6 +487,9 @@ def main() -> None:
         "same frame": 0.0,
         "next frame (alt)": _changed_cells(lines["a"], lines["b"]),
         "All <-> host tab": _changed_cells(lines["a"], lines["host"]),
+        "All <-> Users": _changed_cells(lines["a"], lines["users"]),
+        "All <-> Topology": _changed_cells(lines["a"], lines["topology"]),
+        "All <-> Topology All": _changed_cells(lines["a"], lines["topology all"]),
         "after reopen (alt)": 1.0,
     }
     for name, (times, sizes) in paint.cases.items():
@@ -503,6 +527,18 @@ def main() -> None:
     rows = [
         ("build + paint next frame", build_ms + med(paint.cases["next frame (alt)"][0])),
         ("build + paint All<->host tab", build_ms + med(paint.cases["All <-> host tab"][0])),
+        (
+            "build + paint Users (All tab)",
+            med(build["Users, All tab"]) + med(paint.cases["All <-> Users"][0]),
+        ),
+        (
+            "build + paint Topology (host tab)",
+            med(build["Topology, host tab 50"]) + med(paint.cases["All <-> Topology"][0]),
+        ),
+        (
+            "build + paint Topology (All tab)",
+            med(build["Topology, All tab"]) + med(paint.cases["All <-> Topology All"][0]),
+        ),
         (
             "decode + build + paint next frame",
             med(decode) + build_ms + med(paint.cases["next frame (alt)"][0]),

@@ -44,7 +44,8 @@ def frames() -> list[Frame]:
 def test_a_scan_finds_the_health_events_the_detector_finds(tmp_path: Path) -> None:
     path = tmp_path / "health.ndjson"
     header = Header(source="remote", interval_ms=INTERVAL_MS, hosts=("n1:9400",))
-    path.write_bytes(b"".join(wire.encode_line(x) for x in [header, *frames()]))
+    lines: list[Header | Frame] = [header, *frames()]
+    path.write_bytes(b"".join(wire.encode_line(line) for line in lines))
     with RecordingSource(path) as source:
         found = events_of(source)
     expected = detect(frames(), ("n1:9400",), INTERVAL_MS)

@@ -13,6 +13,8 @@ Rules it obeys:
   position in the section otherwise, as all-smi injects it (``snapshot/mod.rs``).
 - ``name`` is the GPU name, the CPU model, the mount point or the process name; memory
   uses ``used_bytes``/``total_bytes``; storage reports ``total - available`` as used.
+- :func:`render_table` writes any other table (the TUI's Users export) the same way; a bool
+  cell is ``true``/``false``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from allsmi.domain.model import Frame
 
-__all__ = ["COLUMNS", "render_csv"]
+__all__ = ["COLUMNS", "render_csv", "render_table"]
 
 COLUMNS: Final = (
     "section",
@@ -47,6 +49,8 @@ Cell = str | int | float | None
 def _cell(value: Cell) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # before int: a bool is one
+        return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
     return str(value)
@@ -131,4 +135,15 @@ def render_csv(frame: Frame) -> str:
     writer.writerow(COLUMNS)
     for cells in _rows(frame):
         writer.writerow([_cell(cells.get(column)) for column in COLUMNS])
+    return buffer.getvalue()
+
+
+def render_table(columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    """Any table (the TUI's Users export) as CSV text under the same rules: a header line,
+    then one line per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    for cells in rows:
+        writer.writerow([_cell(cell) for cell in cells])
     return buffer.getvalue()

@@ -69,7 +69,8 @@ def demo_spec() -> ClusterSpec:
         end_ms=DEMO_START_MS + INCIDENT_AT_MS + INCIDENT_LENGTH_MS,
         kind="gpu_idle",
     )
-    return ClusterSpec(nodes=4, gpus_per_node=8, seed=2, incidents=(incident,))
+    # HGX nodes: each GPU's 18 NVLinks to the NVSwitches, for the Topology tab
+    return ClusterSpec(nodes=4, gpus_per_node=8, seed=2, incidents=(incident,), nvlink=True)
 
 
 def demo_path() -> Path:

@@ -9,18 +9,28 @@ simulated clock, and the real program gets asciimatics and the OS clock.
 Rules: the terminal is restored on every way out (``q``, an error, SIGTERM, SIGHUP, Ctrl-C);
 warnings go to the message line, never to stderr under the screen; a resize reopens the
 screen in-process and keeps every bit of state.
+
+The Users page's export (``x``; :func:`~allsmi.domain.screen.exports_users`) is written here,
+never in the view model: ``users-<frame time, UTC>.csv`` in ``$XDG_CACHE_HOME/allsmi/`` (else
+``~/.cache/allsmi/``, created 0700), the file 0600 through a private temp file and a rename,
+never through a symlink (:func:`allsmi.adapters.recording.files.atomic_write`). The message
+line says where it went, or why it could not be written, until the next key.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 import attrs
 
+from allsmi.adapters.csv_out import render_table
 from allsmi.adapters.recording.eventscan import EventScan
+from allsmi.adapters.recording.files import atomic_write
 from allsmi.adapters.recording.follow import FollowingSource
 from allsmi.adapters.recording.merged import MergedSource
 from allsmi.adapters.recording.source import RecordingSource
@@ -29,7 +39,7 @@ from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import MergedEvents, ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
-from allsmi.domain.errors import AllsmiError
+from allsmi.domain.errors import AllsmiError, SinkFailed
 from allsmi.domain.events import Detector, Event, stops
 from allsmi.domain.history import MapView
 from allsmi.domain.hosts import host_names
@@ -42,11 +52,13 @@ from allsmi.domain.screen import (
     clamp_view,
     event_list_rows,
     event_list_view,
+    exports_users,
     format_local,
     render,
     replay_keys_help,
     replay_status,
     tab_labels,
+    users_table,
     view_key,
     view_takes,
 )
@@ -172,10 +184,13 @@ class ReplayModel:
     dirty: bool = True
     map: ReplayMap | None = None
     events: EventScan | MergedEvents | None = None  # behind `n` / `N`, found behind the replay
+    notice: str | None = None  # the export's outcome, until the next key
     _since_poll: int = 0
     _events_told: tuple[int, bool] = (-1, False)  # (events, done) the core was last told of
 
     def key(self, name: str) -> None:
+        if self.notice is not None:
+            self.notice, self.dirty = None, True
         if name == "esc" and self.view.help and self.driver.state.pending is None:
             self.view = attrs.evolve(self.view, help=False)  # Esc closes help, not the replay
             self.dirty = True
@@ -191,6 +206,10 @@ class ReplayModel:
             self.driver.feed(core.KeyPressed(name))
             view_names = list(self.driver.view_keys)
         for view_name in view_names:
+            if exports_users(self.view, view_name):
+                self.notice = export_users(self.driver.frame(), self.view, self._hosts())
+                self.dirty = True
+                continue
             self.view = _navigate(
                 self.view,
                 view_name,
@@ -322,7 +341,8 @@ class ReplayModel:
     def status(self) -> Status:
         source = self.driver.source
         replay = replay_status(self.driver.state, self.tz, source.skipped_lines)
-        message = self.driver.state.message or (source.warnings[-1] if source.warnings else None)
+        message = self.notice or self.driver.state.message
+        message = message or (source.warnings[-1] if source.warnings else None)
         if message is None and self.map is not None:
             message = self.map.problem
         keys = replay_keys_help(self.driver.state.mode, self.driver.state.has_live_edge)
@@ -353,7 +373,8 @@ def _navigate(
 ) -> ViewState:
     """A tab/scroll/help key, clamped to what the screen can show."""
     tabs = len(tab_labels(frame, hosts))
-    moved = view_key(view, key, tabs, max(1, size[1] - 8))
+    page = max(1, size[1] - 8)
+    moved = view_key(view, key, tabs, page, frame=frame, expected_hosts=hosts)
     return clamp_view(frame, moved, size[0], size[1], status, expected_hosts=hosts, history=history)
 
 
@@ -378,6 +399,7 @@ class LiveModel:
     # the replay's event detection, fed every frame shown: its events are the alert line
     detector: Detector = attrs.field(init=False)
     alerts: list[Event] = attrs.field(factory=list)  # the latest, at most MAX_ALERTS
+    notice: str | None = None  # the export's outcome, until the next key
 
     def __attrs_post_init__(self) -> None:
         self.ring = Summary(expected_hosts=self.expected_hosts)
@@ -416,12 +438,18 @@ class LiveModel:
         return None if self.frame is None else MapView(self.ring, self.frame.t_ms)
 
     def key(self, name: str) -> None:
+        if self.notice is not None:
+            self.notice, self.dirty = None, True
         if name == "esc" and self.view.help:
             self.view = attrs.evolve(self.view, help=False)
             self.dirty = True
             return
         if name in ("q", "esc") and not view_takes(self.view, name):
             self.quit = True
+            return
+        if exports_users(self.view, name):
+            self.notice = export_users(self.frame, self.view, self.expected_hosts)
+            self.dirty = True
             return
         self.view = _navigate(
             self.view,
@@ -448,7 +476,7 @@ class LiveModel:
         return Status(
             replay=None,
             live_label=f"{self.label} | {when}",
-            message=self.message or self.alert_line(),
+            message=self.notice or self.message or self.alert_line(),
             keys_help=LIVE_KEYS_HELP,
         )
 
@@ -464,3 +492,32 @@ class LiveModel:
             title="allsmi",
             history=self.history(),
         )
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_dir() -> Path:
+    """The user cache dir's ``allsmi``: ``$XDG_CACHE_HOME/allsmi`` (an absolute one, as the
+    XDG spec says), else ``~/.cache/allsmi``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root / "allsmi"
+
+
+def export_users(frame: Frame | None, view: ViewState, hosts: tuple[str, ...]) -> str:
+    """Write the Users table (:func:`~allsmi.domain.screen.users_table`) as CSV to
+    :func:`export_dir` (module header); the message line's text: the path, or the reason."""
+    if frame is None:
+        return "export: no frame yet"
+    columns, rows = users_table(frame, view, hosts)
+    when = datetime.fromtimestamp(frame.t_ms // 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = export_dir() / f"users-{when}.csv"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, render_table(columns, rows).encode())
+    except SinkFailed as err:
+        return f"export failed: {err}"
+    except OSError as err:
+        return f"export failed: cannot create {path.parent}: {err.strerror or err}"
+    return f"exported {len(rows)} users to {path}"

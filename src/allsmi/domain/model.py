@@ -54,6 +54,7 @@ class NvLinkRemoteDevice:
     link_index: int
     remote_type: str  # gpu | ibmnpu | switch | unknown
     bandwidth_mb_s: int | None = None  # MB/s
+    state: str | None = None  # active | inactive (None: not read)
 
 
 @attrs.frozen

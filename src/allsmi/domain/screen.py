@@ -103,6 +103,17 @@ from allsmi.domain.screen_rows import (
     workload_line,
 )
 from allsmi.domain.summary import error_host
+from allsmi.domain.topology_view import topology_height, topology_lines
+from allsmi.domain.users_view import (
+    CSV_COLUMNS,
+    USER_SORT_KEYS,
+    USER_SORTS,
+    UsersPage,
+    csv_cells,
+    user_rows,
+    users_data,
+    users_lines,
+)
 
 __all__ = [
     "EventListView",
@@ -115,11 +126,13 @@ __all__ = [
     "clamp_view",
     "event_list_rows",
     "event_list_view",
+    "exports_users",
     "format_local",
     "render",
     "replay_status",
     "status_line",
     "tab_labels",
+    "users_table",
     "view_key",
     "view_takes",
 ]
@@ -139,6 +152,7 @@ REPLAY_KEYS_HELP: Final = (  # up to q:Exit fits 80 columns (SPACE:Pause too; no
     "SPACE:Play ]/[:Step +/-:Speed j/k:-/+10s g:Go n/N/e:Event L:Loop G:Live h:Help q:Exit ←→:Tabs"
 )
 FAILING_TAB: Final = Style(fg="red")
+PAGE_PREFIX: Final = {"users": "Users: ", "topology": "Topology: "}  # the tab row's
 FAILING_MARK: Final = "!"  # before the tab of a host with no rows in the frame shown
 
 
@@ -150,6 +164,9 @@ def replay_keys_help(mode: Mode, live_edge: bool) -> str:
 
 
 # --------------------------------------------------------------------------- view state
+
+
+PAGES: Final = ("gpus", "users", "topology")
 
 
 @attrs.frozen
@@ -166,6 +183,13 @@ class ViewState:
     gpu_processes: bool = False  # `f`: only the processes that use a GPU
     filter: str = ""  # applied (`/`, Enter); "" shows everything
     editing: str | None = None  # the filter prompt's text while it is open
+    # the page the body shows (`V`/`U` Users, `T` Topology; docs/architecture.md §6), and
+    # the Users page's sort, `f` there, the user/host drilled into and a cursor per level
+    page: str = attrs.field(default="gpus", validator=attrs.validators.in_(PAGES))
+    user_sort: str = attrs.field(default="vram", validator=attrs.validators.in_(USER_SORTS))
+    hide_system: bool = False
+    drill: tuple[str, ...] = ()  # (), (user,), (user, host id)
+    cursor: tuple[int, ...] = (0,)  # one per level: len(drill) + 1
 
     @property
     def lens(self) -> bool:
@@ -203,7 +227,51 @@ _VIEW_KEYS: Final[Mapping[str, _Move]] = {
     "f": lambda v, _, __: attrs.evolve(v, gpu_processes=not v.gpu_processes, scroll=0),
     "/": lambda v, _, __: attrs.evolve(v, editing=v.filter, help=False),
     "esc": lambda v, _, __: attrs.evolve(v, filter="", scroll=0) if v.filter else v,
+    # the pages: all-smi's `V` (and `U`) Users and `T` Topology; again, or Esc, back
+    "V": lambda v, _, __: _page(v, "users"),
+    "U": lambda v, _, __: _page(v, "users"),
+    "T": lambda v, _, __: _page(v, "topology"),
 }
+
+
+def _page(view: ViewState, page: str) -> ViewState:
+    """Open ``page`` (at its top level), or close it when it is open."""
+    page = "gpus" if view.page == page else page
+    return attrs.evolve(view, page=page, drill=(), cursor=(0,), scroll=0, help=False)
+
+
+def _cursor(view: ViewState, to: int) -> ViewState:
+    return attrs.evolve(view, cursor=(*view.cursor[:-1], max(to, 0)))
+
+
+def _users_key(view: ViewState, key: str, page: int, users: UsersPage | None) -> ViewState | None:
+    """The Users page's own keys (None: not one of them): ↑↓ PgUp/PgDn Home/End move the
+    cursor, Enter drills into the user or host under it, Esc backs out (and, at the top,
+    closes the page), ``u m p o t`` sort, ``f`` hides the system users; ←/→ change the tab
+    and go back to the top level."""
+    at = view.cursor[-1]
+    moves = {"up": at - 1, "down": at + 1, "pgup": at - page, "pgdn": at + page}
+    moves |= {"home": 0, "end": SCROLL_END}
+    if key in moves:
+        return _cursor(view, moves[key])
+    if key in USER_SORT_KEYS:
+        return attrs.evolve(view, user_sort=USER_SORT_KEYS[key], cursor=(0,), drill=())
+    if key == "f":
+        return attrs.evolve(view, hide_system=not view.hide_system, cursor=(0,), drill=())
+    if key in ("left", "right"):
+        return attrs.evolve(view, drill=(), cursor=(0,))
+    if key == "esc" and not view.filter:
+        if not view.drill:
+            return attrs.evolve(view, page="gpus")
+        return attrs.evolve(view, drill=view.drill[:-1], cursor=view.cursor[:-1])
+    if key == "enter":
+        name = users.pick(at) if users is not None else None
+        if name is None:
+            return view
+        return attrs.evolve(view, drill=(*view.drill, name), cursor=(*view.cursor, 0))
+    return None
+
+
 MAX_FILTER: Final = 64  # characters the filter prompt takes
 
 
@@ -227,16 +295,38 @@ def _filter_key(view: ViewState, key: str) -> ViewState:
 def view_takes(view: ViewState, key: str) -> bool:
     """Whether ``key`` is the view's before the shell's own use of it (quit, the replay's
     keys): every key while the filter prompt is open, Esc while a filter is applied (all-smi:
-    Esc clears the filter first)."""
-    return view.editing is not None or (key == "esc" and bool(view.filter))
+    Esc clears the filter first) or while a page other than the GPUs' is open (Esc backs
+    out of it first)."""
+    if view.editing is not None:
+        return True
+    return key == "esc" and (bool(view.filter) or view.page != "gpus")
 
 
-def view_key(view: ViewState, key: str, tab_count: int, page: int) -> ViewState:
+def exports_users(view: ViewState, key: str) -> bool:
+    """Whether ``key`` asks the shell to export the Users table (``x`` on the Users page;
+    all-smi's ``e``, which the replay's event list keeps): the writing is the shell's."""
+    return key == "x" and view.page == "users" and view.editing is None and not view.help
+
+
+def view_key(
+    view: ViewState, key: str, tab_count: int, page: int, *,
+    frame: Frame | None = None, expected_hosts: Sequence[str] = (),
+) -> ViewState:  # fmt: skip
     """Tabs wrap around; scrolling never goes below 0 (``render`` clamps the other end, and
     :func:`clamp_view` gives the shell the clamped state); while the filter prompt is open
-    every key is its own (:func:`_filter_key`); unknown keys change nothing."""
+    every key is its own (:func:`_filter_key`); on the Users page its own keys come first
+    (:func:`_users_key`: Enter reads ``frame`` for the row under the cursor); on the
+    Topology page Esc closes it; unknown keys change nothing."""
     if view.editing is not None:
         return _filter_key(view, key)
+    if view.page == "users" and not view.help:
+        users = _users_of(frame, view, expected_hosts) if key == "enter" else None
+        moved = _users_key(view, key, max(page, 1), users)
+        if moved is not None and key not in ("left", "right"):
+            return moved
+        view = moved or view  # ←/→: back to the top level, then the tab moves
+    if view.page == "topology" and key == "esc" and not view.filter and not view.help:
+        return attrs.evolve(view, page="gpus", scroll=0)
     move = _VIEW_KEYS.get(key)
     if move is None:
         return view
@@ -443,15 +533,15 @@ def _tab_window(cells: Sequence[int], selected: int, room: int) -> tuple[int, in
 
 
 def _tab_row(
-    labels: Sequence[str], selected: int, width: int, failing: frozenset[int] = frozenset()
-) -> StyledLine:
+    labels: Sequence[str], selected: int, width: int, failing: frozenset[int] = frozenset(),
+    prefix: str = "Tabs: ",
+) -> StyledLine:  # fmt: skip
     """The tabs, windowed around the selected one; a failing host's tab reads ``!name``
-    in red (unless selected)."""
+    in red (unless selected). ``prefix`` names the page open (``Users:``, ``Topology:``)."""
     names = [
         (FAILING_MARK if at in failing else "") + cut(clean(label), MAX_TAB_LABEL)
         for at, label in enumerate(labels)
     ]
-    prefix = "Tabs: "
     lo, hi = _tab_window([len(name) + 2 for name in names], selected, width - len(prefix))
     windowed = (lo, hi) != (0, len(names))
     spans = [Span(prefix, CYAN)]
@@ -821,6 +911,13 @@ _HELP_KEYS: Final = (
     ("/", "filter: host, device name or index, user, command; Enter apply, Esc clear"),
     ("All tab", "one row a host: failing, no data, idle-allocated, hot first, highlighted"),
 )
+_HELP_PAGES: Final = (  # after the replay's keys: the help of a replay at 80×24 keeps them
+    ("V / U", "Users: per user nodes, devices, processes, VRAM, power share, longest, command"),
+    ("  ↑↓ Enter Esc", "select, drill in (user → its hosts → its processes), back out"),
+    ("  u m p o t f", "sort: user, VRAM, power share, nodes, longest; f hides system users"),
+    ("  x", "export the Users table as CSV to ~/.cache/allsmi/ (path on the message line)"),
+    ("T", "Topology: the NVLink links of the tab's host(s), device × link; T / Esc back"),
+)
 _HELP_REPLAY: Final = (
     ("SPACE", "play / pause (on the last frame: play from the start)"),
     ("] / [", "next / previous frame (pauses)"),
@@ -887,6 +984,8 @@ def _help(replay: bool) -> list[Block]:
     sections: list[tuple[str, Sequence[tuple[str, str]]]] = [("Keys", _HELP_KEYS)]
     if replay:
         sections.append(("Replay keys", _HELP_REPLAY))
+    sections.append(("Pages (either key again, or Esc, goes back)", _HELP_PAGES))
+    if replay:
         sections.append(("The strip above the status line: the whole recording", _HELP_STRIP))
     lines: list[Spans] = []
     for title, keys in sections:
@@ -963,14 +1062,102 @@ def _plan(
         rows = 1 + _list_events(slots.body, len(events.events))
         blocks = [
             *_event_list_blocks(events, rows, width),
-            *_body(frame, names, shown, width, history, view, slots.body - rows),
+            *_page_body(frame, names, shown, width, history, view, slots.body - rows),
         ]
         scroll = 0
     else:
-        blocks = _body(frame, names, shown, width, history, view, slots.body)
+        blocks = _page_body(frame, names, shown, width, history, view, slots.body)
     total = sum(block.height for block in blocks)
     scroll = min(scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
+
+
+def _page_body(
+    frame: Frame | None, names: HostNames, hosts: Sequence[str], width: int,
+    history: MapView | None, view: ViewState, rows: int,
+) -> list[Block]:  # fmt: skip
+    """The body of the page open: the GPUs' (:func:`_body`), Users or Topology."""
+    if view.page == "gpus":
+        return _body(frame, names, hosts, width, history, view, rows)
+    blocks: list[Block] = []
+    if view.filter:
+        said = f'filter "{clean(view.filter)}" (/ edits, Esc clears)'
+        blocks.append(_lines_block([[Span("view: ", CYAN), Span(said, YELLOW)]]))
+    if view.page == "users":
+        page = _users_page(frame, names, hosts, view)
+        room = rows - len(blocks)
+        return [*blocks, _lines_block(users_lines(page, view.cursor[-1], width, room))]
+    return blocks + _topology_blocks(frame, names, hosts, width, matcher(view.filter))
+
+
+def _users_page(
+    frame: Frame | None, names: HostNames, hosts: Sequence[str], view: ViewState
+) -> UsersPage:
+    """The Users page of the tab's hosts, their processes left by the filter (its host,
+    user, command or GPU index matches)."""
+    kept = set(hosts)
+    match = matcher(view.filter)
+    processes = None if frame is None or frame.processes is None else [
+        p for p in frame.processes
+        if p.host_id in kept and (
+            match is None or match.host(p.host_id, names.name(p.host_id))
+            or match.process(p) or match.process_gpu(p)
+        )
+    ]  # fmt: skip
+    gpus = [g for g in (frame.gpus or ()) if g.host_id in kept] if frame is not None else []
+    if match is not None and processes is None:  # a dcgm frame's pods: by host, GPU, labels
+        gpus = [
+            g for g in gpus
+            if match.host(g.host_id, names.name(g.host_id)) or match.gpu(g)
+            or any(match.text in g.detail.get(k, "").lower() for k in ("namespace", "pod"))
+        ]  # fmt: skip
+    data = users_data(processes, gpus, len(hosts))
+    order = tuple(h for h in names.ids if h in kept)
+    return UsersPage(data, view.user_sort, view.hide_system, view.drill, order, names.shown)
+
+
+def _users_of(frame: Frame | None, view: ViewState, expected_hosts: Sequence[str]) -> UsersPage:
+    names = host_names(frame, expected_hosts)
+    hosts = names.ids
+    tab = view.tab % (len(hosts) + 1 if len(hosts) > 1 else 1)
+    return _users_page(frame, names, hosts if tab == 0 else (hosts[tab - 1],), view)
+
+
+def users_table(
+    frame: Frame | None, view: ViewState, expected_hosts: Sequence[str] = ()
+) -> tuple[tuple[str, ...], list[tuple[str | int | float | bool | None, ...]]]:
+    """The Users table as the page shows it (the tab's hosts, the filter, the sort and
+    ``f``), every user: the columns and the rows of its CSV export."""
+    data = _users_of(frame, view, expected_hosts).data
+    return CSV_COLUMNS, [
+        csv_cells(row) for row in user_rows(data, view.user_sort, view.hide_system)
+    ]
+
+
+def _topology_blocks(
+    frame: Frame | None, names: HostNames, hosts: Sequence[str], width: int, match: Match | None
+) -> list[Block]:
+    """Each host's NVLink matrix (:mod:`allsmi.domain.topology_view`), a blank line between
+    hosts; on the All tab every host's, in the hosts' order (←/→ picks one)."""
+    index = _index(frame)
+    blocks: list[Block] = []
+    for host in hosts:
+        name = names.shown[host]
+        gpus = index[host].gpus if host in index else []
+        if match is not None and not match.host(host, name):
+            gpus = [g for g in gpus if match.gpu(g)]
+            if not gpus:
+                continue
+
+        def make(name: str = name, gpus: Sequence[Gpu] = gpus) -> Sequence[Spans]:
+            return [*topology_lines(name, gpus, width), []]
+
+        blocks.append(_lazy_block(topology_height(gpus) + 1, make))
+    if not blocks:
+        return [
+            _lines_block([[Span("nothing matches the filter (/ edits it, Esc clears it)", YELLOW)]])
+        ]
+    return blocks
 
 
 def _window(blocks: Sequence[Block], scroll: int, rows: int, width: int) -> list[StyledLine]:
@@ -1079,7 +1266,9 @@ def render(
         name = plan.names.shown[host] if host is not None else None
         lines += panel_lines(history, host, width, name)
     if plan.slots.tabs:
-        lines.append(_tab_row(_labels(plan.names), plan.tab, width, _failing_tabs(plan.names)))
+        prefix = PAGE_PREFIX.get(view.page, "Tabs: ")
+        labels, failing = _labels(plan.names), _failing_tabs(plan.names)
+        lines.append(_tab_row(labels, plan.tab, width, failing, prefix))
     lines += _window(plan.blocks, plan.scroll, plan.slots.body, width)
     lines += _footer(status, plan.slots, width, history, host, view.editing)
     return tuple(lines)
@@ -1100,7 +1289,11 @@ def clamp_view(
     if height <= 0:
         return view
     plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts, history)
-    return attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)
+    clamped = attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)
+    if view.page == "users":  # the cursor on its last row, so that one `up` moves one row
+        count = len(_users_of(frame, clamped, expected_hosts).rows())
+        clamped = _cursor(clamped, min(view.cursor[-1], max(count - 1, 0)))
+    return clamped
 
 
 def event_list_rows(

@@ -36,6 +36,25 @@ Rules this module obeys:
   is the one thread outside ``app/`` (docs/architecture.md §7.6): a blocking wait that no
   cycle may carry.
 - ``health`` is ``None`` when nothing of it was read, as a row without it is written.
+- Topology (``TOPOLOGY_CALLS``) is structure, not a reading: each device's NVLink links and MIG
+  instances are read on its first cycle and again every ``topology_every`` cycles (60 by
+  default, a minute at a 1 s interval), never in between; a cycle reuses what was read. Links
+  0..``NVML_NVLINK_MAX_LINKS``-1 are asked ``nvmlDeviceGetNvLinkState``; a link refused for good
+  (NotSupported, NoPermission, FunctionNotFound, or InvalidArgument: no such link) is
+  remembered per device and link and never asked again, so a GPU without NVLink costs nothing
+  after its first cycle. An active link's ``nvmlDeviceGetNvLinkRemoteDeviceType`` gives its
+  ``remote_type`` (``gpu``, ``ibmnpu``, ``switch``, else ``unknown``;
+  docs/recording-format.md §5.3.1). ``NvLinkRemoteDevice`` has no link state yet: a link NVML
+  reports inactive is left out of ``nvlink_remote_devices``.
+- MIG: a GPU whose current MIG mode is enabled has ``detail["mig_mode"] = "enabled"`` and is
+  followed by one row per GPU instance, the representation of the dcgm-exporter reader
+  (docs/architecture.md, ``dcgm.py``): uuid ``<GPU uuid>/<GPU instance id>``, the GPU's name,
+  ``detail`` ``index`` (the GPU's), ``gpu_instance``, ``gpu_instance_profile`` (``3g.40gb``,
+  from the MIG device's name) and ``mig_uuid`` (NVML's ``MIG-…``). A GPU instance split into
+  several compute instances is one row (its memory is shared). Per cycle an instance costs
+  ``nvmlDeviceGetMemoryInfo`` and, until refused for good, ``nvmlDeviceGetUtilizationRates``
+  (drivers answer NotSupported on MIG: ``utilization`` ``None``). The rest of its fields are
+  the GPU's and stay ``None`` there, so sums over rows do not count them twice.
 - Otherwise no threads: the composition root runs :meth:`NvmlReader.read` in a worker
   thread, one call in flight at a time. The only clock is ``wall_ms``, injected, for the
   time an XID was received.
@@ -56,16 +75,19 @@ from typing import Final, Protocol, TypeVar, TypeVarTuple, cast
 import attrs
 
 from allsmi.domain.errors import SourceUnavailable
-from allsmi.domain.model import Gpu, GpuHealth, clock_event_names
+from allsmi.domain.model import Gpu, GpuHealth, NvLinkRemoteDevice, clock_event_names
 
 __all__ = [
     "DYNAMIC_CALLS",
     "HEALTH_CALLS",
     "HEALTH_FIELDS",
+    "TOPOLOGY_CALLS",
+    "TOPOLOGY_EVERY",
     "GpuReading",
     "NvmlApi",
     "NvmlHealthApi",
     "NvmlReader",
+    "NvmlTopologyApi",
     "RawGpuProcess",
     "load_nvml",
 ]
@@ -116,6 +138,10 @@ HEALTH_FIELDS: Final[tuple[tuple[int, int], ...]] = (
     (FI_RETIRED_DBE, 0),
 )
 """(field id, scope id) pairs asked of ``nvmlDeviceGetFieldValues`` in one call per device."""
+NVML_NVLINK_MAX_LINKS: Final = 36  # nvml.h; a device answers InvalidArgument above its links
+NVML_DEVICE_MIG_ENABLE: Final = 1
+# nvmlIntNvLinkDeviceType_t → NvLinkRemoteDevice.remote_type (docs/recording-format.md §5.3.1)
+NVLINK_REMOTE_TYPES: Final = {0: "gpu", 1: "ibmnpu", 2: "switch"}
 NVML_PSTATE_MAX: Final = 15  # P0..P15; NVML_PSTATE_UNKNOWN is 32
 NVML_VALUE_NOT_AVAILABLE_ULL: Final = 2**64 - 1
 
@@ -128,6 +154,9 @@ NVML_ERROR_FUNCTION_NOT_FOUND: Final = 13
 # Answers that will not change while the device stays: asked once, then remembered.
 _UNSUPPORTED: Final = frozenset({3, 4, NVML_ERROR_FUNCTION_NOT_FOUND})  # NOT_SUPPORTED,
 # NO_PERMISSION, FUNCTION_NOT_FOUND
+NVML_ERROR_INVALID_ARGUMENT: Final = 2
+_NO_LINK: Final = _UNSUPPORTED | {NVML_ERROR_INVALID_ARGUMENT}  # also "no such link"
+TOPOLOGY_EVERY: Final = 60  # cycles between two reads of a device's links and MIG instances
 
 DYNAMIC_CALLS: Final = (
     "nvmlDeviceGetCount",
@@ -160,6 +189,20 @@ HEALTH_CALLS: Final = (
     "nvmlDeviceGetTotalEnergyConsumption",
 )
 """The pynvml functions behind ``Gpu.health``, each dropped for a device that refused it."""
+
+TOPOLOGY_CALLS: Final = (
+    "nvmlDeviceGetNvLinkState",  # per link, each dropped for a link that refused it
+    "nvmlDeviceGetNvLinkRemoteDeviceType",  # per active link
+    "nvmlDeviceGetMigMode",
+    "nvmlDeviceGetMaxMigDeviceCount",  # MIG mode on only, as the three below
+    "nvmlDeviceGetMigDeviceHandleByIndex",
+    "nvmlDeviceGetGpuInstanceId",
+    "nvmlDeviceGetName",  # of each MIG device: its profile
+    "nvmlDeviceGetUUID",  # of each MIG device
+)
+"""The pynvml functions a device's first cycle calls, and every ``topology_every``-th after;
+each MIG instance adds ``nvmlDeviceGetMemoryInfo`` and ``nvmlDeviceGetUtilizationRates`` to
+every cycle."""
 
 
 # ---- the typed face of pynvml -----------------------------------------------------------
@@ -332,6 +375,18 @@ class NvmlHealthApi(NvmlApi, Protocol):
     def nvmlEventSetFree(self, event_set: object, /) -> None: ...
 
 
+class NvmlTopologyApi(NvmlHealthApi, Protocol):
+    """NVLink links and MIG instances (``TOPOLOGY_CALLS``); like the health calls, each may be
+    missing from a binding or a driver (FunctionNotFound)."""
+
+    def nvmlDeviceGetNvLinkState(self, handle: object, link: int, /) -> int: ...
+    def nvmlDeviceGetNvLinkRemoteDeviceType(self, handle: object, link: int, /) -> int: ...
+    def nvmlDeviceGetMigMode(self, handle: object, /) -> Sequence[int]: ...  # [current, pending]
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: object, /) -> int: ...
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: object, index: int, /) -> object: ...
+    def nvmlDeviceGetGpuInstanceId(self, handle: object, /) -> int: ...
+
+
 def load_nvml() -> NvmlApi:
     """The real binding. Imported here, so a machine without it can still replay files."""
     import pynvml  # nvidia-ml-py; untyped (mypy override), typed by NvmlApi
@@ -447,6 +502,10 @@ class _DeviceState:
     def __init__(self) -> None:
         self.refused: dict[str, int] = {}  # call or "field N" → the NVML code that refused it
         self.counters: dict[int, tuple[int, int]] = {}  # field id → (value, timestamp µs)
+        self.topology_cycle: int | None = None  # the cycle that last read links and MIG
+        self.links: tuple[NvLinkRemoteDevice, ...] = ()
+        self.mig_enabled = False
+        self.mig: tuple[_MigInstance, ...] = ()
 
     def rate(self, field: int, reading: tuple[int, int] | None, scale: int) -> float | None:
         """Units per second of a cumulative counter since the previous cycle that read it;
@@ -462,6 +521,38 @@ class _DeviceState:
         if grown < 0 or elapsed_us <= 0:
             return None
         return grown * scale * 1_000_000 / elapsed_us
+
+
+@attrs.frozen
+class _MigInstance:
+    """One GPU instance of a GPU in MIG mode, as its topology read found it."""
+
+    handle: object  # the MIG device handle (its first compute instance)
+    gpu_instance: int
+    profile: str | None  # "3g.40gb"
+    mig_uuid: str | None  # "MIG-…"
+    state: _DeviceState  # what this instance refused (utilization), kept across reads
+
+
+def _remote_type(code: int | None) -> str:
+    return "unknown" if code is None else NVLINK_REMOTE_TYPES.get(code, "unknown")
+
+
+def _link_row(link: int, active: bool, remote: int | None) -> NvLinkRemoteDevice | None:
+    """One link of ``nvlink_remote_devices`` (docs/recording-format.md §5.3.1)."""
+    return NvLinkRemoteDevice(link, _remote_type(remote), state="active" if active else "inactive")
+
+
+def _mig_profile(name: str | None) -> str | None:
+    """A MIG device's GPU instance profile from its name: ``NVIDIA A100-SXM4-40GB MIG 3g.20gb``
+    → ``3g.20gb``; a compute instance's ``1c.3g.20gb`` → its GPU instance's ``3g.20gb``."""
+    if name is None or " MIG " not in name:
+        return None
+    profile = name.rsplit(" MIG ", 1)[1].strip()
+    head, dot, rest = profile.partition(".")
+    if dot and head.endswith("c") and head[:-1].isdigit() and "." in rest:
+        profile = rest
+    return profile or None
 
 
 class _XidWatch:
@@ -570,9 +661,12 @@ class NvmlReader:
         *,
         xid_wait_ms: int = 250,
         wall_ms: Callable[[], int] = _epoch_ms,
+        topology_every: int = TOPOLOGY_EVERY,
     ) -> None:
         self._api = api
-        self._health = cast(NvmlHealthApi, api)  # each call may be missing: _optional
+        self._health = cast(NvmlTopologyApi, api)  # each call may be missing: _optional
+        self._topology_every = max(1, topology_every)
+        self._cycle = 0
         self._host_id = host_id
         self._hostname = hostname
         self._xid_wait_ms = xid_wait_ms
@@ -610,6 +704,7 @@ class NvmlReader:
 
     def read(self) -> GpuReading:
         """One cycle. NVML errors become ``None`` fields or ``errors`` entries, never raise."""
+        self._cycle += 1
         try:
             count = self._api.nvmlDeviceGetCount()
         except self._api.NVMLError as err:
@@ -622,11 +717,11 @@ class NvmlReader:
             system = self._system_detail()
             for index in range(count):
                 try:
-                    gpu, rows = self._read_device(index, system, seen)
+                    device_rows, rows = self._read_device(index, system, seen)
                 except _GpuFailed as failed:
                     errors.append(f"nvidia: GPU {index}: {failed}")
                     continue
-                gpus.append(gpu)
+                gpus.extend(device_rows)
                 processes.extend(rows)
         except _DriverFailed as failed:
             errors.append(f"nvidia: {failed}")
@@ -666,12 +761,14 @@ class NvmlReader:
         self,
         device: _DeviceState,
         name: str,
-        get: Callable[[NvmlHealthApi], Callable[[*Ts], T]],
+        get: Callable[[NvmlTopologyApi], Callable[[*Ts], T]],
         *args: *Ts,
+        final: frozenset[int] = _UNSUPPORTED,
     ) -> T | None:
         """``get(api)(*args)`` as :meth:`_query`, for a call a device may refuse for good:
         NotSupported, NoPermission and FunctionNotFound (also a binding without the
-        function) are remembered under ``name`` and never asked again of this device."""
+        function), or the codes in ``final``, are remembered under ``name`` and never asked
+        again of this device."""
         if name in device.refused:
             return None
         try:
@@ -687,7 +784,7 @@ class NvmlReader:
                 raise _GpuFailed(str(err)) from None
             if code in _DRIVER_FATAL:
                 raise _DriverFailed(str(err)) from None
-            if code in _UNSUPPORTED:
+            if code in final:
                 device.refused[name] = code
             return None
 
@@ -708,7 +805,8 @@ class NvmlReader:
 
     def _read_device(
         self, index: int, system: dict[str, str], seen: set[tuple[int, str]]
-    ) -> tuple[Gpu, list[RawGpuProcess]]:
+    ) -> tuple[list[Gpu], list[RawGpuProcess]]:
+        """The GPU's row, then its MIG instances' rows; and its processes."""
         api = self._api
         try:
             handle = api.nvmlDeviceGetHandleByIndex(index)
@@ -727,6 +825,12 @@ class NvmlReader:
         state = self._devices.get(key)
         if state is None:
             state = self._devices[key] = _DeviceState()
+        if state.topology_cycle is None or (
+            self._cycle - state.topology_cycle >= self._topology_every
+        ):
+            state.topology_cycle = self._cycle
+            state.links = self._read_links(state, handle)
+            self._read_mig(state, handle)
 
         memory = self._query(api.nvmlDeviceGetMemoryInfo, handle)
         rates = self._query(api.nvmlDeviceGetUtilizationRates, handle)
@@ -740,6 +844,8 @@ class NvmlReader:
             value = self._query(fn, handle)
             if value is not None:
                 detail[name] = str(value)
+        if state.mig_enabled:
+            detail["mig_mode"] = "enabled"
         gpu = Gpu(
             uuid=uuid,
             name=static.name,
@@ -761,10 +867,110 @@ class NvmlReader:
             temperature_threshold_shutdown=static.temperature_threshold_shutdown,
             gpu_core_count=static.gpu_core_count,
             numa_node_id=static.numa_node_id,
+            nvlink_remote_devices=state.links,
             detail=detail,
             health=self._read_health(state, handle, uuid),
         )
-        return gpu, self._read_processes(handle, index, uuid)
+        rows = [gpu, *(self._mig_row(gpu, instance, system) for instance in state.mig)]
+        return rows, self._read_processes(handle, index, uuid)
+
+    # -- topology: NVLink links and MIG instances, read every topology_every cycles --
+
+    def _read_links(self, state: _DeviceState, handle: object) -> tuple[NvLinkRemoteDevice, ...]:
+        """The device's links; a link refused for good (``_NO_LINK``) is not asked again."""
+        rows: list[NvLinkRemoteDevice] = []
+        for link in range(NVML_NVLINK_MAX_LINKS):
+            active = self._optional(
+                state,
+                f"nvmlDeviceGetNvLinkState({link})",
+                lambda a: a.nvmlDeviceGetNvLinkState,
+                handle,
+                link,
+                final=_NO_LINK,
+            )
+            if active is None:
+                continue
+            remote = None
+            if active:
+                remote = self._optional(
+                    state,
+                    "nvmlDeviceGetNvLinkRemoteDeviceType",
+                    lambda a: a.nvmlDeviceGetNvLinkRemoteDeviceType,
+                    handle,
+                    link,
+                )
+            row = _link_row(link, bool(active), remote)
+            if row is not None:
+                rows.append(row)
+        return tuple(rows)
+
+    def _read_mig(self, state: _DeviceState, handle: object) -> None:
+        """``state.mig_enabled`` and ``state.mig``: the GPU instances, by id (the first MIG
+        device of each). An instance read before keeps what it refused."""
+        q = self._optional
+        mode = q(state, "nvmlDeviceGetMigMode", lambda a: a.nvmlDeviceGetMigMode, handle)
+        state.mig_enabled = mode is not None and int(mode[0]) == NVML_DEVICE_MIG_ENABLE
+        if not state.mig_enabled:
+            state.mig = ()
+            return
+        slots = q(
+            state,
+            "nvmlDeviceGetMaxMigDeviceCount",
+            lambda a: a.nvmlDeviceGetMaxMigDeviceCount,
+            handle,
+        )
+        before = {instance.gpu_instance: instance.state for instance in state.mig}
+        found: dict[int, _MigInstance] = {}
+        for slot in range(slots or 0):
+            mig = q(
+                state,
+                "nvmlDeviceGetMigDeviceHandleByIndex",
+                lambda a: a.nvmlDeviceGetMigDeviceHandleByIndex,
+                handle,
+                slot,
+            )
+            if mig is None:
+                continue  # an empty slot answers NotFound
+            gi = q(state, "nvmlDeviceGetGpuInstanceId", lambda a: a.nvmlDeviceGetGpuInstanceId, mig)
+            if gi is None or gi in found:
+                continue  # a further compute instance of a GPU instance already listed
+            found[gi] = _MigInstance(
+                handle=mig,
+                gpu_instance=gi,
+                profile=_mig_profile(_text(self._query(self._api.nvmlDeviceGetName, mig))),
+                mig_uuid=_text(self._query(self._api.nvmlDeviceGetUUID, mig)),
+                state=before.get(gi) or _DeviceState(),
+            )
+        state.mig = tuple(found[gi] for gi in sorted(found))
+
+    def _mig_row(self, gpu: Gpu, instance: _MigInstance, system: dict[str, str]) -> Gpu:
+        """A GPU instance's row of this cycle (the module docstring's representation)."""
+        memory = self._query(self._api.nvmlDeviceGetMemoryInfo, instance.handle)
+        rates = self._optional(
+            instance.state,
+            "nvmlDeviceGetUtilizationRates",
+            lambda a: a.nvmlDeviceGetUtilizationRates,
+            instance.handle,
+        )
+        detail = {"index": gpu.detail.get("index", ""), **system}
+        detail["gpu_instance"] = str(instance.gpu_instance)
+        if instance.profile is not None:
+            detail["gpu_instance_profile"] = instance.profile
+        if instance.mig_uuid is not None:
+            detail["mig_uuid"] = instance.mig_uuid
+        return Gpu(
+            uuid=f"{gpu.uuid}/{instance.gpu_instance}",
+            name=gpu.name,
+            device_type=gpu.device_type,
+            host_id=gpu.host_id,
+            hostname=gpu.hostname,
+            instance=gpu.instance,
+            utilization=None if rates is None else float(rates.gpu),
+            used_memory=None if memory is None else int(memory.used),
+            total_memory=None if memory is None else int(memory.total),
+            memory_utilization=None if rates is None else float(rates.memory),
+            detail=detail,
+        )
 
     def _read_health(self, state: _DeviceState, handle: object, uuid: str) -> GpuHealth | None:
         """``Gpu.health`` (docs/recording-format.md §5.3.3); ``None`` when nothing was read."""

@@ -35,6 +35,13 @@ A ``throttle`` incident (one GPU or all of a host's, over ``[start_ms, end_ms)``
 violation time by exactly the time spent inside it; an ``xid`` incident (one GPU, at
 ``start_ms``) counts its code in ``xid_counts`` from then on and is the ``last_xid`` until a
 later one. Throttle and XID incidents need ``health``.
+
+NVLink topology (docs/recording-format.md §5.3.1), only with ``ClusterSpec.nvlink``: every GPU
+of an SXM board lists its links, all active and to NVSwitches, as an HGX board wires them (18
+links per GPU on B200, H200 and H100, 12 on A100; none on PCIe boards such as L40), with no
+bandwidth (the NVML reader reads none). The links are one tuple shared by every row, drawn from
+no generator: turning it on changes nothing else, and with it off rows stay byte for byte as
+before.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from allsmi.domain.model import (
     GpuHealth,
     GpuProcess,
     Memory,
+    NvLinkRemoteDevice,
     Psu,
     Row,
     Storage,
@@ -113,6 +121,9 @@ _COMMANDS: Final = (
     "python finetune.py --base mistral-7b --lora-r 16 --epochs 3",
 )
 _SIDE_COMMANDS: Final = ("python eval.py --shard 0", "jupyter-lab --no-browser --port 8888")
+# (substring of the name, NVLinks per GPU to the board's NVSwitches); the first match wins,
+# none on any other board (PCIe).
+_NVLINKS: Final = (("B200", 18), ("H200", 18), ("H100", 18), ("A100", 12))
 # (substring of the name, memory clock MHz); the first match wins, else the last entry's.
 _MEMORY_CLOCKS: Final = (("B200", 3996), ("H200", 3201), ("A100", 1593), ("L40", 9001), ("", 2619))
 _FANS: Final = 6
@@ -204,6 +215,7 @@ class ClusterSpec:
     base_port: int | None = attrs.field(default=None)
     spread: bool = False  # with base_port: node i at spread_address(i):base_port
     health: bool = False  # GPU rows carry GpuHealth (docs/recording-format.md §5.3.3)
+    nvlink: bool = False  # GPU rows list their NVLinks (docs/recording-format.md §5.3.1)
 
     @incidents.validator
     def _on_known_hosts(self, _: attrs.Attribute[tuple[Incident, ...]], value: object) -> None:
@@ -346,6 +358,7 @@ class _Shared(NamedTuple):
     details: tuple[dict[str, str], ...]  # by GPU index
     chassis_detail: dict[str, str]
     cpu_model: str
+    links: tuple[NvLinkRemoteDevice, ...]  # every GPU's, () without ClusterSpec.nvlink
     # Per-core rows by [core_id][whole percent]: cores are shown as whole percents, so the
     # 64 rows of every node in every frame are picked from here instead of built.
     core_rows: tuple[tuple[CoreUtilization, ...], ...]
@@ -369,11 +382,19 @@ def _shared(spec: ClusterSpec) -> _Shared:
             "platform": "nvidia",
         },
         cpu_model=f"AMD EPYC {number} {per_socket}-Core Processor",
+        links=_links(spec),
         core_rows=tuple(
             tuple(CoreUtilization(core_id=c, utilization=float(u)) for u in range(101))
             for c in range(spec.cores_per_node)
         ),
     )
+
+
+def _links(spec: ClusterSpec) -> tuple[NvLinkRemoteDevice, ...]:
+    if not spec.nvlink:
+        return ()
+    count = next((n for key, n in _NVLINKS if key in spec.gpu_name), 0)
+    return tuple(NvLinkRemoteDevice(link, "switch", state="active") for link in range(count))
 
 
 class _Health:
@@ -684,6 +705,7 @@ def _gpu_rows(
     name, total, n = spec.gpu_name, spec.gpu_memory_bytes, spec.gpus_per_node
     host_id, hostname = node.host_id, node.hostname
     tdp, cores, details = shared.board.tdp_w, shared.board.cores, shared.details
+    links = shared.links
     return tuple(
         Gpu(
             uuid=uuid,
@@ -705,6 +727,7 @@ def _gpu_rows(
             temperature_threshold_shutdown=95,
             gpu_core_count=cores,
             numa_node_id=i * 2 // n,  # half the GPUs hang off each socket
+            nvlink_remote_devices=links,
             detail=details[i],
             health=None if health is None else health[i],
         )
