@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import pty
 import re
@@ -149,7 +150,7 @@ def bench_decode(recording: Path) -> list[float]:
         return [
             ms
             for index in range(source.frame_count)
-            for ms in _time_ms(lambda index=index: source.frame(index), 1)
+            for ms in _time_ms(functools.partial(source.frame, index), 1)
         ]
 
 
