@@ -18,7 +18,7 @@ import pytest
 from allsmi.domain.errors import UsageError
 from allsmi.domain.hosts import host_part, parse_shard, select_shard, shard_of
 from allsmi.domain.merge import Part, merge_parts
-from allsmi.domain.model import Cpu, Frame, Gpu
+from allsmi.domain.model import Cpu, Frame, Gpu, Memory
 
 T0 = 1_776_513_600_000
 
@@ -221,3 +221,20 @@ def test_the_shards_of_n_partition_the_targets_in_their_order() -> None:
             assert list(part) == [t for t in targets if t in part]  # given order kept
     two = [select_shard(targets, k, 2) for k in (1, 2)]
     assert all(two), "60 hosts in 2 shards leave neither empty"
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def test_a_pairs_second_target_giving_a_section_its_partner_gives_keeps_its_own_id() -> None:
+    from allsmi.domain.hosts import claim_rows
+
+    given: dict[tuple[str, str], str] = {}
+    first = [Memory(host_id="n1:9400", hostname="n1", instance="n1", used_bytes=1)]
+    second = [Memory(host_id="n1:9400", hostname="n1", instance="n1", used_bytes=2)]
+    assert claim_rows(given, "n1:9400", False, "memory", list(first)) == first
+    kept = claim_rows(given, "n1:9401", True, "memory", list(second))
+    assert [(m.host_id, m.used_bytes) for m in kept] == [("n1:9401", 2)]  # nothing dropped
+    # a real pair: the partner gives another section, the rows keep the pair's id
+    cpu_rows = claim_rows(given, "n1:9401", True, "cpus", [Cpu("n1:9400", "n1", "n1")])
+    assert [c.host_id for c in cpu_rows] == ["n1:9400"]

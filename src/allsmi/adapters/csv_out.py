@@ -53,7 +53,12 @@ def _cell(value: Cell) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, str) and value[:1] in _FORMULA_LEADS:
+        return "'" + value  # a spreadsheet would run "=…" (a command line, a user name)
     return str(value)
+
+
+_FORMULA_LEADS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _minus(total: int | None, part: int | None) -> int | None:

@@ -515,7 +515,12 @@ def export_users(frame: Frame | None, view: ViewState, hosts: tuple[str, ...]) -
     path = export_dir() / f"users-{when}.csv"
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(path, render_table(columns, rows).encode())
+        text = render_table(columns, rows)
+        try:  # a command line psutil read with surrogateescape (not UTF-8) keeps its bytes
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # any other lone surrogate: written escaped
+            data = text.encode("utf-8", "backslashreplace")
+        atomic_write(path, data)
     except SinkFailed as err:
         return f"export failed: {err}"
     except OSError as err:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -163,6 +164,27 @@ def shard_of(target: str, shards: int) -> int:
 def select_shard(targets: Iterable[str], shard: int, shards: int) -> tuple[str, ...]:
     """The targets of shard ``shard`` of ``shards``, in their given order."""
     return tuple(t for t in targets if shard_of(t, shards) == shard)
+
+
+_R = TypeVar("_R", bound=Row)
+
+
+def claim_rows(
+    given: dict[tuple[str, str], str], target: str, paired: bool, key: str, rows: list[_R]
+) -> list[_R]:
+    """One target's rows of section ``key``, as a frame takes them: ``given`` (host id,
+    section key) → the target that gave them first. A paired target (one of the two
+    exporters of a node: its rows carry its partner's id) whose partner already gives the
+    section is a host of its own after all — two exporters of one kind on one address — and
+    its rows keep its own id: nothing is dropped."""
+    if not rows:
+        return rows
+    first = given.setdefault((rows[0].host_id, key), target)
+    if not paired or first == target:
+        return rows
+    own = normalise_host_id(target)
+    given.setdefault((own, key), target)
+    return [attrs.evolve(row, host_id=own) for row in rows]
 
 
 # --------------------------------------------------------------------------- identity

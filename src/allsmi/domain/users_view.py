@@ -59,7 +59,7 @@ SYSTEM_UID_BELOW: Final = 1000
 NO_USER: Final = "?"
 NO_NAMESPACE: Final = "(no namespace)"
 _JOB: Final = re.compile(r"(?:^|/)job_(\d+)(?:/|$)")
-_ELAPSED: Final = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.\d*)?$")
+_ELAPSED: Final = re.compile(r"^(?:(?:([0-9]{1,9}):)?([0-9]{1,9}):)?([0-9]{1,9})(?:\.[0-9]*)?$")
 
 
 @attrs.frozen
@@ -135,7 +135,7 @@ def elapsed_seconds(text: str | None) -> int | None:
 
 
 def is_system(user: str) -> bool:
-    return user == "root" or (user.isdigit() and int(user) < SYSTEM_UID_BELOW)
+    return user == "root" or (_small_number(user) and int(user) < SYSTEM_UID_BELOW)
 
 
 def _gpu_key(host: str, gpu: str) -> str:
@@ -174,7 +174,7 @@ def _pod_works(gpus: Iterable[Gpu]) -> list[Work]:
             Work(
                 host=gpu.host_id,
                 gpu=gpu.uuid,
-                gpu_index=int(index) if index.isdigit() else at,
+                gpu_index=int(index) if _small_number(index) else at,
                 key=pod,
                 user=gpu.detail.get("namespace") or NO_NAMESPACE,
                 vram=max(gpu.used_memory or 0, 0),
@@ -528,3 +528,9 @@ def _cells(names: Iterable[str], least: int, most: int) -> int:
     """The first column's cells: its longest name, at least ``least`` (its label), at most
     ``most``, and one space after."""
     return min(max([least, *(len(clean(n)) for n in names)]), most) + 1
+
+
+def _small_number(text: str) -> bool:
+    """ASCII digits ``int()`` reads quickly (``"²"`` is a digit to ``str.isdigit``, and a
+    5,000-digit one is past ``int()``'s limit)."""
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()

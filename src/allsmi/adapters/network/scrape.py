@@ -63,7 +63,7 @@ from allsmi.adapters.network.client import HttpFailed, HttpOrigin, size_text
 from allsmi.adapters.prometheus import dcgm, node
 from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, fold_page, parse_metrics
 from allsmi.domain.errors import AllsmiError
-from allsmi.domain.hosts import host_part
+from allsmi.domain.hosts import claim_rows, host_part
 from allsmi.domain.model import DEFAULT_SECTIONS, SECTION_TABLE, Frame, normalise_host_id
 from allsmi.domain.sections import build_frame, rows_of
 
@@ -351,15 +351,9 @@ class RemoteSource:
             elif result.error is not None:
                 errors.append(result.error)
             elif result.sections is not None:
+                paired = self._pair[host] != normalise_host_id(host)
                 for key, rows in result.sections.items():
-                    if rows and self._pair[host] != normalise_host_id(host):
-                        first = given.setdefault((rows[0].host_id, key), host)
-                        if first != host:  # a pair's pages both give this section
-                            errors.append(f"{host}: {key} rows dropped: {first} gives them")
-                            continue
-                    elif rows:
-                        given.setdefault((rows[0].host_id, key), host)
-                    merged[key].extend(rows)
+                    merged[key].extend(claim_rows(given, host, paired, key, rows))
         by_name = {name: merged[key] for name, key in SECTION_KEYS.items()}
         include = self.config.include
         return build_frame(t_ms, by_name, include=include, source="remote", errors=errors)
@@ -515,6 +509,8 @@ class _Page:
             sections = self._exporter_rows(kind, text, states)
         except OverLimit as err:
             failure = str(err)
+        except (ValueError, OverflowError, ArithmeticError) as err:  # a value no reader takes
+            failure = f"invalid /metrics ({type(err).__name__})"  # this host's error alone
         if failure:  # raised outside the except block: see read_metrics
             raise ScrapeFailed(failure)
         for key in sections:

@@ -261,7 +261,9 @@ def fold_dcgm(
 
 
 def _number_or_max(text: str) -> int:
-    return int(text) if text.isascii() and text.isdigit() else 2**63
+    """A label's index (``gpu``, ``GPU_I_ID``); 2**63 (sorted last) when it is none, or too
+    long for one (``int()`` refuses 4,300 digits)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 2**63
 
 
 # --------------------------------------------------------------------------- across scrapes

@@ -56,6 +56,7 @@ _OTHER_WHITESPACE: Final = re.compile(r"[^\S ]")
 _ESCAPE: Final = re.compile(r'\\[\\n"]')
 _ESCAPES: Final = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
 LABEL_BLOCKS_KEPT: Final = 16_384  # ~1,300 a cycle at 100 dcgm + node_exporter pages
+KEPT_CHARS: Final = 1024  # a longer block or name is read each time: the caches stay < 35 MB
 _blocks: dict[str, dict[str, str]] = {}  # label block text → its labels (module rules)
 _names: set[str] = set()  # sample names a sample line without a timestamp was read with
 _SUFFIXES: Final = {
@@ -136,9 +137,10 @@ def _sample_line(line: str) -> tuple[str, dict[str, str], int | float]:
         labels = _blocks.get(block)
         if labels is None:
             labels = _labels(block)
-            if len(_blocks) >= LABEL_BLOCKS_KEPT:
-                _blocks.clear()  # a page of ever new blocks: bounded, never slower than none
-            _blocks[block] = labels
+            if len(block) <= KEPT_CHARS:  # a dcgm GPU's block ~300, node_exporter's ~25
+                if len(_blocks) >= LABEL_BLOCKS_KEPT:
+                    _blocks.clear()  # a page of ever new blocks: bounded, never slower than none
+                _blocks[block] = labels
     else:
         labels = {}
     number = _number(value)
@@ -147,7 +149,7 @@ def _sample_line(line: str) -> tuple[str, dict[str, str], int | float]:
             _number(stamp) / 1000  # the vendor parses it (in seconds), so checks it too
         except OverflowError:
             raise NotPlain from None
-    elif name not in _names:
+    elif name not in _names and len(name) <= KEPT_CHARS:
         if len(_names) >= LABEL_BLOCKS_KEPT:
             _names.clear()
         _names.add(name)

@@ -62,7 +62,7 @@ from allsmi.adapters.prometheus.conversions import Number, PageLabels
 from allsmi.adapters.prometheus.exposition import Sample, sample_value
 from allsmi.adapters.prometheus.families import FAMILIES
 from allsmi.adapters.prometheus.parser import OverLimit, PageLimits, rows_from_samples
-from allsmi.domain.hosts import host_part
+from allsmi.domain.hosts import claim_rows, host_part
 from allsmi.domain.model import SECTION_TABLE, Frame, normalise_host_id
 from allsmi.domain.sections import build_frame
 
@@ -283,13 +283,7 @@ class Run:
                 own = normalise_host_id(host)
                 paired = self._pairs.get(host, own) != own
                 for key, given_rows in found.items():
-                    first = host
-                    if given_rows:
-                        first = given.setdefault((given_rows[0].host_id, key), host)
-                    if paired and first != host:  # a pair's pages both give this section
-                        errors.append(f"{host}: {key} rows dropped: {first} gives them")
-                        continue
-                    merged[key].extend(given_rows)
+                    merged[key].extend(claim_rows(given, host, paired, key, given_rows))
                 continue
             samples: list[Sample] = []
             for name, labels, points in self._series[host]:

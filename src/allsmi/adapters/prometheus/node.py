@@ -118,6 +118,8 @@ class NodePage:
             core, mode = labels.get("cpu", ""), labels.get("mode", "")
             if value is None or not mode or not (core.isascii() and core.isdigit()):
                 return
+            if len(core) > 9:  # no machine has a billion cores; int() refuses 4,300 digits
+                return
             key = int(core)
             if key not in self.seconds:
                 self._count()
