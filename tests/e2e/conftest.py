@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -117,3 +119,44 @@ def poll(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "cond
             return
         time.sleep(0.05)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (bound to 0, read, closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_loopback_mock(hostfile: Path, *args: str, attempts: int = 5) -> subprocess.Popen[str]:
+    """``allsmi mock ARGS`` on a free base port, once its hostfile says every node listens;
+    tried again on another port while one is taken (another test's, or the system's)."""
+    for _ in range(attempts):
+        proc = start_allsmi(
+            "mock", *args, "--base-port", str(free_port()), "--hostfile", str(hostfile)
+        )
+        poll(functools.partial(_up_or_gone, hostfile, proc), 60, "the mock to listen")
+        if proc.poll() is None:
+            return proc
+        _, err = proc.communicate(timeout=10)
+        if "already in use" not in err:
+            pytest.fail(f"allsmi mock exited {proc.returncode}: {err}")
+    pytest.fail(f"allsmi mock could not bind in {attempts} attempts")
+
+
+def _up_or_gone(hostfile: Path, proc: subprocess.Popen[str]) -> bool:
+    """The mock wrote its hostfile (every node listens), or exited."""
+    return hostfile.exists() or proc.poll() is not None
+
+
+def frames_in(path: Path) -> int:
+    """The frames a recording holds now (0 while it cannot be opened yet)."""
+    from allsmi.adapters.recording.source import RecordingSource
+    from allsmi.domain.errors import AllsmiError
+
+    try:
+        with RecordingSource(path) as source:
+            return source.frame_count
+    except AllsmiError:  # not written yet
+        return 0

@@ -8,11 +8,9 @@ terminal (tmux)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,7 @@ import pytest
 
 from allsmi.adapters.recording.source import RecordingSource
 
-from .conftest import poll, run_allsmi, start_allsmi
-from .test_exporter import free_port
+from .conftest import frames_in, poll, run_allsmi, start_allsmi, start_loopback_mock
 from .tmux import Tmux
 
 NODES = 20
@@ -39,38 +36,24 @@ class Recorded:
     started_ms: tuple[int, int]  # the mock's start: no earlier than [0], no later than [1]
 
 
-def _up_or_gone(hostfile: Path, proc: subprocess.Popen[str]) -> bool:
-    return hostfile.exists() or proc.poll() is not None
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     tmp = tmp_path_factory.mktemp("dcgm")
     hostfile = tmp / "hosts"
     throttle, xid = (":".join(map(str, spec)) for spec in (THROTTLE, XID))
     incidents = ("--incident", f"throttle:{throttle}", "--incident", f"xid:{xid}")
-    for _ in range(5):
-        before = time.time_ns() // 1_000_000
-        mock = start_allsmi(
-            "mock", "--flavor", "dcgm,node", "--nodes", str(NODES), "--interval", "1",
-            "--base-port", str(free_port()), "--hostfile", str(hostfile), *incidents,
-        )  # fmt: skip
-        poll(functools.partial(_up_or_gone, hostfile, mock), 60, "the mock to listen")
-        after = time.time_ns() // 1_000_000
-        if mock.poll() is None:
-            break
-        _, err = mock.communicate(timeout=10)
-        if "already in use" not in err:
-            pytest.fail(f"allsmi mock exited {mock.returncode}: {err}")
-    else:
-        pytest.fail("allsmi mock could not bind in 5 attempts")
+    before = time.time_ns() // 1_000_000
+    mock = start_loopback_mock(
+        hostfile, "--flavor", "dcgm,node", "--nodes", str(NODES), "--interval", "1", *incidents
+    )
+    after = time.time_ns() // 1_000_000
     try:
         path = tmp / "cluster.ndjson.zst"
         recorder = start_allsmi(
             "record", "--source", "remote", "--hostfile", str(hostfile), "--interval", "1",
             "--include", "gpu,cpu,memory,storage", "-o", str(path),
         )  # fmt: skip
-        poll(lambda: _frames(path) >= RECORD_FRAMES, 60, f"{RECORD_FRAMES} frames")
+        poll(lambda: frames_in(path) >= RECORD_FRAMES, 60, f"{RECORD_FRAMES} frames")
         recorder.send_signal(signal.SIGTERM)
         _, err = recorder.communicate(timeout=30)
         assert recorder.returncode == 0, err
@@ -78,14 +61,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     finally:
         mock.send_signal(signal.SIGTERM)
         mock.communicate(timeout=20)
-
-
-def _frames(path: Path) -> int:
-    try:
-        with RecordingSource(path) as source:
-            return source.frame_count
-    except Exception:  # not written yet
-        return 0
 
 
 def _events(path: Path) -> list[dict[str, object]]:

@@ -32,7 +32,7 @@ from allsmi.adapters.prometheus.writer import render_metrics
 from allsmi.adapters.simulation.simulator import ClusterSimulator, ClusterSpec
 from allsmi.domain.model import SECTIONS, Cpu, Frame, Memory
 
-from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
+from .conftest import assert_one_line_error, free_port, poll, run_allsmi, start_allsmi
 
 TOKEN: Final = "s3cret"
 # promtool's one complaint we accept: the `_count` suffix on all-smi's legacy gauge names,
@@ -55,14 +55,6 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed (run scripts/setup-system, or make test)")
     return found
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (bound to 0, read, closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http() -> httpx.Client:

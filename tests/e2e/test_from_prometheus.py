@@ -18,9 +18,9 @@ from allsmi.domain.model import Frame
 from allsmi.domain.parse import format_rfc3339_ms
 from allsmi.domain.sections import REMOTE_SECTIONS
 
-from .conftest import assert_one_line_error, poll, run_allsmi, start_allsmi
+from .conftest import assert_one_line_error, free_port, poll, run_allsmi, start_allsmi
 from .test_cluster import Mock, tab_row
-from .test_exporter import free_port, prom_query, prometheus, start_api
+from .test_exporter import prom_query, prometheus, start_api
 from .tmux import Tmux
 
 TICK_MS = 3000  # the mock's simulation step: its values hold that long

@@ -20,8 +20,8 @@ from allsmi.app.prom_replay import PrometheusSource
 from allsmi.domain.model import Frame, Gpu
 from allsmi.domain.parse import format_rfc3339_ms
 
-from .conftest import poll, run_allsmi, start_allsmi
-from .test_exporter import free_port, prom_query, prometheus
+from .conftest import free_port, poll, run_allsmi, start_allsmi
+from .test_exporter import prom_query, prometheus
 
 NODES = 3
 THROTTLE = (2, 1, 14, 5)  # node (from 1), GPU, start s, length s: after Prometheus and us

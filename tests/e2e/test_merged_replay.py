@@ -6,10 +6,8 @@ interval) — in the reader and on a real terminal (tmux), keys and all."""
 
 from __future__ import annotations
 
-import functools
 import re
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +20,7 @@ from allsmi.domain.hosts import parse_hostfile, select_shard
 from allsmi.domain.model import Frame, normalise_host_id
 from allsmi.domain.sections import SECTION_BY_NAME, rows_of
 
-from .conftest import poll, run_allsmi, start_allsmi
-from .test_exporter import free_port
+from .conftest import frames_in, poll, run_allsmi, start_allsmi, start_loopback_mock
 from .tmux import Tmux
 
 NODES = 30
@@ -40,31 +37,14 @@ class Recorded:
     whole: Path
 
 
-def _spread_mock(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
-    hostfile = tmp / "hosts"
-    for _ in range(5):
-        proc = start_allsmi(
-            "mock", "--spread", "--nodes", str(NODES), "--failure-nodes", str(FAILING),
-            "--interval", "1", "--base-port", str(free_port()), "--hostfile", str(hostfile),
-        )  # fmt: skip
-        poll(functools.partial(_up_or_gone, hostfile, proc), 60, "the mock to listen")
-        if proc.poll() is None:
-            return proc, hostfile
-        _, err = proc.communicate(timeout=10)
-        if "already in use" not in err:
-            pytest.fail(f"allsmi mock exited {proc.returncode}: {err}")
-    pytest.fail("allsmi mock --spread could not bind in 5 attempts")
-
-
-def _up_or_gone(hostfile: Path, proc: subprocess.Popen[str]) -> bool:
-    """The mock wrote its hostfile (every node listens), or exited."""
-    return hostfile.exists() or proc.poll() is not None
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     tmp = tmp_path_factory.mktemp("shards")
-    mock, hostfile = _spread_mock(tmp)
+    hostfile = tmp / "hosts"
+    mock = start_loopback_mock(
+        hostfile, "--spread", "--nodes", str(NODES), "--failure-nodes", str(FAILING),
+        "--interval", "1",
+    )  # fmt: skip
     try:
         common = ("record", "--source", "remote", "--hostfile", str(hostfile), "--interval", "1")
         shards = tuple(tmp / f"shard-{k}.ndjson.zst" for k in range(1, SHARDS + 1))
@@ -74,7 +54,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
             for k, path in enumerate(shards, start=1)
         ]
         procs.append(start_allsmi(*common, "-o", str(whole)))
-        poll(lambda: all(_frames(p) >= RECORD_S for p in (*shards, whole)), 60, "8 frames each")
+        poll(lambda: all(frames_in(p) >= RECORD_S for p in (*shards, whole)), 60, "8 frames each")
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -85,14 +65,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     finally:
         mock.send_signal(signal.SIGTERM)
         mock.communicate(timeout=20)
-
-
-def _frames(path: Path) -> int:
-    try:
-        with RecordingSource(path) as source:
-            return source.frame_count
-    except Exception:  # not written yet
-        return 0
 
 
 def _rows_by_host(frame: Frame) -> dict[str, tuple[object, ...]]:
@@ -162,7 +134,7 @@ def test_the_merged_replay_in_a_terminal(recorded: Recorded, sessions: list[Tmux
     session = Tmux("merged", ["view", "--replay", *map(str, recorded.shards)], width=160, height=50)
     sessions.append(session)
     session.wait_for(lambda s: "REPLAY |" in s and "q:Exit" in s)
-    frames = sum(_frames(p) for p in recorded.shards)
+    frames = sum(frames_in(p) for p in recorded.shards)
     screen = session.wait_for(f"frame 1/{frames}")
     # `g` to a second past the start: every shard has a frame there, so every host shows
     session.send("g", *"00:00:03", "Enter")
