@@ -39,6 +39,8 @@ from allsmi.app.replay_driver import ReplayDriver
 from allsmi.app.replay_map import MergedEvents, ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
+from allsmi.domain.alerts_view import ALERT_HOLD_MS, MAX_ALERTS, Alert, alert_line
+from allsmi.domain.energy import Energy, EnergyMeter, replay_energy
 from allsmi.domain.errors import AllsmiError, SinkFailed
 from allsmi.domain.events import Detector, Event, stops
 from allsmi.domain.history import MapView
@@ -65,23 +67,9 @@ from allsmi.domain.screen import (
 from allsmi.domain.summary import Summary, bucket_of
 
 RING_BUCKETS = 360  # live: an hour of 10-s buckets for the history sparklines
-MAX_ALERTS = 50  # live: events kept for the alert line
 SCROLL_KEYS = frozenset({"up", "down", "pgup", "pgdn", "home", "end"})
-# live: of events at one time, the alert line names the first of these kinds (a recovery
-# or a kind not listed, last)
-ALERT_ORDER = (
-    "host-lost",
-    "xid",
-    "temp-crit",
-    "remap",
-    "ecc",
-    "temp-slowdown",
-    "throttle",
-    "power-drop",
-    "util-drop",
-    "errors",
-)
-ALERT_HOLD_MS = 5 * 60_000  # live: an event stays on the alert line this long (frame time)
+# the alert line and the `A` panel (MAX_ALERTS live, ALERT_HOLD_MS, the order of kinds at
+# one time): allsmi.domain.alerts_view
 PLAYING_REDRAW_MS = 100  # the playhead clock redraws at 10 Hz while playing
 IDLE_WAIT_MS = 1000
 LIVE_POLL_MS = 100
@@ -187,6 +175,7 @@ class ReplayModel:
     notice: str | None = None  # the export's outcome, until the next key
     _since_poll: int = 0
     _events_told: tuple[int, bool] = (-1, False)  # (events, done) the core was last told of
+    _first: Frame | None = None  # the recording's first frame (its energy counters)
 
     def key(self, name: str) -> None:
         if self.notice is not None:
@@ -218,6 +207,7 @@ class ReplayModel:
                 self.size,
                 self.status(),
                 self.history(),
+                self.shown_alerts(),
             )
             self.dirty = True
         self.driver.view_keys.clear()
@@ -305,6 +295,18 @@ class ReplayModel:
             return PLAYING_REDRAW_MS
         return FOLLOW_POLL_MS if self.polling else IDLE_WAIT_MS
 
+    def shown_alerts(self) -> tuple[Alert, ...]:
+        """The alerts at the frame on screen (the footer and the ``A`` panel): the events
+        the replay found (:attr:`~allsmi.domain.replay.ReplayState.events`) up to it, within
+        :data:`ALERT_HOLD_MS` of recorded time before it."""
+        state = self.driver.state
+        here = state.cursor_key_ms - state.first_key_ms
+        return tuple(
+            _alert(state.first_key_ms + e.offset_ms, e.where, e, self.tz)
+            for e in state.events
+            if 0 <= here - e.offset_ms <= ALERT_HOLD_MS
+        )
+
     def _hosts(self) -> tuple[str, ...]:
         header = self.driver.source.header
         return header.hosts if header and len(header.hosts) > 1 else ()
@@ -336,6 +338,7 @@ class ReplayModel:
             title="allsmi replay",
             history=history,
             events=event_list_view(self.driver.state),
+            alerts=self.shown_alerts() if self.view.alerts else (),
         )
 
     def status(self) -> Status:
@@ -345,13 +348,26 @@ class ReplayModel:
         message = message or (source.warnings[-1] if source.warnings else None)
         if message is None and self.map is not None:
             message = self.map.problem
+        if message is None:  # all-smi's alert footer, as live
+            message = alert_line(self.shown_alerts(), self.driver.state.cursor_key_ms)
         keys = replay_keys_help(self.driver.state.mode, self.driver.state.has_live_edge)
-        return Status(replay=replay, message=message, keys_help=keys)
+        return Status(replay=replay, message=message, keys_help=keys, energy=self.energy())
+
+    def energy(self) -> Energy | None:
+        """From the recording's start to the frame on screen (:func:`replay_energy`)."""
+        history = self.history()
+        if history is None:
+            return None
+        source = self.driver.source
+        if self._first is None and isinstance(source, (RecordingSource, FollowingSource)):
+            self._first = source.frame(0)
+        return replay_energy(history, self._first, self.driver.frame())
 
 
-def _severity(kind: str) -> int:
-    """Where ``kind`` stands in :data:`ALERT_ORDER` (0 first; not in it: after them all)."""
-    return ALERT_ORDER.index(kind) if kind in ALERT_ORDER else len(ALERT_ORDER)
+def _alert(t_ms: int, where: str | None, event: Event | core.ListedEvent, tz: tzinfo) -> Alert:
+    """One event as the footer and the alert panel show it (its time of day in ``tz``)."""
+    when = format_local(t_ms, tz).split(" ")[1]
+    return Alert(t_ms, when, where, event.gpu, event.kind, event.message)
 
 
 def _listed(event: Event, first_t_ms: int, names: Mapping[str, str]) -> core.ListedEvent:
@@ -370,12 +386,16 @@ def _navigate(
     size: tuple[int, int],
     status: Status,
     history: MapView | None = None,
+    alerts: tuple[Alert, ...] = (),
 ) -> ViewState:
     """A tab/scroll/help key, clamped to what the screen can show."""
     tabs = len(tab_labels(frame, hosts))
     page = max(1, size[1] - 8)
     moved = view_key(view, key, tabs, page, frame=frame, expected_hosts=hosts)
-    return clamp_view(frame, moved, size[0], size[1], status, expected_hosts=hosts, history=history)
+    return clamp_view(
+        frame, moved, size[0], size[1], status,
+        expected_hosts=hosts, history=history, alerts=alerts,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- live
@@ -400,6 +420,8 @@ class LiveModel:
     detector: Detector = attrs.field(init=False)
     alerts: list[Event] = attrs.field(factory=list)  # the latest, at most MAX_ALERTS
     notice: str | None = None  # the export's outcome, until the next key
+    # energy since the view started; `R` resets it (allsmi.domain.energy)
+    meter: EnergyMeter = attrs.Factory(EnergyMeter)
 
     def __attrs_post_init__(self) -> None:
         self.ring = Summary(expected_hosts=self.expected_hosts)
@@ -409,6 +431,7 @@ class LiveModel:
         self.frame = frame
         self.ring.add(frame)  # the same bucket function as the recording's map
         self.ring.trim_before(bucket_of(frame.t_ms, self.ring.width_ms) - RING_BUCKETS + 1)
+        self.meter.feed(frame)
         found = self.detector.feed(frame)
         if found:
             self.alerts = [*self.alerts, *found][-MAX_ALERTS:]
@@ -416,23 +439,19 @@ class LiveModel:
 
     def alert_line(self) -> str | None:
         """The message line's alert (all-smi's alert footer, from the recording's own
-        detection): the newest event confirmed in the last :data:`ALERT_HOLD_MS` of frames
-        (of several at one time, the gravest: :data:`ALERT_ORDER`), when, where and its
-        message, and how many more came with it; None without one."""
-        if self.frame is None or not self.alerts:
+        detection; :func:`allsmi.domain.alerts_view.alert_line`): the newest event confirmed
+        in the last five minutes of frames; None without one."""
+        if self.frame is None:
             return None
-        recent = [e for e in self.alerts if self.frame.t_ms - e.t_ms <= ALERT_HOLD_MS]
-        if not recent:
-            return None
-        newest = max(recent, key=lambda event: (event.t_ms, -_severity(event.kind)))
+        return alert_line(self.shown_alerts(), self.frame.t_ms)
+
+    def shown_alerts(self) -> tuple[Alert, ...]:
+        """The last :data:`MAX_ALERTS` events as the footer and the ``A`` panel show them."""
         names = host_names(self.frame, self.expected_hosts).shown
-        host = names.get(newest.host, newest.host) if newest.host else None
-        where = " ".join(
-            part for part in (host, None if newest.gpu is None else f"GPU{newest.gpu}") if part
+        return tuple(
+            _alert(e.t_ms, names.get(e.host, e.host) if e.host else None, e, self.tz)
+            for e in self.alerts
         )
-        more = f" (+{len(recent) - 1} more)" if len(recent) > 1 else ""
-        when = format_local(newest.t_ms, self.tz).split(" ")[1]  # the time of day
-        return f"alert {when} {where + ': ' if where else ''}{newest.message}{more}"
 
     def history(self) -> MapView | None:
         return None if self.frame is None else MapView(self.ring, self.frame.t_ms)
@@ -447,6 +466,10 @@ class LiveModel:
         if name in ("q", "esc") and not view_takes(self.view, name):
             self.quit = True
             return
+        if name == "R" and not view_takes(self.view, name):  # the view's energy session only
+            self.meter.reset()
+            self.dirty = True
+            return
         if exports_users(self.view, name):
             self.notice = export_users(self.frame, self.view, self.expected_hosts)
             self.dirty = True
@@ -459,6 +482,7 @@ class LiveModel:
             self.size,
             self.status(),
             self.history(),
+            self.shown_alerts(),
         )
         self.dirty = True
 
@@ -478,6 +502,7 @@ class LiveModel:
             live_label=f"{self.label} | {when}",
             message=self.notice or self.message or self.alert_line(),
             keys_help=LIVE_KEYS_HELP,
+            energy=self.meter.energy() if self.frame is not None else None,
         )
 
     def lines(self, width: int, height: int) -> tuple[StyledLine, ...]:
@@ -491,6 +516,7 @@ class LiveModel:
             expected_hosts=self.expected_hosts,
             title="allsmi",
             history=self.history(),
+            alerts=self.shown_alerts() if self.view.alerts else (),
         )
 
 

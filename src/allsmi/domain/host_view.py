@@ -33,6 +33,7 @@ from typing import Final
 
 import attrs
 
+from allsmi.domain.energy import format_energy
 from allsmi.domain.events import THRESHOLDS
 from allsmi.domain.model import Gpu, GpuProcess
 from allsmi.domain.screen_rows import (
@@ -64,6 +65,7 @@ HOST_TROUBLE: Final = Style(fg="black", bg="yellow")  # idle-allocated, temp-war
 GPU_SORTS: Final = ("default", "util", "memory")
 PROCESS_SORTS: Final = ("memory", "pid", "cpu")
 HOST_CELLS: Final = 16
+ENERGY_CELLS: Final = 9  # "123.45kWh"
 DOT: Final = "●"
 NO_DOT: Final = "○"
 DOT_STYLES: Final = {OK: GREEN, FAILING: RED, NO_DATA: PLAIN}
@@ -84,6 +86,7 @@ class HostSummary:
     state: str
     note: str  # what the state says: the error, the GPUs idle or warm
     reporting: bool = True  # it has rows in the frame
+    energy_j: float | None = None  # J, its GPUs' energy (allsmi.domain.energy)
 
 
 def _known(values: Sequence[float | None]) -> list[float]:
@@ -129,8 +132,9 @@ def _count(n: int, noun: str) -> str:
 
 
 def host_summary(
-    host: str, name: str, gpus: Sequence[Gpu], has_rows: bool, error: str | None
-) -> HostSummary:
+    host: str, name: str, gpus: Sequence[Gpu], has_rows: bool, error: str | None,
+    energy_j: float | None = None,
+) -> HostSummary:  # fmt: skip
     """A host's summary row from its GPU rows of one frame (module header: state)."""
     utils = _known([g.utilization for g in gpus])
     used = [g.used_memory for g in gpus if g.used_memory is not None]
@@ -161,6 +165,7 @@ def host_summary(
         state=state,
         note=note,
         reporting=has_rows,
+        energy_j=energy_j,
     )
 
 
@@ -195,17 +200,23 @@ def host_columns(rows: Sequence[HostSummary]) -> tuple[int, int]:
     return min(max(host, 4), HOST_CELLS), max(vram, 4)
 
 
-def host_header(trouble: int, columns: tuple[int, int] = (HOST_CELLS, 17)) -> Spans:
+def host_header(
+    trouble: int, columns: tuple[int, int] = (HOST_CELLS, 17), energy: bool = False
+) -> Spans:
+    """The table's header; ``energy``: with the Energy column (before STATE)."""
     said = f"  ({trouble} in trouble, first)" if trouble else ""
     host, vram = columns
     text = (
         f"{'HOST':<{host}} {'GPUs':>4}  {'Util':>6}  {'VRAM':<{vram}}  {'Power':>7}  "
-        f"{'Temp':>5}  STATE{said}"
+        f"{'Temp':>5}  {'Energy'.rjust(ENERGY_CELLS) + '  ' if energy else ''}STATE{said}"
     )
     return [Span(text, HEADER)]
 
 
-def host_line(row: HostSummary, width: int, columns: tuple[int, int] = (HOST_CELLS, 17)) -> Spans:
+def host_line(
+    row: HostSummary, width: int, columns: tuple[int, int] = (HOST_CELLS, 17),
+    energy: bool = False,
+) -> Spans:  # fmt: skip
     """``node-03  8  1.2%  0.9/1.1TiB  640W  41°C  idle but allocated: 8 GPUs``; a host
     without rows reads as its ``no data`` line (red; a failing one white on red: its error
     is at the top of the body). A host in trouble is highlighted across the line."""
@@ -218,6 +229,7 @@ def host_line(row: HostSummary, width: int, columns: tuple[int, int] = (HOST_CEL
     text = (
         f"{cut(clean(row.name), host):<{host}} {row.gpus:>4}  {pct(row.util):>6}  "
         f"{_vram(row):<{vram}}  {power_total(row.power):>7}  {celsius(row.temp_max):>5}  "
+        f"{format_energy(row.energy_j).rjust(ENERGY_CELLS) + '  ' if energy else ''}"
         f"{clean(row.note)}"
     )
     if row.state == OK:

@@ -43,6 +43,8 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from allsmi.domain.alerts_view import Alert, alert_panel_lines, alert_top
+from allsmi.domain.energy import Energy, format_energy
 from allsmi.domain.history import (
     PANEL_HEIGHT,
     MapView,
@@ -90,7 +92,6 @@ from allsmi.domain.screen_rows import (
     cut,
     disk_line,
     fit,
-    gpu_lines,
     health_line,
     health_notes,
     memory_lines,
@@ -102,6 +103,7 @@ from allsmi.domain.screen_rows import (
     workload_header,
     workload_line,
 )
+from allsmi.domain.screen_rows import gpu_lines as _gpu_lines
 from allsmi.domain.summary import error_host
 from allsmi.domain.topology_view import topology_height, topology_lines
 from allsmi.domain.users_view import (
@@ -190,6 +192,9 @@ class ViewState:
     hide_system: bool = False
     drill: tuple[str, ...] = ()  # (), (user,), (user, host id)
     cursor: tuple[int, ...] = (0,)  # one per level: len(drill) + 1
+    # the alert panel (`A`; :mod:`allsmi.domain.alerts_view`) and its first row shown
+    alerts: bool = False
+    alert_top: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     @property
     def lens(self) -> bool:
@@ -231,7 +236,22 @@ _VIEW_KEYS: Final[Mapping[str, _Move]] = {
     "V": lambda v, _, __: _page(v, "users"),
     "U": lambda v, _, __: _page(v, "users"),
     "T": lambda v, _, __: _page(v, "topology"),
+    # all-smi's alert panel: `A` again, or Esc, closes it (:func:`_alerts_key`)
+    "A": lambda v, _, __: attrs.evolve(v, alerts=not v.alerts, alert_top=0, help=False),
 }
+
+
+def _alerts_key(view: ViewState, key: str, page: int) -> ViewState | None:
+    """The open alert panel's keys (None: not one of them): ↑↓ PgUp/PgDn Home/End scroll
+    it (:func:`render` clamps the far end), Esc closes it."""
+    at = view.alert_top
+    moves = {"up": at - 1, "down": at + 1, "pgup": at - page, "pgdn": at + page}
+    moves |= {"home": 0, "end": SCROLL_END}
+    if key in moves:
+        return attrs.evolve(view, alert_top=max(moves[key], 0))
+    if key == "esc":
+        return attrs.evolve(view, alerts=False, alert_top=0)
+    return None
 
 
 def _page(view: ViewState, page: str) -> ViewState:
@@ -295,11 +315,11 @@ def _filter_key(view: ViewState, key: str) -> ViewState:
 def view_takes(view: ViewState, key: str) -> bool:
     """Whether ``key`` is the view's before the shell's own use of it (quit, the replay's
     keys): every key while the filter prompt is open, Esc while a filter is applied (all-smi:
-    Esc clears the filter first) or while a page other than the GPUs' is open (Esc backs
-    out of it first)."""
+    Esc clears the filter first), while the alert panel is open (Esc closes it first) or
+    while a page other than the GPUs' is open (Esc backs out of it first)."""
     if view.editing is not None:
         return True
-    return key == "esc" and (bool(view.filter) or view.page != "gpus")
+    return key == "esc" and (bool(view.filter) or view.page != "gpus" or view.alerts)
 
 
 def exports_users(view: ViewState, key: str) -> bool:
@@ -319,6 +339,10 @@ def view_key(
     Topology page Esc closes it; unknown keys change nothing."""
     if view.editing is not None:
         return _filter_key(view, key)
+    if view.alerts and not view.help:  # the open alert panel's keys come first
+        moved_alerts = _alerts_key(view, key, max(page, 1))
+        if moved_alerts is not None:
+            return moved_alerts
     if view.page == "users" and not view.help:
         users = _users_of(frame, view, expected_hosts) if key == "enter" else None
         moved = _users_key(view, key, max(page, 1), users)
@@ -360,6 +384,9 @@ class Status:
     live_label: str = "LIVE"  # the chip when live: "LIVE local", "LIVE 100 hosts"
     message: str | None = None
     keys_help: str = LIVE_KEYS_HELP
+    # each GPU's and host's energy (:mod:`allsmi.domain.energy`): on GPU rows with room
+    # and in the All tab's host rows; None: not shown
+    energy: Energy | None = None
 
 
 def replay_status(state: ReplayState, tz: tzinfo, skipped: int = 0) -> ReplayStatus:
@@ -619,14 +646,19 @@ def _error_block(errors: Sequence[str]) -> list[Block]:
 
 
 def _gpu_block(
-    gpus: Sequence[Gpu], layout: RowLayout, hosts: str | Sequence[str], t_ms: int | None
-) -> Block:
+    gpus: Sequence[Gpu], layout: RowLayout, hosts: str | Sequence[str], t_ms: int | None,
+    energy: Energy | None = None,
+) -> Block:  # fmt: skip
     """Two lines a GPU, and a health line under each that is not nominal (docs/recording-
     format.md §5.3.3; :func:`~allsmi.domain.screen_rows.health_notes`). ``hosts``: the
     host name of every GPU, or one for all."""
 
     def host(index: int) -> str:
         return hosts if isinstance(hosts, str) else hosts[index]
+
+    def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
+        joules = None if energy is None else energy.gpu(gpu.host_id, gpu.uuid)
+        return _gpu_lines(gpu, layout, host, None if joules is None else format_energy(joules))
 
     notes = [health_notes(gpu, t_ms) if gpu.health is not None else () for gpu in gpus]
     if not any(notes):  # the common case: two lines a GPU
@@ -786,7 +818,7 @@ def _lens_line(view: ViewState, hosts: int, gpus: int) -> Block:
 
 def _host_blocks_at(
     frame: Frame | None, index: Mapping[str, _HostRows], names: HostNames,
-    hosts: Sequence[str], width: int, gpu_sort: str, room: int,
+    hosts: Sequence[str], width: int, gpu_sort: str, room: int, energy: Energy | None = None,
 ) -> tuple[list[Block], list[Block]]:  # fmt: skip
     """The All tab's summary, one row per host: those in trouble first and highlighted
     (:func:`~allsmi.domain.host_view.trouble_first`), then the others, as the blocks above
@@ -799,12 +831,15 @@ def _host_blocks_at(
     for host in hosts:
         rows = index.get(host)
         gpus = rows.gpus if rows is not None else ()
-        summary = host_summary(host, names.shown[host], gpus, rows is not None, failing.get(host))
+        joules = None if energy is None else energy.host(host)
+        summary = host_summary(
+            host, names.shown[host], gpus, rows is not None, failing.get(host), joules
+        )
         summaries.append(summary)
     ordered = trouble_first(summaries, gpu_sort)
     columns = host_columns(ordered)
     trouble = [row for row in ordered if row.state != "ok"]
-    header = host_header(len(trouble), columns)
+    header = host_header(len(trouble), columns, energy is not None)
 
     def table(rows: Sequence[HostSummary], title: Spans = header) -> Block:
         silent = [row for row in rows if not row.reporting]
@@ -812,7 +847,7 @@ def _host_blocks_at(
 
         def build(start: int, stop: int) -> list[Spans]:
             return [
-                title if row is None else host_line(row, width, columns)
+                title if row is None else host_line(row, width, columns, energy is not None)
                 for row in lines[start:stop]
             ]
 
@@ -835,6 +870,7 @@ def _body(
     history: MapView | None = None,
     view: ViewState = _DEFAULT_VIEW,
     room: int = 1 << 30,
+    energy: Energy | None = None,
 ) -> list[Block]:
     """Errors; on the All tab of a cluster, one summary row per host; on a host's tab of a
     cluster, each GPU's history; each host's GPUs (or ``no data``, which the All tab's host
@@ -865,7 +901,9 @@ def _body(
     below: list[Block] = []
     if all_tab and hosts:
         left = room - sum(block.height for block in blocks)  # what errors leave
-        above, below = _host_blocks_at(frame, whole, names, hosts, width, view.gpu_sort, left)
+        above, below = _host_blocks_at(
+            frame, whole, names, hosts, width, view.gpu_sort, left, energy
+        )
         blocks += above
     if history is not None and host_tab and hosts and hosts[0] in index and index[hosts[0]].gpus:
         blocks.append(_gpu_history_block(history, hosts[0], index[hosts[0]].gpus, width))
@@ -876,7 +914,7 @@ def _body(
         if rows is None and not all_tab:  # the All tab's host rows say it once
             blocks.append(_lines_block([no_data_line(shown[host])]))
         elif rows is not None and rows.gpus and key is None:
-            blocks.append(_gpu_block(rows.gpus, layout, shown[host], t_ms))
+            blocks.append(_gpu_block(rows.gpus, layout, shown[host], t_ms, energy))
     if key is not None:
         pairs = sorted(
             ((gpu, shown[host]) for host in hosts if host in index for gpu in index[host].gpus),
@@ -884,7 +922,8 @@ def _body(
         )
         if pairs:
             gpus_sorted = [gpu for gpu, _ in pairs]
-            blocks.append(_gpu_block(gpus_sorted, layout, [name for _, name in pairs], t_ms))
+            names_sorted = [name for _, name in pairs]
+            blocks.append(_gpu_block(gpus_sorted, layout, names_sorted, t_ms, energy))
     blocks += below
     for name, rows in present:
         blocks += _host_blocks(rows, layout, name)
@@ -909,6 +948,8 @@ _HELP_KEYS: Final = (
     ("p / c / m", "sort processes: PID / CPU % / VRAM (the default)"),
     ("f", "only the processes that use a device (uses_gpu), on / off"),
     ("/", "filter: host, device name or index, user, command; Enter apply, Esc clear"),
+    ("A", "alerts: the recent events, newest first; ↑/↓ scroll, A / Esc close"),
+    ("R", "energy: start the view's energy count again (live; never the exporter's)"),
     ("All tab", "one row a host: failing, no data, idle-allocated, hot first, highlighted"),
 )
 _HELP_PAGES: Final = (  # after the replay's keys: the help of a replay at 80×24 keeps them
@@ -1047,7 +1088,7 @@ class _Plan:
 def _plan(
     frame: Frame | None, view: ViewState, size: tuple[int, int], status: Status,
     expected_hosts: Sequence[str], history: MapView | None = None,
-    events: EventListView | None = None,
+    events: EventListView | None = None, alerts: Sequence[Alert] = (),
 ) -> _Plan:  # fmt: skip
     width, height = size
     names = host_names(frame, expected_hosts)  # once per frame drawn, never per row
@@ -1062,11 +1103,23 @@ def _plan(
         rows = 1 + _list_events(slots.body, len(events.events))
         blocks = [
             *_event_list_blocks(events, rows, width),
-            *_page_body(frame, names, shown, width, history, view, slots.body - rows),
+            *_page_body(
+                frame, names, shown, width, history, view, slots.body - rows, status.energy
+            ),
+        ]
+        scroll = 0
+    elif view.alerts:  # the alert panel, as the event list: above the body, never scrolled
+        rows = 1 + _list_events(slots.body, len(alerts))
+        top = alert_top(view.alert_top, len(alerts), rows - 1)
+        blocks = [
+            _lines_block(alert_panel_lines(alerts, top, rows, width)),
+            *_page_body(
+                frame, names, shown, width, history, view, slots.body - rows, status.energy
+            ),
         ]
         scroll = 0
     else:
-        blocks = _page_body(frame, names, shown, width, history, view, slots.body)
+        blocks = _page_body(frame, names, shown, width, history, view, slots.body, status.energy)
     total = sum(block.height for block in blocks)
     scroll = min(scroll, max(total - slots.body, 0))
     return _Plan(names, tab, slots, blocks, scroll)
@@ -1074,11 +1127,11 @@ def _plan(
 
 def _page_body(
     frame: Frame | None, names: HostNames, hosts: Sequence[str], width: int,
-    history: MapView | None, view: ViewState, rows: int,
+    history: MapView | None, view: ViewState, rows: int, energy: Energy | None = None,
 ) -> list[Block]:  # fmt: skip
     """The body of the page open: the GPUs' (:func:`_body`), Users or Topology."""
     if view.page == "gpus":
-        return _body(frame, names, hosts, width, history, view, rows)
+        return _body(frame, names, hosts, width, history, view, rows, energy)
     blocks: list[Block] = []
     if view.filter:
         said = f'filter "{clean(view.filter)}" (/ edits, Esc clears)'
@@ -1247,15 +1300,17 @@ def render(
     title: str = "allsmi",
     history: MapView | None = None,
     events: EventListView | None = None,
+    alerts: Sequence[Alert] = (),
 ) -> tuple[StyledLine, ...]:
     """The whole screen: exactly ``height`` lines of exactly ``width`` cells. ``history``:
     the map the strip (replay) and the history panel are drawn from; ``events``: the open
     event list, drawn at the top of the body, the frame below it (the help screen goes over
-    both)."""
+    both); ``alerts``: what the alert panel lists while it is open (``A``; drawn as the
+    event list, which goes over it)."""
     if height <= 0:
         return ()
     width = max(width, 0)
-    plan = _plan(frame, view, (width, height), status, expected_hosts, history, events)
+    plan = _plan(frame, view, (width, height), status, expected_hosts, history, events, alerts)
     host = plan.names.ids[plan.tab - 1] if plan.tab and len(plan.names.ids) > 1 else None
     lines: list[StyledLine] = []
     if plan.slots.title:
@@ -1283,13 +1338,19 @@ def clamp_view(
     *,
     expected_hosts: tuple[str, ...] = (),
     history: MapView | None = None,
+    alerts: Sequence[Alert] = (),
 ) -> ViewState:
     """``view`` with its tab in range and its scroll clamped as :func:`render` would clamp
-    it, so that after ``end`` one ``up`` moves one line. Builds no text."""
+    it, so that after ``end`` one ``up`` moves one line (the alert panel's first row too,
+    against ``alerts``). Builds no text."""
     if height <= 0:
         return view
     plan = _plan(frame, view, (max(width, 0), height), status, expected_hosts, history)
-    clamped = attrs.evolve(view, tab=plan.tab, scroll=plan.scroll)
+    scroll = view.scroll if view.alerts else plan.scroll  # the panel's plan scrolls no body
+    clamped = attrs.evolve(view, tab=plan.tab, scroll=scroll)
+    if view.alerts:
+        rows = _list_events(plan.slots.body, len(alerts))
+        clamped = attrs.evolve(clamped, alert_top=alert_top(view.alert_top, len(alerts), rows))
     if view.page == "users":  # the cursor on its last row, so that one `up` moves one row
         count = len(_users_of(frame, clamped, expected_hosts).rows())
         clamped = _cursor(clamped, min(view.cursor[-1], max(count - 1, 0)))

@@ -353,8 +353,12 @@ def _temp_style(gpu: Gpu) -> Style:
     return YELLOW if slowdown is not None and temp >= slowdown - 5 else PLAIN
 
 
-def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
-    """Identity (``<name> @ <host>``) and readings, then the Util and Mem gauges."""
+def gpu_lines(
+    gpu: Gpu, layout: RowLayout, host: str, energy: str | None = None
+) -> tuple[Spans, Spans]:
+    """Identity (``<name> @ <host>``) and readings, then the Util and Mem gauges;
+    ``energy`` (its text, :mod:`allsmi.domain.energy`) ends the first line where the row
+    has room for it (200 columns do, 80 do not)."""
     wide = layout.wide
     values = (
         pct(gpu.utilization),
@@ -375,6 +379,10 @@ def gpu_lines(gpu: Gpu, layout: RowLayout, host: str) -> tuple[Spans, Spans]:
         *ident(gpu.name, host, max(8, layout.ident - len(index.text))),
     ]
     first += fields(layout, items)
+    if energy is not None:
+        extra = fields(layout, [field("Enrg", energy, 9, GREEN)])
+        if sum(len(span.text) for span in (*first, *extra)) <= layout.width:
+            first += extra
     left, right = halves(layout.width)
     mem_text = vram(gpu.used_memory, gpu.total_memory, False).rjust(VRAM_COMPACT)
     second = two_gauges(
