@@ -128,3 +128,26 @@ def test_the_all_tabs_host_rows_show_each_hosts_energy() -> None:
     assert any("Energy" in r for r in rows)
     assert any(r.startswith("h1 ") and "1.00kWh" in r for r in rows)
     assert any(r.startswith("h2 ") and "2.00kWh" in r for r in rows)
+
+
+def test_the_kept_map_sums_answer_as_a_fresh_sum_forward_back_and_after_the_map_grew() -> None:
+    from allsmi.domain.energy import MapEnergy
+
+    powers: list[float | None] = [100.4, 200.0, None, 150.6, 300.0] * 12  # across 6 buckets
+    frames = recorded(powers)
+    width = Summary.of(frames[:1]).width_ms
+
+    def view_at(summary: Summary, at: int) -> MapView:
+        shown = frames[at]
+        bucket = [f for f in frames[: at + 1] if f.t_ms // width == shown.t_ms // width]
+        return MapView(summary, shown.t_ms, Summary.of(bucket, interval_ms=1000))
+
+    kept = MapEnergy()
+    half = Summary.of(frames[:30], interval_ms=1000)  # the background pass, half way
+    for at in (3, 12, 25, 8, 29):  # forward, then back
+        assert kept.joules(view_at(half, at)) == map_energy(view_at(half, at))
+    whole = Summary.of(frames, interval_ms=1000)  # ...and done
+    for at in (29, 41, 59, 0, 59):
+        assert kept.joules(view_at(whole, at)) == map_energy(view_at(whole, at))
+        expected = sum(round(p) for p in powers[: at + 1] if p is not None)
+        assert kept.joules(view_at(whole, at))[("h1", "u0")] == expected

@@ -40,7 +40,7 @@ from allsmi.app.replay_map import MergedEvents, ReplayMap
 from allsmi.app.signals import TUI_STOP_SIGNALS, wait_for_signal
 from allsmi.domain import replay as core
 from allsmi.domain.alerts_view import ALERT_HOLD_MS, MAX_ALERTS, Alert, alert_line
-from allsmi.domain.energy import Energy, EnergyMeter, replay_energy
+from allsmi.domain.energy import Energy, EnergyMeter, MapEnergy, replay_energy
 from allsmi.domain.errors import AllsmiError, SinkFailed
 from allsmi.domain.events import Detector, Event, stops
 from allsmi.domain.history import MapView
@@ -176,6 +176,7 @@ class ReplayModel:
     _since_poll: int = 0
     _events_told: tuple[int, bool] = (-1, False)  # (events, done) the core was last told of
     _first: Frame | None = None  # the recording's first frame (its energy counters)
+    _map_energy: MapEnergy = attrs.Factory(MapEnergy)  # the map's sums so far
 
     def key(self, name: str) -> None:
         if self.notice is not None:
@@ -361,7 +362,7 @@ class ReplayModel:
         source = self.driver.source
         if self._first is None and isinstance(source, (RecordingSource, FollowingSource)):
             self._first = source.frame(0)
-        return replay_energy(history, self._first, self.driver.frame())
+        return replay_energy(history, self._first, self.driver.frame(), self._map_energy)
 
 
 def _alert(t_ms: int, where: str | None, event: Event | core.ListedEvent, tz: tzinfo) -> Alert:

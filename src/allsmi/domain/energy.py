@@ -31,7 +31,7 @@ Rules this module obeys:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -132,48 +132,59 @@ class EnergyMeter:
         return Energy(dict(self.totals), since)
 
 
-def _power_sums(summary: Summary, before: int | None) -> dict[Key, int]:
-    """Σ power readings (whole watts) per GPU over the buckets before ``before`` (all
-    buckets when None). Reads the map's power columns (docs: summary's module header,
-    bucket-major ``n``/``sum`` arrays)."""
-    stats = summary._gpu_stats["power"]
-    keys = summary.gpus
-    ng = len(keys)
-    buckets = summary._buckets
-    stop = len(buckets) if before is None else _count_before(buckets, before)
-    out: dict[Key, int] = {}
-    for j, key in enumerate(keys):
-        total = sum(stats.s[j : stop * ng : ng]) if ng else 0
-        if total:
-            out[key] = total
-    return out
+@attrs.define
+class MapEnergy:
+    """The replay's energy from the map (module header: replay), summed incrementally: the
+    sums up to the frame's bucket are kept, and a frame in a later bucket of the same map
+    adds only the buckets between. Playing a week-long recording therefore costs a bucket's
+    column a bucket crossed, not the whole map a frame. A map that changed (its frames
+    counted anew: the background pass merged more in) or a frame further back is summed
+    from the start again."""
 
+    _map: Summary | None = None  # the map summed (held: an id could be reused)
+    _frames: int = 0  # ...and its frames then
+    _stop: int = 0  # the bucket positions summed: those before it
+    _sums: dict[Key, int] = attrs.Factory(dict)
 
-def _count_before(buckets: Iterable[int], bucket: int) -> int:
-    return sum(1 for b in buckets if b < bucket)
+    def joules(self, view: MapView) -> dict[Key, float]:
+        """Joules per GPU from the recording's start to the frame."""
+        summary = view.summary
+        interval = summary.interval_ms or summary.interval_estimate()
+        if interval is None:
+            return {}
+        last = bucket_of(view.t_ms, summary.width_ms)
+        # the frame's own bucket from the partial (up to the frame), when there is one
+        stop = summary.position_of(last if view.partial is not None else last + 1)
+        sums = dict(self._before(summary, stop))
+        if view.partial is not None:
+            partial = view.partial
+            for key, total in partial.power_sums(0, partial.position_of(last + 1)).items():
+                sums[key] = sums.get(key, 0) + total
+        return {key: total * interval / 1000.0 for key, total in sums.items()}
+
+    def _before(self, summary: Summary, stop: int) -> dict[Key, int]:
+        frames = summary.frames
+        if summary is not self._map or frames != self._frames or stop < self._stop:
+            self._map, self._frames, self._stop, self._sums = summary, frames, 0, {}
+        if stop > self._stop:
+            for key, total in summary.power_sums(self._stop, stop).items():
+                self._sums[key] = self._sums.get(key, 0) + total
+            self._stop = stop
+        return self._sums
 
 
 def map_energy(view: MapView) -> dict[Key, float]:
     """Joules per GPU from the recording's start to the frame (module header: replay)."""
-    summary = view.summary
-    interval = summary.interval_ms or summary.interval_estimate()
-    if interval is None:
-        return {}
-    last = bucket_of(view.t_ms, summary.width_ms)
-    if view.partial is not None:
-        sums = _power_sums(summary, last)
-        for key, total in _power_sums(view.partial, last + 1).items():
-            sums[key] = sums.get(key, 0) + total
-    else:
-        sums = _power_sums(summary, last + 1)
-    return {key: total * interval / 1000.0 for key, total in sums.items()}
+    return MapEnergy().joules(view)
 
 
-def replay_energy(view: MapView, first: Frame | None, frame: Frame | None) -> Energy:
-    """The replay's figures: the map's (:func:`map_energy`), the device counter's
-    difference from the recording's first frame where both frames carry it and it did not
-    go down."""
-    gpus = map_energy(view)
+def replay_energy(
+    view: MapView, first: Frame | None, frame: Frame | None, sums: MapEnergy | None = None
+) -> Energy:
+    """The replay's figures: the map's (``sums``, kept by the caller between frames, else
+    summed afresh), the device counter's difference from the recording's first frame where
+    both frames carry it and it did not go down."""
+    gpus = (sums or MapEnergy()).joules(view)
     if first is not None and frame is not None:
         start = {(g.host_id, g.uuid): _counter(g) for g in first.gpus or ()}
         for gpu in frame.gpus or ():

@@ -591,6 +591,27 @@ class Summary:
         """The frames counted, in all buckets."""
         return sum(self._frames)
 
+    def position_of(self, bucket: int) -> int:
+        """How many of the buckets holding a frame come before ``bucket``."""
+        return bisect_left(self._buckets, bucket)
+
+    def power_sums(self, start: int, stop: int) -> dict[tuple[str, str], int]:
+        """Σ GPU power readings (whole watts, as kept) per GPU (host id, uuid) over the
+        buckets at positions ``start`` ≤ p < ``stop`` of :attr:`buckets`; GPUs summing to
+        0 are left out. The energy the replay shows is built from these."""
+        sums = self._gpu_stats["power"].s
+        keys = self._gpus
+        ng = len(keys)
+        stop = min(stop, len(self._buckets))
+        out: dict[tuple[str, str], int] = {}
+        if ng == 0 or start >= stop:
+            return out
+        for j, key in enumerate(keys):
+            total = sum(sums[start * ng + j : stop * ng : ng])
+            if total:
+                out[key] = total
+        return out
+
     def bucket_range(self) -> tuple[int, int] | None:
         """The first and last bucket holding a frame (both included); None when empty."""
         return (self._buckets[0], self._buckets[-1]) if self._buckets else None
